@@ -1,0 +1,216 @@
+// Brain: accepts measurements, splits each probe source across controller shards (asking each what it can give,
+// then the next, until the request is filled), and drives each measurement's status over time with one DO alarm
+// multiplexing many timers. One instance, named "brain".
+import { DurableObject } from "cloudflare:workers";
+import { type Assignment, type CreateMeasurements, type Definition, type ProbeSource, type Status, STATUS, toUnix } from "../protocol/index.ts";
+import type { Participant, ProbeFilter } from "./controller.ts";
+import type { Env } from "./env.ts";
+import { controllerStub, shardByName, shardsForSource } from "./shards.ts";
+import { migrate } from "./sql.ts";
+
+const MIGRATIONS = [
+  `CREATE TABLE measurements (
+     id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, definition TEXT NOT NULL, sources TEXT NOT NULL,
+     status_id INTEGER NOT NULL, status_when INTEGER NOT NULL, creation_time INTEGER NOT NULL,
+     start_time INTEGER NOT NULL, stop_time INTEGER, interval INTEGER, spread INTEGER, is_oneoff INTEGER NOT NULL,
+     probes_requested INTEGER NOT NULL, probes_scheduled INTEGER NOT NULL DEFAULT 0,
+     participants TEXT NOT NULL DEFAULT '[]', owner TEXT NOT NULL);
+   -- Measurement ids start high so they never collide with the reserved ids of built-in measurements.
+   INSERT INTO sqlite_sequence (name, seq) VALUES ('measurements', 10000000);
+   CREATE TABLE timers (msm_id INTEGER NOT NULL, at INTEGER NOT NULL, action TEXT NOT NULL, PRIMARY KEY (msm_id, action));`,
+];
+
+/** Atlas's default interval for periodic pings (seconds). */
+const DEFAULT_INTERVAL = 240;
+/** After a one-off's last packet is due, how long its results may still come in before it is Stopped. */
+const ONEOFF_GRACE_S = 60;
+
+export type MeasurementRow = {
+  id: number;
+  type: string;
+  definition: string;
+  sources: string;
+  status_id: number;
+  status_when: number;
+  creation_time: number;
+  start_time: number;
+  stop_time: number | null;
+  interval: number | null;
+  spread: number | null;
+  is_oneoff: number;
+  probes_requested: number;
+  probes_scheduled: number;
+  participants: string;
+  owner: string;
+};
+
+export type MeasurementFilter = { ids?: number[]; status?: number[]; type?: string; is_oneoff?: boolean; owner?: string };
+
+type Action = "start" | "stop" | "finish";
+
+export class Brain extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => migrate(ctx.storage, MIGRATIONS));
+  }
+
+  private sql<T extends Record<string, SqlStorageValue>>(q: string, ...b: unknown[]): T[] {
+    return this.ctx.storage.sql.exec<T>(q, ...(b as SqlStorageValue[])).toArray();
+  }
+
+  /** Creates one measurement per definition (ids in definition order) and schedules it on probes. */
+  async create(req: CreateMeasurements, owner: string): Promise<number[]> {
+    const now = Math.floor(Date.now() / 1000);
+    const rows = req.definitions.map((def) => {
+      const isOneoff = def.is_oneoff ?? req.is_oneoff ?? false;
+      const start = toUnixOr(def.start_time ?? req.start_time, now);
+      const stop = isOneoff ? null : toUnixOr(def.stop_time ?? req.stop_time, null);
+      const interval = isOneoff ? null : def.interval ?? DEFAULT_INTERVAL;
+      const spread = interval === null ? null : def.spread ?? Math.min(Math.floor(interval / 2), 400);
+      const requested = req.probes.reduce((n, s) => n + s.requested, 0);
+      return this.sql<MeasurementRow>(
+        `INSERT INTO measurements (type, definition, sources, status_id, status_when, creation_time, start_time, stop_time,
+           interval, spread, is_oneoff, probes_requested, owner) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        def.type, JSON.stringify(def), JSON.stringify(req.probes), now, now, Math.max(start, now), stop, interval, spread,
+        isOneoff ? 1 : 0, requested, owner)[0]!;
+    });
+    for (const row of rows) await this.schedule(row);
+    return rows.map((r) => r.id);
+  }
+
+  private async schedule(row: MeasurementRow): Promise<void> {
+    const def = JSON.parse(row.definition) as Definition;
+    const sources = JSON.parse(row.sources) as ProbeSource[];
+    const assignment: Assignment = {
+      msm_id: row.id,
+      spec: {
+        type: def.type, af: def.af, target: def.target, packets: def.packets, size: def.size,
+        packet_interval: def.packet_interval, resolve_on_probe: def.resolve_on_probe ?? false,
+      },
+      interval: row.interval,
+      spread: row.spread ?? 0,
+      start_time: row.start_time,
+      stop_time: row.stop_time,
+    };
+    const participants: Participant[] = [];
+    let failures = 0, asked = 0;
+    for (const source of sources) {
+      let want = source.requested;
+      for (const shard of shardsForSource(source)) {
+        if (want <= 0) break;
+        asked++;
+        try {
+          const got = await controllerStub(this.env.CONTROLLER, shard).dispatch({
+            assignment, filter: filterOf(source), want, exclude: participants.map((p) => p.probe_id),
+          });
+          participants.push(...got);
+          want -= got.length;
+        } catch (e) {
+          failures++;
+          console.error(`brain: dispatch of ${row.id} to ${shard.name} failed: ${String(e)}`);
+        }
+      }
+    }
+    const now = Math.floor(Date.now() / 1000);
+    let status: Status;
+    if (participants.length === 0) status = asked > 0 && failures === asked ? STATUS.failed : STATUS.noSuitableProbes;
+    else if (row.start_time > now) status = STATUS.scheduled;
+    else status = STATUS.ongoing;
+    this.sql("UPDATE measurements SET participants = ?, probes_scheduled = ?, status_id = ?, status_when = ? WHERE id = ?",
+      JSON.stringify(participants), participants.length, status.id, now, row.id);
+    if (participants.length === 0) return;
+    if (status === STATUS.scheduled) this.timer(row.id, row.start_time, "start");
+    if (row.is_oneoff) {
+      const duration = Math.ceil((def.packets * def.packet_interval) / 1000);
+      this.timer(row.id, row.start_time + duration + ONEOFF_GRACE_S, "finish");
+    } else if (row.stop_time !== null) {
+      this.timer(row.id, row.stop_time, "stop");
+    }
+    await this.armAlarm();
+  }
+
+  private timer(msmId: number, at: number, action: Action): void {
+    this.sql("INSERT OR REPLACE INTO timers (msm_id, at, action) VALUES (?, ?, ?)", msmId, at, action);
+  }
+
+  private async armAlarm(): Promise<void> {
+    const next = this.sql<{ at: number | null }>("SELECT MIN(at) AS at FROM timers")[0]?.at;
+    if (next === null || next === undefined) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(next * 1000);
+  }
+
+  override async alarm(): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    for (const t of this.sql<{ msm_id: number; action: Action }>("SELECT msm_id, action FROM timers WHERE at <= ? ORDER BY at", now)) {
+      if (t.action === "start") this.setStatus(t.msm_id, STATUS.ongoing, [STATUS.scheduled.id]);
+      else await this.end(t.msm_id, STATUS.stopped);
+      this.sql("DELETE FROM timers WHERE msm_id = ? AND action = ?", t.msm_id, t.action);
+    }
+    await this.armAlarm();
+  }
+
+  private setStatus(id: number, status: Status, from: number[]): boolean {
+    const now = Math.floor(Date.now() / 1000);
+    return this.sql(`UPDATE measurements SET status_id = ?, status_when = ? WHERE id = ? AND status_id IN (${from.join(",")}) RETURNING id`,
+      status.id, now, id).length > 0;
+  }
+
+  /** Moves a running measurement to a final status and tells its controllers to stop it on their probes. */
+  private async end(id: number, status: Status): Promise<void> {
+    const row = this.get(id);
+    if (!row || !this.setStatus(id, status, [STATUS.specified.id, STATUS.scheduled.id, STATUS.ongoing.id])) return;
+    this.sql("DELETE FROM timers WHERE msm_id = ?", id);
+    const shards = [...new Set((JSON.parse(row.participants) as Participant[]).map((p) => p.shard))];
+    await Promise.all(shards.map(async (name) => {
+      const shard = shardByName(name);
+      if (!shard) return;
+      try {
+        await controllerStub(this.env.CONTROLLER, shard).stop(id);
+      } catch (e) {
+        console.error(`brain: stopping ${id} on ${name} failed: ${String(e)}`);
+      }
+    }));
+  }
+
+  /** DELETE /measurements/{id}/: stop by its owner. */
+  async stop(id: number, owner: string): Promise<"stopped" | "not-found" | "not-owner"> {
+    const row = this.get(id);
+    if (!row) return "not-found";
+    if (row.owner !== owner) return "not-owner";
+    await this.end(id, STATUS.stopped);
+    await this.armAlarm();
+    return "stopped";
+  }
+
+  get(id: number): MeasurementRow | null {
+    return this.sql<MeasurementRow>("SELECT * FROM measurements WHERE id = ?", id)[0] ?? null;
+  }
+
+  list(f: MeasurementFilter, offset: number, limit: number): { count: number; rows: MeasurementRow[] } {
+    const where: string[] = [];
+    const binds: unknown[] = [];
+    if (f.ids) { where.push(`id IN (${f.ids.map(() => "?").join(",") || "NULL"})`); binds.push(...f.ids); }
+    if (f.status) { where.push(`status_id IN (${f.status.map(() => "?").join(",") || "NULL"})`); binds.push(...f.status); }
+    if (f.type) { where.push("type = ?"); binds.push(f.type); }
+    if (f.is_oneoff !== undefined) { where.push("is_oneoff = ?"); binds.push(f.is_oneoff ? 1 : 0); }
+    if (f.owner) { where.push("owner = ?"); binds.push(f.owner); }
+    const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
+    const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM measurements ${clause}`, ...binds)[0]!.n;
+    const rows = this.sql<MeasurementRow>(`SELECT * FROM measurements ${clause} ORDER BY id DESC LIMIT ? OFFSET ?`, ...binds, limit, offset);
+    return { count, rows };
+  }
+}
+
+function toUnixOr<T>(v: number | string | undefined, fallback: T): number | T {
+  return v === undefined ? fallback : toUnix(v);
+}
+
+function filterOf(source: ProbeSource): ProbeFilter {
+  switch (source.type) {
+    case "country": return { country: source.value };
+    case "asn": return { asn: Number(source.value) };
+    case "prefix": return { prefix: source.value };
+    case "probes": return { probe_ids: source.value.split(",").map(Number) };
+    default: return {};
+  }
+}

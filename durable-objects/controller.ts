@@ -1,0 +1,385 @@
+// Controller: one per region shard. Holds its probes' WebSockets through the hibernation API, hands out work to
+// probes with free slots, acknowledges results only once they are durable in its SQLite outbox, and writes the
+// outbox to R2 in batches (one object per partition per flush), keeping a per-measurement index of the batches.
+import { DurableObject } from "cloudflare:workers";
+import {
+  type Assignment, type ControllerMessage, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
+  type Result, type Submission, SUBPROTOCOL,
+} from "../protocol/index.ts";
+import { batchKey, partitionOf } from "../storage/layout.ts";
+import { type Env, flag, REGISTRY_NAME } from "./env.ts";
+import { migrate } from "./sql.ts";
+import { verifyAssignment } from "./tokens.ts";
+
+const MIGRATIONS = [
+  `CREATE TABLE assignments (
+     msm_id INTEGER NOT NULL, probe_id INTEGER NOT NULL, assignment TEXT NOT NULL,
+     periodic INTEGER NOT NULL, start_time INTEGER NOT NULL, stop_time INTEGER,
+     done INTEGER NOT NULL DEFAULT 0, stopped INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (msm_id, probe_id));
+   CREATE INDEX assignments_probe ON assignments (probe_id);
+   -- Highest result seq stored per probe: everything at or below it is a resend.
+   CREATE TABLE probe_seq (probe_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+   -- Results acknowledged but not yet in R2; one row per partition per results frame, never one per result.
+   CREATE TABLE outbox (
+     id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, date TEXT NOT NULL, hour TEXT NOT NULL,
+     msm_ids TEXT NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL, count INTEGER NOT NULL,
+     body TEXT NOT NULL, batch_key TEXT);
+   -- Per-measurement index of the R2 batches this shard wrote.
+   CREATE TABLE batches (msm_id INTEGER NOT NULL, key TEXT NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,
+     count INTEGER NOT NULL, PRIMARY KEY (msm_id, key));`,
+];
+
+/** What the controller keeps about each connected probe, in the socket attachment (survives hibernation). */
+export type ProbeAttachment = {
+  probe_id: number;
+  country_code: string | null;
+  asn_v4: number | null;
+  prefix_v4: string | null;
+  address: string | null;
+  connected_since: number;
+  slots: number;
+  free_slots: number;
+};
+
+export type ProbeFilter = { country?: string; asn?: number; prefix?: string; probe_ids?: number[] };
+
+export type DispatchOrder = { assignment: Assignment; filter: ProbeFilter; want: number; exclude: number[] };
+export type Participant = { probe_id: number; shard: string; country_code: string | null; asn_v4: number | null };
+
+const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+
+export class Controller extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => migrate(ctx.storage, MIGRATIONS));
+  }
+
+  private get shard(): string {
+    return this.ctx.id.name ?? "unnamed";
+  }
+
+  private get capacity(): number {
+    return Number(this.env.CONTROLLER_CAPACITY ?? 20_000);
+  }
+
+  private sql<T extends Record<string, SqlStorageValue>>(q: string, ...b: unknown[]): T[] {
+    return this.ctx.storage.sql.exec<T>(q, ...(b as SqlStorageValue[])).toArray();
+  }
+
+  // ── connections ────────────────────────────────────────────────────────────────────────────────────────────
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("expected a WebSocket upgrade", { status: 426 });
+    }
+    const protocols = (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((s) => s.trim());
+    if (!protocols.includes(SUBPROTOCOL)) {
+      return new Response(`unsupported protocol: offer ${SUBPROTOCOL}`, { status: 400 });
+    }
+    const token = request.headers.get("Authorization")?.match(/^Bearer\s+(\S+)$/)?.[1];
+    if (!token) return new Response("missing assignment token", { status: 401 });
+    let claims;
+    try {
+      claims = await verifyAssignment(this.env.EDGE_PUBLIC_JWK, token, this.shard);
+    } catch (e) {
+      return new Response((e as Error).message, { status: 403 });
+    }
+    const probeId = Number(claims.sub);
+    for (const old of this.ctx.getWebSockets(`probe:${probeId}`)) old.close(4000, "replaced by a newer connection");
+    if (this.ctx.getWebSockets().length >= this.capacity) return new Response("controller full", { status: 503 });
+
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server, [`probe:${probeId}`]);
+    const now = Math.floor(Date.now() / 1000);
+    const attachment: ProbeAttachment = {
+      probe_id: probeId,
+      country_code: claims.country_code,
+      asn_v4: claims.asn_v4,
+      prefix_v4: claims.prefix_v4,
+      address: request.headers.get("CF-Connecting-IP"),
+      connected_since: now,
+      slots: 0,
+      free_slots: 0,
+    };
+    server.serializeAttachment(attachment);
+    this.send(server, { type: "welcome", probe_id: probeId, shard: this.shard, server_time: Date.now() / 1000, allow_private_targets: flag(this.env.ALLOW_PRIVATE_TARGETS) });
+    this.report(probeId, "connected", attachment.address, now);
+    return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": SUBPROTOCOL } });
+  }
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    this.left(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.left(ws);
+  }
+
+  private left(ws: WebSocket): void {
+    const a = ws.deserializeAttachment() as ProbeAttachment | null;
+    if (a) this.report(a.probe_id, "disconnected", a.address, Math.floor(Date.now() / 1000));
+  }
+
+  private report(probeId: number, event: "connected" | "disconnected", address: string | null, at: number): void {
+    const connected = this.ctx.getWebSockets().filter((w) => w.readyState === WebSocket.OPEN || w.readyState === WebSocket.CONNECTING).length;
+    const registry = this.env.REGISTRY.getByName(REGISTRY_NAME);
+    this.ctx.waitUntil(
+      registry.probeSession({ probe_id: probeId, shard: this.shard, event, address, at, connected, capacity: this.capacity })
+        .catch((e: unknown) => console.error(`controller ${this.shard}: registry report failed: ${String(e)}`)),
+    );
+  }
+
+  private send(ws: WebSocket, m: ControllerMessage): void {
+    try {
+      ws.send(JSON.stringify(m));
+    } catch {
+      // The socket closed under us; the probe will resend whatever was not acknowledged.
+    }
+  }
+
+  // ── messages from probes ───────────────────────────────────────────────────────────────────────────────────
+
+  override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    const a = ws.deserializeAttachment() as ProbeAttachment;
+    const text = typeof raw === "string" ? raw : null;
+    if (text === null || text.length > MAX_FRAME_BYTES) {
+      return this.refuse(ws, a, null, text === null ? "binary frames are not part of the protocol" : "frame too large");
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return this.refuse(ws, a, null, "frame is not JSON");
+    }
+    const m = ProbeMessageSchema.safeParse(parsed);
+    if (!m.success) {
+      const issue = m.error.issues[0]!;
+      return this.refuse(ws, a, null, `invalid message at /${issue.path.join("/")}: ${issue.message}`);
+    }
+    await this.onMessage(ws, a, m.data);
+  }
+
+  private refuse(ws: WebSocket, a: ProbeAttachment, seq: number | null, reason: string): void {
+    console.warn(`controller ${this.shard}: probe ${a.probe_id}: refused${seq === null ? "" : ` result ${seq}`}: ${reason}`);
+    this.send(ws, { type: "reject", seq, reason });
+  }
+
+  private async onMessage(ws: WebSocket, a: ProbeAttachment, m: ProbeMessage): Promise<void> {
+    switch (m.type) {
+      case "hello": {
+        ws.serializeAttachment({ ...a, slots: m.slots, free_slots: m.free_slots });
+        for (const assignment of this.activeAssignments(a.probe_id)) {
+          if (!m.running.includes(assignment.msm_id)) this.send(ws, { type: "measure", assignment });
+        }
+        return;
+      }
+      case "status":
+        ws.serializeAttachment({ ...a, free_slots: Math.min(m.free_slots, a.slots || m.free_slots) });
+        this.send(ws, { type: "status_ack", server_time: Date.now() / 1000 });
+        return;
+      case "results":
+        return this.ingest(ws, a, m.results);
+    }
+  }
+
+  private activeAssignments(probeId: number): Assignment[] {
+    const now = Math.floor(Date.now() / 1000);
+    return this.sql<{ assignment: string }>(
+      `SELECT assignment FROM assignments WHERE probe_id = ? AND stopped = 0 AND done = 0
+         AND (stop_time IS NULL OR stop_time > ?) AND (periodic = 1 OR start_time > ?)`,
+      probeId, now, now - 3600,
+    ).map((r) => JSON.parse(r.assignment) as Assignment);
+  }
+
+  /** Stores a frame of results durably (one outbox row per partition), then acknowledges up to its last seq. */
+  private async ingest(ws: WebSocket, a: ProbeAttachment, submissions: Submission[]): Promise<void> {
+    const stored = this.sql<{ seq: number }>("SELECT seq FROM probe_seq WHERE probe_id = ?", a.probe_id)[0]?.seq ?? 0;
+    let upto = stored;
+    const accepted: Result[] = [];
+    const finishedOneOffs = new Set<number>();
+    const now = Math.floor(Date.now() / 1000);
+    for (const s of submissions) {
+      if (s.seq <= upto) continue; // already stored (a resend after reconnect), or out of order
+      upto = s.seq;
+      const r = s.result;
+      if (r.prb_id !== a.probe_id) { this.refuse(ws, a, s.seq, `prb_id ${r.prb_id} is not this probe (${a.probe_id})`); continue; }
+      const given = this.sql<{ assignment: string; periodic: number }>(
+        "SELECT assignment, periodic FROM assignments WHERE msm_id = ? AND probe_id = ?", r.msm_id, a.probe_id)[0];
+      if (!given) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} was not given to this probe`); continue; }
+      const spec = (JSON.parse(given.assignment) as Assignment).spec;
+      if (spec.type !== r.type) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} is a ${spec.type}, not a ${r.type}`); continue; }
+      if (a.address) r.from = a.address;
+      r.stored_timestamp = now;
+      accepted.push(r);
+      if (!given.periodic) finishedOneOffs.add(r.msm_id);
+    }
+    if (upto > stored) {
+      const groups = new Map<string, Result[]>();
+      for (const r of accepted) {
+        const p = partitionOf(r.type, r.timestamp);
+        const k = `${p.type}|${p.date}|${p.hour}`;
+        groups.set(k, [...(groups.get(k) ?? []), r]);
+      }
+      this.ctx.storage.transactionSync(() => {
+        for (const [k, rs] of groups) {
+          const [type, date, hour] = k.split("|");
+          const ts = rs.map((r) => r.timestamp);
+          this.sql(
+            "INSERT INTO outbox (type, date, hour, msm_ids, min_ts, max_ts, count, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            type, date, hour, [...new Set(rs.map((r) => r.msm_id))].join(","), Math.min(...ts), Math.max(...ts), rs.length,
+            rs.map((r) => JSON.stringify(r) + "\n").join(""),
+          );
+        }
+        this.sql("INSERT OR REPLACE INTO probe_seq (probe_id, seq) VALUES (?, ?)", a.probe_id, upto);
+        for (const msm of finishedOneOffs) this.sql("UPDATE assignments SET done = 1 WHERE msm_id = ? AND probe_id = ?", msm, a.probe_id);
+      });
+      if (accepted.length) await this.scheduleFlush();
+    }
+    // The output gate holds this frame until the writes above are durable: an ack never precedes the data.
+    this.send(ws, { type: "ack", upto });
+  }
+
+  // ── batches to R2 ──────────────────────────────────────────────────────────────────────────────────────────
+
+  private async scheduleFlush(): Promise<void> {
+    const pending = this.sql<{ n: number | null }>("SELECT SUM(count) AS n FROM outbox")[0]?.n ?? 0;
+    const threshold = Number(this.env.FLUSH_RESULTS ?? 1000);
+    const at = pending >= threshold ? Date.now() : Date.now() + Number(this.env.FLUSH_INTERVAL_MS ?? 5000);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  override async alarm(): Promise<void> {
+    await this.flush();
+  }
+
+  /**
+   * Writes the outbox to R2. Rows are first sealed into named batches in one transaction, so a flush that dies
+   * after the PUT retries the same key with the same content (write-once, If-None-Match: *), never a new copy.
+   */
+  async flush(): Promise<{ objects: number; results: number }> {
+    const unsealed = this.sql<{ id: number; type: string; date: string; hour: string }>(
+      "SELECT id, type, date, hour FROM outbox WHERE batch_key IS NULL ORDER BY id");
+    const byPartition = new Map<string, number[]>();
+    for (const r of unsealed) {
+      const k = `${r.type}|${r.date}|${r.hour}`;
+      byPartition.set(k, [...(byPartition.get(k) ?? []), r.id]);
+    }
+    this.ctx.storage.transactionSync(() => {
+      for (const [k, ids] of byPartition) {
+        const [type, date, hour] = k.split("|") as [string, string, string];
+        const key = batchKey({ type, date, hour }, this.shard, ids[0]!, ids[ids.length - 1]!);
+        for (const id of ids) this.sql("UPDATE outbox SET batch_key = ? WHERE id = ?", key, id);
+      }
+    });
+    let objects = 0, results = 0;
+    const keys = this.sql<{ batch_key: string }>("SELECT DISTINCT batch_key FROM outbox WHERE batch_key IS NOT NULL");
+    for (const { batch_key: key } of keys) {
+      const rows = this.sql<{ id: number; msm_ids: string; min_ts: number; max_ts: number; count: number; body: string }>(
+        "SELECT id, msm_ids, min_ts, max_ts, count, body FROM outbox WHERE batch_key = ? ORDER BY id", key);
+      const count = rows.reduce((n, r) => n + r.count, 0);
+      await this.env.RESULTS.put(key, rows.map((r) => r.body).join(""), {
+        onlyIf: new Headers({ "If-None-Match": "*" }),
+        httpMetadata: { contentType: "application/x-ndjson" },
+        customMetadata: { results: String(count), shard: this.shard },
+      });
+      const perMsm = new Map<number, { min: number; max: number; count: number }>();
+      for (const r of rows) {
+        for (const line of r.body.split("\n")) {
+          if (!line) continue;
+          const { msm_id, timestamp } = JSON.parse(line) as { msm_id: number; timestamp: number };
+          const e = perMsm.get(msm_id) ?? { min: timestamp, max: timestamp, count: 0 };
+          perMsm.set(msm_id, { min: Math.min(e.min, timestamp), max: Math.max(e.max, timestamp), count: e.count + 1 });
+        }
+      }
+      this.ctx.storage.transactionSync(() => {
+        for (const [msm, e] of perMsm) {
+          this.sql("INSERT OR REPLACE INTO batches (msm_id, key, min_ts, max_ts, count) VALUES (?, ?, ?, ?, ?)", msm, key, e.min, e.max, e.count);
+        }
+        this.sql("DELETE FROM outbox WHERE batch_key = ?", key);
+      });
+      objects++;
+      results += count;
+    }
+    return { objects, results };
+  }
+
+  // ── RPC from the brain and the API ─────────────────────────────────────────────────────────────────────────
+
+  /** Gives the measurement to up to `want` matching probes with a free slot, diverse ASNs first. */
+  dispatch(order: DispatchOrder): Participant[] {
+    const candidates: { ws: WebSocket; a: ProbeAttachment }[] = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      const a = ws.deserializeAttachment() as ProbeAttachment | null;
+      if (!a || ws.readyState !== WebSocket.OPEN || a.free_slots < 1) continue;
+      if (order.exclude.includes(a.probe_id) || !matches(a, order.filter)) continue;
+      candidates.push({ ws, a });
+    }
+    const byAsn = new Map<number | null, { ws: WebSocket; a: ProbeAttachment }[]>();
+    for (const c of candidates) byAsn.set(c.a.asn_v4, [...(byAsn.get(c.a.asn_v4) ?? []), c]);
+    const picked: { ws: WebSocket; a: ProbeAttachment }[] = [];
+    const queues = [...byAsn.values()];
+    while (picked.length < order.want && queues.some((q) => q.length)) {
+      for (const q of queues) if (q.length && picked.length < order.want) picked.push(q.shift()!);
+    }
+    const as = order.assignment;
+    this.ctx.storage.transactionSync(() => {
+      for (const { a } of picked) {
+        this.sql(
+          "INSERT OR REPLACE INTO assignments (msm_id, probe_id, assignment, periodic, start_time, stop_time) VALUES (?, ?, ?, ?, ?, ?)",
+          as.msm_id, a.probe_id, JSON.stringify(as), as.interval === null ? 0 : 1, as.start_time, as.stop_time);
+      }
+    });
+    for (const { ws, a } of picked) {
+      ws.serializeAttachment({ ...a, free_slots: a.free_slots - 1 });
+      this.send(ws, { type: "measure", assignment: as });
+    }
+    return picked.map(({ a }) => ({ probe_id: a.probe_id, shard: this.shard, country_code: a.country_code, asn_v4: a.asn_v4 }));
+  }
+
+  /** Stops a measurement on every probe of this shard that runs it. */
+  stop(msmId: number): number {
+    const probes = this.sql<{ probe_id: number }>("UPDATE assignments SET stopped = 1 WHERE msm_id = ? RETURNING probe_id", msmId);
+    for (const { probe_id } of probes) {
+      for (const ws of this.ctx.getWebSockets(`probe:${probe_id}`)) this.send(ws, { type: "stop", msm_id: msmId });
+    }
+    return probes.length;
+  }
+
+  /** Where this shard's results of a measurement are: R2 batch keys, plus results not yet flushed (JSONL). */
+  resultIndex(msmId: number, start: number | null, stop: number | null): { keys: string[]; pending: string } {
+    const lo = start ?? 0, hi = stop ?? Number.MAX_SAFE_INTEGER;
+    const keys = this.sql<{ key: string }>(
+      "SELECT key FROM batches WHERE msm_id = ? AND max_ts >= ? AND min_ts <= ? ORDER BY key", msmId, lo, hi).map((r) => r.key);
+    const pending = this.sql<{ body: string }>(
+      "SELECT body FROM outbox WHERE ',' || msm_ids || ',' LIKE ? AND max_ts >= ? AND min_ts <= ? ORDER BY id",
+      `%,${msmId},%`, lo, hi).map((r) => r.body).join("");
+    return { keys, pending };
+  }
+
+  load(): { shard: string; connected: number; capacity: number; pending_results: number } {
+    const pending = this.sql<{ n: number | null }>("SELECT SUM(count) AS n FROM outbox")[0]?.n ?? 0;
+    return { shard: this.shard, connected: this.ctx.getWebSockets().length, capacity: this.capacity, pending_results: pending };
+  }
+}
+
+function matches(a: ProbeAttachment, f: ProbeFilter): boolean {
+  if (f.probe_ids && !f.probe_ids.includes(a.probe_id)) return false;
+  if (f.country && a.country_code?.toUpperCase() !== f.country.toUpperCase()) return false;
+  if (f.asn !== undefined && a.asn_v4 !== f.asn) return false;
+  if (f.prefix && !inPrefix(a, f.prefix)) return false;
+  return true;
+}
+
+function inPrefix(a: ProbeAttachment, prefix: string): boolean {
+  if (a.prefix_v4 === prefix) return true;
+  const [net, lenText] = prefix.split("/");
+  const len = Number(lenText);
+  const toInt = (ip: string) => ip.split(".").reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
+  const candidates = [a.address, a.prefix_v4?.split("/")[0]].filter((x): x is string => !!x && /^\d+\.\d+\.\d+\.\d+$/.test(x));
+  if (!net || !/^\d+\.\d+\.\d+\.\d+$/.test(net) || !(len >= 0 && len <= 32)) return false;
+  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
+  return candidates.some((ip) => ((toInt(ip) & mask) >>> 0) === ((toInt(net) & mask) >>> 0));
+}

@@ -1,0 +1,32 @@
+import type { Brain } from "./brain.ts";
+import type { Controller } from "./controller.ts";
+import type { Registry } from "./registry.ts";
+
+/** Bindings and settings of the edge (wrangler.toml; secrets in .dev.vars locally). */
+export interface Env {
+  BRAIN: DurableObjectNamespace<Brain>;
+  CONTROLLER: DurableObjectNamespace<Controller>;
+  REGISTRY: DurableObjectNamespace<Registry>;
+  RESULTS: R2Bucket;
+  /** Ed25519 private JWK (secret) that signs assignment tokens. */
+  EDGE_PRIVATE_JWK: string;
+  /** Its public half; probes pin it. */
+  EDGE_PUBLIC_JWK: string;
+  /** Operator credential for /admin/* (secret). */
+  ADMIN_TOKEN: string;
+  /** "true" only in local mode: lets measurements aim at loopback and private addresses. */
+  ALLOW_PRIVATE_TARGETS?: string;
+  /** Probes one controller shard accepts before it reports itself full. */
+  CONTROLLER_CAPACITY?: string;
+  /** Results buffered in a controller before it writes a batch to R2 ahead of the flush timer. */
+  FLUSH_RESULTS?: string;
+  /** Longest a result waits in a controller before its batch is written to R2 (ms). */
+  FLUSH_INTERVAL_MS?: string;
+}
+
+export const REGISTRY_NAME = "registry";
+export const BRAIN_NAME = "brain";
+
+export function flag(v: string | undefined): boolean {
+  return v === "true" || v === "1";
+}

@@ -1,0 +1,188 @@
+// Registry: the enrolled probes (public key, location, ASN, status), their registration challenges, the load each
+// controller shard reports, and API keys (stored as SHA-256 hashes). One instance, named "registry".
+import { DurableObject } from "cloudflare:workers";
+import { compactVerify, importJWK } from "jose";
+import type { Env } from "./env.ts";
+import { migrate } from "./sql.ts";
+
+const MIGRATIONS = [
+  `CREATE TABLE probes (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     public_key TEXT NOT NULL UNIQUE,
+     description TEXT NOT NULL DEFAULT '',
+     country_code TEXT, asn_v4 INTEGER, prefix_v4 TEXT, latitude REAL, longitude REAL,
+     address_v4 TEXT, status_id INTEGER NOT NULL DEFAULT 0, status_since INTEGER NOT NULL,
+     first_connected INTEGER, last_connected INTEGER, total_uptime INTEGER NOT NULL DEFAULT 0,
+     shard TEXT, disabled INTEGER NOT NULL DEFAULT 0, enrolled_at INTEGER NOT NULL);
+   -- Software probe ids start above 1,000,000 as on RIPE Atlas.
+   INSERT INTO sqlite_sequence (name, seq) VALUES ('probes', 1000000);
+   CREATE TABLE challenges (probe_id INTEGER PRIMARY KEY, nonce TEXT NOT NULL, expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0);
+   CREATE TABLE shards (name TEXT PRIMARY KEY, connected INTEGER NOT NULL, capacity INTEGER NOT NULL, updated INTEGER NOT NULL);
+   CREATE TABLE api_keys (hash TEXT PRIMARY KEY, label TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, created INTEGER NOT NULL);`,
+];
+
+export const CHALLENGE_TTL_MS = 60_000;
+
+export const PROBE_STATUS: Record<number, string> = { 0: "Never Connected", 1: "Connected", 2: "Disconnected", 3: "Abandoned", 4: "Written Off" };
+
+export type ProbeRecord = {
+  id: number;
+  public_key: string;
+  description: string;
+  country_code: string | null;
+  asn_v4: number | null;
+  prefix_v4: string | null;
+  latitude: number | null;
+  longitude: number | null;
+  address_v4: string | null;
+  status_id: number;
+  status_since: number;
+  first_connected: number | null;
+  last_connected: number | null;
+  total_uptime: number;
+  shard: string | null;
+  disabled: number;
+};
+
+export type Enrollment = {
+  public_key: string;
+  description?: string;
+  country_code?: string | null;
+  asn_v4?: number | null;
+  prefix_v4?: string | null;
+  latitude?: number | null;
+  longitude?: number | null;
+};
+
+export type Refusal = { ok: false; reason: string };
+
+export type ProbeFilter = {
+  ids?: number[];
+  country_code?: string;
+  asn_v4?: number;
+  status?: number;
+};
+
+export class Registry extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => migrate(ctx.storage, MIGRATIONS));
+  }
+
+  private sql<T extends Record<string, SqlStorageValue>>(q: string, ...b: unknown[]): T[] {
+    return this.ctx.storage.sql.exec<T>(q, ...(b as SqlStorageValue[])).toArray();
+  }
+
+  enroll(e: Enrollment): { ok: true; probe: ProbeRecord } | Refusal {
+    const existing = this.sql<{ id: number }>("SELECT id FROM probes WHERE public_key = ?", e.public_key)[0];
+    if (existing) return { ok: false, reason: `this public key is already enrolled as probe ${existing.id}` };
+    const now = Math.floor(Date.now() / 1000);
+    const row = this.sql<ProbeRecord>(
+      `INSERT INTO probes (public_key, description, country_code, asn_v4, prefix_v4, latitude, longitude, status_since, enrolled_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      e.public_key, e.description ?? "", e.country_code?.toUpperCase() ?? null, e.asn_v4 ?? null, e.prefix_v4 ?? null,
+      e.latitude ?? null, e.longitude ?? null, now, now,
+    )[0]!;
+    return { ok: true, probe: row };
+  }
+
+  setDisabled(id: number, disabled: boolean): ProbeRecord | null {
+    return this.sql<ProbeRecord>("UPDATE probes SET disabled = ? WHERE id = ? RETURNING *", disabled ? 1 : 0, id)[0] ?? null;
+  }
+
+  /** Step 1 of registration: a fresh single-use nonce for this probe (replaces any earlier one). */
+  challenge(probeId: number): { ok: true; nonce: string; expires: number } | Refusal {
+    const probe = this.probe(probeId);
+    if (!probe) return { ok: false, reason: `unknown probe ${probeId}` };
+    if (probe.disabled) return { ok: false, reason: `probe ${probeId} is disabled` };
+    const bytes = crypto.getRandomValues(new Uint8Array(32));
+    const nonce = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    const expires = Date.now() + CHALLENGE_TTL_MS;
+    this.sql("INSERT OR REPLACE INTO challenges (probe_id, nonce, expires, used) VALUES (?, ?, ?, 0)", probeId, nonce, expires);
+    return { ok: true, nonce, expires };
+  }
+
+  /**
+   * Step 2: the probe's proof is a compact EdDSA JWS over {"probe_id","nonce"} signed with its enrolled key.
+   * The nonce is consumed before the signature is checked, so a proof can never be used twice.
+   */
+  async register(probeId: number, proof: string): Promise<{ ok: true; probe: ProbeRecord } | Refusal> {
+    const probe = this.probe(probeId);
+    if (!probe) return { ok: false, reason: `unknown probe ${probeId}` };
+    if (probe.disabled) return { ok: false, reason: `probe ${probeId} is disabled` };
+    const challenge = this.sql<{ nonce: string; expires: number; used: number }>(
+      "SELECT nonce, expires, used FROM challenges WHERE probe_id = ?", probeId)[0];
+    if (!challenge) return { ok: false, reason: "no challenge outstanding: request one first" };
+    let payload: { probe_id?: unknown; nonce?: unknown };
+    try {
+      const key = await importJWK({ kty: "OKP", crv: "Ed25519", x: probe.public_key }, "EdDSA");
+      const verified = await compactVerify(proof, key, { algorithms: ["EdDSA", "Ed25519"] });
+      payload = JSON.parse(new TextDecoder().decode(verified.payload));
+    } catch {
+      return { ok: false, reason: "proof signature does not verify with the probe's enrolled key" };
+    }
+    // Read again after the awaits: another registration may have consumed the nonce meanwhile.
+    const current = this.sql<{ nonce: string; expires: number; used: number }>(
+      "SELECT nonce, expires, used FROM challenges WHERE probe_id = ?", probeId)[0];
+    if (payload.probe_id !== probeId) return { ok: false, reason: "proof is for another probe" };
+    if (!current || payload.nonce !== current.nonce) return { ok: false, reason: "proof answers a stale challenge" };
+    if (current.used) return { ok: false, reason: "challenge already answered (replayed proof)" };
+    if (current.expires < Date.now()) return { ok: false, reason: "challenge expired: request a new one" };
+    this.sql("UPDATE challenges SET used = 1 WHERE probe_id = ?", probeId);
+    return { ok: true, probe };
+  }
+
+  /** A controller tells us a probe connected or disconnected, and how loaded it now is. */
+  probeSession(e: { probe_id: number; shard: string; event: "connected" | "disconnected"; address: string | null; at: number; connected: number; capacity: number }): void {
+    const p = this.probe(e.probe_id);
+    if (p) {
+      if (e.event === "connected") {
+        this.sql(
+          `UPDATE probes SET status_id = 1, status_since = ?, last_connected = ?, first_connected = COALESCE(first_connected, ?),
+             address_v4 = COALESCE(?, address_v4), shard = ? WHERE id = ?`,
+          e.at, e.at, e.at, e.address && !e.address.includes(":") ? e.address : null, e.shard, e.probe_id);
+      } else if (p.shard === e.shard && p.status_id === 1) {
+        this.sql("UPDATE probes SET status_id = 2, status_since = ?, total_uptime = total_uptime + MAX(0, ? - status_since) WHERE id = ?",
+          e.at, e.at, e.probe_id);
+      }
+    }
+    this.reportLoad(e.shard, e.connected, e.capacity);
+  }
+
+  reportLoad(shard: string, connected: number, capacity: number): void {
+    this.sql("INSERT OR REPLACE INTO shards (name, connected, capacity, updated) VALUES (?, ?, ?, ?)", shard, connected, capacity, Date.now());
+  }
+
+  shardLoads(): Record<string, { connected: number; capacity: number; full: boolean }> {
+    const out: Record<string, { connected: number; capacity: number; full: boolean }> = {};
+    for (const s of this.sql<{ name: string; connected: number; capacity: number }>("SELECT * FROM shards")) {
+      out[s.name] = { connected: s.connected, capacity: s.capacity, full: s.connected >= s.capacity };
+    }
+    return out;
+  }
+
+  probe(id: number): ProbeRecord | null {
+    return this.sql<ProbeRecord>("SELECT * FROM probes WHERE id = ?", id)[0] ?? null;
+  }
+
+  listProbes(f: ProbeFilter, offset: number, limit: number): { count: number; probes: ProbeRecord[] } {
+    const where: string[] = [];
+    const binds: unknown[] = [];
+    if (f.ids) { where.push(`id IN (${f.ids.map(() => "?").join(",") || "NULL"})`); binds.push(...f.ids); }
+    if (f.country_code) { where.push("country_code = ?"); binds.push(f.country_code.toUpperCase()); }
+    if (f.asn_v4 !== undefined) { where.push("asn_v4 = ?"); binds.push(f.asn_v4); }
+    if (f.status !== undefined) { where.push("status_id = ?"); binds.push(f.status); }
+    const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
+    const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM probes ${clause}`, ...binds)[0]!.n;
+    const probes = this.sql<ProbeRecord>(`SELECT * FROM probes ${clause} ORDER BY id LIMIT ? OFFSET ?`, ...binds, limit, offset);
+    return { count, probes };
+  }
+
+  addKey(hash: string, label: string): void {
+    this.sql("INSERT OR REPLACE INTO api_keys (hash, label, enabled, created) VALUES (?, ?, 1, ?)", hash, label, Date.now());
+  }
+
+  keyIsValid(hash: string): boolean {
+    return this.sql("SELECT 1 FROM api_keys WHERE hash = ? AND enabled = 1", hash).length > 0;
+  }
+}

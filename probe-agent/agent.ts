@@ -1,0 +1,248 @@
+// The probe agent: registers (challenge → signed proof → assignment token signed by the pinned edge key), keeps one
+// outbound WebSocket to its controller, runs what it is given within its slots, spools every result on disk until
+// the controller acknowledges it, and reconnects with exponential backoff and full jitter. It listens on no port.
+import { importJWK, jwtVerify } from "jose";
+import WebSocket from "ws";
+import {
+  type Assignment, ControllerMessage, type ProbeMessage, type RegisterResponse, RegisterResponse as RegisterResponseSchema,
+  SUBPROTOCOL,
+} from "../protocol/index.ts";
+import type { AgentConfig } from "./config.ts";
+import { type Identity, loadIdentity, signChallenge } from "./identity.ts";
+import { ping } from "./measure/ping.ts";
+import { Spool } from "./spool.ts";
+
+export type Log = (level: "info" | "warn" | "error", msg: string) => void;
+
+const MAX_FRAME_RESULTS = 200;
+
+export class Agent {
+  private readonly identity: Identity;
+  private readonly spool: Spool;
+  private ws: WebSocket | null = null;
+  private stopped = false;
+  private attempt = 0;
+  private running = 0;
+  private readonly queue: (() => Promise<void>)[] = [];
+  private readonly periodic = new Map<number, NodeJS.Timeout>();
+  private readonly oneoffsRun = new Set<number>();
+  private lastSync: number | null = null;
+  private sentUpTo = 0;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private readonly config: AgentConfig;
+  private readonly log: Log;
+
+  constructor(config: AgentConfig, log: Log) {
+    this.config = config;
+    this.log = log;
+    this.identity = loadIdentity(config.state_dir);
+    this.spool = new Spool(config.state_dir);
+  }
+
+  start(): void {
+    this.log("info", `probe ${this.config.probe_id}: starting with ${this.spool.size} spooled result(s)`);
+    void this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.periodic.values()) clearTimeout(t);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.ws?.close(1000, "agent stopping");
+  }
+
+  // ── registration and connection ────────────────────────────────────────────────────────────────────────────
+
+  private async register(): Promise<RegisterResponse> {
+    const urls = [...this.config.registration_urls].sort(() => Math.random() - 0.5);
+    let lastError: unknown;
+    for (const base of urls) {
+      try {
+        const post = async (path: string, body: unknown) => {
+          const res = await fetch(new URL(path, base), {
+            method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000),
+          });
+          const json = (await res.json().catch(() => ({}))) as { error?: { detail?: string } };
+          if (!res.ok) throw new Error(`${path}: ${res.status} ${json.error?.detail ?? ""}`.trim());
+          return json;
+        };
+        const { nonce } = (await post("/probe/v1/challenge", { probe_id: this.config.probe_id })) as { nonce: string };
+        const proof = await signChallenge(this.identity, this.config.probe_id, nonce);
+        const reg = RegisterResponseSchema.parse(await post("/probe/v1/register", { probe_id: this.config.probe_id, proof }));
+        // Only an edge holding the pinned key can have signed this token.
+        const edgeKey = await importJWK({ ...this.config.edge_public_jwk, alg: "EdDSA" }, "EdDSA");
+        await jwtVerify(reg.token, edgeKey, { audience: `controller:${reg.shard}`, subject: String(this.config.probe_id) });
+        return reg;
+      } catch (e) {
+        lastError = e;
+        this.log("warn", `registration via ${base} failed: ${(e as Error).message}`);
+      }
+    }
+    throw lastError instanceof Error ? lastError : new Error("registration failed");
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    let reg: RegisterResponse;
+    try {
+      reg = await this.register();
+    } catch {
+      return this.reconnectLater();
+    }
+    const ws = new WebSocket(reg.websocket_url, SUBPROTOCOL, {
+      headers: { Authorization: `Bearer ${reg.token}` }, handshakeTimeout: 15_000, maxPayload: 16 * 1024 * 1024,
+    });
+    this.ws = ws;
+    let alive = true;
+    ws.on("open", () => {
+      this.attempt = 0;
+      this.sentUpTo = 0;
+      this.log("info", `connected to controller ${reg.shard}`);
+      this.send({ type: "hello", agent: "vantage-probe/0.1.0", slots: this.config.slots, free_slots: this.freeSlots(), running: [...this.periodic.keys()] });
+      this.flushSpool();
+      this.heartbeat = setInterval(() => {
+        if (!alive) { ws.terminate(); return; }
+        alive = false;
+        ws.ping();
+        this.send({ type: "status", free_slots: this.freeSlots() });
+      }, this.config.heartbeat_s * 1000);
+    });
+    ws.on("pong", () => { alive = true; });
+    ws.on("message", (data) => { alive = true; this.onMessage(String(data)); });
+    ws.on("unexpected-response", (_req, res) => {
+      this.log("warn", `controller refused the connection: HTTP ${res.statusCode}`);
+    });
+    ws.on("error", (e) => this.log("warn", `controller connection error: ${e.message}`));
+    ws.on("close", (code, reason) => {
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      this.heartbeat = null;
+      if (this.ws === ws) this.ws = null;
+      if (!this.stopped) {
+        this.log("warn", `controller connection closed (${code} ${reason.toString()}); reconnecting`);
+        this.reconnectLater();
+      }
+    });
+  }
+
+  /** Exponential backoff with full jitter: a deploy closes every probe's socket at once, so spread the herd. */
+  private reconnectLater(): void {
+    if (this.stopped || this.reconnectTimer) return;
+    const { base, cap } = this.config.backoff_ms;
+    const delay = Math.random() * Math.min(cap, base * 2 ** this.attempt++);
+    this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; void this.connect(); }, delay);
+  }
+
+  private send(m: ProbeMessage): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(m));
+    return true;
+  }
+
+  /** Offers every spooled result not yet sent on this connection, oldest first. */
+  private flushSpool(): void {
+    const pending = this.spool.pending().filter((s) => s.seq > this.sentUpTo);
+    for (let i = 0; i < pending.length; i += MAX_FRAME_RESULTS) {
+      const chunk = pending.slice(i, i + MAX_FRAME_RESULTS);
+      if (!this.send({ type: "results", results: chunk })) return;
+      this.sentUpTo = chunk[chunk.length - 1]!.seq;
+    }
+  }
+
+  private onMessage(text: string): void {
+    let m: ControllerMessage;
+    try {
+      m = ControllerMessage.parse(JSON.parse(text));
+    } catch (e) {
+      this.log("warn", `ignored a controller message that does not parse: ${(e as Error).message.slice(0, 200)}`);
+      return;
+    }
+    switch (m.type) {
+      case "welcome":
+      case "status_ack":
+        this.lastSync = performance.now();
+        return;
+      case "measure":
+        return this.accept(m.assignment);
+      case "stop": {
+        const t = this.periodic.get(m.msm_id);
+        if (t) clearTimeout(t);
+        this.periodic.delete(m.msm_id);
+        this.log("info", `measurement ${m.msm_id} stopped`);
+        return;
+      }
+      case "ack":
+        this.spool.ack(m.upto);
+        return;
+      case "reject":
+        this.log("warn", `controller refused ${m.seq === null ? "a message" : `result ${m.seq}`}: ${m.reason}`);
+        if (m.seq !== null) this.spool.drop(m.seq);
+        return;
+    }
+  }
+
+  // ── measurements ───────────────────────────────────────────────────────────────────────────────────────────
+
+  private freeSlots(): number {
+    return Math.max(0, this.config.slots - this.running - this.queue.length);
+  }
+
+  private lts(): number {
+    return this.lastSync === null ? -1 : Math.floor((performance.now() - this.lastSync) / 1000);
+  }
+
+  private accept(a: Assignment): void {
+    const now = Date.now() / 1000;
+    if (a.interval === null) {
+      // A resent one-off that already ran (its result may still wait in the spool) is not run twice.
+      if (this.oneoffsRun.has(a.msm_id) || this.spool.pending().some((s) => s.result.msm_id === a.msm_id)) return;
+      this.oneoffsRun.add(a.msm_id);
+      const wait = Math.max(0, a.start_time - now);
+      setTimeout(() => this.enqueue(a), wait * 1000);
+      return;
+    }
+    if (this.periodic.has(a.msm_id)) return;
+    // Each probe takes a stable offset within the spread, so runs of one measurement are spread over probes.
+    const offset = a.spread > 0 ? (this.config.probe_id * 2654435761 + a.msm_id) % (a.spread + 1) : 0;
+    const first = a.start_time + offset;
+    const next = first > now ? first : first + Math.ceil((now - first) / a.interval) * a.interval;
+    const tick = (at: number) => {
+      if (a.stop_time !== null && at >= a.stop_time) { this.periodic.delete(a.msm_id); return; }
+      this.periodic.set(a.msm_id, setTimeout(() => {
+        this.enqueue(a);
+        tick(at + a.interval!);
+      }, Math.max(0, at * 1000 - Date.now())));
+    };
+    tick(next);
+  }
+
+  private enqueue(a: Assignment): void {
+    this.queue.push(() => this.run(a));
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.running < this.config.slots && this.queue.length) {
+      const job = this.queue.shift()!;
+      this.running++;
+      void job().finally(() => {
+        this.running--;
+        this.send({ type: "status", free_slots: this.freeSlots() });
+        this.pump();
+      });
+    }
+  }
+
+  private async run(a: Assignment): Promise<void> {
+    try {
+      const result = await ping(a.spec, {
+        msmId: a.msm_id, probeId: this.config.probe_id, step: a.interval, lts: this.lts(), allowPrivate: this.config.allow_private_targets,
+      });
+      this.spool.add(result);
+      this.flushSpool();
+    } catch (e) {
+      this.log("error", `measurement ${a.msm_id} failed to run: ${(e as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// vantage-probe: `enroll` prints this probe's public key (making the key pair on first use);
+// `run` registers with the edge and measures until stopped.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+
+const USAGE = `usage:
+  vantage-probe enroll --state DIR      print this probe's public key (creates the key pair on first run)
+  vantage-probe run --config FILE       register, connect and measure until SIGINT/SIGTERM`;
+
+async function main(): Promise<number> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { state: { type: "string" }, config: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  const [command] = positionals;
+  if (values.help || !command) { console.log(USAGE); return command ? 0 : 2; }
+  if (command === "enroll") {
+    if (!values.state) { console.error("enroll needs --state DIR"); return 2; }
+    const { loadIdentity } = await import("./identity.ts");
+    console.log(loadIdentity(values.state).publicKey);
+    return 0;
+  }
+  if (command === "run") {
+    if (!values.config) { console.error("run needs --config FILE"); return 2; }
+    // Ping trains run on libuv's thread pool: size it for every slot before anything starts the pool.
+    const slots = Number((JSON.parse(readFileSync(values.config, "utf8")) as { slots?: number }).slots ?? 8);
+    process.env.UV_THREADPOOL_SIZE ??= String(slots + 4);
+    const { loadConfig } = await import("./config.ts");
+    const { Agent } = await import("./agent.ts");
+    const config = loadConfig(values.config);
+    const agent = new Agent(config, (level, msg) => {
+      const line = `${new Date().toISOString()} ${level} probe ${config.probe_id}: ${msg}`;
+      (level === "info" ? console.log : console.error)(line);
+    });
+    agent.start();
+    await new Promise<void>((resolve) => {
+      for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => void agent.stop().then(resolve));
+    });
+    return 0;
+  }
+  console.error(`unknown command "${command}"\n${USAGE}`);
+  return 2;
+}
+
+main().then((code) => process.exit(code), (e: unknown) => { console.error((e as Error).message); process.exit(1); });

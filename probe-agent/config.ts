@@ -1,0 +1,37 @@
+// The agent's configuration file (JSON). Trust material is pinned here: the edge's public key, which must have
+// signed every assignment token the agent accepts. Nothing in it is shared between probes but the edge key.
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+export const AgentConfig = z.object({
+  probe_id: z.number().int().positive(),
+  /** Registration endpoints (anycast names in production), tried in random order. */
+  registration_urls: z.array(z.url()).min(1),
+  /** The edge's Ed25519 public key as a JWK. */
+  edge_public_jwk: z.object({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string() }).loose(),
+  state_dir: z.string(),
+  /** Measurements run at once; the controller is told how many are free. */
+  slots: z.number().int().min(1).max(256).default(8),
+  /** Local/lab mode only: allow loopback and private destinations. */
+  allow_private_targets: z.boolean().default(false),
+  /** Seconds between status heartbeats. */
+  heartbeat_s: z.number().min(1).max(600).default(30),
+  /** Backoff between reconnects: first delay and cap, in ms (full jitter is applied). */
+  backoff_ms: z.object({ base: z.number().min(10).default(1000), cap: z.number().min(100).default(60_000) }).default({ base: 1000, cap: 60_000 }),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+export function loadConfig(path: string): AgentConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`cannot read agent config ${path}: ${(e as Error).message}`);
+  }
+  const parsed = AgentConfig.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new Error(`agent config ${path}: /${i.path.join("/")}: ${i.message}`);
+  }
+  return parsed.data;
+}

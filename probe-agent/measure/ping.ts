@@ -1,0 +1,63 @@
+// ping: an ICMP echo train through the native addon, reported in the RIPE Atlas ping result format.
+import { FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type MeasurementSpec, type PingResult } from "../../protocol/index.ts";
+import { pingTrain } from "../native/index.ts";
+import { resolveTarget } from "./resolve.ts";
+
+/** How long to wait for a reply to the last packet (ms), as Atlas's evping does. */
+export const REPLY_TIMEOUT_MS = 1000;
+
+export type RunContext = { msmId: number; probeId: number; step: number | null; lts: number; allowPrivate: boolean };
+
+const ms3 = (x: number) => Math.round(x * 1000) / 1000;
+
+export async function ping(spec: MeasurementSpec, ctx: RunContext): Promise<PingResult> {
+  const timestamp = Math.floor(Date.now() / 1000);
+  const base = {
+    fw: FIRMWARE_VERSION, mver: MEASUREMENT_CODE_VERSION, lts: ctx.lts, msm_id: ctx.msmId, msm_name: "Ping" as const,
+    prb_id: ctx.probeId, timestamp, type: "ping" as const, proto: "ICMP" as const, af: spec.af, dst_name: spec.target,
+    size: spec.size, step: ctx.step,
+  };
+  const failed = (error: string, dst_addr = "", src_addr = ""): PingResult => ({
+    ...base, from: src_addr, src_addr, dst_addr, sent: 0, rcvd: 0, dup: 0, min: -1, avg: -1, max: -1, result: [{ error }],
+  });
+  const target = await resolveTarget(spec.target, spec.af, ctx.allowPrivate, spec.resolve_on_probe ?? false);
+  if (!target.ok) return failed(target.error);
+  const train = await pingTrain({
+    af: spec.af, dst: target.addr, packets: spec.packets, size: spec.size, interval_ms: spec.packet_interval, timeout_ms: REPLY_TIMEOUT_MS,
+  });
+  if (train.error) return failed(train.error, target.addr, train.src_addr);
+
+  const firstTtl = train.replies.find((r) => !r.dup)?.ttl;
+  const result: PingResult["result"] = [];
+  const rtts: number[] = [];
+  let dup = 0;
+  for (let seq = 0; seq < spec.packets; seq++) {
+    const replies = train.replies.filter((r) => r.seq === seq);
+    if (replies.length === 0) {
+      result.push(seq < train.sent ? { x: "*" } : { error: "sendto failed" });
+      continue;
+    }
+    for (const r of replies) {
+      const entry: { rtt: number; ttl?: number; dup?: 1 } = { rtt: ms3(r.rtt) };
+      if (r.ttl >= 0 && r.ttl !== firstTtl) entry.ttl = r.ttl;
+      if (r.dup) { entry.dup = 1; dup++; } else rtts.push(r.rtt);
+      result.push(entry);
+    }
+  }
+  const out: PingResult = {
+    ...base,
+    from: train.src_addr,
+    src_addr: train.src_addr,
+    dst_addr: target.addr,
+    sent: train.sent,
+    rcvd: rtts.length,
+    dup,
+    min: rtts.length ? ms3(Math.min(...rtts)) : -1,
+    avg: rtts.length ? ms3(rtts.reduce((a, b) => a + b, 0) / rtts.length) : -1,
+    max: rtts.length ? ms3(Math.max(...rtts)) : -1,
+    result,
+  };
+  if (firstTtl !== undefined && firstTtl >= 0) out.ttl = firstTtl;
+  if (target.ttr !== undefined) out.ttr = target.ttr;
+  return out;
+}

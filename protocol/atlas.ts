@@ -1,0 +1,184 @@
+// RIPE Atlas shapes shared by the edge and the agent: measurement definitions as users send them
+// (POST /api/v2/measurements/) and results exactly as Atlas parsers (sagan, goat, ripe-atlas-tools) read them.
+// Reference: ../shared/reference/atlas.md §1–§2.
+import { z } from "zod";
+
+/** Atlas measurement status ids and names. */
+export const STATUS = {
+  specified: { id: 0, name: "Specified" },
+  scheduled: { id: 1, name: "Scheduled" },
+  ongoing: { id: 2, name: "Ongoing" },
+  stopped: { id: 4, name: "Stopped" },
+  forcedToStop: { id: 5, name: "Forced to stop" },
+  noSuitableProbes: { id: 6, name: "No suitable probes" },
+  failed: { id: 7, name: "Failed" },
+} as const;
+export type Status = (typeof STATUS)[keyof typeof STATUS];
+
+/** Firmware version we report: ≥ 5000 makes Atlas parsers pick the current result schema. */
+export const FIRMWARE_VERSION = 5020;
+export const MEASUREMENT_CODE_VERSION = "1.0.0";
+
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export function isIPv4(s: string): boolean {
+  return IPV4.test(s);
+}
+
+export function isIPv6(s: string): boolean {
+  if (!/^[0-9a-f:.]+$/i.test(s) || !s.includes(":")) return false;
+  const double = s.split("::");
+  if (double.length > 2) return false;
+  const groups = (part: string) => (part === "" ? [] : part.split(":"));
+  let parts = [...groups(double[0]!), ...(double.length === 2 ? groups(double[1]!) : [])];
+  let width = 8;
+  const last = parts[parts.length - 1];
+  if (last !== undefined && last.includes(".")) {
+    if (!isIPv4(last)) return false;
+    parts = parts.slice(0, -1);
+    width = 6;
+  }
+  if (!parts.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return false;
+  return double.length === 2 ? parts.length < width : parts.length === width;
+}
+
+/** A target is a host name or an IPv4/IPv6 literal. */
+export function isTarget(s: string): boolean {
+  return isIPv4(s) || isIPv6(s) || (HOSTNAME.test(s) && !/^[\d.]+$/.test(s));
+}
+
+/** Addresses no public measurement may aim at: loopback, private, link-local, CGNAT, unspecified, multicast… */
+export function isNonPublicAddress(addr: string): boolean {
+  if (isIPv4(addr)) {
+    const [a, b] = addr.split(".").map(Number) as [number, number];
+    return (
+      a === 0 || a === 10 || a === 127 || a >= 224 ||
+      (a === 100 && b >= 64 && b <= 127) || (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) ||
+      (a === 192 && b === 0) || (a === 198 && (b === 18 || b === 19))
+    );
+  }
+  const s = addr.toLowerCase();
+  if (s === "::" || s === "::1") return true;
+  if (s.startsWith("::ffff:")) return isNonPublicAddress(s.slice(7));
+  return /^(f[cd]|fe[89ab]|ff)/.test(s);
+}
+
+const unixOrIso = z.union([
+  z.number().int().nonnegative(),
+  z.string().refine((s) => !Number.isNaN(Date.parse(s)), "Enter a unix timestamp or an ISO-8601 date."),
+]);
+
+/** Time fields accept unix seconds or ISO-8601; normalised to unix seconds. */
+export function toUnix(v: number | string): number {
+  return typeof v === "number" ? v : Math.floor(Date.parse(v) / 1000);
+}
+
+const common = {
+  af: z.union([z.literal(4), z.literal(6)], { error: "af must be 4 or 6." }),
+  target: z.string({ error: "This field is required." }).refine(isTarget, "Enter a host name or an IPv4/IPv6 address."),
+  description: z.string({ error: "This field is required." }).max(256),
+  interval: z.number().int().min(60, "Ensure this value is at least 60 seconds.").max(31_536_000).optional(),
+  spread: z.number().int().min(0).max(400).optional(),
+  start_time: unixOrIso.optional(),
+  stop_time: unixOrIso.optional(),
+  is_oneoff: z.boolean().optional(),
+  is_public: z.boolean().optional(),
+  resolve_on_probe: z.boolean().optional(),
+  tags: z.array(z.string().max(64)).max(32).optional(),
+};
+
+export const PingDefinition = z.object({
+  type: z.literal("ping"),
+  ...common,
+  packets: z.number().int().min(1).max(16).default(3),
+  size: z.number().int().min(1).max(2048).default(48),
+  packet_interval: z.number().int().min(2).max(30_000).default(1000),
+  include_probe_id: z.boolean().optional(),
+});
+export type PingDefinition = z.infer<typeof PingDefinition>;
+
+/** Measurement types this edge accepts; later types join this union. */
+export const MEASUREMENT_TYPES = ["ping"] as const;
+export const Definition = z.discriminatedUnion("type", [PingDefinition], {
+  error: (iss) =>
+    iss.code === "invalid_union" ? `Unknown measurement type; supported: ${MEASUREMENT_TYPES.join(", ")}.` : undefined,
+});
+export type Definition = z.infer<typeof Definition>;
+
+export const AREAS = ["WW", "West", "North-Central", "South-Central", "North-East", "South-East"] as const;
+
+export const ProbeSource = z.object({
+  type: z.enum(["area", "country", "asn", "prefix", "probes"], {
+    error: "type must be one of area, country, asn, prefix, probes.",
+  }),
+  value: z.union([z.string(), z.number()]).transform(String),
+  requested: z.number().int().min(1).max(1000),
+  tags: z.object({ include: z.array(z.string()).optional(), exclude: z.array(z.string()).optional() }).optional(),
+}).superRefine((s, ctx) => {
+  const bad = (message: string) => ctx.addIssue({ code: "custom", path: ["value"], message });
+  if (s.type === "area" && !(AREAS as readonly string[]).includes(s.value)) bad(`area must be one of ${AREAS.join(", ")}.`);
+  if (s.type === "country" && !/^[A-Za-z]{2}$/.test(s.value)) bad("country must be a two-letter ISO 3166 code.");
+  if (s.type === "asn" && !/^\d{1,10}$/.test(s.value)) bad("asn must be a number.");
+  if (s.type === "prefix" && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(s.value)) bad("prefix must be an address/length.");
+  if (s.type === "probes" && !/^\d+(,\d+)*$/.test(s.value)) bad("probes must be a comma-separated list of probe ids.");
+});
+export type ProbeSource = z.infer<typeof ProbeSource>;
+
+export const CreateMeasurements = z.object({
+  definitions: z.array(Definition).min(1, "At least one definition is required.").max(100),
+  probes: z.array(ProbeSource).min(1, "At least one probe source is required.").max(100),
+  start_time: unixOrIso.optional(),
+  stop_time: unixOrIso.optional(),
+  is_oneoff: z.boolean().optional(),
+  bill_to: z.string().optional(),
+});
+export type CreateMeasurements = z.infer<typeof CreateMeasurements>;
+
+/** One reply in a ping result: an RTT, a timeout, or an error. */
+export const PingReply = z.union([
+  z.object({ rtt: z.number().nonnegative(), ttl: z.number().int().optional(), dup: z.literal(1).optional(), srcaddr: z.string().optional() }).strict(),
+  z.object({ x: z.literal("*") }).strict(),
+  z.object({ error: z.string() }).strict(),
+]);
+
+const resultCommon = {
+  fw: z.number().int(),
+  mver: z.string(),
+  lts: z.number().int(),
+  msm_id: z.number().int().positive(),
+  msm_name: z.string(),
+  prb_id: z.number().int().positive(),
+  timestamp: z.number().int().positive(),
+  from: z.string(),
+  src_addr: z.string(),
+  dst_addr: z.string(),
+  dst_name: z.string(),
+  af: z.union([z.literal(4), z.literal(6)]),
+  ttr: z.number().optional(),
+  group_id: z.number().int().optional(),
+  stored_timestamp: z.number().int().optional(),
+};
+
+/** The Atlas ping result (reference/atlas.md §2). */
+export const PingResult = z.object({
+  ...resultCommon,
+  type: z.literal("ping"),
+  msm_name: z.literal("Ping"),
+  proto: z.literal("ICMP"),
+  size: z.number().int(),
+  ttl: z.number().int().optional(),
+  sent: z.number().int().nonnegative(),
+  rcvd: z.number().int().nonnegative(),
+  dup: z.number().int().nonnegative(),
+  min: z.number(),
+  avg: z.number(),
+  max: z.number(),
+  step: z.number().int().nullable(),
+  result: z.array(PingReply),
+}).strict();
+export type PingResult = z.infer<typeof PingResult>;
+
+export const Result = z.discriminatedUnion("type", [PingResult]);
+export type Result = z.infer<typeof Result>;

@@ -1,0 +1,2 @@
+export * from "./atlas.ts";
+export * from "./messages.ts";

@@ -1,0 +1,76 @@
+// The probe ↔ controller protocol, version 1 (docs/protocol.md). One JSON object per WebSocket frame, each with a
+// `type`. Both sides validate every frame they receive with these schemas.
+import { z } from "zod";
+import { PingDefinition, Result } from "./atlas.ts";
+
+export const PROTOCOL_VERSION = 1;
+/** WebSocket sub-protocol both sides must agree on. */
+export const SUBPROTOCOL = "vantage.v1";
+
+/** What the probe is asked to run: the definition fields it needs, without the user-facing metadata. */
+export const MeasurementSpec = PingDefinition.pick({
+  type: true, af: true, target: true, packets: true, size: true, packet_interval: true, resolve_on_probe: true,
+});
+export type MeasurementSpec = z.infer<typeof MeasurementSpec>;
+
+/**
+ * A result as the probe submits it. `seq` is the probe's own result counter: unique, strictly increasing in the
+ * order the probe sends, so the pair (probe id, seq) identifies a result and one high-water mark per probe lets
+ * the controller store each result exactly once however often it is resent.
+ */
+export const Submission = z.object({
+  seq: z.number().int().positive(),
+  result: Result,
+});
+export type Submission = z.infer<typeof Submission>;
+
+export const ProbeMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("hello"), agent: z.string().max(100), slots: z.number().int().min(1).max(1000), free_slots: z.number().int().min(0), running: z.array(z.number().int()).max(10_000) }),
+  z.object({ type: z.literal("status"), free_slots: z.number().int().min(0).max(1000) }),
+  z.object({ type: z.literal("results"), results: z.array(Submission).min(1).max(1000) }),
+]);
+export type ProbeMessage = z.infer<typeof ProbeMessage>;
+
+export const Assignment = z.object({
+  msm_id: z.number().int().positive(),
+  spec: MeasurementSpec,
+  /** Seconds between runs; null for a one-off. */
+  interval: z.number().int().positive().nullable(),
+  spread: z.number().int().min(0),
+  start_time: z.number().int(),
+  stop_time: z.number().int().nullable(),
+});
+export type Assignment = z.infer<typeof Assignment>;
+
+export const ControllerMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("welcome"), probe_id: z.number().int(), shard: z.string(), server_time: z.number(), allow_private_targets: z.boolean() }),
+  z.object({ type: z.literal("status_ack"), server_time: z.number() }),
+  z.object({ type: z.literal("measure"), assignment: Assignment }),
+  z.object({ type: z.literal("stop"), msm_id: z.number().int() }),
+  /** Every result with seq ≤ upto is durable (or was refused): the probe may forget it. */
+  z.object({ type: z.literal("ack"), upto: z.number().int() }),
+  /** A frame or a result (seq) was refused; the reason names what is wrong. */
+  z.object({ type: z.literal("reject"), seq: z.number().int().nullable(), reason: z.string() }),
+]);
+export type ControllerMessage = z.infer<typeof ControllerMessage>;
+
+/** Registration: the probe signs `{probe_id, nonce}` as a compact EdDSA JWS with its own key. */
+export const ChallengeRequest = z.object({ probe_id: z.number().int().positive() });
+export const RegisterRequest = z.object({ probe_id: z.number().int().positive(), proof: z.string().max(4096) });
+export const RegisterResponse = z.object({
+  probe_id: z.number().int(),
+  shard: z.string(),
+  token: z.string(),
+  websocket_url: z.string(),
+  expires: z.number(),
+});
+export type RegisterResponse = z.infer<typeof RegisterResponse>;
+
+/** Claims of the assignment token the edge issues (audience = the controller shard). */
+export type AssignmentClaims = {
+  sub: string;
+  aud: string;
+  country_code: string | null;
+  asn_v4: number | null;
+  prefix_v4: string | null;
+};

@@ -1,0 +1,42 @@
+// `npm start`: the whole system on this machine — the edge on http://127.0.0.1:8787 and https://127.0.0.1:8443,
+// and three probe agents enrolled in three countries. State lives in .vantage/ and survives restarts.
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { admin, LOCAL_SITES, provisionProbe, ROOT, startEdge, startHttpsFront, startProbe } from "./local.ts";
+
+const state = join(ROOT, ".vantage");
+const edge = await startEdge({ stateDir: state, port: Number(process.env.VANTAGE_PORT ?? 8787), quiet: true });
+const front = await startHttpsFront(state, Number(process.env.VANTAGE_HTTPS_PORT ?? 8443), edge.url);
+const givenKey = process.env.VANTAGE_API_KEY;
+const { key } = await admin<{ key: string }>(edge, "/admin/keys", { label: "local", key: givenKey ?? randomUUID() });
+const probes = await Promise.all(LOCAL_SITES.map((site, i) => provisionProbe(edge, join(state, "probes", String(i + 1)), site)));
+const agents = probes.map((p) => startProbe(p, { quiet: true }));
+
+console.log(`
+Vantage is running locally.
+  edge (HTTP)   ${edge.url}
+  edge (HTTPS)  ${front.url}   (self-signed: curl -k, or point your client at ${join(state, "tls-cert.pem")})
+  probes        ${probes.map((p, i) => `${p.id} (${LOCAL_SITES[i]!.country_code}, AS${LOCAL_SITES[i]!.asn_v4})`).join(", ")}
+  API key       ${key}${givenKey ? "   (from VANTAGE_API_KEY)" : ""}
+
+Try:
+  curl -s -X POST ${edge.url}/api/v2/measurements/ -H 'Authorization: Key ${key}' -H 'Content-Type: application/json' \\
+    -d '{"definitions":[{"type":"ping","af":4,"target":"127.0.0.1","description":"first ping"}],
+         "probes":[{"type":"area","value":"WW","requested":3}],"is_oneoff":true}'
+  curl -s ${edge.url}/api/v2/measurements/<id>/results/
+Ctrl-C stops everything.`);
+
+let stopping = false;
+async function shutdown(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await Promise.all(agents.map((a) => a.stop()));
+  await front.close();
+  await edge.stop();
+  process.exit(0);
+}
+process.on("SIGINT", () => void shutdown());
+process.on("SIGTERM", () => void shutdown());
+edge.process.on("exit", (code) => {
+  if (!stopping) { console.error(`the edge exited (${code}):\n${edge.output().slice(-3000)}`); void shutdown(); }
+});

@@ -1,0 +1,28 @@
+// R2 layout of results. Hive-style partitions let Spark, DuckDB, ClickHouse or Athena-like engines prune by type
+// and time; readers of one measurement never list the bucket, they follow the per-measurement index the
+// controllers keep (durable-objects/controller.ts).
+//
+//   results/type=ping/date=2026-11-26/hour=06/shard=weur-0/<first>-<last>.jsonl
+//
+// One object is one batch written by one controller: Atlas results, one JSON per line, covering outbox rows
+// <first>..<last> of that controller. The name is deterministic, so a retried write lands on the same key and
+// `If-None-Match: *` makes it write-once.
+
+export function partitionOf(type: string, timestamp: number): { type: string; date: string; hour: string } {
+  const iso = new Date(timestamp * 1000).toISOString();
+  return { type, date: iso.slice(0, 10), hour: iso.slice(11, 13) };
+}
+
+export function batchKey(p: { type: string; date: string; hour: string }, shard: string, first: number, last: number): string {
+  const pad = (n: number) => String(n).padStart(12, "0");
+  return `results/type=${p.type}/date=${p.date}/hour=${p.hour}/shard=${shard}/${pad(first)}-${pad(last)}.jsonl`;
+}
+
+/** Results of one measurement in a JSONL batch body. */
+export function* resultsInBatch<T extends { msm_id: number }>(body: string, msmId: number): Generator<T> {
+  for (const line of body.split("\n")) {
+    if (!line) continue;
+    const r = JSON.parse(line) as T;
+    if (r.msm_id === msmId) yield r;
+  }
+}

@@ -1,0 +1,62 @@
+// Operator endpoints (/admin/…, Bearer ADMIN_TOKEN): enroll and disable probes, import API keys, inspect shards.
+import type { IRequest } from "itty-router";
+import { z } from "zod";
+import { type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
+import { controllerStub, SHARDS, shardByName } from "../../durable-objects/shards.ts";
+import { requireAdmin, sha256Hex } from "./auth.ts";
+import { ApiError, readJson, validationError } from "./errors.ts";
+import { probeObject } from "./probes.ts";
+
+const Enrollment = z.object({
+  public_key: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "public_key must be the probe's Ed25519 public key, 32 bytes in base64url."),
+  description: z.string().max(256).optional(),
+  country_code: z.string().regex(/^[A-Za-z]{2}$/, "country_code must be two letters.").nullable().optional(),
+  asn_v4: z.number().int().min(0).max(4_294_967_295).nullable().optional(),
+  prefix_v4: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d{1,2}$/, "prefix_v4 must be a.b.c.d/len.").nullable().optional(),
+  latitude: z.number().min(-90).max(90).nullable().optional(),
+  longitude: z.number().min(-180).max(180).nullable().optional(),
+});
+
+export async function enrollProbe(request: IRequest, env: Env): Promise<Response> {
+  requireAdmin(request, env);
+  const parsed = Enrollment.safeParse(await readJson(request));
+  if (!parsed.success) throw validationError(parsed.error);
+  const out = await env.REGISTRY.getByName(REGISTRY_NAME).enroll(parsed.data);
+  if (!out.ok) throw new ApiError(409, out.reason);
+  return Response.json(probeObject(out.probe), { status: 201 });
+}
+
+export async function setProbeDisabled(request: IRequest, env: Env): Promise<Response> {
+  requireAdmin(request, env);
+  const id = Number(request.params.id);
+  const disabled = request.params.action === "disable";
+  if (!["disable", "enable"].includes(request.params.action ?? "")) throw new ApiError(404, "Use /disable or /enable.");
+  const p = await env.REGISTRY.getByName(REGISTRY_NAME).setDisabled(id, disabled);
+  if (!p) throw new ApiError(404, `No probe with id ${request.params.id}.`);
+  return Response.json({ id, disabled });
+}
+
+const KeyImport = z.object({ label: z.string().min(1).max(128), key: z.string().min(16).max(128).optional() });
+
+/** Creates an API key (or imports a given one, as `npm start` does with VANTAGE_API_KEY). Only the hash is kept. */
+export async function createKey(request: IRequest, env: Env): Promise<Response> {
+  requireAdmin(request, env);
+  const parsed = KeyImport.safeParse(await readJson(request));
+  if (!parsed.success) throw validationError(parsed.error);
+  const key = parsed.data.key ?? crypto.randomUUID();
+  await env.REGISTRY.getByName(REGISTRY_NAME).addKey(await sha256Hex(key), parsed.data.label);
+  return Response.json({ key, label: parsed.data.label }, { status: 201 });
+}
+
+export async function controllers(request: IRequest, env: Env): Promise<Response> {
+  requireAdmin(request, env);
+  return Response.json(await Promise.all(SHARDS.map((s) => controllerStub(env.CONTROLLER, s).load())));
+}
+
+/** Writes a shard's outbox to R2 now instead of at its next flush. */
+export async function flushController(request: IRequest, env: Env): Promise<Response> {
+  requireAdmin(request, env);
+  const shard = shardByName(request.params.shard ?? "");
+  if (!shard) throw new ApiError(404, `No controller shard "${request.params.shard}".`);
+  return Response.json(await controllerStub(env.CONTROLLER, shard).flush());
+}

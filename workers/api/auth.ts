@@ -1,0 +1,44 @@
+// API keys, as Atlas clients send them: `Authorization: Key <k>` (cousteau ≥ 1.5) or `?key=<k>` (cousteau 1.4).
+// Keys are stored as SHA-256 hashes; sending more than one key is refused, as Atlas does.
+import type { Env } from "../../durable-objects/env.ts";
+import { REGISTRY_NAME } from "../../durable-objects/env.ts";
+import { ApiError } from "./errors.ts";
+
+export async function sha256Hex(s: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The hash of the request's key, or null for an anonymous request. Unknown or multiple keys → 403. */
+export async function apiKey(request: Request, env: Env): Promise<string | null> {
+  const url = new URL(request.url);
+  const keys = url.searchParams.getAll("key");
+  const header = request.headers.get("Authorization");
+  if (header) {
+    const m = header.match(/^Key\s+(\S+)$/i);
+    if (!m) throw new ApiError(403, 'Authorization header must be "Key <api key>".');
+    keys.push(m[1]!);
+  }
+  if (keys.length === 0) return null;
+  if (keys.length > 1) throw new ApiError(403, "Several API keys were sent; send exactly one.");
+  const hash = await sha256Hex(keys[0]!);
+  if (!(await env.REGISTRY.getByName(REGISTRY_NAME).keyIsValid(hash))) {
+    throw new ApiError(403, "The provided API key does not exist or is disabled.");
+  }
+  return hash;
+}
+
+export async function requireKey(request: Request, env: Env): Promise<string> {
+  const key = await apiKey(request, env);
+  if (!key) throw new ApiError(403, "Authentication credentials were not provided.");
+  return key;
+}
+
+/** Operator endpoints (/admin/…) take `Authorization: Bearer <ADMIN_TOKEN>`. */
+export function requireAdmin(request: Request, env: Env): void {
+  const given = request.headers.get("Authorization")?.match(/^Bearer\s+(\S+)$/)?.[1] ?? "";
+  const want = env.ADMIN_TOKEN ?? "";
+  const a = new TextEncoder().encode(given), b = new TextEncoder().encode(want);
+  const same = want.length > 0 && a.length === b.length && crypto.subtle.timingSafeEqual(a, b);
+  if (!same) throw new ApiError(403, "Operator credential missing or wrong.");
+}

@@ -1,0 +1,92 @@
+// Atlas's error body: {"error":{"status","code","title","detail","errors":[{"source":{"pointer"|"parameter"},"detail"}]}}.
+import type { z } from "zod";
+
+export type ErrorItem = { source: { pointer: string } | { parameter: string }; detail: string };
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+  409: "Conflict", 413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
+  500: "Internal Server Error", 503: "Service Unavailable",
+};
+/** Atlas's legacy numeric codes where it has them (102 bad request, 104 authentication), else the status. */
+const CODES: Record<number, number> = { 400: 102, 403: 104 };
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly errors: ErrorItem[];
+  readonly headers: Record<string, string>;
+  constructor(status: number, detail: string, errors: ErrorItem[] = [], headers: Record<string, string> = {}) {
+    super(detail);
+    this.status = status;
+    this.errors = errors;
+    this.headers = headers;
+  }
+}
+
+export function errorResponse(e: ApiError): Response {
+  const body = {
+    error: { status: e.status, code: CODES[e.status] ?? e.status, title: TITLES[e.status] ?? "Error", detail: e.message, errors: e.errors },
+  };
+  return Response.json(body, { status: e.status, headers: e.headers });
+}
+
+/** A zod failure as a 400 naming each offending field by JSON pointer. */
+export function validationError(error: z.ZodError, prefix = ""): ApiError {
+  const errors = error.issues.map((i) => ({
+    source: { pointer: `${prefix}/${i.path.map((p) => String(p).replace(/~/g, "~0").replace(/\//g, "~1")).join("/")}` },
+    detail: i.code === "invalid_type" && i.input === undefined ? "This field is required." : i.message,
+  }));
+  const first = errors[0];
+  return new ApiError(400, first ? `${first.source.pointer}: ${first.detail}` : "Invalid input.", errors);
+}
+
+export function fieldError(pointer: string, detail: string): ApiError {
+  return new ApiError(400, `${pointer}: ${detail}`, [{ source: { pointer }, detail }]);
+}
+
+export function parameterError(parameter: string, detail: string): ApiError {
+  return new ApiError(400, `${parameter}: ${detail}`, [{ source: { parameter }, detail }]);
+}
+
+export const MAX_BODY_BYTES = 256 * 1024;
+
+/** Reads a JSON request body: refuses other content types, oversized bodies and malformed JSON with a 4xx. */
+export async function readJson(request: Request, limit = MAX_BODY_BYTES): Promise<unknown> {
+  const type = request.headers.get("Content-Type") ?? "";
+  if (!/^application\/json\b/i.test(type)) {
+    throw new ApiError(415, `Content-Type must be application/json (got ${type ? `"${type}"` : "none"}).`);
+  }
+  const declared = Number(request.headers.get("Content-Length") ?? "0");
+  if (declared > limit) throw new ApiError(413, `Request body is ${declared} bytes; the limit is ${limit}.`);
+  const text = await request.text();
+  if (new TextEncoder().encode(text).length > limit) throw new ApiError(413, `Request body exceeds the limit of ${limit} bytes.`);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(400, `JSON parse error - ${(e as Error).message}`, [{ source: { pointer: "" }, detail: "Malformed JSON." }]);
+  }
+}
+
+export function intParam(url: URL, name: string, lo = 0, hi = Number.MAX_SAFE_INTEGER): number | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < lo || n > hi) throw parameterError(name, `Enter a whole number between ${lo} and ${hi}.`);
+  return n;
+}
+
+export function intListParam(url: URL, name: string): number[] | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null || v === "") return undefined;
+  const out: number[] = [];
+  for (const part of v.split(",")) {
+    const range = part.match(/^(\d+)-(\d+)$/);
+    if (range) {
+      const [lo, hi] = [Number(range[1]), Number(range[2])];
+      if (hi < lo || hi - lo > 10_000) throw parameterError(name, `Range ${part} is empty or too long.`);
+      for (let i = lo; i <= hi; i++) out.push(i);
+    } else if (/^\d+$/.test(part)) out.push(Number(part));
+    else throw parameterError(name, `Enter comma-separated whole numbers or ranges (got "${part}").`);
+  }
+  return out;
+}

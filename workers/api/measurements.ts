@@ -1,0 +1,145 @@
+// /api/v2/measurements/: create, list, read, stop — Atlas's request and object shapes.
+import type { IRequest } from "itty-router";
+import type { MeasurementRow } from "../../durable-objects/brain.ts";
+import type { Participant } from "../../durable-objects/controller.ts";
+import { BRAIN_NAME, type Env, flag } from "../../durable-objects/env.ts";
+import { CreateMeasurements, type Definition, isIPv4, isIPv6, isNonPublicAddress, STATUS, toUnix } from "../../protocol/index.ts";
+import { requireKey, apiKey } from "./auth.ts";
+import { ApiError, fieldError, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
+import { page, pageOf } from "./pagination.ts";
+
+const STATUS_NAMES = Object.fromEntries(Object.values(STATUS).map((s) => [s.id, s.name]));
+
+/** Atlas credits per ping result: packets × (⌊size/1500⌋ + 1), doubled for one-offs. */
+export function creditsPerResult(def: Definition, isOneoff: boolean): number {
+  return def.packets * (Math.floor(def.size / 1500) + 1) * (isOneoff ? 2 : 1);
+}
+
+export function measurementObject(row: MeasurementRow, origin: string): Record<string, unknown> {
+  const def = JSON.parse(row.definition) as Definition;
+  const participants = JSON.parse(row.participants) as Participant[];
+  const literal = isIPv4(def.target) || isIPv6(def.target);
+  const oneoff = row.is_oneoff === 1;
+  return {
+    id: row.id,
+    type: row.type,
+    af: def.af,
+    target: def.target,
+    target_ip: literal ? def.target : null,
+    target_asn: null,
+    resolved_ips: literal ? [def.target] : null,
+    resolve_on_probe: def.resolve_on_probe ?? false,
+    description: def.description,
+    packets: def.packets,
+    size: def.size,
+    packet_interval: def.packet_interval,
+    interval: row.interval,
+    spread: row.spread,
+    is_oneoff: oneoff,
+    is_public: def.is_public ?? true,
+    is_all_scheduled: row.status_id !== STATUS.specified.id,
+    in_wifi_group: false,
+    group: null,
+    group_id: null,
+    tags: def.tags ?? [],
+    creation_time: row.creation_time,
+    start_time: row.start_time,
+    stop_time: row.stop_time,
+    status: { id: row.status_id, name: STATUS_NAMES[row.status_id], when: row.status_when },
+    probes_requested: row.probes_requested,
+    probes_scheduled: row.probes_scheduled,
+    participant_count: participants.length,
+    probes: participants.map((p) => ({ id: p.probe_id, url: `${origin}/api/v2/probes/${p.probe_id}/` })),
+    credits_per_result: creditsPerResult(def, oneoff),
+    estimated_results_per_day: oneoff ? participants.length : Math.round((86_400 / (row.interval ?? 86_400)) * participants.length),
+    result: `${origin}/api/v2/measurements/${row.id}/results/`,
+  };
+}
+
+function checkTargets(req: CreateMeasurements, env: Env): void {
+  if (flag(env.ALLOW_PRIVATE_TARGETS)) return;
+  req.definitions.forEach((d, i) => {
+    const t = d.target.toLowerCase().replace(/\.$/, "");
+    const localName = t === "localhost" || /\.(localhost|local|internal|home\.arpa)$/.test(t);
+    if (localName || ((isIPv4(t) || isIPv6(t)) && isNonPublicAddress(t))) {
+      throw fieldError(`/definitions/${i}/target`, "Private, loopback and link-local targets are not allowed.");
+    }
+    if ((d.af === 4 && isIPv6(t)) || (d.af === 6 && isIPv4(t))) {
+      throw fieldError(`/definitions/${i}/af`, `af ${d.af} does not match the address family of target ${d.target}.`);
+    }
+  });
+}
+
+function checkTimes(req: CreateMeasurements): void {
+  const now = Math.floor(Date.now() / 1000);
+  req.definitions.forEach((d, i) => {
+    const oneoff = d.is_oneoff ?? req.is_oneoff ?? false;
+    if (d.is_oneoff !== undefined && req.is_oneoff !== undefined && d.is_oneoff !== req.is_oneoff) {
+      throw fieldError(`/definitions/${i}/is_oneoff`, "Disagrees with the top-level is_oneoff.");
+    }
+    const start = d.start_time ?? req.start_time;
+    const stop = d.stop_time ?? req.stop_time;
+    if (oneoff && stop !== undefined) throw fieldError(d.stop_time !== undefined ? `/definitions/${i}/stop_time` : "/stop_time", "A one-off measurement cannot have a stop_time.");
+    if (oneoff && d.interval !== undefined) throw fieldError(`/definitions/${i}/interval`, "A one-off measurement has no interval.");
+    if (stop !== undefined) {
+      const s = toUnix(stop);
+      if (s <= Math.max(now, start === undefined ? now : toUnix(start))) {
+        throw fieldError(d.stop_time !== undefined ? `/definitions/${i}/stop_time` : "/stop_time", "stop_time must be later than start_time and now.");
+      }
+    }
+    if (start !== undefined && toUnix(start) > now + 366 * 86_400) {
+      throw fieldError(d.start_time !== undefined ? `/definitions/${i}/start_time` : "/start_time", "start_time is more than a year ahead.");
+    }
+  });
+}
+
+export async function createMeasurements(request: IRequest, env: Env): Promise<Response> {
+  const owner = await requireKey(request, env);
+  const body = await readJson(request);
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw fieldError("", "The body must be a JSON object.");
+  const parsed = CreateMeasurements.safeParse(body);
+  if (!parsed.success) throw validationError(parsed.error);
+  checkTargets(parsed.data, env);
+  checkTimes(parsed.data);
+  const ids = await env.BRAIN.getByName(BRAIN_NAME).create(parsed.data, owner);
+  return Response.json({ measurements: ids }, { status: 201 });
+}
+
+export async function listMeasurements(request: IRequest, env: Env): Promise<Response> {
+  const url = new URL(request.url);
+  const key = await apiKey(request, env);
+  const mine = url.pathname.endsWith("/my") || url.searchParams.get("mine") === "true";
+  if (mine && !key) throw new ApiError(403, "Authentication credentials were not provided.");
+  const ids = intListParam(url, "id__in") ?? (url.searchParams.has("id") ? [intParam(url, "id")!] : undefined);
+  const status = intListParam(url, "status__in") ?? (url.searchParams.has("status") ? [intParam(url, "status", 0, 7)!] : undefined);
+  const oneoff = url.searchParams.get("is_oneoff");
+  if (oneoff !== null && !["true", "false"].includes(oneoff)) throw parameterError("is_oneoff", "Enter true or false.");
+  const { offset, limit } = pageOf(url);
+  const { count, rows } = await env.BRAIN.getByName(BRAIN_NAME).list({
+    ids, status, type: url.searchParams.get("type") ?? undefined,
+    is_oneoff: oneoff === null ? undefined : oneoff === "true", owner: mine ? key! : undefined,
+  }, offset, limit);
+  return Response.json(page(url, count, rows.map((r) => measurementObject(r, url.origin))));
+}
+
+export function measurementId(request: IRequest): number {
+  const id = Number(request.params.id);
+  if (!Number.isSafeInteger(id) || id <= 0) throw new ApiError(404, `No measurement with id "${request.params.id}".`);
+  return id;
+}
+
+export async function getMeasurement(request: IRequest, env: Env): Promise<Response> {
+  const id = measurementId(request);
+  const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
+  if (!row) throw new ApiError(404, `No measurement with id ${id}.`);
+  return Response.json(measurementObject(row, new URL(request.url).origin));
+}
+
+export async function stopMeasurement(request: IRequest, env: Env): Promise<Response> {
+  const owner = await requireKey(request, env);
+  const id = measurementId(request);
+  const outcome = await env.BRAIN.getByName(BRAIN_NAME).stop(id, owner);
+  if (outcome === "not-found") throw new ApiError(404, `No measurement with id ${id}.`);
+  if (outcome === "not-owner") throw new ApiError(403, `Measurement ${id} belongs to another key.`);
+  return new Response(null, { status: 204 });
+}

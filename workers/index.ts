@@ -1,0 +1,58 @@
+// The edge Worker: probe registration and the RIPE Atlas REST API v2 subset (docs/api.md). Exports the DO classes.
+import { Router } from "itty-router";
+import type { Env } from "../durable-objects/env.ts";
+import { controllers, createKey, enrollProbe, flushController, setProbeDisabled } from "./api/admin.ts";
+import { ApiError, errorResponse } from "./api/errors.ts";
+import { createMeasurements, getMeasurement, listMeasurements, stopMeasurement } from "./api/measurements.ts";
+import { getProbe, listProbes } from "./api/probes.ts";
+import { getLatest, getResults } from "./api/results.ts";
+import { challenge, connect, edgeKey, register } from "./registration.ts";
+
+export { Brain } from "../durable-objects/brain.ts";
+export { Controller } from "../durable-objects/controller.ts";
+export { Registry } from "../durable-objects/registry.ts";
+
+const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
+  // probes
+  .get("/probe/v1/edge-key", edgeKey)
+  .post("/probe/v1/challenge", challenge)
+  .post("/probe/v1/register", register)
+  .get("/probe/v1/controllers/:shard", connect)
+  // operators
+  .post("/admin/probes", enrollProbe)
+  .post("/admin/probes/:id/:action", setProbeDisabled)
+  .post("/admin/keys", createKey)
+  .get("/admin/controllers", controllers)
+  .post("/admin/controllers/:shard/flush", flushController)
+  // users: RIPE Atlas REST API v2
+  .post("/api/v2/measurements", createMeasurements)
+  .post("/api/v2/measurements/my", createMeasurements)
+  .get("/api/v2/measurements", listMeasurements)
+  .get("/api/v2/measurements/my", listMeasurements)
+  .get("/api/v2/measurements/:id", getMeasurement)
+  .delete("/api/v2/measurements/:id", stopMeasurement)
+  .get("/api/v2/measurements/:id/results", getResults)
+  .get("/api/v2/measurements/:id/latest", getLatest)
+  .get("/api/v2/probes", listProbes)
+  .get("/api/v2/probes/:id", getProbe)
+  .all("*", (request) => {
+    throw new ApiError(404, `No such endpoint: ${request.method} ${new URL(request.url).pathname}`);
+  });
+
+export default {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    // Atlas clients call paths with and without the trailing slash; both are served, never redirected.
+    const url = new URL(request.url);
+    if (url.pathname.length > 1 && url.pathname.endsWith("/")) {
+      url.pathname = url.pathname.replace(/\/+$/, "");
+      request = new Request(url.toString(), request);
+    }
+    try {
+      return await router.fetch(request, env, ctx);
+    } catch (e) {
+      if (e instanceof ApiError) return errorResponse(e);
+      console.error(`unhandled error on ${request.method} ${url.pathname}:`, e);
+      return errorResponse(new ApiError(500, "Internal error; it has been logged."));
+    }
+  },
+} satisfies ExportedHandler<Env>;
