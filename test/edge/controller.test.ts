@@ -1,0 +1,252 @@
+// Controllers and the brain inside workerd: dispatch to probes with free slots across shards, exactly-once
+// ingestion with acks only after durability, refusals of lying or garbled probes, batched R2 writes with a
+// per-measurement index, and the measurement lifecycle (one-off, periodic, DELETE).
+import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { ADMIN, call, connect, createPing, enroll, newKey, pingResult, post, type ProbeSocket } from "./harness.ts";
+
+const key = await newKey();
+
+async function measurement(id: number) {
+  return (await (await call(`/api/v2/measurements/${id}/`)).json()) as {
+    status: { id: number; name: string }; probes_scheduled: number; probes: { id: number }[]; participant_count: number;
+  };
+}
+
+async function results(id: number, query = "") {
+  return (await (await call(`/api/v2/measurements/${id}/results/${query}`)).json()) as ReturnType<typeof pingResult>[];
+}
+
+async function created(res: Response): Promise<number> {
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { measurements: number[] }).measurements[0]!;
+}
+
+describe("dispatch", () => {
+  it("gives a measurement to probes with free slots, across shards, up to the requested count", async () => {
+    const nl = await enroll({ country_code: "NL", asn_v4: 64501 });
+    const nl2 = await enroll({ country_code: "NL", asn_v4: 64502 });
+    const jp = await enroll({ country_code: "JP", asn_v4: 64503 });
+    const busy = await enroll({ country_code: "NL", asn_v4: 64504 });
+    const sockets = await Promise.all([connect(nl), connect(nl2), connect(jp), connect(busy, { slots: 1 })]);
+    sockets[3]!.socket.send({ type: "status", free_slots: 0 });
+    await sockets[3]!.socket.next("status_ack");
+
+    const id = await created(await createPing(key, [{ type: "probes", value: [nl.id, nl2.id, jp.id, busy.id].join(","), requested: 4 }]));
+    const m = await measurement(id);
+    expect(m.status).toMatchObject({ id: 2, name: "Ongoing" });
+    expect(m.probes.map((p) => p.id).sort()).toEqual([nl.id, nl2.id, jp.id].sort());
+    for (const s of sockets.slice(0, 3)) {
+      const msg = await s.socket.next("measure");
+      expect(msg.assignment).toMatchObject({ msm_id: id, interval: null, spec: { type: "ping", af: 4, target: "127.0.0.1", packets: 3, size: 48 } });
+    }
+    expect(sockets[3]!.socket.has("measure")).toBe(false);
+    for (const s of sockets) s.socket.ws.close();
+  });
+
+  it("selects by country and ASN, diversifying ASNs first", async () => {
+    const a1 = await enroll({ country_code: "SE", asn_v4: 65001 });
+    const a2 = await enroll({ country_code: "SE", asn_v4: 65001 });
+    const b1 = await enroll({ country_code: "SE", asn_v4: 65002 });
+    const socks = await Promise.all([connect(a1), connect(a2), connect(b1)]);
+    const two = await measurement(await created(await createPing(key, [{ type: "country", value: "SE", requested: 2 }])));
+    const picked = two.probes.map((p) => p.id);
+    expect(picked).toContain(b1.id);
+    expect(picked.filter((id) => id === a1.id || id === a2.id)).toHaveLength(1);
+    const byAsn = await measurement(await created(await createPing(key, [{ type: "asn", value: "65001", requested: 5 }])));
+    expect(byAsn.probes.map((p) => p.id).sort()).toEqual([a1.id, a2.id].sort());
+    expect(byAsn.probes_scheduled).toBe(2);
+    for (const s of socks) s.socket.ws.close();
+  });
+
+  it("says No suitable probes when none match", async () => {
+    const m = await measurement(await created(await createPing(key, [{ type: "country", value: "AQ", requested: 3 }])));
+    expect(m.status).toMatchObject({ id: 6, name: "No suitable probes" });
+    expect(m.participant_count).toBe(0);
+  });
+
+  it("re-sends unfinished assignments when a probe reconnects", async () => {
+    const p = await enroll({ country_code: "FI" });
+    const first = await connect(p);
+    const id = await created(await createPing(key, [{ type: "probes", value: String(p.id), requested: 1 }]));
+    await first.socket.next("measure");
+    first.socket.ws.close();
+    const again = await connect(p);
+    expect((await again.socket.next("measure")).assignment.msm_id).toBe(id);
+    again.socket.ws.close();
+  });
+});
+
+describe("results", () => {
+  async function oneProbeMeasurement(country: string, extra: Record<string, unknown> = {}) {
+    const p = await enroll({ country_code: country });
+    const { socket } = await connect(p);
+    const id = await created(await createPing(key, [{ type: "probes", value: String(p.id), requested: 1 }], extra));
+    await socket.next("measure");
+    return { p, socket, id };
+  }
+
+  it("acknowledges a result and stores it exactly once however often it is resent", async () => {
+    const { p, socket, id } = await oneProbeMeasurement("NO");
+    const submission = { seq: 1, result: pingResult(id, p.id) };
+    socket.send({ type: "results", results: [submission] });
+    expect((await socket.next("ack")).upto).toBe(1);
+    socket.send({ type: "results", results: [submission] });
+    expect((await socket.next("ack")).upto).toBe(1);
+    socket.ws.close();
+    // After a reconnect the spool resends it again.
+    const again = await connect(p);
+    again.socket.send({ type: "results", results: [submission] });
+    expect((await again.socket.next("ack")).upto).toBe(1);
+    const stored = await results(id);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ msm_id: id, prb_id: p.id, rcvd: 2, result: [{ rtt: 1.5 }, { x: "*" }, { rtt: 2.5 }] });
+    expect(typeof stored[0]!.stored_timestamp).toBe("number");
+    again.socket.ws.close();
+  });
+
+  it("refuses a result for a measurement the probe was not given, and one claiming another probe", async () => {
+    const { p, socket, id } = await oneProbeMeasurement("DK");
+    socket.send({ type: "results", results: [{ seq: 1, result: pingResult(id + 1000, p.id) }, { seq: 2, result: pingResult(id, p.id + 1) }] });
+    const first = await socket.next("reject");
+    expect(first).toEqual({ type: "reject", seq: 1, reason: `measurement ${id + 1000} was not given to this probe` });
+    expect((await socket.next("reject")).reason).toContain("is not this probe");
+    expect((await socket.next("ack")).upto).toBe(2);
+    expect(await results(id)).toHaveLength(0);
+    socket.ws.close();
+  });
+
+  it("refuses garbage frames with a reason and keeps serving the probe and its neighbours", async () => {
+    const { p, socket, id } = await oneProbeMeasurement("IE");
+    const neighbour = await oneProbeMeasurement("IE");
+    socket.sendRaw("{not json");
+    expect((await socket.next("reject")).reason).toBe("frame is not JSON");
+    socket.send({ type: "results", results: [{ seq: 1, result: { ...pingResult(id, p.id), rcvd: "two" } }] });
+    expect((await socket.next("reject")).reason).toMatch(/^invalid message at \/results\/0\/result/);
+    socket.send({ type: "teleport" });
+    expect((await socket.next("reject")).reason).toContain("invalid message");
+    neighbour.socket.send({ type: "results", results: [{ seq: 7, result: pingResult(neighbour.id, neighbour.p.id) }] });
+    expect((await neighbour.socket.next("ack")).upto).toBe(7);
+    socket.send({ type: "results", results: [{ seq: 1, result: pingResult(id, p.id) }] });
+    expect((await socket.next("ack")).upto).toBe(1);
+    expect(await results(id)).toHaveLength(1);
+    socket.ws.close();
+    neighbour.socket.ws.close();
+  });
+
+  it("writes results to R2 in batches under Hive keys, and reads them back through the index", async () => {
+    const { p, socket, id } = await oneProbeMeasurement("PT", { interval: 60 });
+    const t0 = Math.floor(Date.now() / 1000) - 1000;
+    for (let frame = 0; frame < 5; frame++) {
+      const results = Array.from({ length: 200 }, (_, i) => {
+        const n = frame * 200 + i;
+        return { seq: n + 1, result: { ...pingResult(id, p.id, t0 + n), step: 60 } };
+      });
+      socket.send({ type: "results", results });
+      expect((await socket.next("ack")).upto).toBe((frame + 1) * 200);
+    }
+    const before = await env.RESULTS.list({ prefix: "results/" });
+    const flushed = (await (await post("/admin/controllers/weur-0/flush", {}, { Authorization: `Bearer ${ADMIN}` })).json()) as { objects: number; results: number };
+    expect(flushed.results).toBeGreaterThanOrEqual(1000);
+    const after = await env.RESULTS.list({ prefix: "results/type=ping/" });
+    const ours = after.objects.filter((o) => !before.objects.some((b) => b.key === o.key));
+    // 1,000 results landed in at most one object per hour partition they span (here ≤ 2).
+    expect(ours.length).toBeGreaterThanOrEqual(1);
+    expect(ours.length).toBeLessThanOrEqual(2);
+    for (const o of ours) expect(o.key).toMatch(/^results\/type=ping\/date=\d{4}-\d\d-\d\d\/hour=\d\d\/shard=weur-0\/\d{12}-\d{12}\.jsonl$/);
+    const all = await results(id);
+    expect(all).toHaveLength(1000);
+    expect(all.map((r) => r.timestamp)).toEqual(Array.from({ length: 1000 }, (_, i) => t0 + i));
+    expect(await results(id, `?start=${t0 + 10}&stop=${t0 + 19}`)).toHaveLength(10);
+    const txt = await (await call(`/api/v2/measurements/${id}/results?format=txt&start=${t0}&stop=${t0 + 2}`)).text();
+    expect(txt.trim().split("\n").map((l) => JSON.parse(l).timestamp)).toEqual([t0, t0 + 1, t0 + 2]);
+    const latest = (await (await call(`/api/v2/measurements/${id}/latest/?versions=2`)).json()) as Record<string, { timestamp: number }[]>;
+    expect(latest[String(p.id)]!.map((r) => r.timestamp)).toEqual([t0 + 999, t0 + 998]);
+    socket.ws.close();
+  });
+
+  it("reads each result once even if a batch was written twice", async () => {
+    const { p, socket, id } = await oneProbeMeasurement("ES");
+    socket.send({ type: "results", results: [{ seq: 1, result: pingResult(id, p.id) }] });
+    await socket.next("ack");
+    await post("/admin/controllers/weur-0/flush", {}, { Authorization: `Bearer ${ADMIN}` });
+    await runInDurableObject(env.CONTROLLER.getByName("weur-0"), async (_o, state) => {
+      const row = state.storage.sql.exec<{ key: string }>("SELECT key FROM batches WHERE msm_id = ?", id).one();
+      const copy = row.key.replace(".jsonl", "-copy.jsonl");
+      await env.RESULTS.put(copy, await (await env.RESULTS.get(row.key))!.text());
+      state.storage.sql.exec("INSERT INTO batches (msm_id, key, min_ts, max_ts, count) SELECT msm_id, ?, min_ts, max_ts, count FROM batches WHERE msm_id = ?", copy, id);
+    });
+    expect(await results(id)).toHaveLength(1);
+    socket.ws.close();
+  });
+
+  it("flushes on its own when enough results wait, and on the timer otherwise", async () => {
+    const { p, socket, id } = await oneProbeMeasurement("BE");
+    socket.send({ type: "results", results: [{ seq: 1, result: pingResult(id, p.id) }] });
+    await socket.next("ack");
+    const stub = env.CONTROLLER.getByName("weur-0");
+    expect((await stub.load()).pending_results).toBeGreaterThan(0);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect((await stub.load()).pending_results).toBe(0);
+    expect(await results(id)).toHaveLength(1);
+    socket.ws.close();
+  });
+});
+
+describe("lifecycle", () => {
+  it("a periodic measurement stops on DELETE, and its probes are told", async () => {
+    const p = await enroll({ country_code: "AT" });
+    const { socket } = await connect(p);
+    const id = await created(await createPing(key, [{ type: "probes", value: String(p.id), requested: 1 }], { interval: 300 }));
+    const measure = await socket.next("measure");
+    expect(measure.assignment).toMatchObject({ interval: 300, spread: 150, stop_time: null });
+    expect((await call(`/api/v2/measurements/${id}`, { method: "DELETE" })).status).toBe(403);
+    const other = await newKey("someone else");
+    expect((await call(`/api/v2/measurements/${id}`, { method: "DELETE", headers: { Authorization: `Key ${other}` } })).status).toBe(403);
+    const del = await call(`/api/v2/measurements/${id}`, { method: "DELETE", headers: { Authorization: `Key ${key}` } });
+    expect(del.status).toBe(204);
+    expect(await del.text()).toBe("");
+    expect((await socket.next("stop")).msm_id).toBe(id);
+    expect((await measurement(id)).status).toMatchObject({ id: 4, name: "Stopped" });
+    socket.ws.close();
+  });
+
+  it("a future periodic measurement is Scheduled, goes Ongoing at start_time and Stopped at stop_time", async () => {
+    const p = await enroll({ country_code: "CH" });
+    const { socket } = await connect(p);
+    const now = Math.floor(Date.now() / 1000);
+    const res = await post("/api/v2/measurements/", {
+      definitions: [{ type: "ping", af: 4, target: "127.0.0.1", description: "later", interval: 60 }],
+      probes: [{ type: "probes", value: String(p.id), requested: 1 }],
+      start_time: now + 3600, stop_time: new Date((now + 7200) * 1000).toISOString(),
+    }, { Authorization: `Key ${key}` });
+    const id = await created(res);
+    expect((await socket.next("measure")).assignment).toMatchObject({ start_time: now + 3600, stop_time: now + 7200 });
+    expect((await measurement(id)).status.name).toBe("Scheduled");
+    const brain = env.BRAIN.getByName("brain");
+    const advance = (action: string) => runInDurableObject(brain, (_o, state) => {
+      state.storage.sql.exec("UPDATE timers SET at = 0 WHERE msm_id = ? AND action = ?", id, action);
+    });
+    await advance("start");
+    await runDurableObjectAlarm(brain);
+    expect((await measurement(id)).status.name).toBe("Ongoing");
+    await advance("stop");
+    await runDurableObjectAlarm(brain);
+    expect((await measurement(id)).status.name).toBe("Stopped");
+    expect((await socket.next("stop")).msm_id).toBe(id);
+    socket.ws.close();
+  });
+
+  it("a one-off is Stopped once its results are due", async () => {
+    const p = await enroll({ country_code: "LU" });
+    const { socket } = await connect(p);
+    const id = await created(await createPing(key, [{ type: "probes", value: String(p.id), requested: 1 }]));
+    await socket.next("measure");
+    const brain = env.BRAIN.getByName("brain");
+    await runInDurableObject(brain, (_o, state) => { state.storage.sql.exec("UPDATE timers SET at = 0 WHERE msm_id = ?", id); });
+    await runDurableObjectAlarm(brain);
+    expect((await measurement(id)).status.name).toBe("Stopped");
+    socket.ws.close();
+  });
+});

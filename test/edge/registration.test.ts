@@ -1,0 +1,182 @@
+// Registration and controller admission inside workerd: the challenge–response, every refusal, shard choice by
+// location and load, and the assignment token's audience and lifetime.
+import { env } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { issueAssignment, audienceFor } from "../../durable-objects/tokens.ts";
+import { ADMIN, call, challenge, connect, enroll, errorOf, post, register, sign, upgrade } from "./harness.ts";
+
+async function proofFor(p: Awaited<ReturnType<typeof enroll>>) {
+  const { nonce } = (await (await challenge(p.id)).json()) as { nonce: string };
+  return { nonce, proof: await sign(p.keys.privateKey, { probe_id: p.id, nonce }) };
+}
+
+describe("enrollment", () => {
+  it("needs the operator credential", async () => {
+    const res = await post("/admin/probes", { public_key: "A".repeat(43) }, { Authorization: "Bearer wrong" });
+    expect(res.status).toBe(403);
+  });
+
+  it("names a malformed public key", async () => {
+    const res = await post("/admin/probes", { public_key: "not-a-key" }, { Authorization: `Bearer ${ADMIN}` });
+    expect(res.status).toBe(400);
+    expect((await errorOf(res)).errors[0]!.source.pointer).toBe("/public_key");
+  });
+
+  it("refuses a key enrolled twice, naming the probe", async () => {
+    const p = await enroll();
+    const res = await post("/admin/probes", { public_key: p.publicKey }, { Authorization: `Bearer ${ADMIN}` });
+    expect(res.status).toBe(409);
+    expect((await errorOf(res)).detail).toContain(String(p.id));
+  });
+
+  it("gives software-probe ids above 1,000,000", async () => {
+    expect((await enroll()).id).toBeGreaterThan(1_000_000);
+  });
+});
+
+describe("challenge–response", () => {
+  it("registers a probe that signs its nonce and returns a token for one shard", async () => {
+    const p = await enroll({ country_code: "NL" });
+    const reg = await register(p);
+    expect(reg.shard).toBe("weur-0");
+    expect(reg.websocket_url).toBe("ws://edge.test/probe/v1/controllers/weur-0");
+    expect(reg.expires - Date.now() / 1000).toBeLessThanOrEqual(120);
+  });
+
+  it("refuses an unknown probe", async () => {
+    const res = await challenge(99_999_999);
+    expect(res.status).toBe(403);
+    expect((await errorOf(res)).detail).toBe("unknown probe 99999999");
+  });
+
+  it("refuses a disabled probe at challenge and at register", async () => {
+    const p = await enroll();
+    const { proof } = await proofFor(p);
+    await post(`/admin/probes/${p.id}/disable`, {}, { Authorization: `Bearer ${ADMIN}` });
+    const reg = await post("/probe/v1/register", { probe_id: p.id, proof });
+    expect(reg.status).toBe(403);
+    expect((await errorOf(reg)).detail).toContain("disabled");
+    expect((await errorOf(await challenge(p.id))).detail).toContain("disabled");
+    await post(`/admin/probes/${p.id}/enable`, {}, { Authorization: `Bearer ${ADMIN}` });
+    await expect(register(p)).resolves.toMatchObject({ probe_id: p.id });
+  });
+
+  it("refuses a proof signed by another key", async () => {
+    const p = await enroll();
+    const impostor = await enroll();
+    const { nonce } = (await (await challenge(p.id)).json()) as { nonce: string };
+    const res = await post("/probe/v1/register", { probe_id: p.id, proof: await sign(impostor.keys.privateKey, { probe_id: p.id, nonce }) });
+    expect(res.status).toBe(403);
+    expect((await errorOf(res)).detail).toContain("does not verify");
+  });
+
+  it("refuses a replayed proof", async () => {
+    const p = await enroll();
+    const { proof } = await proofFor(p);
+    expect((await post("/probe/v1/register", { probe_id: p.id, proof })).status).toBe(200);
+    const again = await post("/probe/v1/register", { probe_id: p.id, proof });
+    expect(again.status).toBe(403);
+    expect((await errorOf(again)).detail).toContain("replayed");
+  });
+
+  it("refuses a proof for a superseded challenge", async () => {
+    const p = await enroll();
+    const { proof } = await proofFor(p);
+    await challenge(p.id);
+    const res = await post("/probe/v1/register", { probe_id: p.id, proof });
+    expect((await errorOf(res)).detail).toContain("stale challenge");
+  });
+
+  it("refuses an expired challenge", async () => {
+    const p = await enroll();
+    const { proof } = await proofFor(p);
+    await runInDurableObject(env.REGISTRY.getByName("registry"), (_o, state) => {
+      state.storage.sql.exec("UPDATE challenges SET expires = ? WHERE probe_id = ?", Date.now() - 1, p.id);
+    });
+    const res = await post("/probe/v1/register", { probe_id: p.id, proof });
+    expect(res.status).toBe(403);
+    expect((await errorOf(res)).detail).toContain("expired");
+  });
+
+  it("refuses a proof naming another probe", async () => {
+    const p = await enroll();
+    const other = await enroll();
+    const { nonce } = (await (await challenge(p.id)).json()) as { nonce: string };
+    const res = await post("/probe/v1/register", { probe_id: p.id, proof: await sign(p.keys.privateKey, { probe_id: other.id, nonce }) });
+    expect((await errorOf(res)).detail).toBe("proof is for another probe");
+  });
+
+  it("refuses a register without a challenge and bad bodies", async () => {
+    const p = await enroll();
+    const res = await post("/probe/v1/register", { probe_id: p.id, proof: "x.y.z" });
+    expect((await errorOf(res)).detail).toContain("no challenge");
+    const bad = await post("/probe/v1/register", { probe_id: "one" });
+    expect(bad.status).toBe(400);
+    expect((await errorOf(bad)).errors.map((e) => e.source.pointer)).toEqual(["/probe_id", "/proof"]);
+  });
+});
+
+describe("shard choice", () => {
+  it("uses request.cf when the registry has no location, and tolerates an empty cf", async () => {
+    const p = await enroll();
+    expect((await register(p, { latitude: "35.6", longitude: "139.7", country: "JP" })).shard).toBe("apac-0");
+    expect((await register(p, { country: "BR" })).shard).toBe("sam-0");
+    expect((await register(p, { continent: "OC" })).shard).toBe("oc-0");
+    expect((await register(p, {})).shard).toBe("wnam-0");
+  });
+
+  it("prefers the registry's record over request.cf", async () => {
+    const p = await enroll({ latitude: -33.9, longitude: 18.4 });
+    expect((await register(p, { country: "US" })).shard).toBe("afr-0");
+  });
+
+  it("skips a shard that reports itself full", async () => {
+    const p = await enroll({ country_code: "DE" });
+    await env.REGISTRY.getByName("registry").reportLoad("weur-0", 10, 10);
+    expect((await register(p)).shard).toBe("eeur-0");
+    await env.REGISTRY.getByName("registry").reportLoad("weur-0", 0, 10);
+    expect((await register(p)).shard).toBe("weur-0");
+  });
+});
+
+describe("controller admission", () => {
+  it("accepts a valid token, says welcome and marks the probe connected", async () => {
+    const p = await enroll({ country_code: "NL", asn_v4: 64500 });
+    const { socket, reg } = await connect(p);
+    expect(reg.shard).toBe("weur-0");
+    const probe = (await (await call(`/api/v2/probes/${p.id}/`)).json()) as { status: { id: number; name: string } };
+    expect(probe.status).toMatchObject({ id: 1, name: "Connected" });
+    socket.ws.close(1000, "bye");
+  });
+
+  it("refuses no token, a token for another shard, an expired or forged token, and a wrong subprotocol", async () => {
+    const p = await enroll({ country_code: "NL" });
+    const reg = await register(p);
+    expect((await upgrade(reg.websocket_url, null)).status).toBe(401);
+
+    const other = await upgrade(reg.websocket_url.replace("weur-0", "apac-0"), reg.token);
+    expect(other.status).toBe(403);
+    expect((await errorOf(other)).detail).toContain("not for this controller");
+
+    const claims = { sub: String(p.id), aud: audienceFor("weur-0"), country_code: "NL", asn_v4: null, prefix_v4: null };
+    const expired = await issueAssignment(env.EDGE_PRIVATE_JWK, claims, Date.now() - 10 * 60_000);
+    expect((await errorOf(await upgrade(reg.websocket_url, expired.token))).detail).toContain("expired");
+
+    const forger = (await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as CryptoKeyPair;
+    const forged = await issueAssignment(JSON.stringify(await crypto.subtle.exportKey("jwk", forger.privateKey)), claims);
+    expect((await errorOf(await upgrade(reg.websocket_url, forged.token))).detail).toContain("signature");
+
+    expect((await upgrade(reg.websocket_url.replace("weur-0", "nowhere-9"), reg.token)).status).toBe(404);
+    const wrongProtocol = await upgrade(reg.websocket_url, reg.token, "chat");
+    expect(wrongProtocol.status).toBe(400);
+  });
+
+  it("replaces an older connection of the same probe", async () => {
+    const p = await enroll({ country_code: "NL" });
+    const first = await connect(p);
+    const closed = new Promise<number>((r) => first.socket.ws.addEventListener("close", (e) => r(e.code)));
+    await connect(p);
+    expect(await closed).toBe(4000);
+  });
+});
