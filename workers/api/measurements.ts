@@ -56,16 +56,18 @@ export function measurementObject(row: MeasurementRow, origin: string): Record<s
   };
 }
 
-function checkTargets(req: CreateMeasurements, env: Env): void {
-  if (flag(env.ALLOW_PRIVATE_TARGETS)) return;
+/** Refuses targets of the wrong family, and private/loopback targets unless the edge runs in local mode. */
+export function checkTargets(req: CreateMeasurements, env: Pick<Env, "ALLOW_PRIVATE_TARGETS">): void {
+  const allowPrivate = flag(env.ALLOW_PRIVATE_TARGETS);
   req.definitions.forEach((d, i) => {
     const t = d.target.toLowerCase().replace(/\.$/, "");
+    if ((d.af === 4 && isIPv6(t)) || (d.af === 6 && isIPv4(t))) {
+      throw fieldError(`/definitions/${i}/af`, `af ${d.af} does not match the address family of target ${d.target}.`);
+    }
+    if (allowPrivate) return;
     const localName = t === "localhost" || /\.(localhost|local|internal|home\.arpa)$/.test(t);
     if (localName || ((isIPv4(t) || isIPv6(t)) && isNonPublicAddress(t))) {
       throw fieldError(`/definitions/${i}/target`, "Private, loopback and link-local targets are not allowed.");
-    }
-    if ((d.af === 4 && isIPv6(t)) || (d.af === 6 && isIPv4(t))) {
-      throw fieldError(`/definitions/${i}/af`, `af ${d.af} does not match the address family of target ${d.target}.`);
     }
   });
 }

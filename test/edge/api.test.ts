@@ -1,0 +1,189 @@
+// The public API as an Atlas client meets it: bad input always answers 4xx with Atlas's error body naming the
+// field, keys in both Atlas forms, paths with and without the trailing slash, Atlas pagination and filters.
+import { describe, expect, it } from "vitest";
+import { CreateMeasurements } from "../../protocol/index.ts";
+import { checkTargets } from "../../workers/api/measurements.ts";
+import { call, connect, createPing, enroll, errorOf, newKey, post } from "./harness.ts";
+
+const key = await newKey();
+const auth = { Authorization: `Key ${key}` };
+const ping = (over: Record<string, unknown> = {}) => ({ type: "ping", af: 4, target: "127.0.0.1", description: "t", ...over });
+const body = (def: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  ({ definitions: [def], probes: [{ type: "area", value: "WW", requested: 1 }], is_oneoff: true, ...extra });
+
+async function rejected(res: Response, status: number, pointer?: string) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("Content-Type")).toContain("application/json");
+  const e = await errorOf(res);
+  expect(e.status).toBe(status);
+  if (pointer !== undefined) expect(e.errors.map((x) => x.source.pointer)).toContain(pointer);
+  return e;
+}
+
+describe("creating measurements: bad input", () => {
+  it("malformed JSON", async () => {
+    const res = await call("/api/v2/measurements/", { method: "POST", headers: { ...auth, "Content-Type": "application/json" }, body: '{"definitions": [' });
+    expect((await rejected(res, 400)).detail).toMatch(/^JSON parse error/);
+  });
+
+  it("wrong content type", async () => {
+    const res = await call("/api/v2/measurements/", { method: "POST", headers: { ...auth, "Content-Type": "text/plain" }, body: "{}" });
+    expect((await rejected(res, 415)).detail).toContain("application/json");
+  });
+
+  it("oversized body", async () => {
+    const big = body(ping({ description: "x".repeat(300_000) }));
+    await rejected(await post("/api/v2/measurements/", big, auth), 413);
+  });
+
+  it("not an object", async () => {
+    await rejected(await post("/api/v2/measurements/", [1, 2], auth), 400, "");
+  });
+
+  it.each([
+    ["unknown type", { type: "telepathy" }, "/definitions/0/type"],
+    ["absurd packets", { packets: 1_000_000 }, "/definitions/0/packets"],
+    ["negative interval", { interval: -60 }, "/definitions/0/interval"],
+    ["bad af", { af: 5 }, "/definitions/0/af"],
+    ["target neither name nor address", { target: "not a host!" }, "/definitions/0/target"],
+    ["target a bare number", { target: "1234" }, "/definitions/0/target"],
+    ["missing target", { target: undefined }, "/definitions/0/target"],
+    ["missing description", { description: undefined }, "/definitions/0/description"],
+    ["size too large", { size: 4096 }, "/definitions/0/size"],
+    ["packet interval too short", { packet_interval: 1 }, "/definitions/0/packet_interval"],
+  ])("%s", async (_name, over, pointer) => {
+    const e = await rejected(await post("/api/v2/measurements/", body(ping(over), over.interval ? { is_oneoff: false } : {}), auth), 400, pointer);
+    expect(e.errors.find((x) => x.source.pointer === pointer)!.detail.length).toBeGreaterThan(5);
+  });
+
+  it("missing probes and definitions", async () => {
+    const e = await rejected(await post("/api/v2/measurements/", {}, auth), 400);
+    expect(e.errors.map((x) => x.source.pointer).sort()).toEqual(["/definitions", "/probes"]);
+    expect(e.errors[0]!.detail).toBe("This field is required.");
+  });
+
+  it("bad probe sources", async () => {
+    await rejected(await post("/api/v2/measurements/", { ...body(ping()), probes: [{ type: "planet", value: "Mars", requested: 1 }] }, auth), 400, "/probes/0/type");
+    await rejected(await post("/api/v2/measurements/", { ...body(ping()), probes: [{ type: "area", value: "Atlantis", requested: 1 }] }, auth), 400, "/probes/0/value");
+    await rejected(await post("/api/v2/measurements/", { ...body(ping()), probes: [{ type: "country", value: "NL", requested: 0 }] }, auth), 400, "/probes/0/requested");
+  });
+
+  it("a one-off with a stop_time, and a stop before the start", async () => {
+    await rejected(await post("/api/v2/measurements/", body(ping(), { stop_time: 2_000_000_000 }), auth), 400, "/stop_time");
+    const now = Math.floor(Date.now() / 1000);
+    await rejected(await post("/api/v2/measurements/", body(ping({ interval: 60 }), { is_oneoff: false, start_time: now + 100, stop_time: now + 50 }), auth), 400, "/stop_time");
+  });
+
+  it("a family that does not match the target", async () => {
+    await rejected(await post("/api/v2/measurements/", body(ping({ af: 6 })), auth), 400, "/definitions/0/af");
+  });
+
+  it("private and loopback targets outside local mode", () => {
+    const deployed = { ALLOW_PRIVATE_TARGETS: "false" };
+    const req = (target: string, af: 4 | 6 = 4) => CreateMeasurements.parse(body(ping({ target, af })));
+    for (const [target, af] of [["127.0.0.1", 4], ["10.1.2.3", 4], ["192.168.1.1", 4], ["169.254.0.1", 4], ["100.64.0.1", 4],
+      ["::1", 6], ["fe80::1", 6], ["fd00::1", 6], ["localhost", 4], ["printer.local", 4]] as const) {
+      expect(() => checkTargets(req(target, af), deployed), target).toThrowError(/not allowed/);
+    }
+    for (const [target, af] of [["193.0.14.129", 4], ["2001:7fd::1", 6], ["k.root-servers.net", 4]] as const) {
+      expect(() => checkTargets(req(target, af), deployed), target).not.toThrow();
+    }
+    expect(() => checkTargets(req("127.0.0.1"), { ALLOW_PRIVATE_TARGETS: "true" })).not.toThrow();
+  });
+});
+
+describe("keys", () => {
+  it("missing key on create → 403 naming the problem", async () => {
+    const e = await rejected(await post("/api/v2/measurements/", body(ping())), 403);
+    expect(e.detail).toBe("Authentication credentials were not provided.");
+  });
+
+  it("unknown key → 403, in either form", async () => {
+    await rejected(await post("/api/v2/measurements/", body(ping()), { Authorization: "Key 00000000-0000-0000-0000-000000000000" }), 403);
+    await rejected(await post("/api/v2/measurements/?key=nope", body(ping())), 403);
+  });
+
+  it("several keys → 403", async () => {
+    expect((await rejected(await post(`/api/v2/measurements/?key=${key}`, body(ping()), auth), 403)).detail).toContain("Several API keys");
+  });
+
+  it("?key= works like the header (cousteau 1.4)", async () => {
+    const p = await enroll({ country_code: "GR" });
+    const { socket } = await connect(p);
+    const res = await post(`/api/v2/measurements?key=${key}`, { ...body(ping()), probes: [{ type: "probes", value: String(p.id), requested: 1 }] });
+    expect(res.status).toBe(201);
+    socket.ws.close();
+  });
+});
+
+describe("reading", () => {
+  it("serves paths with and without the trailing slash, without redirects", async () => {
+    const p = await enroll({ country_code: "IT" });
+    for (const path of [`/api/v2/probes/${p.id}`, `/api/v2/probes/${p.id}/`, "/api/v2/probes", "/api/v2/probes/"]) {
+      const res = await call(path, { redirect: "manual" });
+      expect(res.status, path).toBe(200);
+    }
+  });
+
+  it("returns the Atlas probe object", async () => {
+    const p = await enroll({ country_code: "PL", asn_v4: 64510, prefix_v4: "192.0.2.0/24", latitude: 52.2297, longitude: 21.0122 });
+    const probe = (await (await call(`/api/v2/probes/${p.id}/`)).json()) as Record<string, unknown>;
+    expect(probe).toMatchObject({
+      id: p.id, type: "Probe", asn_v4: 64510, asn_v6: null, country_code: "PL", prefix_v4: "192.0.2.0/24", is_anchor: false,
+      is_public: true, status: { id: 0, name: "Never Connected" }, geometry: { type: "Point", coordinates: [21.01, 52.23] }, tags: [],
+    });
+    expect(Object.keys(probe).sort()).toEqual([
+      "address_v4", "address_v6", "asn_v4", "asn_v6", "country_code", "description", "firmware_version", "first_connected",
+      "geometry", "id", "is_anchor", "is_public", "last_connected", "prefix_v4", "prefix_v6", "status", "status_since", "tags",
+      "total_uptime", "type",
+    ]);
+  });
+
+  it("filters and paginates probes the Atlas way", async () => {
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push((await enroll({ country_code: "HU", asn_v4: 64511 })).id);
+    const page1 = (await (await call("/api/v2/probes/?country_code=HU&page_size=2")).json()) as { count: number; next: string; previous: null; results: { id: number }[] };
+    expect(page1.count).toBe(5);
+    expect(page1.results.map((r) => r.id)).toEqual(ids.slice(0, 2));
+    expect(page1.previous).toBeNull();
+    const page2 = (await (await call(new URL(page1.next).pathname + new URL(page1.next).search)).json()) as { results: { id: number }[]; previous: string };
+    expect(page2.results.map((r) => r.id)).toEqual(ids.slice(2, 4));
+    expect(page2.previous).toContain("page=1");
+    const byIds = (await (await call(`/api/v2/probes?id__in=${ids[0]},${ids[4]}&asn_v4=64511`)).json()) as { results: { id: number }[] };
+    expect(byIds.results.map((r) => r.id)).toEqual([ids[0], ids[4]]);
+    expect((await (await call("/api/v2/probes/?country_code=HU&status=1")).json() as { count: number }).count).toBe(0);
+    await rejected(await call("/api/v2/probes/?page_size=abc"), 400);
+    await rejected(await call("/api/v2/probes/?country_code=Hungary"), 400);
+  });
+
+  it("lists measurements with filters and answers 404 for unknown ones", async () => {
+    const id = ((await (await createPing(key, [{ type: "country", value: "AQ", requested: 1 }])).json()) as { measurements: number[] }).measurements[0]!;
+    const list = (await (await call(`/api/v2/measurements/?status=6&type=ping&page_size=500`)).json()) as { results: { id: number; status: { id: number } }[] };
+    expect(list.results.some((m) => m.id === id)).toBe(true);
+    expect(list.results.every((m) => m.status.id === 6)).toBe(true);
+    const mine = (await (await call("/api/v2/measurements/my/", { headers: auth })).json()) as { results: { id: number }[] };
+    expect(mine.results.some((m) => m.id === id)).toBe(true);
+    await rejected(await call("/api/v2/measurements/my/"), 403);
+    await rejected(await call("/api/v2/measurements/999999999/"), 404);
+    await rejected(await call("/api/v2/measurements/abc/results/"), 404);
+    await rejected(await call("/api/v2/measurements/999999999/results/"), 404);
+    await rejected(await call(`/api/v2/measurements/${id}/results/?format=xml`), 400);
+    await rejected(await call(`/api/v2/measurements/${id}/results/?probe_ids=a,b`), 400);
+    await rejected(await call("/api/v2/nothing-here/"), 404);
+  });
+
+  it("returns the Atlas measurement object with credits and status", async () => {
+    const p = await enroll({ country_code: "CZ" });
+    const { socket } = await connect(p);
+    const res = await createPing(key, [{ type: "probes", value: String(p.id), requested: 1 }], { packets: 5, size: 1600 });
+    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    const m = (await (await call(`/api/v2/measurements/${id}`)).json()) as Record<string, unknown>;
+    expect(m).toMatchObject({
+      id, type: "ping", af: 4, target: "127.0.0.1", target_ip: "127.0.0.1", is_oneoff: true, packets: 5, size: 1600,
+      // Atlas: packets × (⌊size/1500⌋ + 1), doubled for a one-off.
+      credits_per_result: 20, probes_requested: 1, probes_scheduled: 1, status: { id: 2, name: "Ongoing" },
+      result: `http://edge.test/api/v2/measurements/${id}/results/`,
+    });
+    socket.ws.close();
+  });
+});
