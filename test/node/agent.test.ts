@@ -1,0 +1,115 @@
+// The agent's own parts on this machine: its key never leaves its state directory (mode 0600), the spool survives
+// restarts and forgets only what was acknowledged, and ping measures for real over ICMP in Atlas's format.
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { PingResult } from "../../protocol/index.ts";
+import { loadIdentity } from "../../probe-agent/identity.ts";
+import { ping } from "../../probe-agent/measure/ping.ts";
+import { Spool } from "../../probe-agent/spool.ts";
+import { netnsUnavailable, silentLink } from "./netns.ts";
+import { icmpUnavailable, ipv6LoopbackUnavailable, tempDir } from "./system.ts";
+
+describe("identity", () => {
+  it("is made once, kept mode 0600, and stable across restarts", () => {
+    const dir = tempDir("id");
+    const a = loadIdentity(dir);
+    const b = loadIdentity(dir);
+    expect(a.publicKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(b.publicKey).toBe(a.publicKey);
+    expect(statSync(join(dir, "probe_key.pem")).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir)).toEqual(["probe_key.pem"]);
+    expect(readFileSync(join(dir, "probe_key.pem"), "utf8")).toContain("BEGIN PRIVATE KEY");
+    expect(loadIdentity(tempDir("id2")).publicKey).not.toBe(a.publicKey);
+  });
+});
+
+describe("spool", () => {
+  const result = (msm: number, ts: number): PingResult => ({
+    fw: 5020, mver: "1.0.0", lts: -1, msm_id: msm, msm_name: "Ping", prb_id: 1000001, timestamp: ts, from: "", src_addr: "",
+    dst_addr: "127.0.0.1", dst_name: "127.0.0.1", af: 4, type: "ping", proto: "ICMP", size: 48, sent: 1, rcvd: 0, dup: 0,
+    min: -1, avg: -1, max: -1, step: null, result: [{ x: "*" }],
+  });
+
+  it("keeps unacknowledged results across restarts, in order, and never reuses a sequence number", () => {
+    const dir = tempDir("spool");
+    const s = new Spool(dir);
+    const seqs = [1, 2, 3, 4].map((i) => s.add(result(10_000_001, 1_700_000_000 + i)).seq);
+    expect(seqs).toEqual([1, 2, 3, 4]);
+    s.ack(2);
+    s.drop(4);
+    const after = new Spool(dir);
+    expect(after.pending().map((p) => p.seq)).toEqual([3]);
+    expect(after.pending()[0]!.result.timestamp).toBe(1_700_000_003);
+    after.ack(3);
+    expect(new Spool(dir).size).toBe(0);
+    // Everything acknowledged, then a restart: numbering continues, so the edge's high-water mark still holds.
+    expect(new Spool(dir).add(result(10_000_001, 1_700_000_010)).seq).toBe(5);
+    expect(existsSync(join(dir, "spool"))).toBe(true);
+  });
+});
+
+describe("ping over ICMP", () => {
+  const noIcmp = icmpUnavailable();
+  if (noIcmp) console.warn(`skipping ICMP ping tests: ${noIcmp}`);
+
+  it.skipIf(noIcmp !== null)("measures 127.0.0.1 and reports every Atlas ping field", async () => {
+    const r = await ping({ type: "ping", af: 4, target: "127.0.0.1", packets: 4, size: 100, packet_interval: 200, resolve_on_probe: false },
+      { msmId: 10_000_001, probeId: 1_000_001, step: null, lts: 3, allowPrivate: true });
+    expect(PingResult.parse(r)).toEqual(r);
+    expect(r).toMatchObject({
+      fw: 5020, mver: "1.0.0", lts: 3, type: "ping", msm_name: "Ping", msm_id: 10_000_001, prb_id: 1_000_001, af: 4, proto: "ICMP",
+      src_addr: "127.0.0.1", dst_addr: "127.0.0.1", dst_name: "127.0.0.1", size: 100, ttl: 64, sent: 4, rcvd: 4, dup: 0, step: null,
+    });
+    expect(r.result).toHaveLength(4);
+    for (const reply of r.result) expect((reply as { rtt: number }).rtt).toBeGreaterThan(0);
+    expect(r.min).toBeLessThanOrEqual(r.avg);
+    expect(r.avg).toBeLessThanOrEqual(r.max);
+    expect(r.max).toBeLessThan(50);
+    expect(Math.abs(r.timestamp - Date.now() / 1000)).toBeLessThan(5);
+  });
+
+  it.skipIf(noIcmp !== null || ipv6LoopbackUnavailable() !== null)("measures ::1 over ICMPv6", async () => {
+    const r = await ping({ type: "ping", af: 6, target: "::1", packets: 2, size: 48, packet_interval: 100, resolve_on_probe: false },
+      { msmId: 10_000_002, probeId: 1_000_001, step: 240, lts: 0, allowPrivate: true });
+    expect(PingResult.parse(r)).toEqual(r);
+    expect(r).toMatchObject({ af: 6, dst_name: "::1", dst_addr: "::1", src_addr: "::1", sent: 2, rcvd: 2, step: 240 });
+  });
+
+  it.skipIf(noIcmp !== null)("resolves a name on the probe and reports ttr", async () => {
+    const r = await ping({ type: "ping", af: 4, target: "localhost", packets: 1, size: 48, packet_interval: 100, resolve_on_probe: true },
+      { msmId: 10_000_003, probeId: 1_000_001, step: null, lts: 0, allowPrivate: true });
+    expect(r).toMatchObject({ dst_name: "localhost", dst_addr: "127.0.0.1", rcvd: 1 });
+    expect(r.ttr).toBeGreaterThanOrEqual(0);
+  });
+
+  it("reports a name that does not resolve as an error result", async () => {
+    const r = await ping({ type: "ping", af: 4, target: "no-such-host.invalid", packets: 1, size: 48, packet_interval: 100, resolve_on_probe: true },
+      { msmId: 1, probeId: 1, step: null, lts: 0, allowPrivate: true });
+    expect(r.result).toHaveLength(1);
+    expect((r.result[0] as { error: string }).error).toMatch(/^dns resolution failed: /);
+    expect(r.dst_addr).toBe("");
+  });
+
+  const noNetns = netnsUnavailable();
+  if (noNetns) console.warn(`skipping the unanswered-ping test: ${noNetns}`);
+  it.skipIf(noNetns !== null)("reports unanswered packets as {x:*} with min/avg/max -1", () => {
+    const ns = silentLink("silent");
+    try {
+      const spec = { type: "ping", af: 4, target: "10.9.0.2", packets: 3, size: 48, packet_interval: 100, resolve_on_probe: false };
+      const r = JSON.parse(ns.exec(process.execPath, [join(import.meta.dirname, "fixtures/ping-once.ts"), JSON.stringify(spec)])) as PingResult;
+      expect(r).toMatchObject({ src_addr: "10.9.0.1", dst_addr: "10.9.0.2", sent: 3, rcvd: 0, dup: 0, min: -1, avg: -1, max: -1 });
+      expect(r.result).toEqual([{ x: "*" }, { x: "*" }, { x: "*" }]);
+      expect(r.ttl).toBeUndefined();
+    } finally {
+      ns.remove();
+    }
+  });
+
+  it("refuses non-public destinations unless the probe runs in local mode", async () => {
+    const r = await ping({ type: "ping", af: 4, target: "127.0.0.1", packets: 1, size: 48, packet_interval: 1000, resolve_on_probe: false },
+      { msmId: 1, probeId: 1, step: null, lts: 0, allowPrivate: false });
+    expect(r.result).toEqual([{ error: "destination 127.0.0.1 is not a public address" }]);
+    expect([r.sent, r.rcvd, r.min, r.avg, r.max]).toEqual([0, 0, -1, -1, -1]);
+  });
+});

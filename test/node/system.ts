@@ -1,0 +1,64 @@
+// Helpers for tests that run the real system: free ports, polling, and capability checks with printed reasons.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `vantage-${prefix}-`));
+}
+
+async function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer().once("error", () => resolve(false)).listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
+/** A port that is free, and whose +10000 neighbour (wrangler's inspector) is free too. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    if ((await isFree(port)) && (await isFree(port + 10_000))) return port;
+  }
+}
+
+export async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * Whether this process may send ICMP echo: as root (CAP_NET_RAW) or with its group inside
+ * net.ipv4.ping_group_range. Returns the reason when it may not, for a printed skip.
+ */
+export function icmpUnavailable(): string | null {
+  if (process.getuid?.() === 0) return null;
+  try {
+    const [lo, hi] = execFileSync("sysctl", ["-n", "net.ipv4.ping_group_range"], { encoding: "utf8" }).trim().split(/\s+/).map(Number);
+    const gid = process.getgid?.() ?? -1;
+    if (gid >= lo! && gid <= hi!) return null;
+    return `not root and gid ${gid} is outside net.ipv4.ping_group_range (${lo} ${hi}): no ICMP socket`;
+  } catch {
+    return "not root and net.ipv4.ping_group_range is unreadable";
+  }
+}
+
+export function ipv6LoopbackUnavailable(): string | null {
+  try {
+    const out = execFileSync("ip", ["-6", "addr", "show", "dev", "lo"], { encoding: "utf8" });
+    return out.includes("::1/128") ? null : "no ::1 on lo (IPv6 disabled)";
+  } catch {
+    return "cannot inspect lo for IPv6";
+  }
+}
