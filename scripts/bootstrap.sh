@@ -18,6 +18,17 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# The end-to-end tests drive the edge with RIPE's own client, unmodified (Debian's cousteau 1.4.2).
+if [ "$1" = test ] && ! /usr/bin/python3 -c 'import ripe.atlas.cousteau' >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: installing python3-ripe-atlas-cousteau for the client compatibility test"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-ripe-atlas-cousteau >/dev/null 2>&1 ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-ripe-atlas-cousteau >/dev/null; }
+  else
+    echo "bootstrap: python3-ripe-atlas-cousteau is missing; its test will be skipped" >&2
+  fi
+fi
+
 if [ ! -x node_modules/.bin/node ] || [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "bootstrap: installing npm packages"
   npm ci --no-audit --no-fund

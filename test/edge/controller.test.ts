@@ -1,10 +1,9 @@
 // Controllers and the brain inside workerd: dispatch to probes with free slots across shards, exactly-once
 // ingestion with acks only after durability, refusals of lying or garbled probes, batched R2 writes with a
 // per-measurement index, and the measurement lifecycle (one-off, periodic, DELETE).
-import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ADMIN, call, connect, createPing, enroll, newKey, pingResult, post, type ProbeSocket } from "./harness.ts";
+import { ADMIN, call, connect, createPing, enroll, newKey, pingResult, post, env } from "./harness.ts";
 
 const key = await newKey();
 
@@ -102,7 +101,7 @@ describe("results", () => {
     const stored = await results(id);
     expect(stored).toHaveLength(1);
     expect(stored[0]).toMatchObject({ msm_id: id, prb_id: p.id, rcvd: 2, result: [{ rtt: 1.5 }, { x: "*" }, { rtt: 2.5 }] });
-    expect(typeof stored[0]!.stored_timestamp).toBe("number");
+    expect(typeof (stored[0] as { stored_timestamp?: number }).stored_timestamp).toBe("number");
     again.socket.ws.close();
   });
 

@@ -1,9 +1,9 @@
 /// <reference types="@cloudflare/vitest-plugin/types" />
-import type { Env } from "../../durable-objects/env.ts";
-
-declare global {
-  namespace Cloudflare {
-    interface Env extends import("../../durable-objects/env.ts").Env {}
+// Type of `exports` from "cloudflare:workers" in the workerd tests (the edge's Worker entry). The bindings are
+// typed through the harness's `env`.
+declare namespace Cloudflare {
+  interface GlobalProps {
+    mainModule: typeof import("../../workers/index.ts");
+    durableNamespaces: "Brain" | "Controller" | "Registry";
   }
 }
-export type { Env };

@@ -1,8 +1,12 @@
 // Test driver for the edge inside workerd: talks to the Worker through its real fetch entry point, and plays
 // probes over real WebSockets with their own Ed25519 keys (the same protocol module the agent uses).
-import { exports } from "cloudflare:workers";
+import { env as bindings, exports } from "cloudflare:workers";
+import type { Env } from "../../durable-objects/env.ts";
 import { CompactSign } from "jose";
 import { type ControllerMessage, type ProbeMessage, type RegisterResponse, SUBPROTOCOL } from "../../protocol/index.ts";
+
+/** The edge's bindings, as the Worker sees them. */
+export const env = bindings as unknown as Env;
 
 export const ADMIN = "test-admin-token";
 export const BASE = "http://edge.test";

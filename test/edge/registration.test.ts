@@ -1,10 +1,9 @@
 // Registration and controller admission inside workerd: the challenge–response, every refusal, shard choice by
 // location and load, and the assignment token's audience and lifetime.
-import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { issueAssignment, audienceFor } from "../../durable-objects/tokens.ts";
-import { ADMIN, call, challenge, connect, enroll, errorOf, post, register, sign, upgrade } from "./harness.ts";
+import { ADMIN, call, challenge, connect, enroll, errorOf, post, register, sign, upgrade, env } from "./harness.ts";
 
 async function proofFor(p: Awaited<ReturnType<typeof enroll>>) {
   const { nonce } = (await (await challenge(p.id)).json()) as { nonce: string };

@@ -1,0 +1,114 @@
+// End to end on the real local system: wrangler dev (workerd, SQLite DOs, the R2 simulation) with its HTTPS front,
+// three real agent processes enrolled in three countries, and a user who speaks only the Atlas API.
+import https from "node:https";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PingResult } from "../../protocol/index.ts";
+import { admin, type Edge, LOCAL_SITES, type LocalProbe, type ProbeProcess, provisionProbe, startEdge, startHttpsFront, startProbe } from "../../scripts/local.ts";
+import { freePort, icmpUnavailable, tempDir, until } from "./system.ts";
+
+const noIcmp = icmpUnavailable();
+if (noIcmp) console.warn(`skipping the end-to-end ping test: ${noIcmp}`);
+
+/** GET/POST over HTTPS to the self-signed local front, as an Atlas client with verify=False would. */
+function httpsJson(url: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, {
+      method: init.method ?? "GET", rejectUnauthorized: false,
+      headers: { Accept: "application/json", ...(init.body ? { "Content-Type": "application/json" } : {}), ...init.headers },
+    }, (res) => {
+      let data = "";
+      res.on("data", (d) => (data += d));
+      res.on("end", () => resolve({ status: res.statusCode!, body: data ? JSON.parse(data) : null }));
+    });
+    req.on("error", reject);
+    req.end(init.body ? JSON.stringify(init.body) : undefined);
+  });
+}
+
+describe.skipIf(noIcmp !== null)("a one-off ping from three probes, through the public API", () => {
+  const state = tempDir("e2e");
+  let edge: Edge;
+  let front: { url: string; close: () => Promise<void> };
+  let probes: LocalProbe[];
+  let agents: ProbeProcess[];
+  let key: string;
+
+  beforeAll(async () => {
+    edge = await startEdge({ stateDir: state, port: await freePort(), quiet: true });
+    front = await startHttpsFront(state, 0, edge.url);
+    key = (await admin<{ key: string }>(edge, "/admin/keys", { label: "e2e" })).key;
+    probes = await Promise.all(LOCAL_SITES.map((site, i) => provisionProbe(edge, join(state, `probe-${i}`), site)));
+    agents = probes.map((p) => startProbe(p, { quiet: true }));
+    await until("three connected probes", async () => {
+      const res = await fetch(`${edge.url}/api/v2/probes/?status=1`);
+      return ((await res.json()) as { count: number }).count === 3;
+    });
+  });
+
+  afterAll(async () => {
+    await Promise.all((agents ?? []).map((a) => a.stop()));
+    await front?.close();
+    await edge?.stop();
+  });
+
+  it("creates the measurement over HTTPS and reads back Atlas ping results from all three probes", async () => {
+    const created = await httpsJson(`${front.url}/api/v2/measurements/?key=${key}`, {
+      method: "POST",
+      body: {
+        definitions: [{ type: "ping", af: 4, target: "127.0.0.1", description: "e2e", packets: 3, size: 64, packet_interval: 200 }],
+        probes: [{ type: "area", value: "WW", requested: 3 }],
+        is_oneoff: true,
+      },
+    });
+    expect(created.status).toBe(201);
+    const id = (created.body as { measurements: number[] }).measurements[0]!;
+
+    const results = await until("three results", async () => {
+      const res = await httpsJson(`${front.url}/api/v2/measurements/${id}/results`);
+      const list = res.body as PingResult[];
+      return list.length === 3 ? list : null;
+    }, 60_000, 500);
+
+    expect(results.map((r) => r.prb_id).sort()).toEqual(probes.map((p) => p.id).sort());
+    const now = Date.now() / 1000;
+    for (const r of results) {
+      // Every field of an Atlas ping result (reference/atlas.md §2), with values a parser relies on.
+      expect(Object.keys(r).sort()).toEqual([
+        "af", "avg", "dst_addr", "dst_name", "dup", "from", "fw", "lts", "max", "min", "msm_id", "msm_name", "mver", "prb_id",
+        "proto", "rcvd", "result", "sent", "size", "src_addr", "step", "stored_timestamp", "timestamp", "ttl", "type",
+      ]);
+      expect(r).toMatchObject({
+        fw: 5020, mver: "1.0.0", type: "ping", msm_name: "Ping", msm_id: id, af: 4, proto: "ICMP", from: "127.0.0.1",
+        src_addr: "127.0.0.1", dst_addr: "127.0.0.1", dst_name: "127.0.0.1", size: 64, ttl: 64, sent: 3, rcvd: 3, dup: 0, step: null,
+      });
+      expect(r.lts).toBeGreaterThanOrEqual(0);
+      expect(r.lts).toBeLessThan(60);
+      expect(Math.abs(r.timestamp - now)).toBeLessThan(60);
+      expect(r.stored_timestamp! - r.timestamp).toBeGreaterThanOrEqual(0);
+      expect(r.result).toHaveLength(3);
+      const rtts = r.result.map((x) => (x as { rtt: number }).rtt);
+      for (const rtt of rtts) expect(rtt).toBeGreaterThan(0);
+      expect(r.min).toBe(Math.min(...rtts));
+      expect(r.max).toBe(Math.max(...rtts));
+      expect(r.avg).toBeCloseTo(rtts.reduce((a, b) => a + b) / 3, 2);
+    }
+
+    // The same results over plain HTTP, as text, per probe, and as "latest".
+    const txt = await (await fetch(`${edge.url}/api/v2/measurements/${id}/results/?format=txt&probe_ids=${probes[0]!.id}`)).text();
+    expect(txt.trim().split("\n").map((l) => (JSON.parse(l) as PingResult).prb_id)).toEqual([probes[0]!.id]);
+    const latest = (await (await fetch(`${edge.url}/api/v2/measurements/${id}/latest`)).json()) as Record<string, PingResult[]>;
+    expect(Object.keys(latest).sort()).toEqual(probes.map((p) => String(p.id)).sort());
+
+    const m = (await httpsJson(`${front.url}/api/v2/measurements/${id}/`)).body as { probes_scheduled: number; status: { name: string } };
+    expect(m.probes_scheduled).toBe(3);
+    expect(["Ongoing", "Stopped"]).toContain(m.status.name);
+  });
+
+  it("lists the three probes with their countries and ASNs as connected", async () => {
+    const res = await httpsJson(`${front.url}/api/v2/probes/?status=1`);
+    const list = (res.body as { results: { country_code: string; asn_v4: number; status: { name: string } }[] }).results;
+    expect(list.map((p) => `${p.country_code}:${p.asn_v4}`).sort()).toEqual(LOCAL_SITES.map((s) => `${s.country_code}:${s.asn_v4}`).sort());
+    expect(list.every((p) => p.status.name === "Connected")).toBe(true);
+  });
+});
