@@ -28,6 +28,8 @@ const MIGRATIONS = [
    -- Per-measurement index of the R2 batches this shard wrote.
    CREATE TABLE batches (msm_id INTEGER NOT NULL, key TEXT NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,
      count INTEGER NOT NULL, PRIMARY KEY (msm_id, key));`,
+  // Counters an operator (and the benchmark) reads: R2 objects written and results in them.
+  `CREATE TABLE stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
 ];
 
 /** What the controller keeps about each connected probe, in the socket attachment (survives hibernation). */
@@ -299,6 +301,8 @@ export class Controller extends DurableObject<Env> {
           this.sql("INSERT OR REPLACE INTO batches (msm_id, key, min_ts, max_ts, count) VALUES (?, ?, ?, ?, ?)", msm, key, e.min, e.max, e.count);
         }
         this.sql("DELETE FROM outbox WHERE batch_key = ?", key);
+        this.bump("r2_writes", 1);
+        this.bump("results_written", count);
       });
       objects++;
       results += count;
@@ -359,9 +363,17 @@ export class Controller extends DurableObject<Env> {
     return { keys, pending };
   }
 
-  load(): { shard: string; connected: number; capacity: number; pending_results: number } {
+  private bump(name: string, by: number): void {
+    this.sql("INSERT INTO stats (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value", name, by);
+  }
+
+  load(): { shard: string; connected: number; capacity: number; pending_results: number; r2_writes: number; results_written: number } {
     const pending = this.sql<{ n: number | null }>("SELECT SUM(count) AS n FROM outbox")[0]?.n ?? 0;
-    return { shard: this.shard, connected: this.ctx.getWebSockets().length, capacity: this.capacity, pending_results: pending };
+    const stat = (name: string) => this.sql<{ value: number }>("SELECT value FROM stats WHERE name = ?", name)[0]?.value ?? 0;
+    return {
+      shard: this.shard, connected: this.ctx.getWebSockets().length, capacity: this.capacity, pending_results: pending,
+      r2_writes: stat("r2_writes"), results_written: stat("results_written"),
+    };
   }
 }
 
