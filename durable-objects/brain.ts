@@ -1,12 +1,11 @@
 // Brain: accepts measurements, splits each probe source across controller shards (asking each what it can give,
 // then the next, until the request is filled), and drives each measurement's status over time with one DO alarm
 // multiplexing many timers. One instance, named "brain".
-import { DurableObject } from "cloudflare:workers";
 import { type Assignment, type CreateMeasurements, type Definition, type ProbeSource, type Status, STATUS, toUnix } from "../protocol/index.ts";
 import type { Participant, ProbeFilter } from "./controller.ts";
 import type { Env } from "./env.ts";
 import { controllerStub, shardByName, shardsForSource } from "./shards.ts";
-import { migrate } from "./sql.ts";
+import { SqlDurableObject } from "./sql.ts";
 
 const MIGRATIONS = [
   `CREATE TABLE measurements (
@@ -48,14 +47,9 @@ export type MeasurementFilter = { ids?: number[]; status?: number[]; type?: stri
 
 type Action = "start" | "stop" | "finish";
 
-export class Brain extends DurableObject<Env> {
+export class Brain extends SqlDurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => migrate(ctx.storage, MIGRATIONS));
-  }
-
-  private sql<T extends Record<string, SqlStorageValue>>(q: string, ...b: unknown[]): T[] {
-    return this.ctx.storage.sql.exec<T>(q, ...(b as SqlStorageValue[])).toArray();
+    super(ctx, env, MIGRATIONS);
   }
 
   /** Creates one measurement per definition (ids in definition order) and schedules it on probes. */

@@ -1,14 +1,13 @@
 // Controller: one per region shard. Holds its probes' WebSockets through the hibernation API, hands out work to
 // probes with free slots, acknowledges results only once they are durable in its SQLite outbox, and writes the
 // outbox to R2 in batches (one object per partition per flush), keeping a per-measurement index of the batches.
-import { DurableObject } from "cloudflare:workers";
 import {
   type Assignment, type ControllerMessage, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
   type Result, type Submission, SUBPROTOCOL,
 } from "../protocol/index.ts";
 import { batchKey, partitionOf } from "../storage/layout.ts";
 import { type Env, flag, REGISTRY_NAME } from "./env.ts";
-import { migrate } from "./sql.ts";
+import { SqlDurableObject } from "./sql.ts";
 import { verifyAssignment } from "./tokens.ts";
 
 const MIGRATIONS = [
@@ -51,10 +50,9 @@ export type Participant = { probe_id: number; shard: string; country_code: strin
 
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 
-export class Controller extends DurableObject<Env> {
+export class Controller extends SqlDurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => migrate(ctx.storage, MIGRATIONS));
+    super(ctx, env, MIGRATIONS);
   }
 
   private get shard(): string {
@@ -63,10 +61,6 @@ export class Controller extends DurableObject<Env> {
 
   private get capacity(): number {
     return Number(this.env.CONTROLLER_CAPACITY ?? 20_000);
-  }
-
-  private sql<T extends Record<string, SqlStorageValue>>(q: string, ...b: unknown[]): T[] {
-    return this.ctx.storage.sql.exec<T>(q, ...(b as SqlStorageValue[])).toArray();
   }
 
   // ── connections ────────────────────────────────────────────────────────────────────────────────────────────
@@ -257,11 +251,24 @@ export class Controller extends DurableObject<Env> {
     await this.flush();
   }
 
+  private flushing: Promise<{ objects: number; results: number }> | null = null;
+
+  /** One flush at a time: the alarm and an operator's flush must not both write the same sealed batches. */
+  async flush(): Promise<{ objects: number; results: number }> {
+    while (this.flushing) await this.flushing.catch(() => undefined);
+    this.flushing = this.writeBatches();
+    try {
+      return await this.flushing;
+    } finally {
+      this.flushing = null;
+    }
+  }
+
   /**
    * Writes the outbox to R2. Rows are first sealed into named batches in one transaction, so a flush that dies
    * after the PUT retries the same key with the same content (write-once, If-None-Match: *), never a new copy.
    */
-  async flush(): Promise<{ objects: number; results: number }> {
+  private async writeBatches(): Promise<{ objects: number; results: number }> {
     const unsealed = this.sql<{ id: number; type: string; date: string; hour: string }>(
       "SELECT id, type, date, hour FROM outbox WHERE batch_key IS NULL ORDER BY id");
     const byPartition = new Map<string, number[]>();

@@ -1,9 +1,8 @@
 // Registry: the enrolled probes (public key, location, ASN, status), their registration challenges, the load each
 // controller shard reports, and API keys (stored as SHA-256 hashes). One instance, named "registry".
-import { DurableObject } from "cloudflare:workers";
 import { compactVerify, importJWK } from "jose";
 import type { Env } from "./env.ts";
-import { migrate } from "./sql.ts";
+import { SqlDurableObject } from "./sql.ts";
 
 const MIGRATIONS = [
   `CREATE TABLE probes (
@@ -63,14 +62,9 @@ export type ProbeFilter = {
   status?: number;
 };
 
-export class Registry extends DurableObject<Env> {
+export class Registry extends SqlDurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => migrate(ctx.storage, MIGRATIONS));
-  }
-
-  private sql<T extends Record<string, SqlStorageValue>>(q: string, ...b: unknown[]): T[] {
-    return this.ctx.storage.sql.exec<T>(q, ...(b as SqlStorageValue[])).toArray();
+    super(ctx, env, MIGRATIONS);
   }
 
   enroll(e: Enrollment): { ok: true; probe: ProbeRecord } | Refusal {

@@ -1,5 +1,7 @@
-// SQL migrations for SQLite-backed Durable Objects, kept in a table because PRAGMA user_version is unsupported.
-// Run from the constructor inside blockConcurrencyWhile; each migration runs once, in order, atomically.
+// SQLite-backed Durable Objects: migrations kept in a table (PRAGMA user_version is unsupported), run once, in
+// order, atomically, before any event; and one typed query helper.
+import { DurableObject } from "cloudflare:workers";
+
 export function migrate(storage: DurableObjectStorage, migrations: readonly string[]): void {
   storage.sql.exec("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
   const done = storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM _migrations").one().n;
@@ -11,4 +13,16 @@ export function migrate(storage: DurableObjectStorage, migrations: readonly stri
   }
 }
 
-export type Row = Record<string, SqlStorageValue>;
+export abstract class SqlDurableObject<E> extends DurableObject<E> {
+  constructor(ctx: DurableObjectState, env: E, migrations: readonly string[]) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => migrate(ctx.storage, migrations));
+  }
+
+  /**
+   * Runs a statement and returns all rows (synchronous: consume before any await). An instance property, not a
+   * method, so that RPC never exposes it to callers of the stub.
+   */
+  protected readonly sql = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): T[] =>
+    this.ctx.storage.sql.exec<T>(query, ...(bindings as SqlStorageValue[])).toArray();
+}

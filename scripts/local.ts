@@ -45,7 +45,8 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
   const env = { ...secrets, ALLOW_PRIVATE_TARGETS: "true", FLUSH_INTERVAL_MS: "1000", ...o.vars };
   const envFile = join(o.stateDir, "edge.env");
   writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}='${v}'`).join("\n") + "\n", { mode: 0o600 });
-  const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), [
+  // Run wrangler on this Node (≥ 22), whatever `node` is first on PATH.
+  const child = spawn(process.execPath, [join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
     "dev", "--ip", "127.0.0.1", "--port", String(o.port), "--persist-to", join(o.stateDir, "wrangler"),
     "--env-file", envFile, "--show-interactive-dev-session=false", "--inspector-port", String(o.port + 10_000),
   ], { cwd: ROOT, env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true" }, stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -184,4 +185,43 @@ export function startProbe(probe: LocalProbe, opts: { quiet?: boolean } = {}): P
       clearTimeout(t);
     },
   };
+}
+
+export type LocalSystem = {
+  edge: Edge;
+  front: { url: string; close: () => Promise<void> };
+  key: string;
+  probes: LocalProbe[];
+  agents: ProbeProcess[];
+  stop: () => Promise<void>;
+};
+
+/**
+ * The whole system: the edge, its HTTPS front, an API key (the given one, or a fresh one) and one enrolled agent
+ * process per site; resolves once every probe is connected.
+ */
+export async function startLocalSystem(o: { stateDir: string; port: number; httpsPort: number; apiKey?: string; sites?: ProbeSite[]; quiet?: boolean }): Promise<LocalSystem> {
+  const edge = await startEdge({ stateDir: o.stateDir, port: o.port, quiet: o.quiet ?? true });
+  const front = await startHttpsFront(o.stateDir, o.httpsPort, edge.url);
+  const sites = o.sites ?? LOCAL_SITES;
+  const { key } = await admin<{ key: string }>(edge, "/admin/keys", { label: "local", ...(o.apiKey ? { key: o.apiKey } : {}) });
+  const probes = await Promise.all(sites.map((site, i) => provisionProbe(edge, join(o.stateDir, "probes", String(i + 1)), site)));
+  const agents = probes.map((p) => startProbe(p, { quiet: o.quiet ?? true }));
+  const stop = async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    await front.close();
+    await edge.stop();
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const res = await fetch(`${edge.url}/api/v2/probes/?status=1&id__in=${probes.map((p) => p.id).join(",")}`).catch(() => null);
+    if (res?.ok && ((await res.json()) as { count: number }).count === probes.length) break;
+    if (Date.now() > deadline) {
+      const logs = agents.map((a) => a.output().slice(-1000)).join("\n");
+      await stop();
+      throw new Error(`probes did not all connect within 60 s:\n${logs}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return { edge, front, key, probes, agents, stop };
 }

@@ -2,15 +2,15 @@
 // and three probe agents enrolled in three countries. State lives in .vantage/ and survives restarts.
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
-import { admin, LOCAL_SITES, provisionProbe, ROOT, startEdge, startHttpsFront, startProbe } from "./local.ts";
+import { LOCAL_SITES, ROOT, startLocalSystem } from "./local.ts";
 
 const state = join(ROOT, ".vantage");
-const edge = await startEdge({ stateDir: state, port: Number(process.env.VANTAGE_PORT ?? 8787), quiet: true });
-const front = await startHttpsFront(state, Number(process.env.VANTAGE_HTTPS_PORT ?? 8443), edge.url);
 const givenKey = process.env.VANTAGE_API_KEY;
-const { key } = await admin<{ key: string }>(edge, "/admin/keys", { label: "local", key: givenKey ?? randomUUID() });
-const probes = await Promise.all(LOCAL_SITES.map((site, i) => provisionProbe(edge, join(state, "probes", String(i + 1)), site)));
-const agents = probes.map((p) => startProbe(p, { quiet: true }));
+const system = await startLocalSystem({
+  stateDir: state, port: Number(process.env.VANTAGE_PORT ?? 8787), httpsPort: Number(process.env.VANTAGE_HTTPS_PORT ?? 8443),
+  apiKey: givenKey ?? randomUUID(),
+});
+const { edge, front, key, probes } = system;
 
 console.log(`
 Vantage is running locally.
@@ -27,16 +27,19 @@ Try:
 Ctrl-C stops everything.`);
 
 let stopping = false;
-async function shutdown(): Promise<void> {
+async function shutdown(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  await Promise.all(agents.map((a) => a.stop()));
-  await front.close();
-  await edge.stop();
-  process.exit(0);
+  await system.stop();
+  process.exit(code);
 }
-process.on("SIGINT", () => void shutdown());
-process.on("SIGTERM", () => void shutdown());
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
 edge.process.on("exit", (code) => {
-  if (!stopping) { console.error(`the edge exited (${code}):\n${edge.output().slice(-3000)}`); void shutdown(); }
+  if (!stopping) { console.error(`the edge exited (${code}):\n${edge.output().slice(-3000)}`); void shutdown(1); }
 });
+for (const agent of system.agents) {
+  agent.process.on("exit", (code) => {
+    if (!stopping) console.error(`probe ${agent.probe.id} exited (${code}):\n${agent.output().slice(-2000)}`);
+  });
+}

@@ -3,10 +3,9 @@
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { PingResult } from "../../protocol/index.ts";
-import { admin, type Edge, LOCAL_SITES, type LocalProbe, type ProbeProcess, provisionProbe, startEdge, startHttpsFront, startProbe } from "../../scripts/local.ts";
-import { freePort, icmpUnavailable, tempDir, until } from "./system.ts";
+import { icmpUnavailable, useLocalSystem } from "./system.ts";
 
 function cousteauUnavailable(): string | null {
   try {
@@ -21,30 +20,10 @@ const why = icmpUnavailable() ?? cousteauUnavailable();
 if (why) console.warn(`skipping the cousteau test: ${why}`);
 
 describe.skipIf(why !== null)("RIPE's cousteau client against the local edge", () => {
-  const state = tempDir("cousteau");
-  let edge: Edge;
-  let front: { url: string; close: () => Promise<void> };
-  let probes: LocalProbe[];
-  let agents: ProbeProcess[];
-  let key: string;
-
-  beforeAll(async () => {
-    edge = await startEdge({ stateDir: state, port: await freePort(), quiet: true });
-    front = await startHttpsFront(state, 0, edge.url);
-    key = (await admin<{ key: string }>(edge, "/admin/keys", { label: "cousteau" })).key;
-    probes = await Promise.all(LOCAL_SITES.map((site, i) => provisionProbe(edge, join(state, `probe-${i}`), site)));
-    agents = probes.map((p) => startProbe(p, { quiet: true }));
-    await until("three connected probes", async () =>
-      ((await (await fetch(`${edge.url}/api/v2/probes/?status=1`)).json()) as { count: number }).count === 3);
-  });
-
-  afterAll(async () => {
-    await Promise.all((agents ?? []).map((a) => a.stop()));
-    await front?.close();
-    await edge?.stop();
-  });
+  const local = useLocalSystem("cousteau");
 
   it("creates, reads, lists and stops measurements", async () => {
+    const { front, probes, key } = local();
     const server = new URL(front.url).host;
     // Asynchronously: the HTTPS front lives in this process and must keep serving while cousteau runs.
     const { stdout } = await promisify(execFile)("/usr/bin/python3", [join(import.meta.dirname, "fixtures/cousteau_client.py"), server, key, "3"], {

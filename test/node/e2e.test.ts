@@ -1,11 +1,11 @@
 // End to end on the real local system: wrangler dev (workerd, SQLite DOs, the R2 simulation) with its HTTPS front,
 // three real agent processes enrolled in three countries, and a user who speaks only the Atlas API.
 import https from "node:https";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import net from "node:net";
+import { describe, expect, it } from "vitest";
 import type { PingResult } from "../../protocol/index.ts";
-import { admin, type Edge, LOCAL_SITES, type LocalProbe, type ProbeProcess, provisionProbe, startEdge, startHttpsFront, startProbe } from "../../scripts/local.ts";
-import { freePort, icmpUnavailable, tempDir, until } from "./system.ts";
+import { LOCAL_SITES } from "../../scripts/local.ts";
+import { icmpUnavailable, listeningSockets, until, useLocalSystem } from "./system.ts";
 
 const noIcmp = icmpUnavailable();
 if (noIcmp) console.warn(`skipping the end-to-end ping test: ${noIcmp}`);
@@ -27,32 +27,10 @@ function httpsJson(url: string, init: { method?: string; body?: unknown; headers
 }
 
 describe.skipIf(noIcmp !== null)("a one-off ping from three probes, through the public API", () => {
-  const state = tempDir("e2e");
-  let edge: Edge;
-  let front: { url: string; close: () => Promise<void> };
-  let probes: LocalProbe[];
-  let agents: ProbeProcess[];
-  let key: string;
-
-  beforeAll(async () => {
-    edge = await startEdge({ stateDir: state, port: await freePort(), quiet: true });
-    front = await startHttpsFront(state, 0, edge.url);
-    key = (await admin<{ key: string }>(edge, "/admin/keys", { label: "e2e" })).key;
-    probes = await Promise.all(LOCAL_SITES.map((site, i) => provisionProbe(edge, join(state, `probe-${i}`), site)));
-    agents = probes.map((p) => startProbe(p, { quiet: true }));
-    await until("three connected probes", async () => {
-      const res = await fetch(`${edge.url}/api/v2/probes/?status=1`);
-      return ((await res.json()) as { count: number }).count === 3;
-    });
-  });
-
-  afterAll(async () => {
-    await Promise.all((agents ?? []).map((a) => a.stop()));
-    await front?.close();
-    await edge?.stop();
-  });
+  const local = useLocalSystem("e2e");
 
   it("creates the measurement over HTTPS and reads back Atlas ping results from all three probes", async () => {
+    const { edge, front, probes, key } = local();
     const created = await httpsJson(`${front.url}/api/v2/measurements/?key=${key}`, {
       method: "POST",
       body: {
@@ -106,9 +84,23 @@ describe.skipIf(noIcmp !== null)("a one-off ping from three probes, through the 
   });
 
   it("lists the three probes with their countries and ASNs as connected", async () => {
+    const { front } = local();
     const res = await httpsJson(`${front.url}/api/v2/probes/?status=1`);
     const list = (res.body as { results: { country_code: string; asn_v4: number; status: { name: string } }[] }).results;
     expect(list.map((p) => `${p.country_code}:${p.asn_v4}`).sort()).toEqual(LOCAL_SITES.map((s) => `${s.country_code}:${s.asn_v4}`).sort());
     expect(list.every((p) => p.status.name === "Connected")).toBe(true);
+  });
+
+  it("has agents that listen on no port", async () => {
+    const { agents } = local();
+    // The check itself sees a listener when there is one (this test process, for a moment).
+    const server = net.createServer().listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    expect(listeningSockets(process.pid).some((s) => s.startsWith("tcp "))).toBe(true);
+    server.close();
+    for (const agent of agents) {
+      expect(agent.process.exitCode).toBeNull();
+      expect(listeningSockets(agent.process.pid!)).toEqual([]);
+    }
   });
 });

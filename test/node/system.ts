@@ -1,9 +1,11 @@
 // Helpers for tests that run the real system: free ports, polling, and capability checks with printed reasons.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
+import { type LocalSystem, startLocalSystem } from "../../scripts/local.ts";
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `vantage-${prefix}-`));
@@ -61,4 +63,47 @@ export function ipv6LoopbackUnavailable(): string | null {
   } catch {
     return "cannot inspect lo for IPv6";
   }
+}
+
+/** The whole local system (edge, HTTPS front, three connected agents) for the tests of one describe block. */
+export function useLocalSystem(tag: string): () => LocalSystem {
+  let system: LocalSystem | undefined;
+  beforeAll(async () => {
+    system = await startLocalSystem({ stateDir: tempDir(tag), port: await freePort(), httpsPort: 0 });
+  });
+  afterAll(async () => {
+    await system?.stop();
+  });
+  return () => {
+    if (!system) throw new Error("the local system did not start");
+    return system;
+  };
+}
+
+/** TCP sockets in LISTEN and unconnected UDP sockets that a process holds (from /proc). */
+export function listeningSockets(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = readlinkSync(`/proc/${pid}/fd/${fd}`).match(/^socket:\[(\d+)\]$/);
+      if (m) inodes.add(m[1]!);
+    } catch { /* closed meanwhile */ }
+  }
+  const found: string[] = [];
+  for (const table of ["tcp", "tcp6", "udp", "udp6"]) {
+    let lines: string[];
+    try {
+      lines = readFileSync(`/proc/net/${table}`, "utf8").trim().split("\n").slice(1);
+    } catch {
+      continue;
+    }
+    for (const line of lines) {
+      const f = line.trim().split(/\s+/);
+      const [local, remote, state, inode] = [f[1]!, f[2]!, f[3]!, f[9]!];
+      if (!inodes.has(inode)) continue;
+      const listening = table.startsWith("tcp") ? state === "0A" : /^0+:0000$/.test(remote);
+      if (listening) found.push(`${table} ${local}`);
+    }
+  }
+  return found;
 }

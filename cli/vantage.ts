@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// vantage: the operator's command. Enrolls probes by public key, disables and re-enables them, creates API keys,
+// and makes the edge's signing key pair for a deployment.
+import { generateKeyPairSync } from "node:crypto";
+import { parseArgs } from "node:util";
+
+const USAGE = `usage: npm run vantage -- <command> [options]
+  edge-keys                                   print a new EDGE_PRIVATE_JWK / EDGE_PUBLIC_JWK pair for wrangler
+  enroll-probe --public-key K [--country CC] [--asn N] [--prefix P/len] [--lat X --lon Y] [--description D]
+                                              enroll a probe (its key from \`vantage-probe enroll\`); prints its id
+  disable-probe ID | enable-probe ID          refuse or allow a probe's registrations
+  create-key --label L                        create an API key; prints it (only its hash is stored)
+options for the edge: --edge URL (or VANTAGE_EDGE, default http://127.0.0.1:8787)
+                      --admin-token T (or VANTAGE_ADMIN_TOKEN)`;
+
+async function call(edge: string, token: string, path: string, body: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(new URL(path, edge), {
+    method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body: JSON.stringify(body),
+  });
+  const json = (await res.json().catch(() => ({}))) as { error?: { detail?: string; errors?: { source: { pointer?: string }; detail: string }[] } } & Record<string, unknown>;
+  if (!res.ok) {
+    const fields = (json.error?.errors ?? []).map((e) => `  ${e.source.pointer}: ${e.detail}`).join("\n");
+    throw new Error(`${res.status}: ${json.error?.detail ?? res.statusText}${fields ? `\n${fields}` : ""}`);
+  }
+  return json;
+}
+
+function number(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number (got "${v}")`);
+  return n;
+}
+
+async function main(): Promise<number> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: {
+      edge: { type: "string" }, "admin-token": { type: "string" }, "public-key": { type: "string" }, country: { type: "string" },
+      asn: { type: "string" }, prefix: { type: "string" }, lat: { type: "string" }, lon: { type: "string" },
+      description: { type: "string" }, label: { type: "string" }, help: { type: "boolean", short: "h" },
+    },
+  });
+  const [command, arg] = positionals;
+  if (values.help || !command) { console.log(USAGE); return command ? 0 : 2; }
+  if (command === "edge-keys") {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    console.log(`EDGE_PRIVATE_JWK='${JSON.stringify(privateKey.export({ format: "jwk" }))}'`);
+    console.log(`EDGE_PUBLIC_JWK='${JSON.stringify(publicKey.export({ format: "jwk" }))}'`);
+    return 0;
+  }
+  const edge = values.edge ?? process.env.VANTAGE_EDGE ?? "http://127.0.0.1:8787";
+  const token = values["admin-token"] ?? process.env.VANTAGE_ADMIN_TOKEN;
+  if (!token) throw new Error("the operator credential is missing: pass --admin-token or set VANTAGE_ADMIN_TOKEN");
+  switch (command) {
+    case "enroll-probe": {
+      if (!values["public-key"]) throw new Error("enroll-probe needs --public-key (print it on the probe with `vantage-probe enroll`)");
+      const probe = await call(edge, token, "/admin/probes", {
+        public_key: values["public-key"], description: values.description, country_code: values.country,
+        asn_v4: number("asn", values.asn), prefix_v4: values.prefix, latitude: number("lat", values.lat), longitude: number("lon", values.lon),
+      });
+      console.log(probe.id);
+      return 0;
+    }
+    case "disable-probe":
+    case "enable-probe": {
+      if (!arg || !/^\d+$/.test(arg)) throw new Error(`${command} needs a probe id`);
+      await call(edge, token, `/admin/probes/${arg}/${command === "disable-probe" ? "disable" : "enable"}`, {});
+      console.log(`probe ${arg} ${command === "disable-probe" ? "disabled" : "enabled"}`);
+      return 0;
+    }
+    case "create-key": {
+      if (!values.label) throw new Error("create-key needs --label");
+      console.log((await call(edge, token, "/admin/keys", { label: values.label })).key);
+      return 0;
+    }
+  }
+  console.error(`unknown command "${command}"\n${USAGE}`);
+  return 2;
+}
+
+main().then((code) => process.exit(code), (e: unknown) => { console.error(`vantage: ${(e as Error).message}`); process.exit(1); });

@@ -1,0 +1,68 @@
+// The operator's path with the real commands: a probe prints its public key, the operator enrolls it with
+// `vantage enroll-probe`, disables it, and the edge refuses its registration with the reason; `vantage create-key`
+// makes a key the API accepts. Also: wrangler accepts the deploy configuration as complete.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Edge, ROOT, startEdge } from "../../scripts/local.ts";
+import { freePort, tempDir } from "./system.ts";
+
+const run = promisify(execFile);
+const node = (script: string, args: string[], env: Record<string, string> = {}) =>
+  run(process.execPath, [join(ROOT, script), ...args], { env: { ...process.env, ...env }, encoding: "utf8" });
+
+describe("operator and probe commands against a running edge", () => {
+  const state = tempDir("cli");
+  let edge: Edge;
+  beforeAll(async () => { edge = await startEdge({ stateDir: state, port: await freePort(), quiet: true }); });
+  afterAll(async () => { await edge?.stop(); });
+
+  it("enrolls a probe by the key it prints, and disables and re-enables it", async () => {
+    const probeState = join(state, "probe");
+    const { stdout: publicKey } = await node("probe-agent/cli.ts", ["enroll", "--state", probeState]);
+    expect(publicKey.trim()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect((await node("probe-agent/cli.ts", ["enroll", "--state", probeState])).stdout).toBe(publicKey);
+
+    const env = { VANTAGE_EDGE: edge.url, VANTAGE_ADMIN_TOKEN: edge.secrets.ADMIN_TOKEN };
+    const { stdout } = await node("cli/vantage.ts", ["enroll-probe", "--public-key", publicKey.trim(), "--country", "NL", "--asn", "64496", "--lat", "52.4", "--lon", "4.9"], env);
+    const id = Number(stdout.trim());
+    const probe = (await (await fetch(`${edge.url}/api/v2/probes/${id}/`)).json()) as { country_code: string; asn_v4: number; status: { name: string } };
+    expect(probe).toMatchObject({ country_code: "NL", asn_v4: 64496, status: { name: "Never Connected" } });
+
+    const again = node("cli/vantage.ts", ["enroll-probe", "--public-key", publicKey.trim()], env);
+    await expect(again).rejects.toMatchObject({ stderr: expect.stringContaining(`already enrolled as probe ${id}`) });
+    const bad = node("cli/vantage.ts", ["enroll-probe", "--public-key", publicKey.trim(), "--country", "Netherlands"], env);
+    await expect(bad).rejects.toMatchObject({ stderr: expect.stringContaining("/country_code") });
+    await expect(node("cli/vantage.ts", ["create-key", "--label", "x"], { VANTAGE_EDGE: edge.url, VANTAGE_ADMIN_TOKEN: "wrong" }))
+      .rejects.toMatchObject({ stderr: expect.stringContaining("403") });
+
+    await node("cli/vantage.ts", ["disable-probe", String(id)], env);
+    const refused = await fetch(`${edge.url}/probe/v1/challenge`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ probe_id: id }) });
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: { detail: string } }).error.detail).toBe(`probe ${id} is disabled`);
+    await node("cli/vantage.ts", ["enable-probe", String(id)], env);
+    expect((await fetch(`${edge.url}/probe/v1/challenge`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ probe_id: id }) })).status).toBe(200);
+  });
+
+  it("creates an API key the Atlas API accepts", async () => {
+    const { stdout } = await node("cli/vantage.ts", ["create-key", "--label", "researcher"], { VANTAGE_EDGE: edge.url, VANTAGE_ADMIN_TOKEN: edge.secrets.ADMIN_TOKEN });
+    const res = await fetch(`${edge.url}/api/v2/measurements/my/`, { headers: { Authorization: `Key ${stdout.trim()}` } });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { count: number }).count).toBe(0);
+  });
+});
+
+describe("deployment configuration", () => {
+  it("is complete enough for wrangler to bundle it with every binding", async () => {
+    const out = tempDir("deploy");
+    const { stdout, stderr } = await run(process.execPath, [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", out], {
+      cwd: ROOT, encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+    });
+    const text = stdout + stderr;
+    for (const binding of ["env.BRAIN (Brain)", "env.CONTROLLER (Controller)", "env.REGISTRY (Registry)", "env.RESULTS (vantage-results)"]) {
+      expect(text).toContain(binding);
+    }
+    expect(text).toMatch(/--dry-run: exiting now/);
+  });
+});
