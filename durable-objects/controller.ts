@@ -115,7 +115,10 @@ export class Controller extends SqlDurableObject<Env> {
 
   private left(ws: WebSocket): void {
     const a = ws.deserializeAttachment() as ProbeAttachment | null;
-    if (a) this.report(a.probe_id, "disconnected", a.address, Math.floor(Date.now() / 1000));
+    if (!a) return;
+    // A socket replaced by the same probe's newer connection closes after that one opened: the probe is still here.
+    const stillHere = this.ctx.getWebSockets(`probe:${a.probe_id}`).some((w) => w !== ws && w.readyState === WebSocket.OPEN);
+    if (!stillHere) this.report(a.probe_id, "disconnected", a.address, Math.floor(Date.now() / 1000));
   }
 
   private report(probeId: number, event: "connected" | "disconnected", address: string | null, at: number): void {

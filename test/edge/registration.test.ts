@@ -177,5 +177,17 @@ describe("controller admission", () => {
     const closed = new Promise<number>((r) => first.socket.ws.addEventListener("close", (e) => r(e.code)));
     await connect(p);
     expect(await closed).toBe(4000);
+    await new Promise((r) => setTimeout(r, 100));
+    const probe = (await (await call(`/api/v2/probes/${p.id}/`)).json()) as { status: { name: string } };
+    expect(probe.status.name).toBe("Connected");
+  });
+
+  it("marks a probe Disconnected when its only socket closes", async () => {
+    const p = await enroll({ country_code: "NL" });
+    const { socket } = await connect(p);
+    socket.ws.close(1000, "bye");
+    const status = async () => ((await (await call(`/api/v2/probes/${p.id}/`)).json()) as { status: { name: string } }).status.name;
+    for (let i = 0; i < 50 && (await status()) !== "Disconnected"; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await status()).toBe("Disconnected");
   });
 });
