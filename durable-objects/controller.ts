@@ -101,7 +101,6 @@ export class Controller extends SqlDurableObject<Env> {
     };
     server.serializeAttachment(attachment);
     this.send(server, { type: "welcome", probe_id: probeId, shard: this.shard, server_time: Date.now() / 1000, allow_private_targets: flag(this.env.ALLOW_PRIVATE_TARGETS) });
-    this.report(probeId, "connected", attachment.address, now);
     return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": SUBPROTOCOL } });
   }
 
@@ -168,7 +167,10 @@ export class Controller extends SqlDurableObject<Env> {
   private async onMessage(ws: WebSocket, a: ProbeAttachment, m: ProbeMessage): Promise<void> {
     switch (m.type) {
       case "hello": {
+        // Only now, with its slots known, is the probe ready for work: that is when it counts as Connected.
         ws.serializeAttachment({ ...a, slots: m.slots, free_slots: m.free_slots });
+        this.report(a.probe_id, "connected", a.address, a.connected_since);
+        this.send(ws, { type: "status_ack", server_time: Date.now() / 1000 });
         for (const assignment of this.activeAssignments(a.probe_id)) {
           if (!m.running.includes(assignment.msm_id)) this.send(ws, { type: "measure", assignment });
         }

@@ -107,6 +107,7 @@ export async function connect(p: TestProbe, opts: { slots?: number; cf?: Record<
   await socket.next("welcome");
   const slots = opts.slots ?? 4;
   socket.send({ type: "hello", agent: "test", slots, free_slots: slots, running: [] });
+  await socket.next("status_ack");
   return { socket, reg };
 }
 
