@@ -39,6 +39,8 @@ export type ProbeAttachment = {
   prefix_v4: string | null;
   address: string | null;
   connected_since: number;
+  /** When the probe last sent anything (unix seconds); probes send a status at least every heartbeat. */
+  last_seen: number;
   slots: number;
   free_slots: number;
 };
@@ -49,6 +51,8 @@ export type DispatchOrder = { assignment: Assignment; filter: ProbeFilter; want:
 export type Participant = { probe_id: number; shard: string; country_code: string | null; asn_v4: number | null };
 
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/** A probe silent for this long (three missed 30 s heartbeats) gets no work; its socket is presumed dead. */
+export const SILENT_AFTER_S = 95;
 
 export class Controller extends SqlDurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
@@ -96,6 +100,7 @@ export class Controller extends SqlDurableObject<Env> {
       prefix_v4: claims.prefix_v4,
       address: request.headers.get("CF-Connecting-IP"),
       connected_since: now,
+      last_seen: now,
       slots: 0,
       free_slots: 0,
     };
@@ -164,7 +169,9 @@ export class Controller extends SqlDurableObject<Env> {
     this.send(ws, { type: "reject", seq, reason });
   }
 
-  private async onMessage(ws: WebSocket, a: ProbeAttachment, m: ProbeMessage): Promise<void> {
+  private async onMessage(ws: WebSocket, attached: ProbeAttachment, m: ProbeMessage): Promise<void> {
+    const a = { ...attached, last_seen: Math.floor(Date.now() / 1000) };
+    if (m.type === "results") ws.serializeAttachment(a);
     switch (m.type) {
       case "hello": {
         // Only now, with its slots known, is the probe ready for work: that is when it counts as Connected.
@@ -327,9 +334,14 @@ export class Controller extends SqlDurableObject<Env> {
   /** Gives the measurement to up to `want` matching probes with a free slot, diverse ASNs first. */
   dispatch(order: DispatchOrder): Participant[] {
     const candidates: { ws: WebSocket; a: ProbeAttachment }[] = [];
+    const now = Math.floor(Date.now() / 1000);
     for (const ws of this.ctx.getWebSockets()) {
       const a = ws.deserializeAttachment() as ProbeAttachment | null;
       if (!a || ws.readyState !== WebSocket.OPEN || a.free_slots < 1) continue;
+      if (now - a.last_seen > SILENT_AFTER_S) {
+        ws.close(4001, "silent for too long");
+        continue;
+      }
       if (order.exclude.includes(a.probe_id) || !matches(a, order.filter)) continue;
       candidates.push({ ws, a });
     }

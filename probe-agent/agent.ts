@@ -16,6 +16,14 @@ export type Log = (level: "info" | "warn" | "error", msg: string) => void;
 
 const MAX_FRAME_RESULTS = 200;
 
+/**
+ * Exponential backoff with full jitter (uniform in [0, min(cap, base·2^attempt))): a deploy closes every probe's
+ * socket at once, and jitter spreads their return over the whole window instead of synchronised waves.
+ */
+export function backoffDelay(attempt: number, base: number, cap: number, random: () => number = Math.random): number {
+  return random() * Math.min(cap, base * 2 ** Math.min(attempt, 30));
+}
+
 export class Agent {
   private readonly identity: Identity;
   private readonly spool: Spool;
@@ -126,11 +134,9 @@ export class Agent {
     });
   }
 
-  /** Exponential backoff with full jitter: a deploy closes every probe's socket at once, so spread the herd. */
   private reconnectLater(): void {
     if (this.stopped || this.reconnectTimer) return;
-    const { base, cap } = this.config.backoff_ms;
-    const delay = Math.random() * Math.min(cap, base * 2 ** this.attempt++);
+    const delay = backoffDelay(this.attempt++, this.config.backoff_ms.base, this.config.backoff_ms.cap);
     this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; void this.connect(); }, delay);
   }
 

@@ -65,6 +65,20 @@ describe("dispatch", () => {
     expect(m.participant_count).toBe(0);
   });
 
+  it("gives no work to a probe silent for three heartbeats, and closes its socket", async () => {
+    const p = await enroll({ country_code: "IS", asn_v4: 64505 });
+    const { socket } = await connect(p);
+    const closed = new Promise<number>((r) => socket.ws.addEventListener("close", (e) => r(e.code)));
+    await runInDurableObject(env.CONTROLLER.getByName("weur-0"), (_o, state) => {
+      for (const ws of state.getWebSockets(`probe:${p.id}`)) {
+        ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), last_seen: Math.floor(Date.now() / 1000) - 96 });
+      }
+    });
+    const m = await measurement(await created(await createPing(key, [{ type: "probes", value: String(p.id), requested: 1 }])));
+    expect(m.status.name).toBe("No suitable probes");
+    expect(await closed).toBe(4001);
+  });
+
   it("re-sends unfinished assignments when a probe reconnects", async () => {
     const p = await enroll({ country_code: "FI" });
     const first = await connect(p);

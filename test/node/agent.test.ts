@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PingResult } from "../../protocol/index.ts";
+import { backoffDelay } from "../../probe-agent/agent.ts";
 import { loadIdentity } from "../../probe-agent/identity.ts";
 import { ping } from "../../probe-agent/measure/ping.ts";
 import { Spool } from "../../probe-agent/spool.ts";
@@ -21,6 +22,19 @@ describe("identity", () => {
     expect(readdirSync(dir)).toEqual(["probe_key.pem"]);
     expect(readFileSync(join(dir, "probe_key.pem"), "utf8")).toContain("BEGIN PRIVATE KEY");
     expect(loadIdentity(tempDir("id2")).publicKey).not.toBe(a.publicKey);
+  });
+});
+
+describe("reconnect backoff", () => {
+  it("grows exponentially to its cap, with full jitter", () => {
+    const ceilings = [0, 1, 2, 3, 10, 100].map((n) => Math.round(backoffDelay(n, 1000, 60_000, () => 1)));
+    expect(ceilings).toEqual([1000, 2000, 4000, 8000, 60_000, 60_000]);
+    expect(backoffDelay(5, 1000, 60_000, () => 0)).toBe(0);
+    // 10,000 probes dropped at once by a deploy come back spread over the whole window, not in a wave.
+    const delays = Array.from({ length: 10_000 }, () => backoffDelay(6, 1000, 60_000));
+    const buckets = Array.from({ length: 6 }, (_, i) => delays.filter((d) => d >= i * 10_000 && d < (i + 1) * 10_000).length);
+    for (const b of buckets) expect(b).toBeGreaterThan(1200);
+    expect(Math.max(...delays)).toBeLessThan(60_000);
   });
 });
 
