@@ -1,7 +1,9 @@
 // Brain: accepts measurements, splits each probe source across controller shards (asking each what it can give,
 // then the next, until the request is filled), and drives each measurement's status over time with one DO alarm
 // multiplexing many timers. One instance, named "brain".
-import { type Assignment, type CreateMeasurements, type Definition, type ProbeSource, type Status, STATUS, toUnix } from "../protocol/index.ts";
+import {
+  type Assignment, type CreateMeasurements, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS, toUnix,
+} from "../protocol/index.ts";
 import type { Participant, ProbeFilter } from "./controller.ts";
 import type { Env } from "./env.ts";
 import { controllerStub, shardByName, shardsForSource } from "./shards.ts";
@@ -77,10 +79,7 @@ export class Brain extends SqlDurableObject<Env> {
     const sources = JSON.parse(row.sources) as ProbeSource[];
     const assignment: Assignment = {
       msm_id: row.id,
-      spec: {
-        type: def.type, af: def.af, target: def.target, packets: def.packets, size: def.size,
-        packet_interval: def.packet_interval, resolve_on_probe: def.resolve_on_probe ?? false,
-      },
+      spec: specOf(def),
       interval: row.interval,
       spread: row.spread ?? 0,
       start_time: row.start_time,
@@ -115,8 +114,7 @@ export class Brain extends SqlDurableObject<Env> {
     if (participants.length === 0) return;
     if (status === STATUS.scheduled) this.timer(row.id, row.start_time, "start");
     if (row.is_oneoff) {
-      const duration = Math.ceil((def.packets * def.packet_interval) / 1000);
-      this.timer(row.id, row.start_time + duration + ONEOFF_GRACE_S, "finish");
+      this.timer(row.id, row.start_time + runSeconds(assignment.spec) + ONEOFF_GRACE_S, "finish");
     } else if (row.stop_time !== null) {
       this.timer(row.id, row.stop_time, "stop");
     }

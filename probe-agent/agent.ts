@@ -9,7 +9,7 @@ import {
 } from "../protocol/index.ts";
 import type { AgentConfig } from "./config.ts";
 import { type Identity, loadIdentity, signChallenge } from "./identity.ts";
-import { ping } from "./measure/ping.ts";
+import { runMeasurement } from "./measure/index.ts";
 import { Spool } from "./spool.ts";
 
 export type Log = (level: "info" | "warn" | "error", msg: string) => void;
@@ -37,6 +37,7 @@ export class Agent {
   private lastSync: number | null = null;
   private sentUpTo = 0;
   private heartbeat: NodeJS.Timeout | null = null;
+  private readonly shutdown = new AbortController();
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly config: AgentConfig;
   private readonly log: Log;
@@ -55,6 +56,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.shutdown.abort();
     for (const t of this.periodic.values()) clearTimeout(t);
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
@@ -242,8 +244,9 @@ export class Agent {
 
   private async run(a: Assignment): Promise<void> {
     try {
-      const result = await ping(a.spec, {
-        msmId: a.msm_id, probeId: this.config.probe_id, step: a.interval, lts: this.lts(), allowPrivate: this.config.allow_private_targets,
+      const result = await runMeasurement(a.spec, {
+        msmId: a.msm_id, probeId: this.config.probe_id, step: a.interval, lts: this.lts(),
+        allowPrivate: this.config.allow_private_targets, resolvers: this.config.resolvers, signal: this.shutdown.signal,
       });
       this.spool.add(result);
       this.flushSpool();

@@ -14,6 +14,8 @@ export const AgentConfig = z.object({
   slots: z.number().int().min(1).max(256).default(8),
   /** Local/lab mode only: allow loopback and private destinations. */
   allow_private_targets: z.boolean().default(false),
+  /** DNS resolvers for `use_probe_resolver` measurements; default: the nameservers of /etc/resolv.conf. */
+  resolvers: z.array(z.string()).optional(),
   /** Seconds between status heartbeats. */
   heartbeat_s: z.number().min(1).max(600).default(30),
   /** Backoff between reconnects: first delay and cap, in ms (full jitter is applied). */

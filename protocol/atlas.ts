@@ -75,9 +75,64 @@ export function toUnix(v: number | string): number {
   return typeof v === "number" ? v : Math.floor(Date.parse(v) / 1000);
 }
 
-const common = {
-  af: z.union([z.literal(4), z.literal(6)], { error: "af must be 4 or 6." }),
-  target: z.string({ error: "This field is required." }).refine(isTarget, "Enter a host name or an IPv4/IPv6 address."),
+const family = z.union([z.literal(4), z.literal(6)], { error: "af must be 4 or 6." });
+const target = z.string({ error: "This field is required." }).refine(isTarget, "Enter a host name or an IPv4/IPv6 address.");
+
+/** What a probe needs to run a measurement: the type's own fields. (Definitions add the scheduling metadata.) */
+export const PingSpec = z.object({
+  type: z.literal("ping"),
+  af: family,
+  target,
+  resolve_on_probe: z.boolean().default(false),
+  packets: z.number().int().min(1).max(16).default(3),
+  size: z.number().int().min(1).max(2048).default(48),
+  packet_interval: z.number().int().min(2).max(30_000).default(1000),
+  include_probe_id: z.boolean().optional(),
+});
+export type PingSpec = z.infer<typeof PingSpec>;
+
+export const DNS_QUERY_TYPES = [
+  "A", "AAAA", "ANY", "CNAME", "DNSKEY", "DS", "HINFO", "MX", "NAPTR", "NS", "NSEC", "NSEC3", "NSEC3PARAM", "PTR", "RRSIG",
+  "SOA", "SRV", "SSHFP", "TLSA", "TXT", "CAA", "SVCB", "HTTPS",
+] as const;
+
+export const DnsSpec = z.object({
+  type: z.literal("dns"),
+  af: family,
+  /** The server to ask; not needed with use_probe_resolver. */
+  target: target.optional(),
+  resolve_on_probe: z.boolean().default(false),
+  query_class: z.enum(["IN", "CHAOS"], { error: "query_class must be IN or CHAOS." }).default("IN"),
+  query_type: z.enum(DNS_QUERY_TYPES, { error: `query_type must be one of ${DNS_QUERY_TYPES.join(", ")}.` }),
+  query_argument: z.string({ error: "This field is required." }).min(1).max(253)
+    .refine((n) => n === "." || /^([^.\s]{1,63}\.)*[^.\s]{1,63}\.?$/.test(n), "Enter a domain name."),
+  protocol: z.enum(["UDP", "TCP"], { error: "protocol must be UDP or TCP." }).default("UDP"),
+  set_rd_bit: z.boolean().default(false),
+  set_do_bit: z.boolean().default(false),
+  set_cd_bit: z.boolean().default(false),
+  set_nsid_bit: z.boolean().default(false),
+  /** EDNS0 UDP payload size; without it (and without DO or NSID) the query carries no OPT record. */
+  udp_payload_size: z.number().int().min(512).max(4096).optional(),
+  retry: z.number().int().min(0).max(10).default(0),
+  timeout: z.number().int().min(100).max(30_000).default(5000),
+  use_probe_resolver: z.boolean().default(false),
+  include_qbuf: z.boolean().default(false),
+  include_abuf: z.boolean().default(true),
+});
+export type DnsSpec = z.infer<typeof DnsSpec>;
+
+export const NtpSpec = z.object({
+  type: z.literal("ntp"),
+  af: family,
+  target,
+  resolve_on_probe: z.boolean().default(false),
+  packets: z.number().int().min(1).max(16).default(3),
+  timeout: z.number().int().min(1).max(60_000).default(4000),
+});
+export type NtpSpec = z.infer<typeof NtpSpec>;
+
+/** Scheduling and bookkeeping fields every definition may carry; they never reach the probe. */
+const metadata = {
   description: z.string({ error: "This field is required." }).max(256),
   interval: z.number().int().min(60, "Ensure this value is at least 60 seconds.").max(31_536_000).optional(),
   spread: z.number().int().min(0).max(400).optional(),
@@ -85,27 +140,41 @@ const common = {
   stop_time: unixOrIso.optional(),
   is_oneoff: z.boolean().optional(),
   is_public: z.boolean().optional(),
-  resolve_on_probe: z.boolean().optional(),
   tags: z.array(z.string().max(64)).max(32).optional(),
 };
+const METADATA_KEYS = Object.keys(metadata) as (keyof typeof metadata)[];
 
-export const PingDefinition = z.object({
-  type: z.literal("ping"),
-  ...common,
-  packets: z.number().int().min(1).max(16).default(3),
-  size: z.number().int().min(1).max(2048).default(48),
-  packet_interval: z.number().int().min(2).max(30_000).default(1000),
-  include_probe_id: z.boolean().optional(),
-});
+export const PingDefinition = PingSpec.extend(metadata);
+export const DnsDefinition = DnsSpec.extend(metadata);
+export const NtpDefinition = NtpSpec.extend(metadata);
 export type PingDefinition = z.infer<typeof PingDefinition>;
 
-/** Measurement types this edge accepts; later types join this union. */
-export const MEASUREMENT_TYPES = ["ping"] as const;
-export const Definition = z.discriminatedUnion("type", [PingDefinition], {
+/** Measurement types this edge accepts; later types join these unions. */
+export const MEASUREMENT_TYPES = ["ping", "dns", "ntp"] as const;
+export const Definition = z.discriminatedUnion("type", [PingDefinition, DnsDefinition, NtpDefinition], {
   error: (iss) =>
     iss.code === "invalid_union" ? `Unknown measurement type; supported: ${MEASUREMENT_TYPES.join(", ")}.` : undefined,
 });
 export type Definition = z.infer<typeof Definition>;
+
+export const MeasurementSpec = z.discriminatedUnion("type", [PingSpec, DnsSpec, NtpSpec]);
+export type MeasurementSpec = z.infer<typeof MeasurementSpec>;
+
+/** The probe's part of a definition. */
+export function specOf(def: Definition): MeasurementSpec {
+  const spec: Record<string, unknown> = { ...def };
+  for (const k of METADATA_KEYS) delete spec[k];
+  return spec as MeasurementSpec;
+}
+
+/** How long one run of a measurement can take at most (seconds), for deciding when a one-off is over. */
+export function runSeconds(spec: MeasurementSpec): number {
+  switch (spec.type) {
+    case "ping": return Math.ceil((spec.packets * spec.packet_interval) / 1000) + 1;
+    case "dns": return Math.ceil(((spec.retry + 1) * spec.timeout) / 1000);
+    case "ntp": return Math.ceil((spec.packets * spec.timeout) / 1000);
+  }
+}
 
 export const AREAS = ["WW", "West", "North-Central", "South-Central", "North-East", "South-East"] as const;
 
@@ -133,6 +202,12 @@ export const CreateMeasurements = z.object({
   stop_time: unixOrIso.optional(),
   is_oneoff: z.boolean().optional(),
   bill_to: z.string().optional(),
+}).superRefine((req, ctx) => {
+  req.definitions.forEach((d, i) => {
+    if (d.type === "dns" && !d.use_probe_resolver && !d.target) {
+      ctx.addIssue({ code: "custom", path: ["definitions", i, "target"], message: "This field is required unless use_probe_resolver is true." });
+    }
+  });
 });
 export type CreateMeasurements = z.infer<typeof CreateMeasurements>;
 
@@ -180,5 +255,72 @@ export const PingResult = z.object({
 }).strict();
 export type PingResult = z.infer<typeof PingResult>;
 
-export const Result = z.discriminatedUnion("type", [PingResult]);
+const dnsAnswer = z.object({
+  rt: z.number().nonnegative(),
+  size: z.number().int().nonnegative(),
+  ID: z.number().int(),
+  QDCOUNT: z.number().int(),
+  ANCOUNT: z.number().int(),
+  NSCOUNT: z.number().int(),
+  ARCOUNT: z.number().int(),
+  abuf: z.string().optional(),
+}).strict();
+const dnsError = z.record(z.string(), z.union([z.string(), z.number()]));
+
+/** One exchange with one server (also the element of `resultset` when the probe's own resolvers are used). */
+const dnsExchange = {
+  af: z.union([z.literal(4), z.literal(6)]).optional(),
+  dst_addr: z.string().optional(),
+  dst_name: z.string().optional(),
+  dst_port: z.string().optional(),
+  proto: z.enum(["UDP", "TCP"]),
+  src_addr: z.string().optional(),
+  qbuf: z.string().optional(),
+  retry: z.number().int().optional(),
+  result: dnsAnswer.optional(),
+  error: dnsError.optional(),
+};
+
+/** The Atlas DNS result ("Tdig", reference/atlas.md §2). */
+export const DnsResult = z.object({
+  fw: z.number().int(), mver: z.string(), lts: z.number().int(), msm_id: z.number().int().positive(),
+  msm_name: z.literal("Tdig"), prb_id: z.number().int().positive(), timestamp: z.number().int().positive(),
+  from: z.string(), type: z.literal("dns"), stored_timestamp: z.number().int().optional(), group_id: z.number().int().optional(),
+  ttr: z.number().optional(),
+  ...dnsExchange,
+  proto: z.enum(["UDP", "TCP"]).optional(),
+  resultset: z.array(z.object({ time: z.number().int(), lts: z.number().int(), subid: z.number().int(), submax: z.number().int(), ...dnsExchange }).strict()).optional(),
+}).strict();
+export type DnsResult = z.infer<typeof DnsResult>;
+
+const ntpReply = z.union([
+  z.object({
+    "origin-ts": z.number(), "receive-ts": z.number(), "transmit-ts": z.number(), "final-ts": z.number(),
+    rtt: z.number(), offset: z.number(),
+  }).strict(),
+  z.object({ x: z.literal("*") }).strict(),
+]);
+
+/** The Atlas NTP result ("Ntp", reference/atlas.md §2). Header fields come from the last reply. */
+export const NtpResult = z.object({
+  ...resultCommon,
+  type: z.literal("ntp"),
+  msm_name: z.literal("Ntp"),
+  proto: z.literal("UDP"),
+  version: z.number().int().optional(),
+  li: z.enum(["no", "59", "61", "unknown"]).optional(),
+  mode: z.string().optional(),
+  stratum: z.number().int().optional(),
+  poll: z.number().optional(),
+  precision: z.number().optional(),
+  "root-delay": z.number().optional(),
+  "root-dispersion": z.number().optional(),
+  "ref-id": z.string().optional(),
+  "ref-ts": z.number().optional(),
+  result: z.array(ntpReply),
+  error: z.string().optional(),
+}).strict();
+export type NtpResult = z.infer<typeof NtpResult>;
+
+export const Result = z.discriminatedUnion("type", [PingResult, DnsResult, NtpResult]);
 export type Result = z.infer<typeof Result>;

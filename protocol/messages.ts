@@ -1,17 +1,11 @@
 // The probe ↔ controller protocol, version 1 (docs/protocol.md). One JSON object per WebSocket frame, each with a
 // `type`. Both sides validate every frame they receive with these schemas.
 import { z } from "zod";
-import { PingDefinition, Result } from "./atlas.ts";
+import { MeasurementSpec, Result } from "./atlas.ts";
 
 export const PROTOCOL_VERSION = 1;
 /** WebSocket sub-protocol both sides must agree on. */
 export const SUBPROTOCOL = "vantage.v1";
-
-/** What the probe is asked to run: the definition fields it needs, without the user-facing metadata. */
-export const MeasurementSpec = PingDefinition.pick({
-  type: true, af: true, target: true, packets: true, size: true, packet_interval: true, resolve_on_probe: true,
-});
-export type MeasurementSpec = z.infer<typeof MeasurementSpec>;
 
 /**
  * A result as the probe submits it. `seq` is the probe's own result counter: unique, strictly increasing in the

@@ -1,16 +1,16 @@
 // ping: an ICMP echo train through the native addon, reported in the RIPE Atlas ping result format.
-import { FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type MeasurementSpec, type PingResult } from "../../protocol/index.ts";
+import { FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type PingResult, type PingSpec } from "../../protocol/index.ts";
 import { pingTrain } from "../native/index.ts";
+import type { RunContext } from "./context.ts";
 import { resolveTarget } from "./resolve.ts";
 
 /** How long to wait for a reply to the last packet (ms), as Atlas's evping does. */
 export const REPLY_TIMEOUT_MS = 1000;
 
-export type RunContext = { msmId: number; probeId: number; step: number | null; lts: number; allowPrivate: boolean };
 
 const ms3 = (x: number) => Math.round(x * 1000) / 1000;
 
-export async function ping(spec: MeasurementSpec, ctx: RunContext): Promise<PingResult> {
+export async function ping(spec: PingSpec, ctx: RunContext): Promise<PingResult> {
   const timestamp = Math.floor(Date.now() / 1000);
   const base = {
     fw: FIRMWARE_VERSION, mver: MEASUREMENT_CODE_VERSION, lts: ctx.lts, msm_id: ctx.msmId, msm_name: "Ping" as const,

@@ -11,6 +11,8 @@ import { Spool } from "../../probe-agent/spool.ts";
 import { netnsUnavailable, silentLink } from "./netns.ts";
 import { icmpUnavailable, ipv6LoopbackUnavailable, tempDir } from "./system.ts";
 
+const never = new AbortController().signal;
+
 describe("identity", () => {
   it("is made once, kept mode 0600, and stable across restarts", () => {
     const dir = tempDir("id");
@@ -69,7 +71,7 @@ describe("ping over ICMP", () => {
 
   it.skipIf(noIcmp !== null)("measures 127.0.0.1 and reports every Atlas ping field", async () => {
     const r = await ping({ type: "ping", af: 4, target: "127.0.0.1", packets: 4, size: 100, packet_interval: 200, resolve_on_probe: false },
-      { msmId: 10_000_001, probeId: 1_000_001, step: null, lts: 3, allowPrivate: true });
+      { msmId: 10_000_001, probeId: 1_000_001, step: null, lts: 3, allowPrivate: true, signal: never });
     expect(PingResult.parse(r)).toEqual(r);
     expect(r).toMatchObject({
       fw: 5020, mver: "1.0.0", lts: 3, type: "ping", msm_name: "Ping", msm_id: 10_000_001, prb_id: 1_000_001, af: 4, proto: "ICMP",
@@ -85,21 +87,21 @@ describe("ping over ICMP", () => {
 
   it.skipIf(noIcmp !== null || ipv6LoopbackUnavailable() !== null)("measures ::1 over ICMPv6", async () => {
     const r = await ping({ type: "ping", af: 6, target: "::1", packets: 2, size: 48, packet_interval: 100, resolve_on_probe: false },
-      { msmId: 10_000_002, probeId: 1_000_001, step: 240, lts: 0, allowPrivate: true });
+      { msmId: 10_000_002, probeId: 1_000_001, step: 240, lts: 0, allowPrivate: true, signal: never });
     expect(PingResult.parse(r)).toEqual(r);
     expect(r).toMatchObject({ af: 6, dst_name: "::1", dst_addr: "::1", src_addr: "::1", sent: 2, rcvd: 2, step: 240 });
   });
 
   it.skipIf(noIcmp !== null)("resolves a name on the probe and reports ttr", async () => {
     const r = await ping({ type: "ping", af: 4, target: "localhost", packets: 1, size: 48, packet_interval: 100, resolve_on_probe: true },
-      { msmId: 10_000_003, probeId: 1_000_001, step: null, lts: 0, allowPrivate: true });
+      { msmId: 10_000_003, probeId: 1_000_001, step: null, lts: 0, allowPrivate: true, signal: never });
     expect(r).toMatchObject({ dst_name: "localhost", dst_addr: "127.0.0.1", rcvd: 1 });
     expect(r.ttr).toBeGreaterThanOrEqual(0);
   });
 
   it("reports a name that does not resolve as an error result", async () => {
     const r = await ping({ type: "ping", af: 4, target: "no-such-host.invalid", packets: 1, size: 48, packet_interval: 100, resolve_on_probe: true },
-      { msmId: 1, probeId: 1, step: null, lts: 0, allowPrivate: true });
+      { msmId: 1, probeId: 1, step: null, lts: 0, allowPrivate: true, signal: never });
     expect(r.result).toHaveLength(1);
     expect((r.result[0] as { error: string }).error).toMatch(/^dns resolution failed: /);
     expect(r.dst_addr).toBe("");
@@ -111,7 +113,7 @@ describe("ping over ICMP", () => {
     const ns = silentLink("silent");
     try {
       const spec = { type: "ping", af: 4, target: "10.9.0.2", packets: 3, size: 48, packet_interval: 100, resolve_on_probe: false };
-      const r = JSON.parse(ns.exec(process.execPath, [join(import.meta.dirname, "fixtures/ping-once.ts"), JSON.stringify(spec)])) as PingResult;
+      const r = JSON.parse(ns.exec(process.execPath, [join(import.meta.dirname, "fixtures/measure-once.ts"), JSON.stringify(spec)])) as PingResult;
       expect(r).toMatchObject({ src_addr: "10.9.0.1", dst_addr: "10.9.0.2", sent: 3, rcvd: 0, dup: 0, min: -1, avg: -1, max: -1 });
       expect(r.result).toEqual([{ x: "*" }, { x: "*" }, { x: "*" }]);
       expect(r.ttl).toBeUndefined();
@@ -122,7 +124,7 @@ describe("ping over ICMP", () => {
 
   it("refuses non-public destinations unless the probe runs in local mode", async () => {
     const r = await ping({ type: "ping", af: 4, target: "127.0.0.1", packets: 1, size: 48, packet_interval: 1000, resolve_on_probe: false },
-      { msmId: 1, probeId: 1, step: null, lts: 0, allowPrivate: false });
+      { msmId: 1, probeId: 1, step: null, lts: 0, allowPrivate: false, signal: never });
     expect(r.result).toEqual([{ error: "destination 127.0.0.1 is not a public address" }]);
     expect([r.sent, r.rcvd, r.min, r.avg, r.max]).toEqual([0, 0, -1, -1, -1]);
   });

@@ -3,36 +3,44 @@ import type { IRequest } from "itty-router";
 import type { MeasurementRow } from "../../durable-objects/brain.ts";
 import type { Participant } from "../../durable-objects/controller.ts";
 import { BRAIN_NAME, type Env, flag } from "../../durable-objects/env.ts";
-import { CreateMeasurements, type Definition, isIPv4, isIPv6, isNonPublicAddress, STATUS, toUnix } from "../../protocol/index.ts";
+import {
+  CreateMeasurements, type Definition, isIPv4, isIPv6, isNonPublicAddress, type MeasurementSpec, specOf, STATUS, toUnix,
+} from "../../protocol/index.ts";
 import { requireKey, apiKey } from "./auth.ts";
 import { ApiError, fieldError, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
 import { page, pageOf } from "./pagination.ts";
 
 const STATUS_NAMES = Object.fromEntries(Object.values(STATUS).map((s) => [s.id, s.name]));
 
-/** Atlas credits per ping result: packets × (⌊size/1500⌋ + 1), doubled for one-offs. */
-export function creditsPerResult(def: Definition, isOneoff: boolean): number {
-  return def.packets * (Math.floor(def.size / 1500) + 1) * (isOneoff ? 2 : 1);
+/**
+ * Credits per result, Atlas's cost table: ping packets × (⌊size/1500⌋ + 1); DNS 10 over UDP, 20 over TCP; NTP, which
+ * Atlas does not price publicly, as a ping of the same packet count. One-offs cost double.
+ */
+export function creditsPerResult(spec: MeasurementSpec, isOneoff: boolean): number {
+  const base =
+    spec.type === "ping" ? spec.packets * (Math.floor(spec.size / 1500) + 1) :
+    spec.type === "dns" ? (spec.protocol === "TCP" ? 20 : 10) :
+    spec.packets;
+  return base * (isOneoff ? 2 : 1);
 }
 
 export function measurementObject(row: MeasurementRow, origin: string): Record<string, unknown> {
   const def = JSON.parse(row.definition) as Definition;
+  const spec = specOf(def);
   const participants = JSON.parse(row.participants) as Participant[];
-  const literal = isIPv4(def.target) || isIPv6(def.target);
+  const literal = def.target !== undefined && (isIPv4(def.target) || isIPv6(def.target));
   const oneoff = row.is_oneoff === 1;
   return {
+    ...spec,
     id: row.id,
     type: row.type,
     af: def.af,
-    target: def.target,
+    target: def.target ?? null,
     target_ip: literal ? def.target : null,
     target_asn: null,
     resolved_ips: literal ? [def.target] : null,
     resolve_on_probe: def.resolve_on_probe ?? false,
     description: def.description,
-    packets: def.packets,
-    size: def.size,
-    packet_interval: def.packet_interval,
     interval: row.interval,
     spread: row.spread,
     is_oneoff: oneoff,
@@ -50,7 +58,7 @@ export function measurementObject(row: MeasurementRow, origin: string): Record<s
     probes_scheduled: row.probes_scheduled,
     participant_count: participants.length,
     probes: participants.map((p) => ({ id: p.probe_id, url: `${origin}/api/v2/probes/${p.probe_id}/` })),
-    credits_per_result: creditsPerResult(def, oneoff),
+    credits_per_result: creditsPerResult(spec, oneoff),
     estimated_results_per_day: oneoff ? participants.length : Math.round((86_400 / (row.interval ?? 86_400)) * participants.length),
     result: `${origin}/api/v2/measurements/${row.id}/results/`,
   };
@@ -60,6 +68,7 @@ export function measurementObject(row: MeasurementRow, origin: string): Record<s
 export function checkTargets(req: CreateMeasurements, env: Pick<Env, "ALLOW_PRIVATE_TARGETS">): void {
   const allowPrivate = flag(env.ALLOW_PRIVATE_TARGETS);
   req.definitions.forEach((d, i) => {
+    if (d.target === undefined) return;
     const t = d.target.toLowerCase().replace(/\.$/, "");
     if ((d.af === 4 && isIPv6(t)) || (d.af === 6 && isIPv4(t))) {
       throw fieldError(`/definitions/${i}/af`, `af ${d.af} does not match the address family of target ${d.target}.`);
