@@ -18,14 +18,28 @@ if [ -n "$missing" ]; then
   fi
 fi
 
-# The end-to-end tests drive the edge with RIPE's own client, unmodified (Debian's cousteau 1.4.2).
-if [ "$1" = test ] && ! /usr/bin/python3 -c 'import ripe.atlas.cousteau' >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "bootstrap: installing python3-ripe-atlas-cousteau for the client compatibility test"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-ripe-atlas-cousteau >/dev/null 2>&1 ||
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-ripe-atlas-cousteau >/dev/null; }
-  else
-    echo "bootstrap: python3-ripe-atlas-cousteau is missing; its test will be skipped" >&2
+# The tests check measurements against real servers and reference tools (NSD, dig, chronyd, sntp), and drive the
+# edge with RIPE's own client, unmodified (Debian's cousteau 1.4.2).
+if [ "$1" = test ]; then
+  want=""
+  for tool in /usr/sbin/nsd:nsd /usr/bin/dig:dnsutils /usr/sbin/chronyd:chrony /usr/bin/sntp:sntp; do
+    [ -x "${tool%%:*}" ] || want="$want ${tool#*:}"
+  done
+  /usr/bin/python3 -c 'import ripe.atlas.cousteau' >/dev/null 2>&1 || want="$want python3-ripe-atlas-cousteau"
+  if [ -n "$want" ]; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "bootstrap: installing test servers and clients:$want"
+      # Package scripts must not start these daemons on the host: the tests run their own in namespaces.
+      made_policy=""
+      if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+      fi
+      { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $want >/dev/null 2>&1 ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $want >/dev/null; }; } || true
+      [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
+    else
+      echo "bootstrap: missing$want; the tests that need them will say so and skip" >&2
+    fi
   fi
 fi
 

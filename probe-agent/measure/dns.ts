@@ -44,19 +44,31 @@ function answer(reply: Buffer, rt: number, includeAbuf: boolean): NonNullable<Dn
   return out;
 }
 
-function udpExchange(server: string, af: 4 | 6, query: Buffer, timeoutMs: number, signal: AbortSignal): Promise<{ reply: Buffer; rt: number; src: string } | { error: Record<string, string | number> }> {
+type Outcome = { reply: Buffer; rt: number; src: string } | { error: Record<string, string | number> };
+
+/** Runs one exchange until it settles, times out or is cancelled; `close` releases its socket in every case. */
+function settle(timeoutMs: number, signal: AbortSignal, close: () => void, run: (done: (o: Outcome) => void) => void): Promise<Outcome> {
   return new Promise((resolve) => {
-    const sock = dgram.createSocket(af === 6 ? "udp6" : "udp4");
-    let start = 0;
-    const done = (v: { reply: Buffer; rt: number; src: string } | { error: Record<string, string | number> }) => {
+    let settled = false;
+    const done = (o: Outcome) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
-      sock.close();
-      resolve(v);
+      close();
+      resolve(o);
     };
     const timer = setTimeout(() => done({ error: { timeout: timeoutMs } }), timeoutMs);
     const onAbort = () => done({ error: { socket: "cancelled" } });
     signal.addEventListener("abort", onAbort);
+    run(done);
+  });
+}
+
+function udpExchange(server: string, af: 4 | 6, query: Buffer, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
+  const sock = dgram.createSocket(af === 6 ? "udp6" : "udp4");
+  return settle(timeoutMs, signal, () => sock.close(), (done) => {
+    let start = 0;
     sock.on("error", (e) => done({ error: { socket: e.message } }));
     sock.on("message", (msg) => {
       // Only the reply to this query counts; anything else arriving on the port is ignored.
@@ -71,20 +83,11 @@ function udpExchange(server: string, af: 4 | 6, query: Buffer, timeoutMs: number
   });
 }
 
-function tcpExchange(server: string, query: Buffer, timeoutMs: number, signal: AbortSignal): Promise<{ reply: Buffer; rt: number; src: string } | { error: Record<string, string | number> }> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: server, port: 53 });
+function tcpExchange(server: string, query: Buffer, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
+  const sock = net.connect({ host: server, port: 53 });
+  return settle(timeoutMs, signal, () => sock.destroy(), (done) => {
     let start = 0;
     let buf = Buffer.alloc(0);
-    const done = (v: { reply: Buffer; rt: number; src: string } | { error: Record<string, string | number> }) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      sock.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done({ error: { timeout: timeoutMs } }), timeoutMs);
-    const onAbort = () => done({ error: { socket: "cancelled" } });
-    signal.addEventListener("abort", onAbort);
     sock.on("error", (e) => done({ error: { socket: e.message } }));
     sock.on("connect", () => {
       start = performance.now();

@@ -92,6 +92,49 @@ describe("creating measurements: bad input", () => {
   });
 });
 
+describe("dns and ntp definitions", () => {
+  const dnsDef = (over: Record<string, unknown> = {}) =>
+    ({ type: "dns", af: 4, target: "127.0.0.1", description: "d", query_type: "A", query_argument: "example.net", ...over });
+
+  it.each([
+    ["dns without a target or the probe's resolver", dnsDef({ target: undefined }), "/definitions/0/target"],
+    ["dns with an unknown query type", dnsDef({ query_type: "BOGUS" }), "/definitions/0/query_type"],
+    ["dns without a query argument", dnsDef({ query_argument: undefined }), "/definitions/0/query_argument"],
+    ["dns with an absurd retry", dnsDef({ retry: 1000 }), "/definitions/0/retry"],
+    ["dns with a tiny payload size", dnsDef({ udp_payload_size: 100 }), "/definitions/0/udp_payload_size"],
+    ["dns over carrier pigeon", dnsDef({ protocol: "IPoAC" }), "/definitions/0/protocol"],
+    ["ntp with too many packets", { type: "ntp", af: 4, target: "127.0.0.1", description: "n", packets: 17 }, "/definitions/0/packets"],
+  ])("%s → 400 naming the field", async (_name, def, pointer) => {
+    await rejected(await post("/api/v2/measurements/", body(def), auth), 400, pointer);
+  });
+
+  it("accepts them, prices them as Atlas does, and hands probes only the measurement fields", async () => {
+    const p = await enroll({ country_code: "EE" });
+    const { socket } = await connect(p);
+    const sources = [{ type: "probes", value: String(p.id), requested: 1 }];
+    const created = async (def: Record<string, unknown>) => {
+      const res = await post("/api/v2/measurements/", { definitions: [def], probes: sources, is_oneoff: true }, auth);
+      expect(res.status).toBe(201);
+      return ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    };
+    const udp = await created(dnsDef({ use_probe_resolver: true, target: undefined }));
+    const tcp = await created(dnsDef({ protocol: "TCP", set_rd_bit: true }));
+    const ntp = await created({ type: "ntp", af: 4, target: "127.0.0.1", description: "n" });
+    const object = async (id: number) => (await (await call(`/api/v2/measurements/${id}/`)).json()) as Record<string, unknown>;
+    expect(await object(udp)).toMatchObject({ type: "dns", credits_per_result: 20, use_probe_resolver: true, query_type: "A", target: null });
+    expect(await object(tcp)).toMatchObject({ credits_per_result: 40, protocol: "TCP", set_rd_bit: true, retry: 0, timeout: 5000 });
+    expect(await object(ntp)).toMatchObject({ type: "ntp", credits_per_result: 6, packets: 3, timeout: 4000 });
+    const given = [await socket.next("measure"), await socket.next("measure"), await socket.next("measure")].map((m) => m.assignment.spec);
+    expect(given[0]).toEqual({
+      type: "dns", af: 4, resolve_on_probe: false, query_class: "IN", query_type: "A", query_argument: "example.net", protocol: "UDP",
+      set_rd_bit: false, set_do_bit: false, set_cd_bit: false, set_nsid_bit: false, retry: 0, timeout: 5000,
+      use_probe_resolver: true, include_qbuf: false, include_abuf: true,
+    });
+    expect(given[2]).toEqual({ type: "ntp", af: 4, target: "127.0.0.1", resolve_on_probe: false, packets: 3, timeout: 4000 });
+    socket.ws.close();
+  });
+});
+
 describe("keys", () => {
   it("missing key on create → 403 naming the problem", async () => {
     const e = await rejected(await post("/api/v2/measurements/", body(ping())), 403);

@@ -130,6 +130,29 @@ describe("results", () => {
     socket.ws.close();
   });
 
+  it("stores an Atlas DNS result for a DNS measurement, and refuses a ping claimed for it", async () => {
+    const p = await enroll({ country_code: "LV" });
+    const { socket } = await connect(p);
+    const res = await post("/api/v2/measurements/", {
+      definitions: [{ type: "dns", af: 4, target: "127.0.0.1", description: "d", query_type: "SOA", query_argument: "example.test" }],
+      probes: [{ type: "probes", value: String(p.id), requested: 1 }], is_oneoff: true,
+    }, { Authorization: `Key ${key}` });
+    const id = await created(res);
+    await socket.next("measure");
+    const dnsResult = {
+      fw: 5020, mver: "1.0.0", lts: 2, msm_id: id, msm_name: "Tdig", prb_id: p.id, timestamp: Math.floor(Date.now() / 1000), from: "",
+      type: "dns", af: 4, dst_addr: "127.0.0.1", dst_port: "53", proto: "UDP", src_addr: "127.0.0.1", retry: 0,
+      result: { rt: 0.3, size: 43, ID: 4660, QDCOUNT: 1, ANCOUNT: 1, NSCOUNT: 0, ARCOUNT: 0, abuf: "EjSBgAABAAEAAAAAAWEHZXhhbXBsZQAAAQABwAwAAQABAAAAPAAEwAACAQ==" },
+    };
+    socket.send({ type: "results", results: [{ seq: 1, result: pingResult(id, p.id) }, { seq: 2, result: dnsResult }] });
+    expect((await socket.next("reject")).reason).toBe(`measurement ${id} is a dns, not a ping`);
+    expect((await socket.next("ack")).upto).toBe(2);
+    const stored = (await results(id)) as unknown as typeof dnsResult[];
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ msm_name: "Tdig", result: { abuf: dnsResult.result.abuf } });
+    socket.ws.close();
+  });
+
   it("refuses garbage frames with a reason and keeps serving the probe and its neighbours", async () => {
     const { p, socket, id } = await oneProbeMeasurement("IE");
     const neighbour = await oneProbeMeasurement("IE");
