@@ -16,6 +16,7 @@ export class Netns {
   readonly name: string;
   constructor(tag: string) {
     this.name = `vt-${tag}-${process.pid}`;
+    if (this.name.length > 31) throw new Error(`namespace name too long: ${this.name}`);
     execFileSync("ip", ["netns", "add", this.name]);
     this.ip("link", "set", "lo", "up");
   }
@@ -25,8 +26,8 @@ export class Netns {
   }
 
   /** Runs a command inside the namespace and returns its stdout. */
-  exec(cmd: string, args: string[]): string {
-    return execFileSync("ip", ["netns", "exec", this.name, cmd, ...args], { encoding: "utf8", timeout: 60_000 });
+  exec(cmd: string, args: string[], input?: string): string {
+    return execFileSync("ip", ["netns", "exec", this.name, cmd, ...args], { encoding: "utf8", timeout: 60_000, input });
   }
 
   remove(): void {

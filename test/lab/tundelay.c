@@ -1,0 +1,79 @@
+// tundelay: a userspace delay line for test topologies on kernels without netem. Packets the kernel routes into
+// the TUN device IFNAME are held for DELAY_MS, then written back into the same device, so the kernel sees them
+// arrive from it and forwards them on. The IPv4 TTL / IPv6 hop limit is raised by one so the detour costs no
+// traceroute hop. Built and started by the tests (test/node/lab.ts); stops on SIGTERM.
+//   usage: tundelay IFNAME DELAY_MS
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SLOTS 8192
+#define MTU 2048
+
+struct slot { uint64_t due; ssize_t len; uint8_t data[MTU]; };
+static struct slot queue[SLOTS];
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void bump_ttl(uint8_t *p, ssize_t len) {
+  if (len >= 20 && p[0] >> 4 == 4) {
+    if (p[8] < 255) p[8]++;
+    p[10] = p[11] = 0;
+    uint32_t sum = 0;
+    int ihl = (p[0] & 15) * 4;
+    for (int i = 0; i + 1 < ihl; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    p[10] = (uint8_t)(~sum >> 8);
+    p[11] = (uint8_t)(~sum & 0xff);
+  } else if (len >= 40 && p[0] >> 4 == 6) {
+    if (p[7] < 255) p[7]++;
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) { fprintf(stderr, "usage: tundelay IFNAME DELAY_MS\n"); return 2; }
+  uint64_t delay = (uint64_t)(atof(argv[2]) * 1e6);
+  int fd = open("/dev/net/tun", O_RDWR);
+  if (fd < 0) { perror("open /dev/net/tun"); return 1; }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  strncpy(ifr.ifr_name, argv[1], IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { perror("TUNSETIFF"); return 1; }
+  printf("tundelay %s: %s ms\n", argv[1], argv[2]);
+  fflush(stdout);
+  size_t head = 0, tail = 0;  // a FIFO: with one fixed delay, packets leave in arrival order
+  for (;;) {
+    uint64_t t = now_ns();
+    while (head != tail && queue[head % SLOTS].due <= t) {
+      struct slot *s = &queue[head % SLOTS];
+      if (write(fd, s->data, (size_t)s->len) < 0) perror("write");
+      head++;
+    }
+    int timeout = -1;
+    if (head != tail) timeout = (int)((queue[head % SLOTS].due - t) / 1000000u);
+    struct pollfd p = {fd, POLLIN, 0};
+    int r = poll(&p, 1, timeout);
+    if (r > 0 && (p.revents & POLLIN)) {
+      struct slot *s = &queue[tail % SLOTS];
+      s->len = read(fd, s->data, MTU);
+      if (s->len <= 0) continue;
+      if (tail - head >= SLOTS) continue;  // full: drop, as a real queue would
+      bump_ttl(s->data, s->len);
+      s->due = now_ns() + delay;
+      tail++;
+    }
+  }
+}
