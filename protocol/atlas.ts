@@ -131,6 +131,39 @@ export const NtpSpec = z.object({
 });
 export type NtpSpec = z.infer<typeof NtpSpec>;
 
+export const HttpSpec = z.object({
+  type: z.literal("http"),
+  af: family,
+  target,
+  resolve_on_probe: z.boolean().default(false),
+  method: z.enum(["GET", "HEAD", "POST"], { error: "method must be GET, HEAD or POST." }).default("GET"),
+  path: z.string().max(2048).regex(/^\/[^\s]*$/, "path must start with / and contain no spaces.").default("/"),
+  query_string: z.string().max(2048).regex(/^[^\s#]*$/, "query_string must contain no spaces.").optional(),
+  port: z.number().int().min(1).max(65_535).optional(),
+  /** Vantage extension: speak TLS (Atlas HTTP measurements are plain HTTP to anchors). */
+  https: z.boolean().default(false),
+  version: z.literal("1.1", { error: "version: only HTTP/1.1 is supported." }).default("1.1"),
+  header_bytes: z.number().int().min(0).max(2048).default(0),
+  max_bytes_read: z.number().int().min(0).max(1_048_576).optional(),
+  user_agent: z.string().max(256).optional(),
+  extended_timing: z.boolean().default(false),
+  more_extended_timing: z.boolean().default(false),
+  timeout: z.number().int().min(1000).max(60_000).default(10_000),
+});
+export type HttpSpec = z.infer<typeof HttpSpec>;
+
+export const SslcertSpec = z.object({
+  type: z.literal("sslcert"),
+  af: family,
+  target,
+  resolve_on_probe: z.boolean().default(false),
+  port: z.number().int().min(1).max(65_535).default(443),
+  /** SNI name; defaults to the target when that is a name. */
+  hostname: z.string().max(253).optional(),
+  timeout: z.number().int().min(1000).max(60_000).default(10_000),
+});
+export type SslcertSpec = z.infer<typeof SslcertSpec>;
+
 /** Scheduling and bookkeeping fields every definition may carry; they never reach the probe. */
 const metadata = {
   description: z.string({ error: "This field is required." }).max(256),
@@ -147,17 +180,19 @@ const METADATA_KEYS = Object.keys(metadata) as (keyof typeof metadata)[];
 export const PingDefinition = PingSpec.extend(metadata);
 export const DnsDefinition = DnsSpec.extend(metadata);
 export const NtpDefinition = NtpSpec.extend(metadata);
+export const HttpDefinition = HttpSpec.extend(metadata);
+export const SslcertDefinition = SslcertSpec.extend(metadata);
 export type PingDefinition = z.infer<typeof PingDefinition>;
 
 /** Measurement types this edge accepts; later types join these unions. */
-export const MEASUREMENT_TYPES = ["ping", "dns", "ntp"] as const;
-export const Definition = z.discriminatedUnion("type", [PingDefinition, DnsDefinition, NtpDefinition], {
+export const MEASUREMENT_TYPES = ["ping", "dns", "ntp", "http", "sslcert"] as const;
+export const Definition = z.discriminatedUnion("type", [PingDefinition, DnsDefinition, NtpDefinition, HttpDefinition, SslcertDefinition], {
   error: (iss) =>
     iss.code === "invalid_union" ? `Unknown measurement type; supported: ${MEASUREMENT_TYPES.join(", ")}.` : undefined,
 });
 export type Definition = z.infer<typeof Definition>;
 
-export const MeasurementSpec = z.discriminatedUnion("type", [PingSpec, DnsSpec, NtpSpec]);
+export const MeasurementSpec = z.discriminatedUnion("type", [PingSpec, DnsSpec, NtpSpec, HttpSpec, SslcertSpec]);
 export type MeasurementSpec = z.infer<typeof MeasurementSpec>;
 
 /** The probe's part of a definition. */
@@ -173,6 +208,8 @@ export function runSeconds(spec: MeasurementSpec): number {
     case "ping": return Math.ceil((spec.packets * spec.packet_interval) / 1000) + 1;
     case "dns": return Math.ceil(((spec.retry + 1) * spec.timeout) / 1000);
     case "ntp": return Math.ceil((spec.packets * spec.timeout) / 1000);
+    case "http":
+    case "sslcert": return Math.ceil(spec.timeout / 1000);
   }
 }
 
@@ -322,5 +359,55 @@ export const NtpResult = z.object({
 }).strict();
 export type NtpResult = z.infer<typeof NtpResult>;
 
-export const Result = z.discriminatedUnion("type", [PingResult, DnsResult, NtpResult]);
+/** One fetch in an Atlas HTTP result ("HTTPGet"). */
+const httpFetch = z.object({
+  af: z.union([z.literal(4), z.literal(6)]),
+  method: z.string(),
+  dst_addr: z.string().optional(),
+  src_addr: z.string().optional(),
+  res: z.number().int().optional(),
+  ver: z.string().optional(),
+  hsize: z.number().int().optional(),
+  bsize: z.number().int().optional(),
+  rt: z.number().optional(),
+  header: z.array(z.string()).optional(),
+  ttc: z.number().optional(),
+  ttfb: z.number().optional(),
+  readtiming: z.array(z.object({ o: z.number().int(), t: z.number() }).strict()).optional(),
+  dnserr: z.string().optional(),
+  err: z.string().optional(),
+}).strict();
+
+export const HttpResult = z.object({
+  fw: z.number().int(), mver: z.string(), lts: z.number().int(), msm_id: z.number().int().positive(), msm_name: z.literal("HTTPGet"),
+  prb_id: z.number().int().positive(), timestamp: z.number().int().positive(), from: z.string(), type: z.literal("http"),
+  stored_timestamp: z.number().int().optional(), group_id: z.number().int().optional(),
+  uri: z.string(),
+  result: z.array(httpFetch),
+}).strict();
+export type HttpResult = z.infer<typeof HttpResult>;
+
+export const SslcertResult = z.object({
+  fw: z.number().int(), mver: z.string(), lts: z.number().int(), msm_id: z.number().int().positive(), msm_name: z.literal("SSLCert"),
+  prb_id: z.number().int().positive(), timestamp: z.number().int().positive(), from: z.string(), type: z.literal("sslcert"),
+  stored_timestamp: z.number().int().optional(), group_id: z.number().int().optional(),
+  af: z.union([z.literal(4), z.literal(6)]),
+  dst_name: z.string(),
+  dst_addr: z.string().optional(),
+  dst_port: z.string(),
+  src_addr: z.string().optional(),
+  ttr: z.number().optional(),
+  method: z.string().optional(),
+  ver: z.string().optional(),
+  server_cipher: z.string().optional(),
+  ttc: z.number().optional(),
+  rt: z.number().optional(),
+  cert: z.array(z.string()).optional(),
+  alert: z.object({ level: z.number().int(), description: z.number().int() }).strict().optional(),
+  err: z.string().optional(),
+  dnserr: z.string().optional(),
+}).strict();
+export type SslcertResult = z.infer<typeof SslcertResult>;
+
+export const Result = z.discriminatedUnion("type", [PingResult, DnsResult, NtpResult, HttpResult, SslcertResult]);
 export type Result = z.infer<typeof Result>;

@@ -2,8 +2,10 @@
 import type { MeasurementSpec, Result } from "../../protocol/index.ts";
 import type { RunContext } from "./context.ts";
 import { dns } from "./dns.ts";
+import { httpGet } from "./http.ts";
 import { ntp } from "./ntp.ts";
 import { ping } from "./ping.ts";
+import { sslcert } from "./sslcert.ts";
 
 export type { RunContext } from "./context.ts";
 
@@ -12,5 +14,7 @@ export function runMeasurement(spec: MeasurementSpec, ctx: RunContext): Promise<
     case "ping": return ping(spec, ctx);
     case "dns": return dns(spec, ctx);
     case "ntp": return ntp(spec, ctx);
+    case "http": return httpGet(spec, ctx);
+    case "sslcert": return sslcert(spec, ctx);
   }
 }

@@ -92,7 +92,7 @@ describe("creating measurements: bad input", () => {
   });
 });
 
-describe("dns and ntp definitions", () => {
+describe("dns, ntp, http and sslcert definitions", () => {
   const dnsDef = (over: Record<string, unknown> = {}) =>
     ({ type: "dns", af: 4, target: "127.0.0.1", description: "d", query_type: "A", query_argument: "example.net", ...over });
 
@@ -104,6 +104,10 @@ describe("dns and ntp definitions", () => {
     ["dns with a tiny payload size", dnsDef({ udp_payload_size: 100 }), "/definitions/0/udp_payload_size"],
     ["dns over carrier pigeon", dnsDef({ protocol: "IPoAC" }), "/definitions/0/protocol"],
     ["ntp with too many packets", { type: "ntp", af: 4, target: "127.0.0.1", description: "n", packets: 17 }, "/definitions/0/packets"],
+    ["http with a path that is not a path", { type: "http", af: 4, target: "127.0.0.1", description: "h", path: "index.html" }, "/definitions/0/path"],
+    ["http/2", { type: "http", af: 4, target: "127.0.0.1", description: "h", version: "2" }, "/definitions/0/version"],
+    ["http with header_bytes too large", { type: "http", af: 4, target: "127.0.0.1", description: "h", header_bytes: 4096 }, "/definitions/0/header_bytes"],
+    ["sslcert on port 0", { type: "sslcert", af: 4, target: "127.0.0.1", description: "s", port: 0 }, "/definitions/0/port"],
   ])("%s → 400 naming the field", async (_name, def, pointer) => {
     await rejected(await post("/api/v2/measurements/", body(def), auth), 400, pointer);
   });
@@ -124,7 +128,13 @@ describe("dns and ntp definitions", () => {
     expect(await object(udp)).toMatchObject({ type: "dns", credits_per_result: 20, use_probe_resolver: true, query_type: "A", target: null });
     expect(await object(tcp)).toMatchObject({ credits_per_result: 40, protocol: "TCP", set_rd_bit: true, retry: 0, timeout: 5000 });
     expect(await object(ntp)).toMatchObject({ type: "ntp", credits_per_result: 6, packets: 3, timeout: 4000 });
-    const given = [await socket.next("measure"), await socket.next("measure"), await socket.next("measure")].map((m) => m.assignment.spec);
+    const cert = await created({ type: "sslcert", af: 4, target: "127.0.0.1", description: "s", hostname: "www.example.test" });
+    const web = await created({ type: "http", af: 4, target: "127.0.0.1", description: "h", path: "/x", extended_timing: true });
+    expect(await object(cert)).toMatchObject({ type: "sslcert", credits_per_result: 20, port: 443, hostname: "www.example.test" });
+    expect(await object(web)).toMatchObject({ type: "http", credits_per_result: 20, method: "GET", path: "/x", version: "1.1", extended_timing: true });
+    const given = [await socket.next("measure"), await socket.next("measure"), await socket.next("measure"), await socket.next("measure"), await socket.next("measure")].map((m) => m.assignment.spec);
+    expect(given[3]).toMatchObject({ type: "sslcert", port: 443, hostname: "www.example.test" });
+    expect(given[4]).not.toHaveProperty("description");
     expect(given[0]).toEqual({
       type: "dns", af: 4, resolve_on_probe: false, query_class: "IN", query_type: "A", query_argument: "example.net", protocol: "UDP",
       set_rd_bit: false, set_do_bit: false, set_cd_bit: false, set_nsid_bit: false, retry: 0, timeout: 5000,

@@ -13,14 +13,20 @@ import { page, pageOf } from "./pagination.ts";
 const STATUS_NAMES = Object.fromEntries(Object.values(STATUS).map((s) => [s.id, s.name]));
 
 /**
- * Credits per result, Atlas's cost table: ping packets × (⌊size/1500⌋ + 1); DNS 10 over UDP, 20 over TCP; NTP, which
- * Atlas does not price publicly, as a ping of the same packet count. One-offs cost double.
+ * Credits per result, Atlas's cost table: ping packets × (⌊size/1500⌋ + 1); DNS 10 over UDP, 20 over TCP; sslcert 10.
+ * Atlas publishes no price for NTP and HTTP: NTP costs as a ping of the same packet count, HTTP as an sslcert.
+ * One-offs cost double.
  */
 export function creditsPerResult(spec: MeasurementSpec, isOneoff: boolean): number {
-  const base =
-    spec.type === "ping" ? spec.packets * (Math.floor(spec.size / 1500) + 1) :
-    spec.type === "dns" ? (spec.protocol === "TCP" ? 20 : 10) :
-    spec.packets;
+  const base = (() => {
+    switch (spec.type) {
+      case "ping": return spec.packets * (Math.floor(spec.size / 1500) + 1);
+      case "dns": return spec.protocol === "TCP" ? 20 : 10;
+      case "ntp": return spec.packets;
+      case "http":
+      case "sslcert": return 10;
+    }
+  })();
   return base * (isOneoff ? 2 : 1);
 }
 
