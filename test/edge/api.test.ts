@@ -114,7 +114,7 @@ describe("dns, ntp, http and sslcert definitions", () => {
 
   it("accepts them, prices them as Atlas does, and hands probes only the measurement fields", async () => {
     const p = await enroll({ country_code: "EE" });
-    const { socket } = await connect(p);
+    const { socket } = await connect(p, { slots: 8 });
     const sources = [{ type: "probes", value: String(p.id), requested: 1 }];
     const created = async (def: Record<string, unknown>) => {
       const res = await post("/api/v2/measurements/", { definitions: [def], probes: sources, is_oneoff: true }, auth);
