@@ -131,6 +131,24 @@ export const NtpSpec = z.object({
 });
 export type NtpSpec = z.infer<typeof NtpSpec>;
 
+export const TracerouteSpec = z.object({
+  type: z.literal("traceroute"),
+  af: family,
+  target,
+  resolve_on_probe: z.boolean().default(false),
+  protocol: z.enum(["ICMP", "UDP", "TCP"], { error: "protocol must be ICMP, UDP or TCP." }).default("ICMP"),
+  packets: z.number().int().min(1).max(16).default(3),
+  size: z.number().int().min(0).max(2048).default(48),
+  /** 0 = classic traceroute; 1–64 = Paris traceroute with this flow id (one path through load balancers). */
+  paris: z.number().int().min(0).max(64).default(16),
+  first_hop: z.number().int().min(1).max(255).default(1),
+  max_hops: z.number().int().min(1).max(255).default(32),
+  port: z.number().int().min(1).max(65_535).optional(),
+  response_timeout: z.number().int().min(1).max(60_000).default(4000),
+  dont_fragment: z.boolean().default(false),
+});
+export type TracerouteSpec = z.infer<typeof TracerouteSpec>;
+
 export const HttpSpec = z.object({
   type: z.literal("http"),
   af: family,
@@ -180,19 +198,20 @@ const METADATA_KEYS = Object.keys(metadata) as (keyof typeof metadata)[];
 export const PingDefinition = PingSpec.extend(metadata);
 export const DnsDefinition = DnsSpec.extend(metadata);
 export const NtpDefinition = NtpSpec.extend(metadata);
+export const TracerouteDefinition = TracerouteSpec.extend(metadata);
 export const HttpDefinition = HttpSpec.extend(metadata);
 export const SslcertDefinition = SslcertSpec.extend(metadata);
 export type PingDefinition = z.infer<typeof PingDefinition>;
 
 /** Measurement types this edge accepts; later types join these unions. */
-export const MEASUREMENT_TYPES = ["ping", "dns", "ntp", "http", "sslcert"] as const;
-export const Definition = z.discriminatedUnion("type", [PingDefinition, DnsDefinition, NtpDefinition, HttpDefinition, SslcertDefinition], {
+export const MEASUREMENT_TYPES = ["ping", "traceroute", "dns", "ntp", "http", "sslcert"] as const;
+export const Definition = z.discriminatedUnion("type", [PingDefinition, TracerouteDefinition, DnsDefinition, NtpDefinition, HttpDefinition, SslcertDefinition], {
   error: (iss) =>
     iss.code === "invalid_union" ? `Unknown measurement type; supported: ${MEASUREMENT_TYPES.join(", ")}.` : undefined,
 });
 export type Definition = z.infer<typeof Definition>;
 
-export const MeasurementSpec = z.discriminatedUnion("type", [PingSpec, DnsSpec, NtpSpec, HttpSpec, SslcertSpec]);
+export const MeasurementSpec = z.discriminatedUnion("type", [PingSpec, TracerouteSpec, DnsSpec, NtpSpec, HttpSpec, SslcertSpec]);
 export type MeasurementSpec = z.infer<typeof MeasurementSpec>;
 
 /** The probe's part of a definition. */
@@ -206,6 +225,7 @@ export function specOf(def: Definition): MeasurementSpec {
 export function runSeconds(spec: MeasurementSpec): number {
   switch (spec.type) {
     case "ping": return Math.ceil((spec.packets * spec.packet_interval) / 1000) + 1;
+    case "traceroute": return Math.ceil(((spec.max_hops - spec.first_hop + 1) * spec.packets * spec.response_timeout) / 1000);
     case "dns": return Math.ceil(((spec.retry + 1) * spec.timeout) / 1000);
     case "ntp": return Math.ceil((spec.packets * spec.timeout) / 1000);
     case "http":
@@ -243,6 +263,12 @@ export const CreateMeasurements = z.object({
   req.definitions.forEach((d, i) => {
     if (d.type === "dns" && !d.use_probe_resolver && !d.target) {
       ctx.addIssue({ code: "custom", path: ["definitions", i, "target"], message: "This field is required unless use_probe_resolver is true." });
+    }
+    if (d.type === "traceroute" && d.af === 6) {
+      ctx.addIssue({ code: "custom", path: ["definitions", i, "af"], message: "IPv6 traceroute is not supported yet; use af 4." });
+    }
+    if (d.type === "traceroute" && d.first_hop > d.max_hops) {
+      ctx.addIssue({ code: "custom", path: ["definitions", i, "first_hop"], message: "first_hop must not exceed max_hops." });
     }
   });
 });
@@ -359,6 +385,31 @@ export const NtpResult = z.object({
 }).strict();
 export type NtpResult = z.infer<typeof NtpResult>;
 
+const traceReply = z.union([
+  z.object({
+    from: z.string(), rtt: z.number().nonnegative(), size: z.number().int(), ttl: z.number().int(),
+    err: z.union([z.string(), z.number().int()]).optional(), ittl: z.number().int().optional(), flags: z.string().optional(),
+    late: z.number().int().optional(), edst: z.string().optional(),
+  }).strict(),
+  z.object({ x: z.literal("*") }).strict(),
+]);
+
+/** The Atlas traceroute result ("Traceroute", reference/atlas.md §2). */
+export const TracerouteResult = z.object({
+  ...resultCommon,
+  type: z.literal("traceroute"),
+  msm_name: z.literal("Traceroute"),
+  proto: z.enum(["ICMP", "UDP", "TCP"]),
+  paris_id: z.number().int(),
+  size: z.number().int(),
+  endtime: z.number().int(),
+  result: z.array(z.union([
+    z.object({ hop: z.number().int(), result: z.array(traceReply) }).strict(),
+    z.object({ hop: z.number().int(), error: z.string() }).strict(),
+  ])),
+}).strict();
+export type TracerouteResult = z.infer<typeof TracerouteResult>;
+
 /** One fetch in an Atlas HTTP result ("HTTPGet"). */
 const httpFetch = z.object({
   af: z.union([z.literal(4), z.literal(6)]),
@@ -409,5 +460,5 @@ export const SslcertResult = z.object({
 }).strict();
 export type SslcertResult = z.infer<typeof SslcertResult>;
 
-export const Result = z.discriminatedUnion("type", [PingResult, DnsResult, NtpResult, HttpResult, SslcertResult]);
+export const Result = z.discriminatedUnion("type", [PingResult, TracerouteResult, DnsResult, NtpResult, HttpResult, SslcertResult]);
 export type Result = z.infer<typeof Result>;

@@ -18,12 +18,12 @@ if [ -n "$missing" ]; then
   fi
 fi
 
-# The tests check measurements against real servers and reference tools (NSD, dig, chronyd, sntp, iputils ping) on
+# The tests check measurements against real servers and reference tools (NSD, dig, chronyd, sntp, iputils ping, traceroute, scamper) on
 # paths they build (nftables for loss, a compiled TUN delay line), and drive the
 # edge with RIPE's own client, unmodified (Debian's cousteau 1.4.2).
 if [ "$1" = test ]; then
   want=""
-  for tool in /usr/sbin/nsd:nsd /usr/bin/dig:dnsutils /usr/sbin/chronyd:chrony /usr/bin/sntp:sntp /usr/bin/ping:iputils-ping /usr/sbin/nft:nftables /usr/bin/cc:gcc; do
+  for tool in /usr/sbin/nsd:nsd /usr/bin/dig:dnsutils /usr/sbin/chronyd:chrony /usr/bin/sntp:sntp /usr/bin/ping:iputils-ping /usr/sbin/nft:nftables /usr/bin/cc:gcc /usr/sbin/traceroute:traceroute /usr/bin/scamper:scamper; do
     [ -x "${tool%%:*}" ] || want="$want ${tool#*:}"
   done
   /usr/bin/python3 -c 'import ripe.atlas.cousteau' >/dev/null 2>&1 || want="$want python3-ripe-atlas-cousteau"

@@ -6,12 +6,14 @@ import { httpGet } from "./http.ts";
 import { ntp } from "./ntp.ts";
 import { ping } from "./ping.ts";
 import { sslcert } from "./sslcert.ts";
+import { traceroute } from "./traceroute.ts";
 
 export type { RunContext } from "./context.ts";
 
 export function runMeasurement(spec: MeasurementSpec, ctx: RunContext): Promise<Result> {
   switch (spec.type) {
     case "ping": return ping(spec, ctx);
+    case "traceroute": return traceroute(spec, ctx);
     case "dns": return dns(spec, ctx);
     case "ntp": return ntp(spec, ctx);
     case "http": return httpGet(spec, ctx);

@@ -339,11 +339,14 @@ Napi::Value Ping(const Napi::CallbackInfo& info) {
   return p;
 }
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
+}  // namespace
+
+void RegisterTraceroute(Napi::Env env, Napi::Object exports);
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ping", Napi::Function::New(env, Ping, "ping"));
+  RegisterTraceroute(env, exports);
   return exports;
 }
-
-}  // namespace
 
 NODE_API_MODULE(vantage_icmp, Init)

@@ -92,7 +92,7 @@ describe("creating measurements: bad input", () => {
   });
 });
 
-describe("dns, ntp, http and sslcert definitions", () => {
+describe("traceroute, dns, ntp, http and sslcert definitions", () => {
   const dnsDef = (over: Record<string, unknown> = {}) =>
     ({ type: "dns", af: 4, target: "127.0.0.1", description: "d", query_type: "A", query_argument: "example.net", ...over });
 
@@ -107,6 +107,9 @@ describe("dns, ntp, http and sslcert definitions", () => {
     ["http with a path that is not a path", { type: "http", af: 4, target: "127.0.0.1", description: "h", path: "index.html" }, "/definitions/0/path"],
     ["http/2", { type: "http", af: 4, target: "127.0.0.1", description: "h", version: "2" }, "/definitions/0/version"],
     ["http with header_bytes too large", { type: "http", af: 4, target: "127.0.0.1", description: "h", header_bytes: 4096 }, "/definitions/0/header_bytes"],
+    ["IPv6 traceroute", { type: "traceroute", af: 6, target: "::1", description: "t" }, "/definitions/0/af"],
+    ["traceroute starting past its last hop", { type: "traceroute", af: 4, target: "127.0.0.1", description: "t", first_hop: 9, max_hops: 5 }, "/definitions/0/first_hop"],
+    ["traceroute with paris 65", { type: "traceroute", af: 4, target: "127.0.0.1", description: "t", paris: 65 }, "/definitions/0/paris"],
     ["sslcert on port 0", { type: "sslcert", af: 4, target: "127.0.0.1", description: "s", port: 0 }, "/definitions/0/port"],
   ])("%s → 400 naming the field", async (_name, def, pointer) => {
     await rejected(await post("/api/v2/measurements/", body(def), auth), 400, pointer);
@@ -114,7 +117,7 @@ describe("dns, ntp, http and sslcert definitions", () => {
 
   it("accepts them, prices them as Atlas does, and hands probes only the measurement fields", async () => {
     const p = await enroll({ country_code: "EE" });
-    const { socket } = await connect(p, { slots: 8 });
+    const { socket } = await connect(p, { slots: 10 });
     const sources = [{ type: "probes", value: String(p.id), requested: 1 }];
     const created = async (def: Record<string, unknown>) => {
       const res = await post("/api/v2/measurements/", { definitions: [def], probes: sources, is_oneoff: true }, auth);
@@ -128,13 +131,18 @@ describe("dns, ntp, http and sslcert definitions", () => {
     expect(await object(udp)).toMatchObject({ type: "dns", credits_per_result: 20, use_probe_resolver: true, query_type: "A", target: null });
     expect(await object(tcp)).toMatchObject({ credits_per_result: 40, protocol: "TCP", set_rd_bit: true, retry: 0, timeout: 5000 });
     expect(await object(ntp)).toMatchObject({ type: "ntp", credits_per_result: 6, packets: 3, timeout: 4000 });
+    const trace = await created({ type: "traceroute", af: 4, target: "127.0.0.1", description: "t", protocol: "TCP" });
+    // Atlas: traceroute 10 × packets × (⌊size/1500⌋ + 1) = 30, doubled for a one-off.
+    expect(await object(trace)).toMatchObject({ type: "traceroute", credits_per_result: 60, protocol: "TCP", paris: 16, max_hops: 32 });
     const cert = await created({ type: "sslcert", af: 4, target: "127.0.0.1", description: "s", hostname: "www.example.test" });
     const web = await created({ type: "http", af: 4, target: "127.0.0.1", description: "h", path: "/x", extended_timing: true });
     expect(await object(cert)).toMatchObject({ type: "sslcert", credits_per_result: 20, port: 443, hostname: "www.example.test" });
     expect(await object(web)).toMatchObject({ type: "http", credits_per_result: 20, method: "GET", path: "/x", version: "1.1", extended_timing: true });
-    const given = [await socket.next("measure"), await socket.next("measure"), await socket.next("measure"), await socket.next("measure"), await socket.next("measure")].map((m) => m.assignment.spec);
-    expect(given[3]).toMatchObject({ type: "sslcert", port: 443, hostname: "www.example.test" });
-    expect(given[4]).not.toHaveProperty("description");
+    const given = [];
+    for (let i = 0; i < 6; i++) given.push((await socket.next("measure")).assignment.spec);
+    expect(given[3]).toMatchObject({ type: "traceroute", protocol: "TCP", first_hop: 1, response_timeout: 4000 });
+    expect(given[4]).toMatchObject({ type: "sslcert", port: 443, hostname: "www.example.test" });
+    expect(given[5]).not.toHaveProperty("description");
     expect(given[0]).toEqual({
       type: "dns", af: 4, resolve_on_probe: false, query_class: "IN", query_type: "A", query_argument: "example.net", protocol: "UDP",
       set_rd_bit: false, set_do_bit: false, set_cd_bit: false, set_nsid_bit: false, retry: 0, timeout: 5000,

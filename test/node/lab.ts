@@ -20,7 +20,12 @@ function tundelay(): string {
   return out;
 }
 
-export type PathOptions = { delayMs?: number; lossPct?: number };
+/**
+ * delayMs: one-way delay probe → target. lossPct: random loss on the way into the target.
+ * ecmp: a second r1–r2 link (10.0.4.1–10.0.4.2) and an ECMP route over both, hashed on L4 (an ECMP diamond:
+ * hop 2 answers as 10.0.2.2 or 10.0.4.2 depending on the flow).
+ */
+export type PathOptions = { delayMs?: number; lossPct?: number; ecmp?: boolean };
 
 export class LinePath {
   readonly probe: Netns;
@@ -61,8 +66,17 @@ export class LinePath {
     this.link(this.r1, "r1-r2", "10.0.2.1/24", this.r2, "r2-r1", "10.0.2.2/24");
     this.link(this.r2, "r2-t", "10.0.3.1/24", this.target, "t-r2", "10.0.3.2/24");
     for (const r of [this.r1, this.r2]) r.exec("sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+    // No ICMP rate limiting on the path: every probe of every tool in a test gets its answer.
+    for (const ns of [this.r1, this.r2, this.target]) ns.exec("sysctl", ["-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_msgs_per_sec=100000"]);
     this.probe.ip("route", "add", "default", "via", "10.0.1.1");
-    this.r1.ip("route", "add", "10.0.3.0/24", "via", "10.0.2.2");
+    if (o.ecmp) {
+      this.link(this.r1, "r1-r2b", "10.0.4.1/24", this.r2, "r2-r1b", "10.0.4.2/24");
+      this.r1.exec("sysctl", ["-qw", "net.ipv4.fib_multipath_hash_policy=1"]);
+      this.r2.exec("sysctl", ["-qw", "net.ipv4.icmp_errors_use_inbound_ifaddr=1"]);
+      this.r1.ip("route", "add", "10.0.3.0/24", "nexthop", "via", "10.0.2.2", "nexthop", "via", "10.0.4.2");
+    } else {
+      this.r1.ip("route", "add", "10.0.3.0/24", "via", "10.0.2.2");
+    }
     this.r2.ip("route", "add", "10.0.1.0/24", "via", "10.0.2.1");
     this.target.ip("route", "add", "default", "via", "10.0.3.1");
     if (o.delayMs) {

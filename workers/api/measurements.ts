@@ -13,7 +13,8 @@ import { page, pageOf } from "./pagination.ts";
 const STATUS_NAMES = Object.fromEntries(Object.values(STATUS).map((s) => [s.id, s.name]));
 
 /**
- * Credits per result, Atlas's cost table: ping packets × (⌊size/1500⌋ + 1); DNS 10 over UDP, 20 over TCP; sslcert 10.
+ * Credits per result, Atlas's cost table: ping packets × (⌊size/1500⌋ + 1), traceroute ten times that; DNS 10 over
+ * UDP, 20 over TCP; sslcert 10.
  * Atlas publishes no price for NTP and HTTP: NTP costs as a ping of the same packet count, HTTP as an sslcert.
  * One-offs cost double.
  */
@@ -21,6 +22,7 @@ export function creditsPerResult(spec: MeasurementSpec, isOneoff: boolean): numb
   const base = (() => {
     switch (spec.type) {
       case "ping": return spec.packets * (Math.floor(spec.size / 1500) + 1);
+      case "traceroute": return 10 * spec.packets * (Math.floor(spec.size / 1500) + 1);
       case "dns": return spec.protocol === "TCP" ? 20 : 10;
       case "ntp": return spec.packets;
       case "http":

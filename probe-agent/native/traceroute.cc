@@ -1,0 +1,392 @@
+// traceroute for the probe agent (IPv4, raw sockets: needs CAP_NET_RAW).
+//
+// Probes are whole IPv4 packets we build (IP_HDRINCL): TTL, DF and the IP ID are ours, and the IP ID identifies
+// each probe in the ICMP errors that quote it. ICMP echo, UDP and TCP SYN probes. In Paris mode every probe of a
+// run carries the same flow identifiers a load balancer hashes (ports; for ICMP the checksum, kept constant by
+// compensating in the payload), so all probes follow one path; classic mode varies them as traceroute(8) does.
+// Replies are read from a raw ICMP socket (time exceeded, unreachable, echo reply) and a raw TCP socket
+// (SYN-ACK/RST from the destination), with kernel receive timestamps.
+#include <napi.h>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+enum class Proto { ICMP, UDP, TCP };
+
+struct TraceSpec {
+  Proto proto = Proto::ICMP;
+  std::string dst;
+  int first_hop = 1;
+  int max_hops = 32;
+  int packets = 3;
+  int size = 48;             // bytes of the probe after the IP header
+  int port = 80;             // UDP base destination port / TCP destination port
+  int paris = 16;            // 0 = classic, else the flow id
+  int response_timeout = 1000;
+  bool dont_fragment = false;
+};
+
+struct Reply {
+  int hop;
+  int probe;          // index within the hop
+  bool timeout;
+  std::string from;
+  double rtt_ms;
+  int size;           // ICMP (or TCP) message length of the reply
+  int ttl;            // TTL of the reply
+  int ittl;           // TTL left in the quoted probe (-1 if none)
+  int icmp_type;
+  int icmp_code;
+  bool from_destination;
+  int tcp_flags;      // for TCP replies from the destination
+};
+
+struct TraceOutcome {
+  std::string src_addr;
+  std::vector<Reply> replies;
+  std::string error;
+};
+
+double now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+uint32_t sum16(const uint8_t* d, size_t len, uint32_t sum = 0) {
+  for (size_t i = 0; i + 1 < len; i += 2) sum += (d[i] << 8) | d[i + 1];
+  if (len & 1) sum += d[len - 1] << 8;
+  return sum;
+}
+
+uint16_t fold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum & 0xffff);
+}
+
+void put16(uint8_t* p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
+uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+
+class Tracer {
+ public:
+  explicit Tracer(const TraceSpec& s) : spec_(s) {}
+  ~Tracer() {
+    for (int fd : {send_fd_, icmp_fd_, tcp_fd_}) if (fd >= 0) close(fd);
+  }
+
+  TraceOutcome Run() {
+    TraceOutcome out;
+    if (!Open(out)) return out;
+    for (int hop = spec_.first_hop; hop <= spec_.max_hops; hop++) {
+      bool reached = false;
+      for (int i = 0; i < spec_.packets; i++) {
+        Reply r = Probe(hop, i);
+        reached = reached || r.from_destination;
+        out.replies.push_back(r);
+      }
+      if (reached) break;
+    }
+    return out;
+  }
+
+ private:
+  bool Open(TraceOutcome& out) {
+    if (inet_pton(AF_INET, spec_.dst.c_str(), &dst_.sin_addr) != 1) {
+      out.error = "not an IPv4 address: " + spec_.dst;
+      return false;
+    }
+    dst_.sin_family = AF_INET;
+    send_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    icmp_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+    if (spec_.proto == Proto::TCP) tcp_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (send_fd_ < 0 || icmp_fd_ < 0 || (spec_.proto == Proto::TCP && tcp_fd_ < 0)) {
+      out.error = errno == EPERM || errno == EACCES ? "traceroute needs CAP_NET_RAW (raw sockets)" : std::string("socket: ") + strerror(errno);
+      return false;
+    }
+    int on = 1;
+    setsockopt(icmp_fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+    if (tcp_fd_ >= 0) setsockopt(tcp_fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+    // The source address the kernel would use towards the target: from a connected UDP socket.
+    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in probe = dst_;
+    probe.sin_port = htons(53);
+    if (u < 0 || connect(u, reinterpret_cast<sockaddr*>(&probe), sizeof probe) != 0) {
+      out.error = std::string("no route to ") + spec_.dst + ": " + strerror(errno);
+      if (u >= 0) close(u);
+      return false;
+    }
+    socklen_t len = sizeof src_;
+    getsockname(u, reinterpret_cast<sockaddr*>(&src_), &len);
+    close(u);
+    char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &src_.sin_addr, buf, sizeof buf);
+    out.src_addr = buf;
+    ident_ = static_cast<uint16_t>((getpid() * 2654435761u) ^ static_cast<uint32_t>(now_ms()));
+    ip_id_base_ = static_cast<uint16_t>(ident_ * 7919u);
+    return true;
+  }
+
+  // Flow identifiers: constant in Paris mode, varied per probe (as traceroute(8)) in classic mode.
+  uint16_t SrcPort(int seq) const { return static_cast<uint16_t>(spec_.paris ? 33000 + spec_.paris : 33000 + (ident_ % 1000) + seq % 64); }
+  uint16_t DstPort(int seq) const {
+    if (spec_.proto == Proto::TCP) return static_cast<uint16_t>(spec_.port);
+    return static_cast<uint16_t>(spec_.paris ? spec_.port : spec_.port + seq);
+  }
+
+  std::vector<uint8_t> Build(int ttl, int seq, uint16_t ip_id) const {
+    const int l4 = spec_.proto == Proto::TCP ? 20 : (spec_.size < 8 ? 8 : spec_.size);
+    std::vector<uint8_t> p(20 + static_cast<size_t>(l4), 0);
+    p[0] = 0x45;
+    put16(&p[2], static_cast<uint16_t>(p.size()));
+    put16(&p[4], ip_id);
+    if (spec_.dont_fragment) p[6] = 0x40;
+    p[8] = static_cast<uint8_t>(ttl);
+    p[9] = spec_.proto == Proto::ICMP ? IPPROTO_ICMP : spec_.proto == Proto::UDP ? IPPROTO_UDP : IPPROTO_TCP;
+    std::memcpy(&p[12], &src_.sin_addr, 4);
+    std::memcpy(&p[16], &dst_.sin_addr, 4);
+    uint8_t* h = &p[20];
+    const size_t n = static_cast<size_t>(l4);
+    uint32_t pseudo = sum16(&p[12], 8) + p[9] + static_cast<uint32_t>(n);
+    switch (spec_.proto) {
+      case Proto::ICMP: {
+        h[0] = 8;  // echo request
+        put16(&h[4], ident_);
+        put16(&h[6], static_cast<uint16_t>(seq));
+        // Paris: make the checksum the same for every seq by balancing it in the first payload word.
+        if (spec_.paris && n >= 10) put16(&h[8], static_cast<uint16_t>(0xffff - seq));
+        put16(&h[2], fold(sum16(h, n)));
+        break;
+      }
+      case Proto::UDP: {
+        put16(&h[0], SrcPort(seq));
+        put16(&h[2], DstPort(seq));
+        put16(&h[4], static_cast<uint16_t>(n));
+        uint16_t c = fold(sum16(h, n, pseudo));
+        put16(&h[6], c ? c : 0xffff);
+        break;
+      }
+      case Proto::TCP: {
+        put16(&h[0], SrcPort(seq));
+        put16(&h[2], DstPort(seq));
+        const uint32_t isn = (static_cast<uint32_t>(ident_) << 16) | static_cast<uint16_t>(seq);
+        h[4] = isn >> 24; h[5] = (isn >> 16) & 0xff; h[6] = (isn >> 8) & 0xff; h[7] = isn & 0xff;
+        h[12] = 5 << 4;   // data offset
+        h[13] = 0x02;     // SYN
+        put16(&h[14], 65535);
+        put16(&h[16], fold(sum16(h, n, pseudo)));
+        break;
+      }
+    }
+    ip_checksum(p);
+    return p;
+  }
+
+  static void ip_checksum(std::vector<uint8_t>& p) { put16(&p[10], fold(sum16(p.data(), 20))); }
+
+  Reply Probe(int hop, int index) {
+    const int seq = seq_++;
+    const uint16_t ip_id = static_cast<uint16_t>(ip_id_base_ + seq);
+    Reply r{hop, index, true, "", 0, 0, 0, -1, -1, -1, false, 0};
+    std::vector<uint8_t> pkt = Build(hop, seq, ip_id);
+    const double sent = now_ms();
+    if (sendto(send_fd_, pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&dst_), sizeof dst_) < 0) {
+      return r;
+    }
+    const double deadline = sent + spec_.response_timeout;
+    for (;;) {
+      const int wait = static_cast<int>(deadline - now_ms());
+      if (wait < 0) break;
+      pollfd fds[2] = {{icmp_fd_, POLLIN, 0}, {tcp_fd_, POLLIN, 0}};
+      const int n = poll(fds, tcp_fd_ >= 0 ? 2 : 1, wait + 1);
+      if (n <= 0) { if (n < 0 && errno == EINTR) continue; break; }
+      for (int f = 0; f < 2; f++) {
+        if (!(fds[f].revents & POLLIN)) continue;
+        Reply got = r;
+        int matched_seq = -1;
+        // A reply to an earlier probe that already timed out is read and dropped.
+        if (Read(fds[f].fd, f == 1, sent, got, matched_seq) && matched_seq == seq) return got;
+      }
+    }
+    return r;
+  }
+
+  // Reads one packet; true if it answers one of our probes (matched_seq says which).
+  bool Read(int fd, bool tcp, double sent, Reply& r, int& matched_seq) {
+    uint8_t buf[4096];
+    char control[256];
+    sockaddr_in from{};
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n < 20) return false;
+    double rx = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
+        timespec ts;
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        rx = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+      }
+    }
+    if (rx == 0) rx = now_ms();
+    const size_t ihl = (buf[0] & 0x0f) * 4u;
+    if (static_cast<size_t>(n) < ihl + 8) return false;
+    const uint8_t* l4 = buf + ihl;
+    const size_t l4len = static_cast<size_t>(n) - ihl;
+    char addr[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &from.sin_addr, addr, sizeof addr);
+    const bool from_dst = from.sin_addr.s_addr == dst_.sin_addr.s_addr;
+    auto fill = [&](int seq) {
+      matched_seq = seq;
+      r.timeout = false;
+      r.from = addr;
+      r.rtt_ms = rx - sent;
+      r.size = static_cast<int>(l4len);
+      r.ttl = buf[8];
+    };
+    if (tcp) {
+      // SYN-ACK or RST from the destination, to our port, acknowledging our sequence number + 1.
+      if (!from_dst) return false;
+      const uint32_t ack = (static_cast<uint32_t>(l4[8]) << 24) | (l4[9] << 16) | (l4[10] << 8) | l4[11];
+      const uint32_t isn = ack - 1;
+      if ((isn >> 16) != ident_) return false;
+      fill(static_cast<int>(isn & 0xffff));
+      r.from_destination = true;
+      r.tcp_flags = l4[13];
+      return true;
+    }
+    const int type = l4[0], code = l4[1];
+    if (type == 0) {  // echo reply: ours if it carries our identifier
+      if (spec_.proto != Proto::ICMP || get16(&l4[4]) != ident_) return false;
+      fill(get16(&l4[6]));
+      r.icmp_type = 0;
+      r.icmp_code = 0;
+      r.from_destination = true;
+      return true;
+    }
+    if (type != 11 && type != 3) return false;
+    // Time exceeded / unreachable: the quoted IP header names our probe by its IP ID.
+    if (l4len < 8 + 20) return false;
+    const uint8_t* q = l4 + 8;
+    if (std::memcmp(&q[16], &dst_.sin_addr, 4) != 0) return false;
+    const int qseq = static_cast<uint16_t>(get16(&q[4]) - ip_id_base_);
+    if (qseq < 0 || qseq >= seq_) return false;
+    fill(qseq);
+    r.icmp_type = type;
+    r.icmp_code = code;
+    r.ittl = q[8];
+    r.from_destination = from_dst || type == 3;
+    return true;
+  }
+
+  TraceSpec spec_;
+  int send_fd_ = -1, icmp_fd_ = -1, tcp_fd_ = -1;
+  sockaddr_in dst_{}, src_{};
+  uint16_t ident_ = 0, ip_id_base_ = 0;
+  int seq_ = 0;
+};
+
+class TraceWorker : public Napi::AsyncWorker {
+ public:
+  TraceWorker(Napi::Env env, TraceSpec spec)
+      : Napi::AsyncWorker(env, "vantage:traceroute"), spec_(std::move(spec)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { outcome_ = Tracer(spec_).Run(); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object o = Napi::Object::New(env);
+    if (!outcome_.error.empty()) o.Set("error", outcome_.error);
+    o.Set("src_addr", outcome_.src_addr);
+    Napi::Array list = Napi::Array::New(env, outcome_.replies.size());
+    for (size_t i = 0; i < outcome_.replies.size(); i++) {
+      const Reply& r = outcome_.replies[i];
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("hop", r.hop);
+      e.Set("probe", r.probe);
+      e.Set("timeout", r.timeout);
+      if (!r.timeout) {
+        e.Set("from", r.from);
+        e.Set("rtt", r.rtt_ms);
+        e.Set("size", r.size);
+        e.Set("ttl", r.ttl);
+        e.Set("ittl", r.ittl);
+        e.Set("icmp_type", r.icmp_type);
+        e.Set("icmp_code", r.icmp_code);
+        e.Set("from_destination", r.from_destination);
+        e.Set("tcp_flags", r.tcp_flags);
+      }
+      list.Set(static_cast<uint32_t>(i), e);
+    }
+    o.Set("replies", list);
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  TraceSpec spec_;
+  TraceOutcome outcome_;
+  Napi::Promise::Deferred deferred_;
+};
+
+int Int(const Napi::Object& o, const char* k, int fallback) {
+  Napi::Value v = o.Get(k);
+  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+}
+
+// traceroute({proto, dst, first_hop, max_hops, packets, size, port, paris, response_timeout, dont_fragment})
+Napi::Value Traceroute(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    Napi::TypeError::New(env, "traceroute(spec): spec must be an object").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  TraceSpec s;
+  Napi::Value proto = o.Get("proto"), dst = o.Get("dst");
+  const std::string p = proto.IsString() ? proto.As<Napi::String>().Utf8Value() : "";
+  if (!dst.IsString() || (p != "ICMP" && p != "UDP" && p != "TCP")) {
+    Napi::TypeError::New(env, "traceroute(spec): dst must be an IPv4 address and proto ICMP, UDP or TCP").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  s.proto = p == "ICMP" ? Proto::ICMP : p == "UDP" ? Proto::UDP : Proto::TCP;
+  s.dst = dst.As<Napi::String>().Utf8Value();
+  s.first_hop = Int(o, "first_hop", 1);
+  s.max_hops = Int(o, "max_hops", 32);
+  s.packets = Int(o, "packets", 3);
+  s.size = Int(o, "size", 48);
+  s.port = Int(o, "port", p == "TCP" ? 80 : 33434);
+  s.paris = Int(o, "paris", 16);
+  s.response_timeout = Int(o, "response_timeout", 1000);
+  Napi::Value df = o.Get("dont_fragment");
+  s.dont_fragment = df.IsBoolean() && df.As<Napi::Boolean>().Value();
+  if (s.first_hop < 1 || s.max_hops > 255 || s.first_hop > s.max_hops || s.packets < 1 || s.packets > 16 || s.size < 0 ||
+      s.size > 2048 || s.port < 1 || s.port > 65535 || s.paris < 0 || s.paris > 64 || s.response_timeout < 1 || s.response_timeout > 60000) {
+    Napi::RangeError::New(env, "traceroute(spec): a field is out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* w = new TraceWorker(env, s);
+  Napi::Promise promise = w->Promise();
+  w->Queue();
+  return promise;
+}
+
+}  // namespace
+
+void RegisterTraceroute(Napi::Env env, Napi::Object exports) {
+  exports.Set("traceroute", Napi::Function::New(env, Traceroute, "traceroute"));
+}

@@ -1,0 +1,83 @@
+// Truth for traceroute on real paths built in namespaces: hop addresses identical to Linux traceroute(8) and to
+// scamper for ICMP, UDP and TCP; Paris keeps every probe on one branch of an ECMP diamond where classic
+// traceroute wanders over both.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TracerouteResult } from "../../protocol/index.ts";
+import { LinePath } from "./lab.ts";
+import { netnsUnavailable } from "./netns.ts";
+import { missingPrograms } from "./servers.ts";
+
+const why = netnsUnavailable() ?? missingPrograms("traceroute", "scamper", "cc");
+if (why) console.warn(`skipping the traceroute truth tests: ${why}`);
+const fixture = join(import.meta.dirname, "fixtures", "measure-once.ts");
+
+/** Hop number → first responding address ("*" for none), from the text of traceroute(8) or scamper. */
+function hopsFromText(text: string): string[] {
+  const hops: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = line.match(/^\s*(\d+)\s+(\S+)/);
+    if (m) hops[Number(m[1]) - 1] = m[2]!;
+  }
+  return hops;
+}
+
+function ourHops(r: TracerouteResult): string[] {
+  return r.result.map((h) => ("result" in h ? (h.result.find((x) => "from" in x) as { from?: string } | undefined)?.from ?? "*" : "*"));
+}
+
+describe.skipIf(why !== null)("traceroute on a three-hop path", () => {
+  let path: LinePath;
+  beforeAll(async () => { path = await LinePath.create("tr", { delayMs: 5 }); });
+  afterAll(() => path?.remove());
+
+  const measure = (spec: Record<string, unknown>) => TracerouteResult.parse(JSON.parse(path.probe.exec(process.execPath, [fixture,
+    JSON.stringify({ type: "traceroute", af: 4, target: path.targetAddr, packets: 2, response_timeout: 1000, max_hops: 8, ...spec })])));
+
+  it.each([
+    ["ICMP", ["-I"], "icmp-paris"],
+    ["UDP", ["-U"], "udp-paris"],
+    ["TCP", ["-T", "-p", "80"], "tcp"],
+  ] as const)("%s: the same hops as traceroute(8) and scamper", (protocol, flags, method) => {
+    const r = measure({ protocol });
+    const linux = hopsFromText(path.probe.exec("traceroute", ["-n", "-q", "1", "-w", "1", "-m", "8", ...flags, path.targetAddr]));
+    const scamper = hopsFromText(path.probe.exec("scamper", ["-c", `trace -P ${method} -q 1 -w 1 -m 8${protocol === "TCP" ? " -d 80" : ""}`, "-i", path.targetAddr]));
+    expect(ourHops(r)).toEqual(["10.0.1.1", "10.0.2.2", "10.0.3.2"]);
+    expect(linux).toEqual(ourHops(r));
+    expect(scamper).toEqual(ourHops(r));
+    expect(r).toMatchObject({ proto: protocol, src_addr: "10.0.1.2", dst_addr: "10.0.3.2", paris_id: 16, size: 48, msm_name: "Traceroute" });
+    const last = (r.result[2] as { result: Record<string, unknown>[] }).result[0]!;
+    expect(last.rtt as number).toBeGreaterThan(5);
+    expect(last.ttl).toBe(62);
+    if (protocol === "TCP") expect(last.flags).toBe("RA");
+    if (protocol === "ICMP") expect(last).not.toHaveProperty("err");
+    const first = (r.result[0] as { result: Record<string, unknown>[] }).result[0]!;
+    expect(first).toMatchObject({ from: "10.0.1.1", ttl: 64, size: protocol === "TCP" ? 48 : 76 });
+    expect(r.endtime).toBeGreaterThanOrEqual(r.timestamp);
+  });
+
+  it("starts at first_hop and stops at max_hops with timeouts as {x:*}", () => {
+    const r = measure({ protocol: "ICMP", first_hop: 2, max_hops: 2, packets: 1 });
+    expect(r.result).toEqual([{ hop: 2, result: [expect.objectContaining({ from: "10.0.2.2" })] }]);
+  });
+});
+
+describe.skipIf(why !== null)("traceroute through an ECMP diamond", () => {
+  let path: LinePath;
+  beforeAll(async () => { path = await LinePath.create("ec", { ecmp: true }); });
+  afterAll(() => path?.remove());
+
+  const hop2 = (spec: Record<string, unknown>) => {
+    const r = TracerouteResult.parse(JSON.parse(path.probe.exec(process.execPath, [fixture,
+      JSON.stringify({ type: "traceroute", af: 4, target: path.targetAddr, protocol: "UDP", packets: 16, response_timeout: 1000, max_hops: 8, ...spec })])));
+    return new Set((r.result[1] as { result: { from?: string }[] }).result.map((x) => x.from));
+  };
+
+  it("Paris keeps one branch; classic traceroute sees both", () => {
+    const paris = hop2({ paris: 7 });
+    expect(paris.size).toBe(1);
+    expect(["10.0.2.2", "10.0.4.2"]).toContain([...paris][0]);
+    // 16 classic probes with changing ports land on one branch only with probability 2^-15.
+    expect(hop2({ paris: 0 })).toEqual(new Set(["10.0.2.2", "10.0.4.2"]));
+  });
+});
