@@ -2,7 +2,7 @@
 // probes with free slots, acknowledges results only once they are durable in its SQLite outbox, and writes the
 // outbox to R2 in batches (one object per partition per flush), keeping a per-measurement index of the batches.
 import {
-  type Assignment, type ControllerMessage, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
+  type Assignment, type ControllerMessage, inCidr, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
   type Result, type Submission, SUBPROTOCOL,
 } from "../protocol/index.ts";
 import { batchKey, partitionOf } from "../storage/layout.ts";
@@ -411,11 +411,5 @@ function matches(a: ProbeAttachment, f: ProbeFilter): boolean {
 
 function inPrefix(a: ProbeAttachment, prefix: string): boolean {
   if (a.prefix_v4 === prefix) return true;
-  const [net, lenText] = prefix.split("/");
-  const len = Number(lenText);
-  const toInt = (ip: string) => ip.split(".").reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
-  const candidates = [a.address, a.prefix_v4?.split("/")[0]].filter((x): x is string => !!x && /^\d+\.\d+\.\d+\.\d+$/.test(x));
-  if (!net || !/^\d+\.\d+\.\d+\.\d+$/.test(net) || !(len >= 0 && len <= 32)) return false;
-  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
-  return candidates.some((ip) => ((toInt(ip) & mask) >>> 0) === ((toInt(net) & mask) >>> 0));
+  return [a.address, a.prefix_v4?.split("/")[0]].some((ip) => !!ip && inCidr(ip, prefix));
 }

@@ -5,16 +5,18 @@ import { importJWK, jwtVerify } from "jose";
 import WebSocket from "ws";
 import {
   type Assignment, ControllerMessage, type ProbeMessage, type RegisterResponse, RegisterResponse as RegisterResponseSchema,
-  SUBPROTOCOL,
+  runSeconds, SUBPROTOCOL,
 } from "../protocol/index.ts";
 import type { AgentConfig } from "./config.ts";
 import { type Identity, loadIdentity, signChallenge } from "./identity.ts";
-import { runMeasurement } from "./measure/index.ts";
+import { errorResult, runMeasurement } from "./measure/index.ts";
 import { Spool } from "./spool.ts";
 
 export type Log = (level: "info" | "warn" | "error", msg: string) => void;
 
 const MAX_FRAME_RESULTS = 200;
+/** A run may take this much longer than its spec allows before it is cut off. */
+const RUN_GRACE_S = 10;
 
 /**
  * Exponential backoff with full jitter (uniform in [0, min(cap, base·2^attempt))): a deploy closes every probe's
@@ -33,6 +35,8 @@ export class Agent {
   private running = 0;
   private readonly queue: (() => Promise<void>)[] = [];
   private readonly periodic = new Map<number, NodeJS.Timeout>();
+  /** Runs in flight, by measurement: aborted when the measurement is stopped. */
+  private readonly inFlight = new Map<number, Set<AbortController>>();
   private readonly oneoffsRun = new Set<number>();
   private lastSync: number | null = null;
   private sentUpTo = 0;
@@ -159,13 +163,22 @@ export class Agent {
   }
 
   private onMessage(text: string): void {
-    let m: ControllerMessage;
+    let raw: unknown;
     try {
-      m = ControllerMessage.parse(JSON.parse(text));
-    } catch (e) {
-      this.log("warn", `ignored a controller message that does not parse: ${(e as Error).message.slice(0, 200)}`);
+      raw = JSON.parse(text);
+    } catch {
+      this.log("warn", "ignored a controller frame that is not JSON");
       return;
     }
+    const parsed = ControllerMessage.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const reason = `invalid command at /${issue.path.join("/")}: ${issue.message}`;
+      this.log("warn", reason);
+      this.refuseCommand(raw, reason);
+      return;
+    }
+    const m = parsed.data;
     switch (m.type) {
       case "welcome":
       case "status_ack":
@@ -177,6 +190,7 @@ export class Agent {
         const t = this.periodic.get(m.msm_id);
         if (t) clearTimeout(t);
         this.periodic.delete(m.msm_id);
+        for (const run of this.inFlight.get(m.msm_id) ?? []) run.abort();
         this.log("info", `measurement ${m.msm_id} stopped`);
         return;
       }
@@ -242,16 +256,42 @@ export class Agent {
     }
   }
 
+  /**
+   * A measurement command that fails validation: if it names a measurement and a type, the user gets an error
+   * result saying why (the controller only accepts it for a measurement it really gave this probe).
+   */
+  private refuseCommand(raw: unknown, reason: string): void {
+    const a = (raw as { type?: unknown; assignment?: { msm_id?: unknown; interval?: unknown; spec?: { type?: unknown; af?: unknown; target?: unknown } } })?.assignment;
+    if ((raw as { type?: unknown })?.type !== "measure" || !a || typeof a.msm_id !== "number" || !Number.isInteger(a.msm_id) || a.msm_id <= 0) return;
+    if (typeof a.spec?.type !== "string") return;
+    const result = errorResult({ type: a.spec.type, af: a.spec.af, target: a.spec.target },
+      { msmId: a.msm_id, probeId: this.config.probe_id, lts: this.lts(), step: typeof a.interval === "number" ? a.interval : null }, reason);
+    if (!result) return;
+    this.spool.add(result);
+    this.flushSpool();
+  }
+
   private async run(a: Assignment): Promise<void> {
+    const stopper = new AbortController();
+    const runs = this.inFlight.get(a.msm_id) ?? new Set();
+    this.inFlight.set(a.msm_id, runs.add(stopper));
+    // Every run has a deadline: what it measured by then is reported.
+    const deadline = AbortSignal.timeout((runSeconds(a.spec) + RUN_GRACE_S) * 1000);
     try {
       const result = await runMeasurement(a.spec, {
         msmId: a.msm_id, probeId: this.config.probe_id, step: a.interval, lts: this.lts(),
-        allowPrivate: this.config.allow_private_targets, resolvers: this.config.resolvers, signal: this.shutdown.signal,
+        allowPrivate: this.config.allow_private_targets, forbidden: this.config.forbidden_targets, resolvers: this.config.resolvers,
+        signal: AbortSignal.any([this.shutdown.signal, stopper.signal, deadline]),
       });
+      // A stopped measurement, or an agent shutting down, reports nothing for the interrupted run.
+      if (stopper.signal.aborted || this.shutdown.signal.aborted) return;
       this.spool.add(result);
       this.flushSpool();
     } catch (e) {
       this.log("error", `measurement ${a.msm_id} failed to run: ${(e as Error).message}`);
+    } finally {
+      runs.delete(stopper);
+      if (runs.size === 0) this.inFlight.delete(a.msm_id);
     }
   }
 }

@@ -2,6 +2,7 @@
 // signed every assignment token the agent accepts. Nothing in it is shared between probes but the edge key.
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { isCidr } from "../protocol/index.ts";
 
 export const AgentConfig = z.object({
   probe_id: z.number().int().positive(),
@@ -14,6 +15,8 @@ export const AgentConfig = z.object({
   slots: z.number().int().min(1).max(256).default(8),
   /** Local/lab mode only: allow loopback and private destinations. */
   allow_private_targets: z.boolean().default(false),
+  /** Prefixes this probe's host forbids measuring (e.g. its own LAN): commands aimed there get an error result. */
+  forbidden_targets: z.array(z.string().refine(isCidr, "each forbidden target must be a prefix such as 192.168.0.0/16")).default([]),
   /** DNS resolvers for `use_probe_resolver` measurements; default: the nameservers of /etc/resolv.conf. */
   resolvers: z.array(z.string()).optional(),
   /** Seconds between status heartbeats. */

@@ -2,6 +2,7 @@
 // (POST /api/v2/measurements/) and results exactly as Atlas parsers (sagan, goat, ripe-atlas-tools) read them.
 // Reference: ../shared/reference/atlas.md §1–§2.
 import { z } from "zod";
+import { isTarget } from "./net.ts";
 
 /** Atlas measurement status ids and names. */
 export const STATUS = {
@@ -18,52 +19,6 @@ export type Status = (typeof STATUS)[keyof typeof STATUS];
 /** Firmware version we report: ≥ 5000 makes Atlas parsers pick the current result schema. */
 export const FIRMWARE_VERSION = 5020;
 export const MEASUREMENT_CODE_VERSION = "1.0.0";
-
-const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-export function isIPv4(s: string): boolean {
-  return IPV4.test(s);
-}
-
-export function isIPv6(s: string): boolean {
-  if (!/^[0-9a-f:.]+$/i.test(s) || !s.includes(":")) return false;
-  const double = s.split("::");
-  if (double.length > 2) return false;
-  const groups = (part: string) => (part === "" ? [] : part.split(":"));
-  let parts = [...groups(double[0]!), ...(double.length === 2 ? groups(double[1]!) : [])];
-  let width = 8;
-  const last = parts[parts.length - 1];
-  if (last !== undefined && last.includes(".")) {
-    if (!isIPv4(last)) return false;
-    parts = parts.slice(0, -1);
-    width = 6;
-  }
-  if (!parts.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return false;
-  return double.length === 2 ? parts.length < width : parts.length === width;
-}
-
-/** A target is a host name or an IPv4/IPv6 literal. */
-export function isTarget(s: string): boolean {
-  return isIPv4(s) || isIPv6(s) || (HOSTNAME.test(s) && !/^[\d.]+$/.test(s));
-}
-
-/** Addresses no public measurement may aim at: loopback, private, link-local, CGNAT, unspecified, multicast… */
-export function isNonPublicAddress(addr: string): boolean {
-  if (isIPv4(addr)) {
-    const [a, b] = addr.split(".").map(Number) as [number, number];
-    return (
-      a === 0 || a === 10 || a === 127 || a >= 224 ||
-      (a === 100 && b >= 64 && b <= 127) || (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) ||
-      (a === 192 && b === 0) || (a === 198 && (b === 18 || b === 19))
-    );
-  }
-  const s = addr.toLowerCase();
-  if (s === "::" || s === "::1") return true;
-  if (s.startsWith("::ffff:")) return isNonPublicAddress(s.slice(7));
-  return /^(f[cd]|fe[89ab]|ff)/.test(s);
-}
 
 const unixOrIso = z.union([
   z.number().int().nonnegative(),

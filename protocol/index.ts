@@ -1,2 +1,3 @@
 export * from "./atlas.ts";
 export * from "./messages.ts";
+export * from "./net.ts";

@@ -8,6 +8,8 @@ export type RunContext = {
   lts: number;
   /** Local/lab mode: loopback and private destinations allowed. */
   allowPrivate: boolean;
+  /** Prefixes the probe's host forbids as destinations. */
+  forbidden?: string[];
   /** The probe's own DNS resolvers if its config names them (else /etc/resolv.conf). */
   resolvers?: string[];
   /** Aborted when the measurement is stopped or the agent shuts down. */

@@ -152,7 +152,7 @@ export async function dns(spec: DnsSpec, ctx: RunContext): Promise<DnsResult> {
     return { ...base, resultset };
   }
   const target = spec.target!;
-  const resolved = await resolveTarget(target, spec.af, ctx.allowPrivate, spec.resolve_on_probe);
+  const resolved = await resolveTarget(target, spec.af, ctx, spec.resolve_on_probe);
   const named = isIPv4(target) || isIPv6(target) ? {} : { dst_name: target };
   if (!resolved.ok) {
     const key = resolved.error.startsWith("dns resolution failed") ? "getaddrinfo" : "socket";

@@ -27,7 +27,7 @@ export async function httpGet(spec: HttpSpec, ctx: RunContext): Promise<HttpResu
     prb_id: ctx.probeId, timestamp: Math.floor(Date.now() / 1000), from: "", type: "http" as const, uri,
   };
   const fetchBase: Fetch = { af: spec.af, method: spec.method };
-  const resolved = await resolveTarget(spec.target, spec.af, ctx.allowPrivate, spec.resolve_on_probe);
+  const resolved = await resolveTarget(spec.target, spec.af, ctx, spec.resolve_on_probe);
   if (!resolved.ok) {
     return { ...base, result: [{ ...fetchBase, ...(resolved.error.startsWith("dns") ? { dnserr: resolved.error } : { err: resolved.error }) }] };
   }

@@ -86,7 +86,7 @@ export async function ntp(spec: NtpSpec, ctx: RunContext): Promise<NtpResult> {
     fw: FIRMWARE_VERSION, mver: MEASUREMENT_CODE_VERSION, lts: ctx.lts, msm_id: ctx.msmId, msm_name: "Ntp" as const,
     prb_id: ctx.probeId, timestamp, type: "ntp" as const, proto: "UDP" as const, af: spec.af, dst_name: spec.target,
   };
-  const resolved = await resolveTarget(spec.target, spec.af, ctx.allowPrivate, spec.resolve_on_probe);
+  const resolved = await resolveTarget(spec.target, spec.af, ctx, spec.resolve_on_probe);
   if (!resolved.ok) return { ...base, from: "", src_addr: "", dst_addr: "", result: [], error: resolved.error };
   const sock = dgram.createSocket(spec.af === 6 ? "udp6" : "udp4");
   try {

@@ -1,10 +1,15 @@
 // Target resolution on the probe, and the refusal of non-public destinations unless the probe runs in local mode.
 import { lookup } from "node:dns/promises";
-import { isIPv4, isIPv6, isNonPublicAddress } from "../../protocol/index.ts";
+import { inCidr, isIPv4, isIPv6, isNonPublicAddress } from "../../protocol/index.ts";
+import type { RunContext } from "./context.ts";
 
 export type Resolved = { ok: true; addr: string; ttr?: number } | { ok: false; error: string };
 
-export async function resolveTarget(target: string, af: 4 | 6, allowPrivate: boolean, timed: boolean): Promise<Resolved> {
+/**
+ * Resolves a target to an address of family `af` (timing the lookup when `timed`), refusing non-public addresses
+ * outside local mode and any address in a prefix the probe's host forbids.
+ */
+export async function resolveTarget(target: string, af: 4 | 6, ctx: Pick<RunContext, "allowPrivate" | "forbidden">, timed: boolean): Promise<Resolved> {
   let addr = target;
   let ttr: number | undefined;
   if (!isIPv4(target) && !isIPv6(target)) {
@@ -18,6 +23,8 @@ export async function resolveTarget(target: string, af: 4 | 6, allowPrivate: boo
   } else if ((af === 4) !== isIPv4(target)) {
     return { ok: false, error: `address family mismatch: af ${af} for ${target}` };
   }
-  if (!allowPrivate && isNonPublicAddress(addr)) return { ok: false, error: `destination ${addr} is not a public address` };
+  if (!ctx.allowPrivate && isNonPublicAddress(addr)) return { ok: false, error: `destination ${addr} is not a public address` };
+  const forbidden = ctx.forbidden?.find((p) => inCidr(addr, p));
+  if (forbidden) return { ok: false, error: `destination ${addr} is in ${forbidden}, which this probe's host forbids` };
   return ttr === undefined ? { ok: true, addr } : { ok: true, addr, ttr };
 }

@@ -13,7 +13,7 @@ export async function sslcert(spec: SslcertSpec, ctx: RunContext): Promise<Sslce
     prb_id: ctx.probeId, timestamp: Math.floor(Date.now() / 1000), from: "", type: "sslcert" as const, af: spec.af,
     dst_name: spec.target, dst_port: String(spec.port),
   };
-  const resolved = await resolveTarget(spec.target, spec.af, ctx.allowPrivate, spec.resolve_on_probe);
+  const resolved = await resolveTarget(spec.target, spec.af, ctx, spec.resolve_on_probe);
   if (!resolved.ok) return { ...base, [resolved.error.startsWith("dns") ? "dnserr" : "err"]: resolved.error };
   const servername = spec.hostname ?? (isIPv4(spec.target) || isIPv6(spec.target) ? undefined : spec.target);
   const out: SslcertResult = { ...base, dst_addr: resolved.addr, method: "TLS" };

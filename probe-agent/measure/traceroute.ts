@@ -32,14 +32,14 @@ export async function traceroute(spec: TracerouteSpec, ctx: RunContext): Promise
   };
   const failed = (error: string, dst_addr = "", src_addr = ""): TracerouteResult =>
     ({ ...base, from: src_addr, src_addr, dst_addr, endtime: Math.floor(Date.now() / 1000), result: [{ hop: spec.first_hop, error }] });
-  const resolved = await resolveTarget(spec.target, spec.af, ctx.allowPrivate, spec.resolve_on_probe);
+  const resolved = await resolveTarget(spec.target, spec.af, ctx, spec.resolve_on_probe);
   if (!resolved.ok) return failed(resolved.error);
   if (spec.af === 6) return failed("IPv6 traceroute is not supported by this probe yet", resolved.addr);
   const run = await traceTrain({
     proto: spec.protocol, dst: resolved.addr, first_hop: spec.first_hop, max_hops: spec.max_hops, packets: spec.packets,
     size: spec.size, port: spec.port ?? (spec.protocol === "TCP" ? 80 : 33434), paris: spec.paris,
     response_timeout: spec.response_timeout, dont_fragment: spec.dont_fragment,
-  });
+  }, ctx.signal);
   if (run.error) return failed(run.error, resolved.addr, run.src_addr);
   const hops = new Map<number, TracerouteResult["result"][number] & { result: unknown[] }>();
   for (const r of run.replies) {

@@ -7,6 +7,8 @@
 // before sendto(), both CLOCK_REALTIME. Everything Atlas-specific (result layout, statistics) lives in TypeScript.
 #include <napi.h>
 
+#include "cancel.h"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -38,6 +40,7 @@ struct PingSpec {
   int interval_ms = 1000;
   int timeout_ms = 1000;
   int ttl = 0;  // 0 = system default
+  int cancel_id = 0;
 };
 
 struct PingOutcome {
@@ -66,7 +69,7 @@ std::string errno_text(const char* what) { return std::string(what) + ": " + std
 
 class Pinger {
  public:
-  explicit Pinger(const PingSpec& spec) : spec_(spec) {}
+  Pinger(const PingSpec& spec, vantage::CancelFlag cancelled) : spec_(spec), cancelled_(std::move(cancelled)) {}
   ~Pinger() {
     if (fd_ >= 0) close(fd_);
   }
@@ -79,6 +82,10 @@ class Pinger {
     std::vector<bool> answered(spec_.packets, false);
     int next = 0;
     for (;;) {
+      if (cancelled_->load()) {
+        out.error = "cancelled";
+        return out;
+      }
       const double t = now_ms();
       if (next < spec_.packets && t >= start + static_cast<double>(next) * spec_.interval_ms) {
         sent_at[next] = now_ms();
@@ -99,6 +106,7 @@ class Pinger {
         if (all || t >= deadline) break;
       }
       int wait = static_cast<int>(deadline - now_ms()) + 1;
+      if (wait > vantage::kSliceMs) wait = vantage::kSliceMs;
       pollfd p{fd_, POLLIN, 0};
       int r = poll(&p, 1, wait < 0 ? 0 : wait);
       if (r < 0 && errno != EINTR) {
@@ -256,6 +264,7 @@ class Pinger {
   }
 
   PingSpec spec_;
+  vantage::CancelFlag cancelled_;
   int fd_ = -1;
   bool raw_ = false;
   uint16_t ident_ = 0;
@@ -266,11 +275,13 @@ class Pinger {
 class PingWorker : public Napi::AsyncWorker {
  public:
   PingWorker(Napi::Env env, PingSpec spec)
-      : Napi::AsyncWorker(env, "vantage:ping"), spec_(std::move(spec)), deferred_(Napi::Promise::Deferred::New(env)) {}
+      : Napi::AsyncWorker(env, "vantage:ping"), spec_(std::move(spec)), cancelled_(vantage::cancel_register(spec_.cancel_id)),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+  ~PingWorker() override { vantage::cancel_release(spec_.cancel_id); }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
-  void Execute() override { outcome_ = Pinger(spec_).Run(); }
+  void Execute() override { outcome_ = Pinger(spec_, cancelled_).Run(); }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -297,6 +308,7 @@ class PingWorker : public Napi::AsyncWorker {
 
  private:
   PingSpec spec_;
+  vantage::CancelFlag cancelled_;
   PingOutcome outcome_;
   Napi::Promise::Deferred deferred_;
 };
@@ -327,6 +339,7 @@ Napi::Value Ping(const Napi::CallbackInfo& info) {
   spec.interval_ms = IntField(o, "interval_ms", 1000);
   spec.timeout_ms = IntField(o, "timeout_ms", 1000);
   spec.ttl = IntField(o, "ttl", 0);
+  spec.cancel_id = IntField(o, "cancel_id", 0);
   if (spec.packets < 1 || spec.packets > 64 || spec.size < 0 || spec.size > 65000 || spec.interval_ms < 0 ||
       spec.timeout_ms < 1 || spec.ttl < 0 || spec.ttl > 255) {
     Napi::RangeError::New(env, "ping(spec): packets, size, interval_ms, timeout_ms or ttl out of range")
@@ -343,8 +356,15 @@ Napi::Value Ping(const Napi::CallbackInfo& info) {
 
 void RegisterTraceroute(Napi::Env env, Napi::Object exports);
 
+// cancel(id) → true if a measurement with that cancel_id was running.
+static Napi::Value Cancel(const Napi::CallbackInfo& info) {
+  const int id = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  return Napi::Boolean::New(info.Env(), id != 0 && vantage::cancel_request(id));
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ping", Napi::Function::New(env, Ping, "ping"));
+  exports.Set("cancel", Napi::Function::New(env, Cancel, "cancel"));
   RegisterTraceroute(env, exports);
   return exports;
 }

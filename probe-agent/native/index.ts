@@ -15,14 +15,36 @@ export type TraceSpec = {
   paris: number; response_timeout: number; dont_fragment: boolean;
 };
 
-type Addon = { ping(spec: PingTrainSpec): Promise<PingTrain>; traceroute(spec: TraceSpec): Promise<TraceRun> };
+type Cancellable = { cancel_id?: number };
+type Addon = {
+  ping(spec: PingTrainSpec & Cancellable): Promise<PingTrain>;
+  traceroute(spec: TraceSpec & Cancellable): Promise<TraceRun>;
+  cancel(id: number): boolean;
+};
 
 const addon = createRequire(import.meta.url)("./build/Release/vantage_icmp.node") as Addon;
 
-export function pingTrain(spec: PingTrainSpec): Promise<PingTrain> {
-  return addon.ping(spec);
+let nextCancelId = 1;
+
+/** Runs a native measurement that stops (within ~50 ms) when `signal` aborts. */
+async function cancellable<S, R>(run: (spec: S & Cancellable) => Promise<R>, spec: S, signal?: AbortSignal): Promise<R> {
+  if (!signal) return run(spec as S & Cancellable);
+  const cancel_id = nextCancelId = nextCancelId >= 0x7fffffff ? 1 : nextCancelId + 1;
+  const onAbort = () => addon.cancel(cancel_id);
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const pending = run({ ...spec, cancel_id });
+    if (signal.aborted) onAbort();
+    return await pending;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
 }
 
-export function traceTrain(spec: TraceSpec): Promise<TraceRun> {
-  return addon.traceroute(spec);
+export function pingTrain(spec: PingTrainSpec, signal?: AbortSignal): Promise<PingTrain> {
+  return cancellable((s) => addon.ping(s), spec, signal);
+}
+
+export function traceTrain(spec: TraceSpec, signal?: AbortSignal): Promise<TraceRun> {
+  return cancellable((s) => addon.traceroute(s), spec, signal);
 }

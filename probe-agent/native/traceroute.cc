@@ -8,6 +8,8 @@
 // (SYN-ACK/RST from the destination), with kernel receive timestamps.
 #include <napi.h>
 
+#include "cancel.h"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -34,6 +36,7 @@ struct TraceSpec {
   int paris = 16;            // 0 = classic, else the flow id
   int response_timeout = 1000;
   bool dont_fragment = false;
+  int cancel_id = 0;
 };
 
 struct Reply {
@@ -79,7 +82,7 @@ uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[
 
 class Tracer {
  public:
-  explicit Tracer(const TraceSpec& s) : spec_(s) {}
+  Tracer(const TraceSpec& s, vantage::CancelFlag cancelled) : spec_(s), cancelled_(std::move(cancelled)) {}
   ~Tracer() {
     for (int fd : {send_fd_, icmp_fd_, tcp_fd_}) if (fd >= 0) close(fd);
   }
@@ -90,6 +93,10 @@ class Tracer {
     for (int hop = spec_.first_hop; hop <= spec_.max_hops; hop++) {
       bool reached = false;
       for (int i = 0; i < spec_.packets; i++) {
+        if (cancelled_->load()) {
+          out.error = "cancelled";
+          return out;
+        }
         Reply r = Probe(hop, i);
         reached = reached || r.from_destination;
         out.replies.push_back(r);
@@ -205,10 +212,11 @@ class Tracer {
     const double deadline = sent + spec_.response_timeout;
     for (;;) {
       const int wait = static_cast<int>(deadline - now_ms());
-      if (wait < 0) break;
+      if (wait < 0 || cancelled_->load()) break;
       pollfd fds[2] = {{icmp_fd_, POLLIN, 0}, {tcp_fd_, POLLIN, 0}};
-      const int n = poll(fds, tcp_fd_ >= 0 ? 2 : 1, wait + 1);
-      if (n <= 0) { if (n < 0 && errno == EINTR) continue; break; }
+      const int n = poll(fds, tcp_fd_ >= 0 ? 2 : 1, wait + 1 > vantage::kSliceMs ? vantage::kSliceMs : wait + 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) continue;
       for (int f = 0; f < 2; f++) {
         if (!(fds[f].revents & POLLIN)) continue;
         Reply got = r;
@@ -295,6 +303,7 @@ class Tracer {
   }
 
   TraceSpec spec_;
+  vantage::CancelFlag cancelled_;
   int send_fd_ = -1, icmp_fd_ = -1, tcp_fd_ = -1;
   sockaddr_in dst_{}, src_{};
   uint16_t ident_ = 0, ip_id_base_ = 0;
@@ -304,9 +313,11 @@ class Tracer {
 class TraceWorker : public Napi::AsyncWorker {
  public:
   TraceWorker(Napi::Env env, TraceSpec spec)
-      : Napi::AsyncWorker(env, "vantage:traceroute"), spec_(std::move(spec)), deferred_(Napi::Promise::Deferred::New(env)) {}
+      : Napi::AsyncWorker(env, "vantage:traceroute"), spec_(std::move(spec)), cancelled_(vantage::cancel_register(spec_.cancel_id)),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+  ~TraceWorker() override { vantage::cancel_release(spec_.cancel_id); }
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { outcome_ = Tracer(spec_).Run(); }
+  void Execute() override { outcome_ = Tracer(spec_, cancelled_).Run(); }
   void OnOK() override {
     Napi::Env env = Env();
     Napi::Object o = Napi::Object::New(env);
@@ -339,6 +350,7 @@ class TraceWorker : public Napi::AsyncWorker {
 
  private:
   TraceSpec spec_;
+  vantage::CancelFlag cancelled_;
   TraceOutcome outcome_;
   Napi::Promise::Deferred deferred_;
 };
@@ -372,6 +384,7 @@ Napi::Value Traceroute(const Napi::CallbackInfo& info) {
   s.port = Int(o, "port", p == "TCP" ? 80 : 33434);
   s.paris = Int(o, "paris", 16);
   s.response_timeout = Int(o, "response_timeout", 1000);
+  s.cancel_id = Int(o, "cancel_id", 0);
   Napi::Value df = o.Get("dont_fragment");
   s.dont_fragment = df.IsBoolean() && df.As<Napi::Boolean>().Value();
   if (s.first_hop < 1 || s.max_hops > 255 || s.first_hop > s.max_hops || s.packets < 1 || s.packets > 16 || s.size < 0 ||

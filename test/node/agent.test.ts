@@ -3,8 +3,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { PingResult } from "../../protocol/index.ts";
+import { PingResult, Result } from "../../protocol/index.ts";
 import { backoffDelay } from "../../probe-agent/agent.ts";
+import { AgentConfig } from "../../probe-agent/config.ts";
+import { errorResult } from "../../probe-agent/measure/index.ts";
 import { loadIdentity } from "../../probe-agent/identity.ts";
 import { ping } from "../../probe-agent/measure/ping.ts";
 import { Spool } from "../../probe-agent/spool.ts";
@@ -24,6 +26,26 @@ describe("identity", () => {
     expect(readdirSync(dir)).toEqual(["probe_key.pem"]);
     expect(readFileSync(join(dir, "probe_key.pem"), "utf8")).toContain("BEGIN PRIVATE KEY");
     expect(loadIdentity(tempDir("id2")).publicKey).not.toBe(a.publicKey);
+  });
+});
+
+describe("commands the probe refuses", () => {
+  it("answers a command that fails validation with an error result of its type", () => {
+    const ctx = { msmId: 10_000_001, probeId: 1_000_001, lts: 5, step: null };
+    for (const type of ["ping", "traceroute", "dns", "ntp", "http", "sslcert"]) {
+      const r = errorResult({ type, af: 4, target: "192.0.2.1" }, ctx, "invalid command at /assignment/spec/packets: Too big");
+      expect(Result.parse(r), type).toEqual(r);
+      expect(JSON.stringify(r)).toContain("Too big");
+    }
+    expect(errorResult({ type: "telepathy" }, ctx, "x")).toBeNull();
+  });
+
+  it("refuses destinations the probe's host forbids, with the prefix named", async () => {
+    const r = await ping({ type: "ping", af: 4, target: "127.0.0.1", packets: 1, size: 48, packet_interval: 1000, resolve_on_probe: false },
+      { msmId: 1, probeId: 1, step: null, lts: 0, allowPrivate: true, forbidden: ["10.0.0.0/8", "127.0.0.0/8"], signal: never });
+    expect(r.result).toEqual([{ error: "destination 127.0.0.1 is in 127.0.0.0/8, which this probe's host forbids" }]);
+    expect(() => AgentConfig.parse({ probe_id: 1, registration_urls: ["http://x"], edge_public_jwk: { kty: "OKP", crv: "Ed25519", x: "a" },
+      state_dir: "/tmp", forbidden_targets: ["my lan"] })).toThrowError(/forbidden target must be a prefix/);
   });
 });
 
@@ -120,6 +142,16 @@ describe("ping over ICMP", () => {
     } finally {
       ns.remove();
     }
+  });
+
+  it.skipIf(noIcmp !== null)("stops within a poll slice when cancelled", async () => {
+    const stop = new AbortController();
+    const started = performance.now();
+    setTimeout(() => stop.abort(), 300);
+    const r = await ping({ type: "ping", af: 4, target: "127.0.0.1", packets: 16, size: 48, packet_interval: 1000, resolve_on_probe: false },
+      { msmId: 1, probeId: 1, step: null, lts: 0, allowPrivate: true, signal: stop.signal });
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(r.result).toEqual([{ error: "cancelled" }]);
   });
 
   it("refuses non-public destinations unless the probe runs in local mode", async () => {

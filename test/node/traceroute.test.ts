@@ -1,6 +1,7 @@
 // Truth for traceroute on real paths built in namespaces: hop addresses identical to Linux traceroute(8) and to
 // scamper for ICMP, UDP and TCP; Paris keeps every probe on one branch of an ECMP diamond where classic
 // traceroute wanders over both.
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TracerouteResult } from "../../protocol/index.ts";
@@ -54,6 +55,23 @@ describe.skipIf(why !== null)("traceroute on a three-hop path", () => {
     const first = (r.result[0] as { result: Record<string, unknown>[] }).result[0]!;
     expect(first).toMatchObject({ from: "10.0.1.1", ttl: 64, size: protocol === "TCP" ? 48 : 76 });
     expect(r.endtime).toBeGreaterThanOrEqual(r.timestamp);
+  });
+
+  it("is cut off promptly when cancelled", async () => {
+    // Inside the probe's namespace through the agent's own code: hops past the target never answer here because
+    // the target is unreachable beyond r2 for 10.0.9.9; 30 hops × 3 probes × 1 s would take 90 s uncancelled.
+    const started = Date.now();
+    const out = await new Promise<string>((resolve) => {
+      const child = spawn("ip", ["netns", "exec", path.probe.name, process.execPath, join(import.meta.dirname, "fixtures", "measure-once.ts"),
+        JSON.stringify({ type: "traceroute", af: 4, target: "10.0.3.99", protocol: "ICMP", packets: 3, response_timeout: 1000, max_hops: 30 }),
+        JSON.stringify({ abortAfterMs: 1500 })]);
+      let text = "";
+      child.stdout.on("data", (d) => (text += d));
+      child.on("exit", () => resolve(text));
+    });
+    expect(Date.now() - started).toBeLessThan(6000);
+    const r = TracerouteResult.parse(JSON.parse(out));
+    expect(r.result).toEqual([{ hop: 1, error: "cancelled" }]);
   });
 
   it("starts at first_hop and stops at max_hops with timeouts as {x:*}", () => {
