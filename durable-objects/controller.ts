@@ -2,7 +2,7 @@
 // probes with free slots, acknowledges results only once they are durable in its SQLite outbox, and writes the
 // outbox to R2 in batches (one object per partition per flush), keeping a per-measurement index of the batches.
 import {
-  type Assignment, type ControllerMessage, inCidr, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
+  type Assignment, builtinType, type ControllerMessage, inCidr, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
   type Result, type Submission, SUBPROTOCOL,
 } from "../protocol/index.ts";
 import { batchKey, partitionOf } from "../storage/layout.ts";
@@ -215,13 +215,14 @@ export class Controller extends SqlDurableObject<Env> {
       if (r.prb_id !== a.probe_id) { this.refuse(ws, a, s.seq, `prb_id ${r.prb_id} is not this probe (${a.probe_id})`); continue; }
       const given = this.sql<{ assignment: string; periodic: number }>(
         "SELECT assignment, periodic FROM assignments WHERE msm_id = ? AND probe_id = ?", r.msm_id, a.probe_id)[0];
-      if (!given) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} was not given to this probe`); continue; }
-      const spec = (JSON.parse(given.assignment) as Assignment).spec;
-      if (spec.type !== r.type) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} is a ${spec.type}, not a ${r.type}`); continue; }
+      // Built-in measurements are every probe's own: no assignment, but their type is fixed by their id.
+      const type = given ? (JSON.parse(given.assignment) as Assignment).spec.type : builtinType(r.msm_id);
+      if (!type) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} was not given to this probe`); continue; }
+      if (type !== r.type) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} is a ${type}, not a ${r.type}`); continue; }
       if (a.address) r.from = a.address;
       r.stored_timestamp = now;
       accepted.push(r);
-      if (!given.periodic) finishedOneOffs.add(r.msm_id);
+      if (given && !given.periodic) finishedOneOffs.add(r.msm_id);
     }
     if (upto > stored) {
       const groups = new Map<string, Result[]>();

@@ -9,6 +9,7 @@ import {
 } from "../protocol/index.ts";
 import type { AgentConfig } from "./config.ts";
 import { type Identity, loadIdentity, signChallenge } from "./identity.ts";
+import { Builtins, type RunOptions } from "./builtins.ts";
 import { errorResult, runMeasurement } from "./measure/index.ts";
 import { Spool } from "./spool.ts";
 
@@ -42,6 +43,7 @@ export class Agent {
   private sentUpTo = 0;
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly shutdown = new AbortController();
+  private readonly builtins: Builtins;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly config: AgentConfig;
   private readonly log: Log;
@@ -51,16 +53,19 @@ export class Agent {
     this.log = log;
     this.identity = loadIdentity(config.state_dir);
     this.spool = new Spool(config.state_dir);
+    this.builtins = new Builtins(config.builtins, (a, opts) => this.enqueue(a, opts));
   }
 
   start(): void {
     this.log("info", `probe ${this.config.probe_id}: starting with ${this.spool.size} spooled result(s)`);
+    this.builtins.start();
     void this.connect();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.shutdown.abort();
+    this.builtins.stop();
     for (const t of this.periodic.values()) clearTimeout(t);
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
@@ -239,8 +244,8 @@ export class Agent {
     tick(next);
   }
 
-  private enqueue(a: Assignment): void {
-    this.queue.push(() => this.run(a));
+  private enqueue(a: Assignment, opts: RunOptions = {}): void {
+    this.queue.push(() => this.run(a, opts));
     this.pump();
   }
 
@@ -271,7 +276,7 @@ export class Agent {
     this.flushSpool();
   }
 
-  private async run(a: Assignment): Promise<void> {
+  private async run(a: Assignment, opts: RunOptions = {}): Promise<void> {
     const stopper = new AbortController();
     const runs = this.inFlight.get(a.msm_id) ?? new Set();
     this.inFlight.set(a.msm_id, runs.add(stopper));
@@ -280,11 +285,13 @@ export class Agent {
     try {
       const result = await runMeasurement(a.spec, {
         msmId: a.msm_id, probeId: this.config.probe_id, step: a.interval, lts: this.lts(),
-        allowPrivate: this.config.allow_private_targets, forbidden: this.config.forbidden_targets, resolvers: this.config.resolvers,
+        allowPrivate: opts.allowPrivate ?? this.config.allow_private_targets, forbidden: this.config.forbidden_targets,
+        resolvers: this.config.resolvers,
         signal: AbortSignal.any([this.shutdown.signal, stopper.signal, deadline]),
       });
       // A stopped measurement, or an agent shutting down, reports nothing for the interrupted run.
       if (stopper.signal.aborted || this.shutdown.signal.aborted) return;
+      opts.onResult?.(result);
       this.spool.add(result);
       this.flushSpool();
     } catch (e) {

@@ -2,7 +2,7 @@
 // signed every assignment token the agent accepts. Nothing in it is shared between probes but the edge key.
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { isCidr } from "../protocol/index.ts";
+import { isCidr, isTarget, MAX_ANCHORS } from "../protocol/index.ts";
 
 export const AgentConfig = z.object({
   probe_id: z.number().int().positive(),
@@ -19,6 +19,13 @@ export const AgentConfig = z.object({
   forbidden_targets: z.array(z.string().refine(isCidr, "each forbidden target must be a prefix such as 192.168.0.0/16")).default([]),
   /** DNS resolvers for `use_probe_resolver` measurements; default: the nameservers of /etc/resolv.conf. */
   resolvers: z.array(z.string()).optional(),
+  /** Built-in measurements (protocol/builtins.ts): anchors default to k.root-servers.net's address, as on Atlas. */
+  builtins: z.object({
+    enabled: z.boolean().default(true),
+    anchors: z.array(z.string().refine(isTarget, "each anchor must be a host name or an address")).max(MAX_ANCHORS).default(["193.0.14.129"]),
+    ping_interval_s: z.number().int().min(5).max(86_400).default(240),
+    traceroute_interval_s: z.number().int().min(5).max(86_400).default(900),
+  }).prefault({}),
   /** Seconds between status heartbeats. */
   heartbeat_s: z.number().min(1).max(600).default(30),
   /** Backoff between reconnects: first delay and cap, in ms (full jitter is applied). */

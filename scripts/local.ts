@@ -159,7 +159,9 @@ export async function provisionProbe(edge: Edge, dir: string, site: ProbeSite, e
   const configPath = join(dir, "agent.json");
   writeFileSync(configPath, JSON.stringify({
     probe_id: id, registration_urls: [edge.url], edge_public_jwk: JSON.parse(edge.secrets.EDGE_PUBLIC_JWK),
-    state_dir: dir, slots: 8, allow_private_targets: true, heartbeat_s: 15, ...extra,
+    state_dir: dir, slots: 8, allow_private_targets: true, heartbeat_s: 15,
+    // Local probes send nothing off this machine: their built-in anchor is the loopback address.
+    builtins: { enabled: true, anchors: ["127.0.0.1"], ping_interval_s: 240, traceroute_interval_s: 900 }, ...extra,
   }, null, 2));
   return { id, stateDir: dir, configPath };
 }

@@ -153,6 +153,27 @@ describe("results", () => {
     socket.ws.close();
   });
 
+  it("takes built-in results from any probe under the reserved ids, typed by their id", async () => {
+    const p = await enroll({ country_code: "HR" });
+    const { socket } = await connect(p);
+    const t = Math.floor(Date.now() / 1000);
+    socket.send({ type: "results", results: [
+      { seq: 1, result: { ...pingResult(1001, p.id, t), step: 240 } },
+      { seq: 2, result: { ...pingResult(5001, p.id, t), step: 240 } },
+      { seq: 3, result: { ...pingResult(4242, p.id, t), step: 240 } },
+    ] });
+    expect((await socket.next("reject")).reason).toBe("measurement 5001 is a traceroute, not a ping");
+    expect((await socket.next("reject")).reason).toBe("measurement 4242 was not given to this probe");
+    expect((await socket.next("ack")).upto).toBe(3);
+    const mine = (await results(1001, `?probe_ids=${p.id}`));
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({ msm_id: 1001, prb_id: p.id, step: 240 });
+    const object = (await (await call("/api/v2/measurements/1001/")).json()) as Record<string, unknown>;
+    expect(object).toMatchObject({ id: 1001, type: "ping", description: "Built-in: ping to anchor 1", status: { name: "Ongoing" } });
+    expect((await call("/api/v2/measurements/4242/")).status).toBe(404);
+    socket.ws.close();
+  });
+
   it("refuses garbage frames with a reason and keeps serving the probe and its neighbours", async () => {
     const { p, socket, id } = await oneProbeMeasurement("IE");
     const neighbour = await oneProbeMeasurement("IE");

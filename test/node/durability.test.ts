@@ -25,7 +25,7 @@ describe.skipIf(noIcmp !== null)("edge killed while a probe holds an unacknowled
     const port = await freePort();
     edge = await startEdge({ stateDir: state, port, quiet: true });
     const key = (await admin<{ key: string }>(edge, "/admin/keys", { label: "durability" })).key;
-    const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, { heartbeat_s: 2, backoff_ms: { base: 200, cap: 2000 } });
+    const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, { heartbeat_s: 2, backoff_ms: { base: 200, cap: 2000 }, builtins: { enabled: false } });
     const spoolDir = join(probe.stateDir, "spool");
     agent = startProbe(probe, { quiet: true });
     await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);

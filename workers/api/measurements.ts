@@ -4,7 +4,7 @@ import type { MeasurementRow } from "../../durable-objects/brain.ts";
 import type { Participant } from "../../durable-objects/controller.ts";
 import { BRAIN_NAME, type Env, flag } from "../../durable-objects/env.ts";
 import {
-  CreateMeasurements, type Definition, isIPv4, isIPv6, isNonPublicAddress, type MeasurementSpec, specOf, STATUS, toUnix,
+  builtinDescription, builtinType, CreateMeasurements, type Definition, isIPv4, isIPv6, isNonPublicAddress, type MeasurementSpec, specOf, STATUS, toUnix,
 } from "../../protocol/index.ts";
 import { requireKey, apiKey } from "./auth.ts";
 import { ApiError, fieldError, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
@@ -147,8 +147,22 @@ export function measurementId(request: IRequest): number {
   return id;
 }
 
+/** A built-in measurement as an Atlas measurement object: every probe runs it, each towards its own targets. */
+export function builtinObject(id: number, origin: string): Record<string, unknown> {
+  const type = builtinType(id)!;
+  return {
+    id, type, af: 4, target: null, target_ip: null, target_asn: null, resolved_ips: null, resolve_on_probe: true,
+    description: builtinDescription(id), interval: type === "ping" ? 240 : 900, spread: null, is_oneoff: false, is_public: true,
+    is_all_scheduled: true, in_wifi_group: false, group: null, group_id: null, tags: ["builtin"], creation_time: 0, start_time: 0,
+    stop_time: null, status: { id: STATUS.ongoing.id, name: STATUS.ongoing.name, when: 0 }, probes_requested: null,
+    probes_scheduled: null, participant_count: null, credits_per_result: 0, estimated_results_per_day: null,
+    result: `${origin}/api/v2/measurements/${id}/results/`,
+  };
+}
+
 export async function getMeasurement(request: IRequest, env: Env): Promise<Response> {
   const id = measurementId(request);
+  if (builtinType(id)) return Response.json(builtinObject(id, new URL(request.url).origin));
   const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
   if (!row) throw new ApiError(404, `No measurement with id ${id}.`);
   return Response.json(measurementObject(row, new URL(request.url).origin));

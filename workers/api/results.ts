@@ -3,16 +3,22 @@
 import type { IRequest } from "itty-router";
 import type { Participant } from "../../durable-objects/controller.ts";
 import { BRAIN_NAME, type Env } from "../../durable-objects/env.ts";
-import { controllerStub, shardByName } from "../../durable-objects/shards.ts";
-import type { Result } from "../../protocol/index.ts";
+import { controllerStub, SHARDS, shardByName } from "../../durable-objects/shards.ts";
+import { builtinType, type Result } from "../../protocol/index.ts";
 import { resultsInBatch } from "../../storage/layout.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
 import { measurementId } from "./measurements.ts";
 
-async function collect(env: Env, id: number, start: number | null, stop: number | null): Promise<Result[]> {
+/** The shards that hold a measurement's results: its participants' — or, for a built-in, every shard. */
+async function shardsOf(env: Env, id: number): Promise<string[]> {
+  if (builtinType(id)) return SHARDS.map((s) => s.name);
   const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
   if (!row) throw new ApiError(404, `No measurement with id ${id}.`);
-  const shards = [...new Set((JSON.parse(row.participants) as Participant[]).map((p) => p.shard))];
+  return [...new Set((JSON.parse(row.participants) as Participant[]).map((p) => p.shard))];
+}
+
+async function collect(env: Env, id: number, start: number | null, stop: number | null): Promise<Result[]> {
+  const shards = await shardsOf(env, id);
   const bodies = await Promise.all(shards.map(async (name) => {
     const shard = shardByName(name);
     if (!shard) return [];

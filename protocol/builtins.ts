@@ -1,0 +1,26 @@
+// Built-in measurements: what every connected probe runs on its own schedule, as Atlas probes do, under
+// reserved measurement ids below USER_MSM_MIN (user measurements start above 10,000,000).
+//   1, 2          ping to the probe's first and second hop (found by its anchor traceroute)
+//   1001 + i      ping to anchor i           (Atlas: 1001 = ping k-root)
+//   5001 + i      traceroute to anchor i     (Atlas: 5001 = traceroute k-root)
+export const BUILTIN_FIRST_HOP_PING = 1;
+export const BUILTIN_SECOND_HOP_PING = 2;
+export const BUILTIN_ANCHOR_PING = 1001;
+export const BUILTIN_ANCHOR_TRACEROUTE = 5001;
+export const MAX_ANCHORS = 99;
+export const USER_MSM_MIN = 10_000_000;
+
+/** The type of a built-in measurement id, or null if the id is not a built-in. */
+export function builtinType(msmId: number): "ping" | "traceroute" | null {
+  if (msmId === BUILTIN_FIRST_HOP_PING || msmId === BUILTIN_SECOND_HOP_PING) return "ping";
+  if (msmId >= BUILTIN_ANCHOR_PING && msmId < BUILTIN_ANCHOR_PING + MAX_ANCHORS) return "ping";
+  if (msmId >= BUILTIN_ANCHOR_TRACEROUTE && msmId < BUILTIN_ANCHOR_TRACEROUTE + MAX_ANCHORS) return "traceroute";
+  return null;
+}
+
+export function builtinDescription(msmId: number): string {
+  if (msmId === BUILTIN_FIRST_HOP_PING) return "Built-in: ping to the first hop";
+  if (msmId === BUILTIN_SECOND_HOP_PING) return "Built-in: ping to the second hop";
+  if (builtinType(msmId) === "ping") return `Built-in: ping to anchor ${msmId - BUILTIN_ANCHOR_PING + 1}`;
+  return `Built-in: traceroute to anchor ${msmId - BUILTIN_ANCHOR_TRACEROUTE + 1}`;
+}
