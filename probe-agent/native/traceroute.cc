@@ -1,4 +1,6 @@
-// traceroute for the probe agent (IPv4, raw sockets: needs CAP_NET_RAW).
+// traceroute for the probe agent (IPv4). With CAP_NET_RAW it uses raw sockets (all three protocols); without, UDP
+// and (where net.ipv4.ping_group_range allows) ICMP over ordinary datagram sockets that read the ICMP errors their
+// probes caused from the socket's error queue (IP_RECVERR), as tracepath does.
 //
 // Probes are whole IPv4 packets we build (IP_HDRINCL): TTL, DF and the IP ID are ours, and the IP ID identifies
 // each probe in the ICMP errors that quote it. ICMP echo, UDP and TCP SYN probes. In Paris mode every probe of a
@@ -14,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string>
@@ -80,16 +83,15 @@ uint16_t fold(uint32_t sum) {
 void put16(uint8_t* p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
 uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
-class Tracer {
+/** The hop loop shared by both ways of probing: TTL by TTL, `packets` probes each, until the target answers. */
+class HopLoop {
  public:
-  Tracer(const TraceSpec& s, vantage::CancelFlag cancelled) : spec_(s), cancelled_(std::move(cancelled)) {}
-  ~Tracer() {
-    for (int fd : {send_fd_, icmp_fd_, tcp_fd_}) if (fd >= 0) close(fd);
-  }
+  HopLoop(const TraceSpec& s, vantage::CancelFlag cancelled) : spec_(s), cancelled_(std::move(cancelled)) {}
+  virtual ~HopLoop() = default;
 
   TraceOutcome Run() {
     TraceOutcome out;
-    if (!Open(out)) return out;
+    if (!SourceAddress(out) || !Open(out)) return out;
     for (int hop = spec_.first_hop; hop <= spec_.max_hops; hop++) {
       bool reached = false;
       for (int i = 0; i < spec_.packets; i++) {
@@ -106,24 +108,17 @@ class Tracer {
     return out;
   }
 
- private:
-  bool Open(TraceOutcome& out) {
+ protected:
+  virtual bool Open(TraceOutcome& out) = 0;
+  virtual Reply Probe(int hop, int index) = 0;
+
+  /** The source address the kernel would use towards the target (from a connected UDP socket). */
+  bool SourceAddress(TraceOutcome& out) {
     if (inet_pton(AF_INET, spec_.dst.c_str(), &dst_.sin_addr) != 1) {
       out.error = "not an IPv4 address: " + spec_.dst;
       return false;
     }
     dst_.sin_family = AF_INET;
-    send_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-    icmp_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
-    if (spec_.proto == Proto::TCP) tcp_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
-    if (send_fd_ < 0 || icmp_fd_ < 0 || (spec_.proto == Proto::TCP && tcp_fd_ < 0)) {
-      out.error = errno == EPERM || errno == EACCES ? "traceroute needs CAP_NET_RAW (raw sockets)" : std::string("socket: ") + strerror(errno);
-      return false;
-    }
-    int on = 1;
-    setsockopt(icmp_fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
-    if (tcp_fd_ >= 0) setsockopt(tcp_fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
-    // The source address the kernel would use towards the target: from a connected UDP socket.
     int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_in probe = dst_;
     probe.sin_port = htons(53);
@@ -139,6 +134,59 @@ class Tracer {
     inet_ntop(AF_INET, &src_.sin_addr, buf, sizeof buf);
     out.src_addr = buf;
     ident_ = static_cast<uint16_t>((getpid() * 2654435761u) ^ static_cast<uint32_t>(now_ms()));
+    return true;
+  }
+
+  /** Remaining wait for this probe, cut into poll slices; -1 when its time is up or the run is cancelled. */
+  int Slice(double deadline) const {
+    const int wait = static_cast<int>(deadline - now_ms());
+    if (wait < 0 || cancelled_->load()) return -1;
+    return wait + 1 > vantage::kSliceMs ? vantage::kSliceMs : wait + 1;
+  }
+
+  static double Timestamp(msghdr& msg) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
+        timespec ts;
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+      }
+    }
+    return now_ms();
+  }
+
+  TraceSpec spec_;
+  vantage::CancelFlag cancelled_;
+  sockaddr_in dst_{}, src_{};
+  uint16_t ident_ = 0;
+  int seq_ = 0;
+};
+
+/** Raw sockets (CAP_NET_RAW): whole IPv4 probes, so the IP ID names each one in the quoted headers. */
+class Tracer : public HopLoop {
+ public:
+  using HopLoop::HopLoop;
+  ~Tracer() override {
+    for (int fd : {send_fd_, icmp_fd_, tcp_fd_}) if (fd >= 0) close(fd);
+  }
+
+  /** Opens the raw sockets; false with errno EPERM/EACCES when the process may not. */
+  bool Available() {
+    send_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    return send_fd_ >= 0;
+  }
+
+ private:
+  bool Open(TraceOutcome& out) override {
+    icmp_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+    if (spec_.proto == Proto::TCP) tcp_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (send_fd_ < 0 || icmp_fd_ < 0 || (spec_.proto == Proto::TCP && tcp_fd_ < 0)) {
+      out.error = errno == EPERM || errno == EACCES ? "traceroute needs CAP_NET_RAW (raw sockets)" : std::string("socket: ") + strerror(errno);
+      return false;
+    }
+    int on = 1;
+    setsockopt(icmp_fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+    if (tcp_fd_ >= 0) setsockopt(tcp_fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
     ip_id_base_ = static_cast<uint16_t>(ident_ * 7919u);
     return true;
   }
@@ -200,7 +248,7 @@ class Tracer {
 
   static void ip_checksum(std::vector<uint8_t>& p) { put16(&p[10], fold(sum16(p.data(), 20))); }
 
-  Reply Probe(int hop, int index) {
+  Reply Probe(int hop, int index) override {
     const int seq = seq_++;
     const uint16_t ip_id = static_cast<uint16_t>(ip_id_base_ + seq);
     Reply r{hop, index, true, "", 0, 0, 0, -1, -1, -1, false, 0};
@@ -211,10 +259,10 @@ class Tracer {
     }
     const double deadline = sent + spec_.response_timeout;
     for (;;) {
-      const int wait = static_cast<int>(deadline - now_ms());
-      if (wait < 0 || cancelled_->load()) break;
+      const int slice = Slice(deadline);
+      if (slice < 0) break;
       pollfd fds[2] = {{icmp_fd_, POLLIN, 0}, {tcp_fd_, POLLIN, 0}};
-      const int n = poll(fds, tcp_fd_ >= 0 ? 2 : 1, wait + 1 > vantage::kSliceMs ? vantage::kSliceMs : wait + 1);
+      const int n = poll(fds, tcp_fd_ >= 0 ? 2 : 1, slice);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) continue;
       for (int f = 0; f < 2; f++) {
@@ -243,15 +291,7 @@ class Tracer {
     msg.msg_controllen = sizeof control;
     const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
     if (n < 20) return false;
-    double rx = 0;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
-        timespec ts;
-        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-        rx = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-      }
-    }
-    if (rx == 0) rx = now_ms();
+    const double rx = Timestamp(msg);
     const size_t ihl = (buf[0] & 0x0f) * 4u;
     if (static_cast<size_t>(n) < ihl + 8) return false;
     const uint8_t* l4 = buf + ihl;
@@ -302,13 +342,172 @@ class Tracer {
     return true;
   }
 
-  TraceSpec spec_;
-  vantage::CancelFlag cancelled_;
   int send_fd_ = -1, icmp_fd_ = -1, tcp_fd_ = -1;
-  sockaddr_in dst_{}, src_{};
-  uint16_t ident_ = 0, ip_id_base_ = 0;
-  int seq_ = 0;
+  uint16_t ip_id_base_ = 0;
 };
+
+/**
+ * Without CAP_NET_RAW: an ordinary UDP socket, or an ICMP "ping socket", with IP_RECVERR. The kernel hands each
+ * ICMP error our probe caused to the socket's error queue, with the router's address and the quoted payload,
+ * where the probe's sequence number sits. Paris keeps ports fixed and balances the payload so the checksum, too,
+ * stays the same for every probe.
+ */
+class DgramTracer : public HopLoop {
+ public:
+  using HopLoop::HopLoop;
+  ~DgramTracer() override { if (fd_ >= 0) close(fd_); }
+
+ private:
+  bool Open(TraceOutcome& out) override {
+    if (spec_.proto == Proto::TCP) {
+      out.error = "TCP traceroute needs CAP_NET_RAW (raw sockets)";
+      return false;
+    }
+    const bool icmp = spec_.proto == Proto::ICMP;
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, icmp ? IPPROTO_ICMP : IPPROTO_UDP);
+    if (fd_ < 0) {
+      out.error = icmp ? "ICMP traceroute needs CAP_NET_RAW or a group in net.ipv4.ping_group_range" : std::string("socket: ") + strerror(errno);
+      return false;
+    }
+    int on = 1;
+    setsockopt(fd_, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+    setsockopt(fd_, IPPROTO_IP, IP_RECVTTL, &on, sizeof on);
+    setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+    if (spec_.dont_fragment) {
+      int pmtu = IP_PMTUDISC_DO;
+      setsockopt(fd_, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+    }
+    // Paris (and ICMP always): one fixed destination; classic UDP varies the destination port per probe.
+    if (icmp || spec_.paris) {
+      sockaddr_in to = dst_;
+      to.sin_port = htons(static_cast<uint16_t>(icmp ? 0 : spec_.port));
+      if (connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+        out.error = std::string("connect: ") + strerror(errno);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  Reply Probe(int hop, int index) override {
+    const int seq = seq_++;
+    Reply r{hop, index, true, "", 0, 0, 0, -1, -1, -1, false, 0};
+    const bool icmp = spec_.proto == Proto::ICMP;
+    const size_t header = icmp ? 8 : 0;  // the kernel writes the UDP header; we write the echo header
+    const size_t payload = static_cast<size_t>(spec_.size > 12 ? spec_.size - 8 : 4);
+    std::vector<uint8_t> pkt(header + payload, 0);
+    if (icmp) {
+      pkt[0] = 8;  // echo request; the kernel sets the identifier and the checksum
+      put16(&pkt[6], static_cast<uint16_t>(seq));
+      put16(&pkt[8], static_cast<uint16_t>(0xffff - seq));  // balances the checksum (Paris)
+    } else {
+      put16(&pkt[0], static_cast<uint16_t>(seq));
+      put16(&pkt[2], static_cast<uint16_t>(0xffff - seq));
+    }
+    setsockopt(fd_, IPPROTO_IP, IP_TTL, &hop, sizeof hop);
+    const double sent = now_ms();
+    ssize_t w;
+    if (icmp || spec_.paris) {
+      w = send(fd_, pkt.data(), pkt.size(), 0);
+    } else {
+      sockaddr_in to = dst_;
+      to.sin_port = htons(static_cast<uint16_t>(spec_.port + seq));
+      w = sendto(fd_, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    }
+    if (w < 0 && errno != EHOSTUNREACH && errno != ENETUNREACH && errno != ECONNREFUSED) return r;
+    const double deadline = sent + spec_.response_timeout;
+    for (;;) {
+      const int slice = Slice(deadline);
+      if (slice < 0) break;
+      pollfd p{fd_, POLLIN | POLLERR, 0};
+      const int n = poll(&p, 1, slice);
+      if (n <= 0) continue;
+      Reply got = r;
+      if (ReadError(sent, seq, got) || (icmp && ReadEcho(sent, seq, got))) return got;
+    }
+    return r;
+  }
+
+  /** One entry of the error queue: the ICMP error, its sender, and the payload of the probe it quotes. */
+  bool ReadError(double sent, int seq, Reply& r) {
+    uint8_t data[2048];
+    char control[512];
+    sockaddr_in name{};
+    iovec iov{data, sizeof data};
+    msghdr msg{};
+    msg.msg_name = &name;
+    msg.msg_namelen = sizeof name;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = recvmsg(fd_, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (n < 0) return false;
+    const sock_extended_err* ee = nullptr;
+    int ttl = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ee = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) std::memcpy(&ttl, CMSG_DATA(c), sizeof ttl);
+    }
+    if (!ee || ee->ee_origin != SO_EE_ORIGIN_ICMP) return false;
+    const size_t at = spec_.proto == Proto::ICMP ? 6 : 0;  // where the probe's sequence number sits in what comes back
+    if (static_cast<size_t>(n) < at + 2 || get16(&data[at]) != static_cast<uint16_t>(seq)) return false;
+    const auto* offender = reinterpret_cast<const sockaddr_in*>(SO_EE_OFFENDER(ee));
+    char addr[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &offender->sin_addr, addr, sizeof addr);
+    r.timeout = false;
+    r.from = addr;
+    r.rtt_ms = Timestamp(msg) - sent;
+    r.size = 8 + 20 + static_cast<int>(n) + (spec_.proto == Proto::UDP ? 8 : 0);  // ICMP header + quoted IP header + probe
+    r.ttl = ttl;
+    r.icmp_type = ee->ee_type;
+    r.icmp_code = ee->ee_code;
+    r.from_destination = offender->sin_addr.s_addr == dst_.sin_addr.s_addr || ee->ee_type == 3;
+    return true;
+  }
+
+  /** An echo reply on the ping socket (the kernel already matched its identifier to this socket). */
+  bool ReadEcho(double sent, int seq, Reply& r) {
+    uint8_t data[2048];
+    char control[256];
+    sockaddr_in name{};
+    iovec iov{data, sizeof data};
+    msghdr msg{};
+    msg.msg_name = &name;
+    msg.msg_namelen = sizeof name;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+    if (n < 8 || data[0] != 0 || get16(&data[6]) != static_cast<uint16_t>(seq)) return false;
+    int ttl = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) std::memcpy(&ttl, CMSG_DATA(c), sizeof ttl);
+    }
+    char addr[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &name.sin_addr, addr, sizeof addr);
+    r.timeout = false;
+    r.from = addr;
+    r.rtt_ms = Timestamp(msg) - sent;
+    r.size = static_cast<int>(n);
+    r.ttl = ttl;
+    r.icmp_type = 0;
+    r.icmp_code = 0;
+    r.from_destination = true;
+    return true;
+  }
+
+  int fd_ = -1;
+};
+
+/** Raw sockets when the process may open them, else datagram sockets with IP_RECVERR. */
+TraceOutcome Trace(const TraceSpec& spec, const vantage::CancelFlag& cancelled) {
+  Tracer raw(spec, cancelled);
+  if (raw.Available()) return raw.Run();
+  if (errno != EPERM && errno != EACCES) return TraceOutcome{"", {}, std::string("socket: ") + strerror(errno)};
+  return DgramTracer(spec, cancelled).Run();
+}
 
 class TraceWorker : public Napi::AsyncWorker {
  public:
@@ -317,7 +516,7 @@ class TraceWorker : public Napi::AsyncWorker {
         deferred_(Napi::Promise::Deferred::New(env)) {}
   ~TraceWorker() override { vantage::cancel_release(spec_.cancel_id); }
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { outcome_ = Tracer(spec_, cancelled_).Run(); }
+  void Execute() override { outcome_ = Trace(spec_, cancelled_); }
   void OnOK() override {
     Napi::Env env = Env();
     Napi::Object o = Napi::Object::New(env);

@@ -57,6 +57,25 @@ describe.skipIf(why !== null)("traceroute on a three-hop path", () => {
     expect(r.endtime).toBeGreaterThanOrEqual(r.timestamp);
   });
 
+  it.each([["UDP", "-U"], ["ICMP", "-I"]] as const)("%s without privileges (IP_RECVERR): the same hops as traceroute(8) as nobody", (protocol, flag) => {
+    // Let nobody (gid 65534) open ICMP ping sockets in the probe's namespace, as a distribution would for a group.
+    path.probe.exec("sysctl", ["-qw", "net.ipv4.ping_group_range=0 2147483647"]);
+    const asNobody = (cmd: string, args: string[]) => path.probe.exec("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", cmd, ...args]);
+    const r = TracerouteResult.parse(JSON.parse(asNobody(process.execPath, [fixture,
+      JSON.stringify({ type: "traceroute", af: 4, target: path.targetAddr, protocol, packets: 2, response_timeout: 1000, max_hops: 8 })])));
+    // traceroute -I over ping sockets loses hops with its 16 probes in flight; -N 1 sends one at a time.
+    const linux = hopsFromText(asNobody("traceroute", ["-n", "-q", "1", "-w", "1", "-m", "8", "-N", "1", flag, path.targetAddr]));
+    expect(ourHops(r)).toEqual(["10.0.1.1", "10.0.2.2", "10.0.3.2"]);
+    expect(linux).toEqual(ourHops(r));
+    const first = (r.result[0] as { result: Record<string, unknown>[] }).result[0]!;
+    expect(first).toMatchObject({ from: "10.0.1.1", ttl: 64, size: 76 });
+    expect(first.rtt as number).toBeGreaterThan(0);
+    // TCP cannot be done without raw sockets: said plainly, not silently skipped.
+    const tcp = TracerouteResult.parse(JSON.parse(asNobody(process.execPath, [fixture,
+      JSON.stringify({ type: "traceroute", af: 4, target: path.targetAddr, protocol: "TCP", packets: 1, max_hops: 3 })])));
+    expect(tcp.result).toEqual([{ hop: 1, error: "TCP traceroute needs CAP_NET_RAW (raw sockets)" }]);
+  });
+
   it("is cut off promptly when cancelled", async () => {
     // Inside the probe's namespace through the agent's own code: hops past the target never answer here because
     // the target is unreachable beyond r2 for 10.0.9.9; 30 hops × 3 probes × 1 s would take 90 s uncancelled.
