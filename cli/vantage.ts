@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 
 const USAGE = `usage: npm run vantage -- <command> [options]
   edge-keys                                   print a new EDGE_PRIVATE_JWK / EDGE_PUBLIC_JWK pair for wrangler
-  enroll-probe --public-key K [--country CC] [--asn N] [--prefix P/len] [--lat X --lon Y] [--description D]
+  enroll-probe --public-key=K [--country CC] [--asn N] [--prefix P/len] [--lat X --lon Y] [--description D]
                                               enroll a probe (its key from \`vantage-probe enroll\`); prints its id
   disable-probe ID | enable-probe ID          refuse or allow a probe's registrations
   create-key --label L                        create an API key; prints it (only its hash is stored)

@@ -219,9 +219,6 @@ export const CreateMeasurements = z.object({
     if (d.type === "dns" && !d.use_probe_resolver && !d.target) {
       ctx.addIssue({ code: "custom", path: ["definitions", i, "target"], message: "This field is required unless use_probe_resolver is true." });
     }
-    if (d.type === "traceroute" && d.af === 6) {
-      ctx.addIssue({ code: "custom", path: ["definitions", i, "af"], message: "IPv6 traceroute is not supported yet; use af 4." });
-    }
     if (d.type === "traceroute" && d.first_hop > d.max_hops) {
       ctx.addIssue({ code: "custom", path: ["definitions", i, "first_hop"], message: "first_hop must not exceed max_hops." });
     }

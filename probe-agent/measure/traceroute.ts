@@ -34,7 +34,6 @@ export async function traceroute(spec: TracerouteSpec, ctx: RunContext): Promise
     ({ ...base, from: src_addr, src_addr, dst_addr, endtime: Math.floor(Date.now() / 1000), result: [{ hop: spec.first_hop, error }] });
   const resolved = await resolveTarget(spec.target, spec.af, ctx, spec.resolve_on_probe);
   if (!resolved.ok) return failed(resolved.error);
-  if (spec.af === 6) return failed("IPv6 traceroute is not supported by this probe yet", resolved.addr);
   const run = await traceTrain({
     proto: spec.protocol, dst: resolved.addr, first_hop: spec.first_hop, max_hops: spec.max_hops, packets: spec.packets,
     size: spec.size, port: spec.port ?? (spec.protocol === "TCP" ? 80 : 33434), paris: spec.paris,

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 #include <linux/errqueue.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string>
@@ -113,7 +114,7 @@ class HopLoop {
   virtual Reply Probe(int hop, int index) = 0;
 
   /** The source address the kernel would use towards the target (from a connected UDP socket). */
-  bool SourceAddress(TraceOutcome& out) {
+  virtual bool SourceAddress(TraceOutcome& out) {
     if (inet_pton(AF_INET, spec_.dst.c_str(), &dst_.sin_addr) != 1) {
       out.error = "not an IPv4 address: " + spec_.dst;
       return false;
@@ -501,8 +502,225 @@ class DgramTracer : public HopLoop {
   int fd_ = -1;
 };
 
-/** Raw sockets when the process may open them, else datagram sockets with IP_RECVERR. */
+/**
+ * IPv6 over raw sockets (CAP_NET_RAW): the kernel builds the IPv6 header (hop limit per probe); one raw ICMPv6
+ * socket hears time-exceeded, unreachable and echo replies. ICMPv6 errors quote the probe whole (up to 1280 bytes),
+ * so the probe's own sequence number identifies it: the echo sequence, a word of the UDP payload, or the TCP
+ * sequence number.
+ */
+class Tracer6 : public HopLoop {
+ public:
+  using HopLoop::HopLoop;
+  ~Tracer6() override {
+    for (int fd : {icmp_fd_, udp_fd_, tcp_fd_}) if (fd >= 0) close(fd);
+  }
+
+ private:
+  bool SourceAddress(TraceOutcome& out) override {
+    if (inet_pton(AF_INET6, spec_.dst.c_str(), &dst6_.sin6_addr) != 1) {
+      out.error = "not an IPv6 address: " + spec_.dst;
+      return false;
+    }
+    dst6_.sin6_family = AF_INET6;
+    int u = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in6 probe = dst6_;
+    probe.sin6_port = htons(53);
+    if (u < 0 || connect(u, reinterpret_cast<sockaddr*>(&probe), sizeof probe) != 0) {
+      out.error = std::string("no route to ") + spec_.dst + ": " + strerror(errno);
+      if (u >= 0) close(u);
+      return false;
+    }
+    socklen_t len = sizeof src6_;
+    getsockname(u, reinterpret_cast<sockaddr*>(&src6_), &len);
+    close(u);
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &src6_.sin6_addr, buf, sizeof buf);
+    out.src_addr = buf;
+    ident_ = static_cast<uint16_t>((getpid() * 2654435761u) ^ static_cast<uint32_t>(now_ms()));
+    return true;
+  }
+
+  bool Open(TraceOutcome& out) override {
+    icmp_fd_ = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+    if (icmp_fd_ < 0) {
+      out.error = errno == EPERM || errno == EACCES ? "IPv6 traceroute needs CAP_NET_RAW (raw sockets)" : std::string("socket: ") + strerror(errno);
+      return false;
+    }
+    int on = 1;
+    setsockopt(icmp_fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+    setsockopt(icmp_fd_, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on);
+    icmp6_filter filter;
+    ICMP6_FILTER_SETBLOCKALL(&filter);
+    ICMP6_FILTER_SETPASS(ICMP6_ECHO_REPLY, &filter);
+    ICMP6_FILTER_SETPASS(ICMP6_TIME_EXCEEDED, &filter);
+    ICMP6_FILTER_SETPASS(ICMP6_DST_UNREACH, &filter);
+    setsockopt(icmp_fd_, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter);
+    if (spec_.proto == Proto::UDP) {
+      udp_fd_ = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      sockaddr_in6 local = src6_;
+      local.sin6_port = htons(static_cast<uint16_t>(spec_.paris ? 33000 + spec_.paris : 0));
+      if (udp_fd_ < 0 || bind(udp_fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+        out.error = std::string("udp socket: ") + strerror(errno);
+        return false;
+      }
+    }
+    if (spec_.proto == Proto::TCP) {
+      tcp_fd_ = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+      if (tcp_fd_ < 0) {
+        out.error = std::string("tcp socket: ") + strerror(errno);
+        return false;
+      }
+      int offset = 16;  // the kernel fills the TCP checksum (pseudo-header included) at this offset
+      setsockopt(tcp_fd_, IPPROTO_IPV6, IPV6_CHECKSUM, &offset, sizeof offset);
+      setsockopt(tcp_fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+      setsockopt(tcp_fd_, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on);
+    }
+    if (spec_.dont_fragment) {
+      int pmtu = IPV6_PMTUDISC_DO;
+      for (int fd : {icmp_fd_, udp_fd_, tcp_fd_}) if (fd >= 0) setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof pmtu);
+    }
+    return true;
+  }
+
+  uint16_t TcpSrcPort(int seq) const { return static_cast<uint16_t>(spec_.paris ? 33000 + spec_.paris : 33000 + (ident_ % 1000) + seq % 64); }
+
+  Reply Probe(int hop, int index) override {
+    const int seq = seq_++;
+    Reply r{hop, index, true, "", 0, 0, 0, -1, -1, -1, false, 0};
+    const size_t l4 = static_cast<size_t>(spec_.size < 12 ? 12 : spec_.size);
+    std::vector<uint8_t> pkt;
+    int fd = icmp_fd_;
+    sockaddr_in6 to = dst6_;
+    switch (spec_.proto) {
+      case Proto::ICMP:
+        pkt.assign(l4, 0);
+        pkt[0] = ICMP6_ECHO_REQUEST;
+        put16(&pkt[4], ident_);
+        put16(&pkt[6], static_cast<uint16_t>(seq));
+        put16(&pkt[8], static_cast<uint16_t>(0xffff - seq));  // keeps the checksum constant (Paris)
+        break;
+      case Proto::UDP:
+        pkt.assign(l4 - 8, 0);  // the kernel adds the UDP header
+        put16(&pkt[0], static_cast<uint16_t>(seq));
+        put16(&pkt[2], static_cast<uint16_t>(0xffff - seq));
+        fd = udp_fd_;
+        to.sin6_port = htons(static_cast<uint16_t>(spec_.paris ? spec_.port : spec_.port + seq));
+        break;
+      case Proto::TCP: {
+        pkt.assign(20, 0);
+        put16(&pkt[0], TcpSrcPort(seq));
+        put16(&pkt[2], static_cast<uint16_t>(spec_.port));
+        const uint32_t isn = (static_cast<uint32_t>(ident_) << 16) | static_cast<uint16_t>(seq);
+        pkt[4] = isn >> 24; pkt[5] = (isn >> 16) & 0xff; pkt[6] = (isn >> 8) & 0xff; pkt[7] = isn & 0xff;
+        pkt[12] = 5 << 4;
+        pkt[13] = 0x02;  // SYN
+        put16(&pkt[14], 65535);
+        fd = tcp_fd_;
+        to.sin6_port = 0;  // raw sockets: the port field must be zero (or the protocol)
+        break;
+      }
+    }
+    setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hop, sizeof hop);
+    const double sent = now_ms();
+    if (sendto(fd, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) return r;
+    const double deadline = sent + spec_.response_timeout;
+    for (;;) {
+      const int slice = Slice(deadline);
+      if (slice < 0) break;
+      pollfd fds[2] = {{icmp_fd_, POLLIN, 0}, {tcp_fd_, POLLIN, 0}};
+      if (poll(fds, tcp_fd_ >= 0 ? 2 : 1, slice) <= 0) continue;
+      for (int f = 0; f < 2; f++) {
+        // The kernel also flags an ICMPv6 error about a raw socket's own probe as a pending socket error, which
+        // would keep poll() returning POLLERR: clear it; the error packet itself is read below.
+        if (fds[f].revents & POLLERR) {
+          int e = 0;
+          socklen_t len = sizeof e;
+          getsockopt(fds[f].fd, SOL_SOCKET, SO_ERROR, &e, &len);
+        }
+        if (!(fds[f].revents & POLLIN)) continue;
+        Reply got = r;
+        if (Read(fds[f].fd, f == 1, sent, seq, got)) return got;
+      }
+    }
+    return r;
+  }
+
+  bool Read(int fd, bool tcp, double sent, int seq, Reply& r) {
+    uint8_t buf[4096];
+    char control[256];
+    sockaddr_in6 from{};
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n < 8) return false;
+    int hops = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT) std::memcpy(&hops, CMSG_DATA(c), sizeof hops);
+    }
+    const bool from_dst = std::memcmp(&from.sin6_addr, &dst6_.sin6_addr, 16) == 0;
+    char addr[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &from.sin6_addr, addr, sizeof addr);
+    auto fill = [&]() {
+      r.timeout = false;
+      r.from = addr;
+      r.rtt_ms = Timestamp(msg) - sent;
+      r.size = static_cast<int>(n);
+      r.ttl = hops;
+    };
+    if (tcp) {
+      if (!from_dst || n < 20 || get16(&buf[2]) != TcpSrcPort(seq)) return false;
+      const uint32_t ack = (static_cast<uint32_t>(buf[8]) << 24) | (buf[9] << 16) | (buf[10] << 8) | buf[11];
+      if (ack - 1 != ((static_cast<uint32_t>(ident_) << 16) | static_cast<uint16_t>(seq))) return false;
+      fill();
+      r.from_destination = true;
+      r.tcp_flags = buf[13];
+      return true;
+    }
+    const int type = buf[0], code = buf[1];
+    if (type == ICMP6_ECHO_REPLY) {
+      if (spec_.proto != Proto::ICMP || get16(&buf[4]) != ident_ || get16(&buf[6]) != static_cast<uint16_t>(seq)) return false;
+      fill();
+      r.icmp_type = 0;  // reported like IPv4's echo reply
+      r.icmp_code = 0;
+      r.from_destination = true;
+      return true;
+    }
+    if (type != ICMP6_TIME_EXCEEDED && type != ICMP6_DST_UNREACH) return false;
+    // Quoted: the probe's IPv6 header (40 bytes; next header = its protocol) and its transport part.
+    const uint8_t* q = buf + 8;
+    if (n < 8 + 40 + 8 || std::memcmp(&q[24], &dst6_.sin6_addr, 16) != 0) return false;
+    const uint8_t* l4 = q + 40;
+    bool ours = false;
+    switch (spec_.proto) {
+      case Proto::ICMP: ours = q[6] == IPPROTO_ICMPV6 && get16(&l4[4]) == ident_ && get16(&l4[6]) == static_cast<uint16_t>(seq); break;
+      case Proto::UDP: ours = q[6] == IPPROTO_UDP && n >= 8 + 40 + 10 && get16(&l4[8]) == static_cast<uint16_t>(seq); break;
+      case Proto::TCP: ours = q[6] == IPPROTO_TCP && get16(&l4[0]) == TcpSrcPort(seq) && get16(&l4[6]) == static_cast<uint16_t>(seq); break;
+    }
+    if (!ours) return false;
+    fill();
+    // Reported with IPv4's numbers so the TypeScript side treats both families alike: 11 time exceeded, 3 unreachable
+    // (ICMPv6 unreachable codes: 0 no route, 2 beyond scope → N; 1, 5, 6 prohibited → A; 3 address → H; 4 port → p).
+    static const int kCode[] = {0, 13, 0, 1, 3, 13, 13};
+    r.icmp_type = type == ICMP6_TIME_EXCEEDED ? 11 : 3;
+    r.icmp_code = type == ICMP6_TIME_EXCEEDED ? code : (code >= 0 && code <= 6 ? kCode[code] : code);
+    r.ittl = q[7];
+    r.from_destination = from_dst || type == ICMP6_DST_UNREACH;
+    return true;
+  }
+
+  sockaddr_in6 dst6_{}, src6_{};
+  int icmp_fd_ = -1, udp_fd_ = -1, tcp_fd_ = -1;
+};
+
+/** Raw sockets when the process may open them, else datagram sockets with IP_RECVERR (IPv4). */
 TraceOutcome Trace(const TraceSpec& spec, const vantage::CancelFlag& cancelled) {
+  if (spec.dst.find(':') != std::string::npos) return Tracer6(spec, cancelled).Run();
   Tracer raw(spec, cancelled);
   if (raw.Available()) return raw.Run();
   if (errno != EPERM && errno != EACCES) return TraceOutcome{"", {}, std::string("socket: ") + strerror(errno)};
@@ -571,7 +789,7 @@ Napi::Value Traceroute(const Napi::CallbackInfo& info) {
   Napi::Value proto = o.Get("proto"), dst = o.Get("dst");
   const std::string p = proto.IsString() ? proto.As<Napi::String>().Utf8Value() : "";
   if (!dst.IsString() || (p != "ICMP" && p != "UDP" && p != "TCP")) {
-    Napi::TypeError::New(env, "traceroute(spec): dst must be an IPv4 address and proto ICMP, UDP or TCP").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "traceroute(spec): dst must be an address and proto ICMP, UDP or TCP").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   s.proto = p == "ICMP" ? Proto::ICMP : p == "UDP" ? Proto::UDP : Proto::TCP;

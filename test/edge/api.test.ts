@@ -107,7 +107,7 @@ describe("traceroute, dns, ntp, http and sslcert definitions", () => {
     ["http with a path that is not a path", { type: "http", af: 4, target: "127.0.0.1", description: "h", path: "index.html" }, "/definitions/0/path"],
     ["http/2", { type: "http", af: 4, target: "127.0.0.1", description: "h", version: "2" }, "/definitions/0/version"],
     ["http with header_bytes too large", { type: "http", af: 4, target: "127.0.0.1", description: "h", header_bytes: 4096 }, "/definitions/0/header_bytes"],
-    ["IPv6 traceroute", { type: "traceroute", af: 6, target: "::1", description: "t" }, "/definitions/0/af"],
+    ["traceroute with an IPv4 target for af 6", { type: "traceroute", af: 6, target: "127.0.0.1", description: "t" }, "/definitions/0/af"],
     ["traceroute starting past its last hop", { type: "traceroute", af: 4, target: "127.0.0.1", description: "t", first_hop: 9, max_hops: 5 }, "/definitions/0/first_hop"],
     ["traceroute with paris 65", { type: "traceroute", af: 4, target: "127.0.0.1", description: "t", paris: 65 }, "/definitions/0/paris"],
     ["sslcert on port 0", { type: "sslcert", af: 4, target: "127.0.0.1", description: "s", port: 0 }, "/definitions/0/port"],

@@ -25,14 +25,14 @@ describe("operator and probe commands against a running edge", () => {
     expect((await node("probe-agent/cli.ts", ["enroll", "--state", probeState])).stdout).toBe(publicKey);
 
     const env = { VANTAGE_EDGE: edge.url, VANTAGE_ADMIN_TOKEN: edge.secrets.ADMIN_TOKEN };
-    const { stdout } = await node("cli/vantage.ts", ["enroll-probe", "--public-key", publicKey.trim(), "--country", "NL", "--asn", "64496", "--lat", "52.4", "--lon", "4.9"], env);
+    const { stdout } = await node("cli/vantage.ts", ["enroll-probe", `--public-key=${publicKey.trim()}`, "--country", "NL", "--asn", "64496", "--lat", "52.4", "--lon", "4.9"], env);
     const id = Number(stdout.trim());
     const probe = (await (await fetch(`${edge.url}/api/v2/probes/${id}/`)).json()) as { country_code: string; asn_v4: number; status: { name: string } };
     expect(probe).toMatchObject({ country_code: "NL", asn_v4: 64496, status: { name: "Never Connected" } });
 
-    const again = node("cli/vantage.ts", ["enroll-probe", "--public-key", publicKey.trim()], env);
+    const again = node("cli/vantage.ts", ["enroll-probe", `--public-key=${publicKey.trim()}`], env);
     await expect(again).rejects.toMatchObject({ stderr: expect.stringContaining(`already enrolled as probe ${id}`) });
-    const bad = node("cli/vantage.ts", ["enroll-probe", "--public-key", publicKey.trim(), "--country", "Netherlands"], env);
+    const bad = node("cli/vantage.ts", ["enroll-probe", `--public-key=${publicKey.trim()}`, "--country", "Netherlands"], env);
     await expect(bad).rejects.toMatchObject({ stderr: expect.stringContaining("/country_code") });
     await expect(node("cli/vantage.ts", ["create-key", "--label", "x"], { VANTAGE_EDGE: edge.url, VANTAGE_ADMIN_TOKEN: "wrong" }))
       .rejects.toMatchObject({ stderr: expect.stringContaining("403") });

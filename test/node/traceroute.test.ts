@@ -93,6 +93,28 @@ describe.skipIf(why !== null)("traceroute on a three-hop path", () => {
     expect(r.result).toEqual([{ hop: 1, error: "cancelled" }]);
   });
 
+  // scamper 20211212's udp-paris gets no answers over IPv6 on this path (its probes are dropped before the first
+  // hop), so the IPv6 UDP comparison uses its classic udp method.
+  it.each([
+    ["ICMP", ["-I"], "icmp-paris"],
+    ["UDP", ["-U"], "udp"],
+    ["TCP", ["-T", "-p", "80"], "tcp"],
+  ] as const)("IPv6 %s: the same hops as traceroute -6 and scamper", (protocol, flags, method) => {
+    const r = measure({ af: 6, target: path.targetAddr6, protocol });
+    const linux = hopsFromText(path.probe.exec("traceroute", ["-6", "-n", "-q", "1", "-w", "1", "-m", "8", ...flags, path.targetAddr6]));
+    const scamper = hopsFromText(path.probe.exec("scamper", ["-c", `trace -P ${method} -q 1 -w 1 -m 8${protocol === "TCP" ? " -d 80" : ""}`, "-i", path.targetAddr6]));
+    expect(ourHops(r)).toEqual(["fd00:1::1", "fd00:2::2", "fd00:3::2"]);
+    expect(linux).toEqual(ourHops(r));
+    expect(scamper).toEqual(ourHops(r));
+    expect(r).toMatchObject({ af: 6, proto: protocol, src_addr: "fd00:1::2", dst_addr: "fd00:3::2" });
+    const first = (r.result[0] as { result: Record<string, unknown>[] }).result[0]!;
+    expect(first).toMatchObject({ from: "fd00:1::1", ttl: 64 });
+    expect(first.rtt as number).toBeLessThan(50);
+    const last = (r.result[2] as { result: Record<string, unknown>[] }).result[0]!;
+    if (protocol === "TCP") expect(last.flags).toBe("RA");
+    else expect(last).not.toHaveProperty("err");
+  });
+
   it("starts at first_hop and stops at max_hops with timeouts as {x:*}", () => {
     const r = measure({ protocol: "ICMP", first_hop: 2, max_hops: 2, packets: 1 });
     expect(r.result).toEqual([{ hop: 2, result: [expect.objectContaining({ from: "10.0.2.2" })] }]);
