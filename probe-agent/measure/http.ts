@@ -59,7 +59,8 @@ export async function httpGet(spec: HttpSpec, ctx: RunContext): Promise<HttpResu
     const onAbort = () => finish({ err: "cancelled" });
     ctx.signal.addEventListener("abort", onAbort);
     req.once("socket", (socket: Socket) => {
-      socket.once(spec.https ? "secureConnect" : "connect", () => {
+      // ttc: the TCP connection (as in sslcert); for https the TLS handshake then shows in ttfb.
+      socket.once("connect", () => {
         out.src_addr = socket.localAddress;
         if (spec.extended_timing || spec.more_extended_timing) out.ttc = ms3(performance.now() - t0);
       });
