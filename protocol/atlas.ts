@@ -342,6 +342,14 @@ const traceReply = z.union([
     from: z.string(), rtt: z.number().nonnegative(), size: z.number().int(), ttl: z.number().int(),
     err: z.union([z.string(), z.number().int()]).optional(), ittl: z.number().int().optional(), flags: z.string().optional(),
     late: z.number().int().optional(), edst: z.string().optional(),
+    icmpext: z.object({
+      version: z.number().int(),
+      rfc4884: z.union([z.literal(0), z.literal(1)]),
+      obj: z.array(z.object({
+        class: z.number().int(), type: z.number().int(),
+        mpls: z.array(z.object({ label: z.number().int(), exp: z.number().int(), s: z.number().int(), ttl: z.number().int() }).strict()).optional(),
+      }).strict()),
+    }).strict().optional(),
   }).strict(),
   z.object({ x: z.literal("*") }).strict(),
 ]);

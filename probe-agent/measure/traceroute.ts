@@ -18,6 +18,28 @@ function errOf(code: number): string | number {
   }
 }
 
+type IcmpExt = NonNullable<Extract<Extract<TracerouteResult["result"][number], { result: unknown }>["result"][number], { from: string }>["icmpext"]>;
+
+/** Atlas's `icmpext` from an RFC 4884 extension structure: its objects, with MPLS label stacks (RFC 4950) decoded. */
+export function icmpExtensions(ext: Buffer, rfc4884: boolean): IcmpExt {
+  const obj: IcmpExt["obj"] = [];
+  for (let at = 4; at + 4 <= ext.length;) {
+    const len = ext.readUInt16BE(at);
+    if (len < 4 || at + len > ext.length) break;
+    const o: IcmpExt["obj"][number] = { class: ext[at + 2]!, type: ext[at + 3]! };
+    if (o.class === 1 && o.type === 1) {
+      o.mpls = [];
+      for (let e = at + 4; e + 4 <= at + len; e += 4) {
+        const word = ext.readUInt32BE(e);
+        o.mpls.push({ label: word >>> 12, exp: (word >>> 9) & 7, s: (word >>> 8) & 1, ttl: word & 0xff });
+      }
+    }
+    obj.push(o);
+    at += len;
+  }
+  return { version: ext[0]! >> 4, rfc4884: rfc4884 ? 1 : 0, obj };
+}
+
 function tcpFlags(bits: number): string {
   return [[0x01, "F"], [0x02, "S"], [0x04, "R"], [0x08, "P"], [0x10, "A"], [0x20, "U"], [0x40, "E"], [0x80, "C"]]
     .filter(([b]) => bits & (b as number)).map(([, f]) => f).join("");
@@ -50,6 +72,7 @@ export async function traceroute(spec: TracerouteSpec, ctx: RunContext): Promise
     if (r.icmp_type === 3 && !arrivedAtTarget) reply.err = errOf(r.icmp_code);
     if (r.ittl !== undefined && r.ittl > 1) reply.ittl = r.ittl;
     if (r.tcp_flags) reply.flags = tcpFlags(r.tcp_flags);
+    if (r.ext) reply.icmpext = icmpExtensions(r.ext, r.rfc4884 ?? false);
     hop.result.push(reply);
   }
   const out: TracerouteResult = {

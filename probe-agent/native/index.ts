@@ -8,6 +8,8 @@ export type PingTrainSpec = { af: 4 | 6; dst: string; packets: number; size: num
 export type TraceReply = {
   hop: number; probe: number; timeout: boolean; from: string; rtt: number; size: number; ttl: number; ittl?: number;
   icmp_type: number; icmp_code: number; from_destination: boolean; tcp_flags: number;
+  /** RFC 4884 extension structure of an ICMP error, raw, and whether the error declared its position. */
+  ext?: Buffer; rfc4884?: boolean;
 };
 export type TraceRun = { src_addr: string; replies: TraceReply[]; error?: string };
 export type TraceSpec = {

@@ -56,7 +56,21 @@ struct Reply {
   int icmp_code;
   bool from_destination;
   int tcp_flags;      // for TCP replies from the destination
+  std::vector<uint8_t> ext;  // RFC 4884 extension structure of an ICMP error (e.g. MPLS labels), raw
+  bool rfc4884 = false;      // the error said where its extensions start (else the pre-4884 offset 128 was used)
 };
+
+/**
+ * The extension structure of an ICMP(v6) error, if it carries one (RFC 4884; RFC 4950 MPLS label stacks ride in it).
+ * `length` is the error's "length of original datagram" field in `unit`-byte words (4 for ICMP, 8 for ICMPv6);
+ * zero means a pre-RFC 4884 sender, whose extensions, if any, follow 128 bytes of original datagram.
+ */
+void ExtractExtensions(const uint8_t* icmp, size_t len, int length, int unit, Reply& r) {
+  const size_t at = 8 + static_cast<size_t>(length ? length * unit : 128);
+  if (len < at + 4 || (icmp[at] >> 4) != 2) return;  // extension version 2
+  r.ext.assign(icmp + at, icmp + len);
+  r.rfc4884 = length != 0;
+}
 
 struct TraceOutcome {
   std::string src_addr;
@@ -339,6 +353,7 @@ class Tracer : public HopLoop {
     r.icmp_type = type;
     r.icmp_code = code;
     r.ittl = q[8];
+    ExtractExtensions(l4, l4len, l4[5], 4, r);
     r.from_destination = from_dst || type == 3;
     return true;
   }
@@ -710,6 +725,7 @@ class Tracer6 : public HopLoop {
     r.icmp_type = type == ICMP6_TIME_EXCEEDED ? 11 : 3;
     r.icmp_code = type == ICMP6_TIME_EXCEEDED ? code : (code >= 0 && code <= 6 ? kCode[code] : code);
     r.ittl = q[7];
+    ExtractExtensions(buf, static_cast<size_t>(n), buf[4], 8, r);
     r.from_destination = from_dst || type == ICMP6_DST_UNREACH;
     return true;
   }
@@ -757,6 +773,10 @@ class TraceWorker : public Napi::AsyncWorker {
         e.Set("icmp_code", r.icmp_code);
         e.Set("from_destination", r.from_destination);
         e.Set("tcp_flags", r.tcp_flags);
+        if (!r.ext.empty()) {
+          e.Set("ext", Napi::Buffer<uint8_t>::Copy(env, r.ext.data(), r.ext.size()));
+          e.Set("rfc4884", r.rfc4884);
+        }
       }
       list.Set(static_cast<uint32_t>(i), e);
     }

@@ -5,6 +5,7 @@
 //   usage: tundelay IFNAME DELAY_MS
 #include <fcntl.h>
 #include <linux/if.h>
+#include <arpa/inet.h>
 #include <linux/if_tun.h>
 #include <poll.h>
 #include <stdint.h>
@@ -42,8 +43,42 @@ static void bump_ttl(uint8_t *p, ssize_t len) {
   }
 }
 
+static uint16_t csum(const uint8_t *p, size_t len) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 1 < len; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+  if (len & 1) sum += (uint32_t)(p[len - 1] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)~sum;
+}
+
+/* An ICMP time exceeded from `from` quoting 128 bytes of `pkt` (zero-padded) plus one MPLS label stack object. */
+static ssize_t mpls_time_exceeded(const uint8_t *pkt, ssize_t len, uint32_t from, uint32_t label, uint8_t *out) {
+  const size_t quote = 128, ext = 4 + 8, icmp = 8 + quote + ext, total = 20 + icmp;
+  memset(out, 0, total);
+  out[0] = 0x45; out[2] = (uint8_t)(total >> 8); out[3] = (uint8_t)total; out[8] = 64; out[9] = 1;  /* ICMP */
+  memcpy(&out[12], &from, 4);
+  memcpy(&out[16], &pkt[12], 4);  /* back to the probe */
+  uint16_t c = csum(out, 20); out[10] = (uint8_t)(c >> 8); out[11] = (uint8_t)c;
+  uint8_t *m = out + 20;
+  m[0] = 11; m[5] = (uint8_t)(quote / 4);  /* RFC 4884: length of the original datagram, in 32-bit words */
+  memcpy(m + 8, pkt, (size_t)len < quote ? (size_t)len : quote);
+  uint8_t *e = m + 8 + quote;
+  e[0] = 2 << 4;                                  /* extension version 2 */
+  e[4] = 0; e[5] = 8; e[6] = 1; e[7] = 1;         /* object: length 8, class 1 (MPLS label stack), c-type 1 */
+  uint32_t entry = label << 12 | 0 << 9 | 1 << 8 | 1;  /* exp 0, bottom of stack, TTL 1 */
+  e[8] = (uint8_t)(entry >> 24); e[9] = (uint8_t)(entry >> 16); e[10] = (uint8_t)(entry >> 8); e[11] = (uint8_t)entry;
+  c = csum(e, ext); e[2] = (uint8_t)(c >> 8); e[3] = (uint8_t)c;
+  c = csum(m, icmp); m[2] = (uint8_t)(c >> 8); m[3] = (uint8_t)c;
+  return (ssize_t)total;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 3) { fprintf(stderr, "usage: tundelay IFNAME DELAY_MS\n"); return 2; }
+  if (argc != 3 && argc != 6) { fprintf(stderr, "usage: tundelay IFNAME DELAY_MS [mpls LABEL FROM]\n"); return 2; }
+  uint32_t mpls_from = 0, mpls_label = 0;
+  if (argc == 6) {
+    mpls_label = (uint32_t)atoi(argv[4]);
+    if (strcmp(argv[3], "mpls") != 0 || inet_pton(AF_INET, argv[5], &mpls_from) != 1) { fprintf(stderr, "bad mpls arguments\n"); return 2; }
+  }
   uint64_t delay = (uint64_t)(atof(argv[2]) * 1e6);
   int fd = open("/dev/net/tun", O_RDWR);
   if (fd < 0) { perror("open /dev/net/tun"); return 1; }
@@ -71,7 +106,14 @@ int main(int argc, char **argv) {
       s->len = read(fd, s->data, MTU);
       if (s->len <= 0) continue;
       if (tail - head >= SLOTS) continue;  // full: drop, as a real queue would
-      bump_ttl(s->data, s->len);
+      if (mpls_from && s->len >= 20 && s->data[0] >> 4 == 4 && s->data[8] == 1) {
+        uint8_t reply[MTU];
+        ssize_t n = mpls_time_exceeded(s->data, s->len, mpls_from, mpls_label, reply);
+        memcpy(s->data, reply, (size_t)n);
+        s->len = n;
+      } else {
+        bump_ttl(s->data, s->len);
+      }
       s->due = now_ns() + delay;
       tail++;
     }

@@ -25,8 +25,9 @@ function tundelay(): string {
  * delayMs: one-way delay probe → target. lossPct: random loss on the way into the target.
  * ecmp: a second r1–r2 link (10.0.4.1–10.0.4.2) and an ECMP route over both, hashed on L4 (an ECMP diamond:
  * hop 2 answers as 10.0.2.2 or 10.0.4.2 depending on the flow).
+ * mplsLabel: r2 answers expiring IPv4 probes like an MPLS router, its time exceeded carrying this label (RFC 4950).
  */
-export type PathOptions = { delayMs?: number; lossPct?: number; ecmp?: boolean };
+export type PathOptions = { delayMs?: number; lossPct?: number; ecmp?: boolean; mplsLabel?: number };
 
 export class LinePath {
   readonly probe: Netns;
@@ -100,14 +101,15 @@ export class LinePath {
     for (const [flag, addr] of [["-4", this.targetAddr], ["-6", this.targetAddr6]]) {
       try { this.probe.exec("ping", [flag!, "-c", "1", "-W", "3", addr!]); } catch { /* measured by the test itself */ }
     }
-    if (o.delayMs) {
+    if (o.delayMs !== undefined || o.mplsLabel !== undefined) {
       // Traffic arriving from the probe goes through the delay line; what it writes back is forwarded normally.
       this.r1.ip("tuntap", "add", "dev", "dly0", "mode", "tun");
       this.r1.ip("link", "set", "dly0", "up");
       this.r1.exec("sysctl", ["-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.dly0.rp_filter=0"]);
       this.r1.ip("rule", "add", "iif", "r1-p", "lookup", "100", "pref", "100");
       this.r1.ip("route", "add", "default", "dev", "dly0", "table", "100");
-      const child = spawn("ip", ["netns", "exec", this.r1.name, tundelay(), "dly0", String(o.delayMs)], { stdio: ["ignore", "pipe", "inherit"] });
+      const mpls = o.mplsLabel === undefined ? [] : ["mpls", String(o.mplsLabel), "10.0.2.2"];
+      const child = spawn("ip", ["netns", "exec", this.r1.name, tundelay(), "dly0", String(o.delayMs ?? 0), ...mpls], { stdio: ["ignore", "pipe", "inherit"] });
       this.delay = child;
       await new Promise<void>((resolve, reject) => {
         child.stdout!.once("data", () => resolve());

@@ -140,3 +140,22 @@ describe.skipIf(why !== null)("traceroute through an ECMP diamond", () => {
     expect(hop2({ paris: 0 })).toEqual(new Set(["10.0.2.2", "10.0.4.2"]));
   });
 });
+
+describe.skipIf(why !== null)("traceroute through an MPLS router (RFC 4884/4950 ICMP extensions)", () => {
+  let path: LinePath;
+  beforeAll(async () => { path = await LinePath.create("mp", { mplsLabel: 24005 }); });
+  afterAll(() => path?.remove());
+
+  it.each(["ICMP", "UDP", "TCP"] as const)("%s: reports the label stack as traceroute -e and scamper read it", (protocol) => {
+    const r = TracerouteResult.parse(JSON.parse(path.probe.exec(process.execPath, [fixture,
+      JSON.stringify({ type: "traceroute", af: 4, target: path.targetAddr, protocol, packets: 1, response_timeout: 1000, max_hops: 8 })])));
+    const hop2 = (r.result[1] as { result: Record<string, unknown>[] }).result[0]!;
+    expect(hop2).toMatchObject({ from: "10.0.2.2", icmpext: { version: 2, rfc4884: 1, obj: [{ class: 1, type: 1, mpls: [{ label: 24005, exp: 0, s: 1, ttl: 1 }] }] } });
+    expect((r.result[0] as { result: Record<string, unknown>[] }).result[0]).not.toHaveProperty("icmpext");
+    const linux = path.probe.exec("traceroute", ["-n", "-q", "1", "-e", "-I", path.targetAddr]).match(/2 {2}10\.0\.2\.2 <MPLS:L=(\d+),E=(\d+),S=(\d+),T=(\d+)>/);
+    expect(linux?.slice(1).map(Number)).toEqual([24005, 0, 1, 1]);
+    const scamper = path.probe.exec("scamper", ["-c", "trace -P icmp-paris -q 1 -w 1", "-O", "json", "-i", path.targetAddr]);
+    const label = JSON.parse(scamper.split("\n").find((l) => l.includes('"type":"trace"'))!).hops.find((h: { probe_ttl: number }) => h.probe_ttl === 2).icmpext[0].mpls_labels[0];
+    expect([label.mpls_label, label.mpls_exp, label.mpls_s, label.mpls_ttl]).toEqual([24005, 0, 1, 1]);
+  });
+});
