@@ -339,7 +339,7 @@ export type NtpResult = z.infer<typeof NtpResult>;
 
 const traceReply = z.union([
   z.object({
-    from: z.string(), rtt: z.number().nonnegative(), size: z.number().int(), ttl: z.number().int(),
+    from: z.string(), rtt: z.number().nonnegative().optional(), size: z.number().int(), ttl: z.number().int(),
     err: z.union([z.string(), z.number().int()]).optional(), ittl: z.number().int().optional(), flags: z.string().optional(),
     late: z.number().int().optional(), edst: z.string().optional(),
     icmpext: z.object({

@@ -67,7 +67,8 @@ export async function traceroute(spec: TracerouteSpec, ctx: RunContext): Promise
     const hop = hops.get(r.hop) ?? { hop: r.hop, result: [] };
     hops.set(r.hop, hop);
     if (r.timeout) { hop.result.push({ x: "*" }); continue; }
-    const reply: Record<string, unknown> = { from: r.from, rtt: ms3(r.rtt), size: r.size, ttl: r.ttl };
+    // A late reply (to a probe already counted as a timeout) has no RTT: Atlas reports how many probes late it was.
+    const reply: Record<string, unknown> = r.late ? { from: r.from, late: r.late, size: r.size, ttl: r.ttl } : { from: r.from, rtt: ms3(r.rtt), size: r.size, ttl: r.ttl };
     const arrivedAtTarget = r.from === resolved.addr && spec.protocol === "UDP" && r.icmp_type === 3 && r.icmp_code === 3;
     if (r.icmp_type === 3 && !arrivedAtTarget) reply.err = errOf(r.icmp_code);
     if (r.ittl !== undefined && r.ittl > 1) reply.ittl = r.ittl;

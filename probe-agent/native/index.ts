@@ -6,7 +6,7 @@ export type PingTrain = { mode: "dgram" | "raw" | ""; src_addr: string; sent: nu
 export type PingTrainSpec = { af: 4 | 6; dst: string; packets: number; size: number; interval_ms: number; timeout_ms: number; ttl?: number };
 
 export type TraceReply = {
-  hop: number; probe: number; timeout: boolean; from: string; rtt: number; size: number; ttl: number; ittl?: number;
+  hop: number; probe: number; timeout: boolean; late?: number; from: string; rtt: number; size: number; ttl: number; ittl?: number;
   icmp_type: number; icmp_code: number; from_destination: boolean; tcp_flags: number;
   /** RFC 4884 extension structure of an ICMP error, raw, and whether the error declared its position. */
   ext?: Buffer; rfc4884?: boolean;

@@ -56,6 +56,7 @@ struct Reply {
   int icmp_code;
   bool from_destination;
   int tcp_flags;      // for TCP replies from the destination
+  int late = 0;              // > 0: a reply to this probe that came this many probes after it had timed out
   std::vector<uint8_t> ext;  // RFC 4884 extension structure of an ICMP error (e.g. MPLS labels), raw
   bool rfc4884 = false;      // the error said where its extensions start (else the pre-4884 offset 128 was used)
 };
@@ -117,6 +118,8 @@ class HopLoop {
         Reply r = Probe(hop, i);
         reached = reached || r.from_destination;
         out.replies.push_back(r);
+        for (Reply& l : late_) out.replies.push_back(std::move(l));
+        late_.clear();
       }
       if (reached) break;
     }
@@ -172,6 +175,8 @@ class HopLoop {
 
   TraceSpec spec_;
   vantage::CancelFlag cancelled_;
+  std::vector<Reply> late_;            // replies to earlier probes that arrived after their time was up
+  std::vector<std::pair<int, int>> probes_;  // seq → (hop, index within the hop)
   sockaddr_in dst_{}, src_{};
   uint16_t ident_ = 0;
   int seq_ = 0;
@@ -268,6 +273,7 @@ class Tracer : public HopLoop {
     const uint16_t ip_id = static_cast<uint16_t>(ip_id_base_ + seq);
     Reply r{hop, index, true, "", 0, 0, 0, -1, -1, -1, false, 0};
     std::vector<uint8_t> pkt = Build(hop, seq, ip_id);
+    probes_.emplace_back(hop, index);
     const double sent = now_ms();
     if (sendto(send_fd_, pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&dst_), sizeof dst_) < 0) {
       return r;
@@ -284,8 +290,15 @@ class Tracer : public HopLoop {
         if (!(fds[f].revents & POLLIN)) continue;
         Reply got = r;
         int matched_seq = -1;
-        // A reply to an earlier probe that already timed out is read and dropped.
-        if (Read(fds[f].fd, f == 1, sent, got, matched_seq) && matched_seq == seq) return got;
+        if (!Read(fds[f].fd, f == 1, sent, got, matched_seq)) continue;
+        if (matched_seq == seq) return got;
+        // A reply to an earlier probe that had already timed out: reported as late, without an RTT.
+        if (matched_seq >= 0 && matched_seq < seq) {
+          got.hop = probes_[static_cast<size_t>(matched_seq)].first;
+          got.probe = probes_[static_cast<size_t>(matched_seq)].second;
+          got.late = seq - matched_seq;
+          late_.push_back(std::move(got));
+        }
       }
     }
     return r;
@@ -763,6 +776,7 @@ class TraceWorker : public Napi::AsyncWorker {
       e.Set("hop", r.hop);
       e.Set("probe", r.probe);
       e.Set("timeout", r.timeout);
+      if (r.late) e.Set("late", r.late);
       if (!r.timeout) {
         e.Set("from", r.from);
         e.Set("rtt", r.rtt_ms);

@@ -159,3 +159,35 @@ describe.skipIf(why !== null)("traceroute through an MPLS router (RFC 4884/4950 
     expect([label.mpls_label, label.mpls_exp, label.mpls_s, label.mpls_ttl]).toEqual([24005, 0, 1, 1]);
   });
 });
+
+describe.skipIf(why !== null)("traceroute replies that come after their probe timed out", () => {
+  let path: LinePath;
+  beforeAll(async () => { path = await LinePath.create("lt", { delayMs: 300 }); });
+  afterAll(() => path?.remove());
+
+  it("reports them as late, without an RTT, under the hop they answer", () => {
+    const r = TracerouteResult.parse(JSON.parse(path.probe.exec(process.execPath, [fixture,
+      JSON.stringify({ type: "traceroute", af: 4, target: path.targetAddr, protocol: "ICMP", packets: 2, response_timeout: 200, max_hops: 2 })])));
+    // Hop 1 answers at once; hop 2 lies behind the 300 ms delay line, past the 200 ms wait.
+    expect((r.result[0] as { result: unknown[] }).result).toEqual([expect.objectContaining({ from: "10.0.1.1" }), expect.objectContaining({ from: "10.0.1.1" })]);
+    const hop2 = (r.result[1] as { result: Record<string, unknown>[] }).result;
+    expect(hop2.filter((x) => "x" in x)).toHaveLength(2);
+    const late = hop2.filter((x) => "late" in x);
+    expect(late.length).toBeGreaterThanOrEqual(1);
+    expect(late[0]).toEqual({ from: "10.0.2.2", late: 1, size: 76, ttl: 63 });
+  });
+});
+
+describe.skipIf(why !== null)("traceroute to an unreachable network", () => {
+  let path: LinePath;
+  beforeAll(async () => { path = await LinePath.create("un"); });
+  afterAll(() => path?.remove());
+
+  it("marks an unreachable destination with Atlas's err letter, as traceroute(8) does with !N", () => {
+    // r1 has no route to 10.0.9.0/24: it answers "network unreachable" and the trace ends there.
+    const r = TracerouteResult.parse(JSON.parse(path.probe.exec(process.execPath, [fixture,
+      JSON.stringify({ type: "traceroute", af: 4, target: "10.0.9.9", protocol: "UDP", packets: 1, response_timeout: 1000, max_hops: 8 })])));
+    expect(r.result).toEqual([{ hop: 1, result: [expect.objectContaining({ from: "10.0.1.1", err: "N" })] }]);
+    expect(path.probe.exec("traceroute", ["-n", "-q", "1", "-w", "1", "-m", "3", "10.0.9.9"])).toMatch(/1 {2}10\.0\.1\.1 {2}[\d.]+ ms !N/);
+  });
+});
