@@ -28,7 +28,7 @@ describe.skipIf(why !== null)("ntp against chronyd, compared with sntp", () => {
     const ref = ns.exec("sntp", ["-t", "2", "127.0.0.1"]);
     const m = ref.match(/([+-]\d+\.\d+) \+\/- (\d+\.\d+) 127\.0\.0\.1 s(\d+) (\S+)/);
     expect(m, ref).not.toBeNull();
-    const [, sntpOffset, , sntpStratum, sntpLeap] = m!;
+    const [, sntpOffset, sntpError, sntpStratum, sntpLeap] = m!;
     expect(r).toMatchObject({
       type: "ntp", msm_name: "Ntp", proto: "UDP", af: 4, dst_addr: "127.0.0.1", dst_name: "127.0.0.1", src_addr: "127.0.0.1",
       version: 4, mode: "server", stratum: Number(sntpStratum), li: sntpLeap === "no-leap" ? "no" : "unknown",
@@ -40,7 +40,8 @@ describe.skipIf(why !== null)("ntp against chronyd, compared with sntp", () => {
       expect(p["origin-ts"]).toBeLessThanOrEqual(p["final-ts"]);
       expect(p.rtt).toBeGreaterThanOrEqual(0);
       expect(p.rtt).toBeLessThan(0.05);
-      expect(Math.abs(p.offset - Number(sntpOffset))).toBeLessThan(0.002);
+      // Each offset is only known to within half its round trip; the two tools must agree within both bounds.
+      expect(Math.abs(p.offset - Number(sntpOffset))).toBeLessThanOrEqual(p.rtt / 2 + Number(sntpError) + 0.001);
       expect(Math.abs(p["origin-ts"] - (Date.now() / 1000 + 2_208_988_800))).toBeLessThan(60);
     }
     expect(r.precision).toBeGreaterThan(0);
