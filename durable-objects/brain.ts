@@ -7,7 +7,7 @@ import {
 import type { Participant, ProbeFilter } from "./controller.ts";
 import type { Env } from "./env.ts";
 import { controllerStub, shardByName, shardsForSource } from "./shards.ts";
-import { SqlDurableObject } from "./sql.ts";
+import { SqlDurableObject, Where } from "./sql.ts";
 
 const MIGRATIONS = [
   `CREATE TABLE measurements (
@@ -179,14 +179,9 @@ export class Brain extends SqlDurableObject<Env> {
   }
 
   list(f: MeasurementFilter, offset: number, limit: number): { count: number; rows: MeasurementRow[] } {
-    const where: string[] = [];
-    const binds: unknown[] = [];
-    if (f.ids) { where.push(`id IN (${f.ids.map(() => "?").join(",") || "NULL"})`); binds.push(...f.ids); }
-    if (f.status) { where.push(`status_id IN (${f.status.map(() => "?").join(",") || "NULL"})`); binds.push(...f.status); }
-    if (f.type) { where.push("type = ?"); binds.push(f.type); }
-    if (f.is_oneoff !== undefined) { where.push("is_oneoff = ?"); binds.push(f.is_oneoff ? 1 : 0); }
-    if (f.owner) { where.push("owner = ?"); binds.push(f.owner); }
-    const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
+    const where = new Where().in("id", f.ids).in("status_id", f.status).eq("type", f.type)
+      .eq("is_oneoff", f.is_oneoff === undefined ? undefined : f.is_oneoff ? 1 : 0).eq("owner", f.owner);
+    const [clause, binds] = [String(where), where.binds];
     const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM measurements ${clause}`, ...binds)[0]!.n;
     const rows = this.sql<MeasurementRow>(`SELECT * FROM measurements ${clause} ORDER BY id DESC LIMIT ? OFFSET ?`, ...binds, limit, offset);
     return { count, rows };

@@ -2,7 +2,7 @@
 // controller shard reports, and API keys (stored as SHA-256 hashes). One instance, named "registry".
 import { compactVerify, importJWK } from "jose";
 import type { Env } from "./env.ts";
-import { SqlDurableObject } from "./sql.ts";
+import { SqlDurableObject, Where } from "./sql.ts";
 
 const MIGRATIONS = [
   `CREATE TABLE probes (
@@ -160,13 +160,8 @@ export class Registry extends SqlDurableObject<Env> {
   }
 
   listProbes(f: ProbeFilter, offset: number, limit: number): { count: number; probes: ProbeRecord[] } {
-    const where: string[] = [];
-    const binds: unknown[] = [];
-    if (f.ids) { where.push(`id IN (${f.ids.map(() => "?").join(",") || "NULL"})`); binds.push(...f.ids); }
-    if (f.country_code) { where.push("country_code = ?"); binds.push(f.country_code.toUpperCase()); }
-    if (f.asn_v4 !== undefined) { where.push("asn_v4 = ?"); binds.push(f.asn_v4); }
-    if (f.status !== undefined) { where.push("status_id = ?"); binds.push(f.status); }
-    const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
+    const where = new Where().in("id", f.ids).eq("country_code", f.country_code?.toUpperCase()).eq("asn_v4", f.asn_v4).eq("status_id", f.status);
+    const [clause, binds] = [String(where), where.binds];
     const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM probes ${clause}`, ...binds)[0]!.n;
     const probes = this.sql<ProbeRecord>(`SELECT * FROM probes ${clause} ORDER BY id LIMIT ? OFFSET ?`, ...binds, limit, offset);
     return { count, probes };

@@ -26,3 +26,29 @@ export abstract class SqlDurableObject<E> extends DurableObject<E> {
   protected readonly sql = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): T[] =>
     this.ctx.storage.sql.exec<T>(query, ...(bindings as SqlStorageValue[])).toArray();
 }
+
+/** A WHERE clause built from optional filters: a filter left undefined adds nothing. */
+export class Where {
+  private readonly parts: string[] = [];
+  readonly binds: unknown[] = [];
+
+  eq(column: string, value: SqlStorageValue | undefined): this {
+    if (value !== undefined) {
+      this.parts.push(`${column} = ?`);
+      this.binds.push(value);
+    }
+    return this;
+  }
+
+  in(column: string, values: readonly SqlStorageValue[] | undefined): this {
+    if (values) {
+      this.parts.push(values.length ? `${column} IN (${values.map(() => "?").join(",")})` : "0");
+      this.binds.push(...values);
+    }
+    return this;
+  }
+
+  toString(): string {
+    return this.parts.length ? `WHERE ${this.parts.join(" AND ")}` : "";
+  }
+}

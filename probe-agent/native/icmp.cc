@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include "cancel.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -51,11 +52,8 @@ struct PingOutcome {
   std::string error;  // set when the train could not run at all
 };
 
-double now_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+using vantage::Datagram;
+using vantage::now_ms;
 
 uint16_t checksum(const uint8_t* data, size_t len) {
   uint32_t sum = 0;
@@ -215,31 +213,13 @@ class Pinger {
 
   void Drain(const std::vector<double>& sent_at, std::vector<bool>& answered, PingOutcome& out) {
     for (;;) {
-      uint8_t buf[65536];
-      char control[512];
-      iovec iov{buf, sizeof buf};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+      Datagram d;
+      const ssize_t n = d.Receive(fd_, 0);
       if (n < 0) return;
-      double rx = 0;
+      const uint8_t* buf = d.data;
+      const double rx = d.Timestamp();
       int ttl = -1;
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
-          timespec ts;
-          std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-          rx = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-        } else if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
-                   (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
-          int v;
-          std::memcpy(&v, CMSG_DATA(c), sizeof v);
-          ttl = v;
-        }
-      }
-      if (rx == 0) rx = now_ms();
+      if (!d.Cmsg(IPPROTO_IP, IP_TTL, ttl)) d.Cmsg(IPPROTO_IPV6, IPV6_HOPLIMIT, ttl);
       const uint8_t* icmp = buf;
       size_t len = static_cast<size_t>(n);
       if (raw_ && spec_.af == 4) {  // raw IPv4 sockets hand us the IP header too

@@ -11,6 +11,7 @@
 #include <napi.h>
 
 #include "cancel.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -44,21 +45,29 @@ struct TraceSpec {
 };
 
 struct Reply {
-  int hop;
-  int probe;          // index within the hop
-  bool timeout;
+  int hop = 0;
+  int probe = 0;           // index within the hop
+  bool timeout = true;
   std::string from;
-  double rtt_ms;
-  int size;           // ICMP (or TCP) message length of the reply
-  int ttl;            // TTL of the reply
-  int ittl;           // TTL left in the quoted probe (-1 if none)
-  int icmp_type;
-  int icmp_code;
-  bool from_destination;
-  int tcp_flags;      // for TCP replies from the destination
-  int late = 0;              // > 0: a reply to this probe that came this many probes after it had timed out
+  double rtt_ms = 0;
+  int size = 0;            // ICMP (or TCP) message length of the reply
+  int ttl = 0;             // TTL of the reply
+  int ittl = -1;           // TTL left in the quoted probe (-1 if none)
+  int icmp_type = -1;
+  int icmp_code = -1;
+  bool from_destination = false;
+  int tcp_flags = 0;       // for TCP replies from the destination
+  int late = 0;            // > 0: a reply to this probe that came this many probes after it had timed out
   std::vector<uint8_t> ext;  // RFC 4884 extension structure of an ICMP error (e.g. MPLS labels), raw
   bool rfc4884 = false;      // the error said where its extensions start (else the pre-4884 offset 128 was used)
+
+  /** A probe not (yet) answered. */
+  static Reply Timeout(int hop, int probe) {
+    Reply r;
+    r.hop = hop;
+    r.probe = probe;
+    return r;
+  }
 };
 
 /**
@@ -79,11 +88,8 @@ struct TraceOutcome {
   std::string error;
 };
 
-double now_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+using vantage::Datagram;
+using vantage::now_ms;
 
 uint32_t sum16(const uint8_t* d, size_t len, uint32_t sum = 0) {
   for (size_t i = 0; i + 1 < len; i += 2) sum += (d[i] << 8) | d[i + 1];
@@ -130,27 +136,12 @@ class HopLoop {
   virtual bool Open(TraceOutcome& out) = 0;
   virtual Reply Probe(int hop, int index) = 0;
 
-  /** The source address the kernel would use towards the target (from a connected UDP socket). */
+  /** Parses the target and finds the source address the kernel would use towards it. */
   virtual bool SourceAddress(TraceOutcome& out) {
-    if (inet_pton(AF_INET, spec_.dst.c_str(), &dst_.sin_addr) != 1) {
-      out.error = "not an IPv4 address: " + spec_.dst;
-      return false;
-    }
-    dst_.sin_family = AF_INET;
-    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in probe = dst_;
-    probe.sin_port = htons(53);
-    if (u < 0 || connect(u, reinterpret_cast<sockaddr*>(&probe), sizeof probe) != 0) {
-      out.error = std::string("no route to ") + spec_.dst + ": " + strerror(errno);
-      if (u >= 0) close(u);
-      return false;
-    }
-    socklen_t len = sizeof src_;
-    getsockname(u, reinterpret_cast<sockaddr*>(&src_), &len);
-    close(u);
-    char buf[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &src_.sin_addr, buf, sizeof buf);
-    out.src_addr = buf;
+    sockaddr_storage to, from;
+    if (!vantage::RouteTo(AF_INET, spec_.dst, to, from, out.src_addr, out.error)) return false;
+    std::memcpy(&dst_, &to, sizeof dst_);
+    std::memcpy(&src_, &from, sizeof src_);
     ident_ = static_cast<uint16_t>((getpid() * 2654435761u) ^ static_cast<uint32_t>(now_ms()));
     return true;
   }
@@ -160,17 +151,6 @@ class HopLoop {
     const int wait = static_cast<int>(deadline - now_ms());
     if (wait < 0 || cancelled_->load()) return -1;
     return wait + 1 > vantage::kSliceMs ? vantage::kSliceMs : wait + 1;
-  }
-
-  static double Timestamp(msghdr& msg) {
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
-        timespec ts;
-        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-      }
-    }
-    return now_ms();
   }
 
   TraceSpec spec_;
@@ -271,7 +251,7 @@ class Tracer : public HopLoop {
   Reply Probe(int hop, int index) override {
     const int seq = seq_++;
     const uint16_t ip_id = static_cast<uint16_t>(ip_id_base_ + seq);
-    Reply r{hop, index, true, "", 0, 0, 0, -1, -1, -1, false, 0};
+    Reply r = Reply::Timeout(hop, index);
     std::vector<uint8_t> pkt = Build(hop, seq, ip_id);
     probes_.emplace_back(hop, index);
     const double sent = now_ms();
@@ -306,26 +286,17 @@ class Tracer : public HopLoop {
 
   // Reads one packet; true if it answers one of our probes (matched_seq says which).
   bool Read(int fd, bool tcp, double sent, Reply& r, int& matched_seq) {
-    uint8_t buf[4096];
-    char control[256];
-    sockaddr_in from{};
-    iovec iov{buf, sizeof buf};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    Datagram d;
+    const ssize_t n = d.Receive(fd, 0);
     if (n < 20) return false;
-    const double rx = Timestamp(msg);
+    const uint8_t* buf = d.data;
+    const double rx = d.Timestamp();
     const size_t ihl = (buf[0] & 0x0f) * 4u;
     if (static_cast<size_t>(n) < ihl + 8) return false;
     const uint8_t* l4 = buf + ihl;
     const size_t l4len = static_cast<size_t>(n) - ihl;
-    char addr[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &from.sin_addr, addr, sizeof addr);
+    const std::string addr = d.FromText();
+    const sockaddr_in& from = *reinterpret_cast<const sockaddr_in*>(&d.from);
     const bool from_dst = from.sin_addr.s_addr == dst_.sin_addr.s_addr;
     auto fill = [&](int seq) {
       matched_seq = seq;
@@ -420,7 +391,7 @@ class DgramTracer : public HopLoop {
 
   Reply Probe(int hop, int index) override {
     const int seq = seq_++;
-    Reply r{hop, index, true, "", 0, 0, 0, -1, -1, -1, false, 0};
+    Reply r = Reply::Timeout(hop, index);
     const bool icmp = spec_.proto == Proto::ICMP;
     const size_t header = icmp ? 8 : 0;  // the kernel writes the UDP header; we write the echo header
     const size_t payload = static_cast<size_t>(spec_.size > 12 ? spec_.size - 8 : 4);
@@ -459,25 +430,13 @@ class DgramTracer : public HopLoop {
 
   /** One entry of the error queue: the ICMP error, its sender, and the payload of the probe it quotes. */
   bool ReadError(double sent, int seq, Reply& r) {
-    uint8_t data[2048];
-    char control[512];
-    sockaddr_in name{};
-    iovec iov{data, sizeof data};
-    msghdr msg{};
-    msg.msg_name = &name;
-    msg.msg_namelen = sizeof name;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = recvmsg(fd_, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+    Datagram d;
+    const ssize_t n = d.Receive(fd_, MSG_ERRQUEUE);
     if (n < 0) return false;
-    const sock_extended_err* ee = nullptr;
+    const uint8_t* data = d.data;
+    const auto* ee = static_cast<const sock_extended_err*>(d.CmsgData(IPPROTO_IP, IP_RECVERR));
     int ttl = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ee = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
-      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) std::memcpy(&ttl, CMSG_DATA(c), sizeof ttl);
-    }
+    d.Cmsg(IPPROTO_IP, IP_TTL, ttl);
     if (!ee || ee->ee_origin != SO_EE_ORIGIN_ICMP) return false;
     const size_t at = spec_.proto == Proto::ICMP ? 6 : 0;  // where the probe's sequence number sits in what comes back
     if (static_cast<size_t>(n) < at + 2 || get16(&data[at]) != static_cast<uint16_t>(seq)) return false;
@@ -486,7 +445,7 @@ class DgramTracer : public HopLoop {
     inet_ntop(AF_INET, &offender->sin_addr, addr, sizeof addr);
     r.timeout = false;
     r.from = addr;
-    r.rtt_ms = Timestamp(msg) - sent;
+    r.rtt_ms = d.Timestamp() - sent;
     r.size = 8 + 20 + static_cast<int>(n) + (spec_.proto == Proto::UDP ? 8 : 0);  // ICMP header + quoted IP header + probe
     r.ttl = ttl;
     r.icmp_type = ee->ee_type;
@@ -497,28 +456,14 @@ class DgramTracer : public HopLoop {
 
   /** An echo reply on the ping socket (the kernel already matched its identifier to this socket). */
   bool ReadEcho(double sent, int seq, Reply& r) {
-    uint8_t data[2048];
-    char control[256];
-    sockaddr_in name{};
-    iovec iov{data, sizeof data};
-    msghdr msg{};
-    msg.msg_name = &name;
-    msg.msg_namelen = sizeof name;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
-    if (n < 8 || data[0] != 0 || get16(&data[6]) != static_cast<uint16_t>(seq)) return false;
+    Datagram d;
+    const ssize_t n = d.Receive(fd_, 0);
+    if (n < 8 || d.data[0] != 0 || get16(&d.data[6]) != static_cast<uint16_t>(seq)) return false;
     int ttl = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) std::memcpy(&ttl, CMSG_DATA(c), sizeof ttl);
-    }
-    char addr[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &name.sin_addr, addr, sizeof addr);
+    d.Cmsg(IPPROTO_IP, IP_TTL, ttl);
     r.timeout = false;
-    r.from = addr;
-    r.rtt_ms = Timestamp(msg) - sent;
+    r.from = d.FromText();
+    r.rtt_ms = d.Timestamp() - sent;
     r.size = static_cast<int>(n);
     r.ttl = ttl;
     r.icmp_type = 0;
@@ -545,25 +490,10 @@ class Tracer6 : public HopLoop {
 
  private:
   bool SourceAddress(TraceOutcome& out) override {
-    if (inet_pton(AF_INET6, spec_.dst.c_str(), &dst6_.sin6_addr) != 1) {
-      out.error = "not an IPv6 address: " + spec_.dst;
-      return false;
-    }
-    dst6_.sin6_family = AF_INET6;
-    int u = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in6 probe = dst6_;
-    probe.sin6_port = htons(53);
-    if (u < 0 || connect(u, reinterpret_cast<sockaddr*>(&probe), sizeof probe) != 0) {
-      out.error = std::string("no route to ") + spec_.dst + ": " + strerror(errno);
-      if (u >= 0) close(u);
-      return false;
-    }
-    socklen_t len = sizeof src6_;
-    getsockname(u, reinterpret_cast<sockaddr*>(&src6_), &len);
-    close(u);
-    char buf[INET6_ADDRSTRLEN];
-    inet_ntop(AF_INET6, &src6_.sin6_addr, buf, sizeof buf);
-    out.src_addr = buf;
+    sockaddr_storage to, from;
+    if (!vantage::RouteTo(AF_INET6, spec_.dst, to, from, out.src_addr, out.error)) return false;
+    std::memcpy(&dst6_, &to, sizeof dst6_);
+    std::memcpy(&src6_, &from, sizeof src6_);
     ident_ = static_cast<uint16_t>((getpid() * 2654435761u) ^ static_cast<uint32_t>(now_ms()));
     return true;
   }
@@ -614,7 +544,7 @@ class Tracer6 : public HopLoop {
 
   Reply Probe(int hop, int index) override {
     const int seq = seq_++;
-    Reply r{hop, index, true, "", 0, 0, 0, -1, -1, -1, false, 0};
+    Reply r = Reply::Timeout(hop, index);
     const size_t l4 = static_cast<size_t>(spec_.size < 12 ? 12 : spec_.size);
     std::vector<uint8_t> pkt;
     int fd = icmp_fd_;
@@ -674,30 +604,19 @@ class Tracer6 : public HopLoop {
   }
 
   bool Read(int fd, bool tcp, double sent, int seq, Reply& r) {
-    uint8_t buf[4096];
-    char control[256];
-    sockaddr_in6 from{};
-    iovec iov{buf, sizeof buf};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    Datagram d;
+    const ssize_t n = d.Receive(fd, 0);
     if (n < 8) return false;
+    const uint8_t* buf = d.data;
     int hops = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT) std::memcpy(&hops, CMSG_DATA(c), sizeof hops);
-    }
+    d.Cmsg(IPPROTO_IPV6, IPV6_HOPLIMIT, hops);
+    const sockaddr_in6& from = *reinterpret_cast<const sockaddr_in6*>(&d.from);
     const bool from_dst = std::memcmp(&from.sin6_addr, &dst6_.sin6_addr, 16) == 0;
-    char addr[INET6_ADDRSTRLEN];
-    inet_ntop(AF_INET6, &from.sin6_addr, addr, sizeof addr);
+    const std::string addr = d.FromText();
     auto fill = [&]() {
       r.timeout = false;
       r.from = addr;
-      r.rtt_ms = Timestamp(msg) - sent;
+      r.rtt_ms = d.Timestamp() - sent;
       r.size = static_cast<int>(n);
       r.ttl = hops;
     };
