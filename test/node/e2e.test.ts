@@ -3,7 +3,8 @@
 import https from "node:https";
 import net from "node:net";
 import { describe, expect, it } from "vitest";
-import type { PingResult } from "../../protocol/index.ts";
+import { HttpResult, type PingResult, SslcertResult, TracerouteResult } from "../../protocol/index.ts";
+import { makeTestPki } from "./pki.ts";
 import { LOCAL_SITES } from "../../scripts/local.ts";
 import { icmpUnavailable, listeningSockets, until, useLocalSystem } from "./system.ts";
 
@@ -101,6 +102,39 @@ describe.skipIf(noIcmp !== null)("a one-off ping from three probes, through the 
     for (const agent of agents) {
       expect(agent.process.exitCode).toBeNull();
       expect(listeningSockets(agent.process.pid!)).toEqual([]);
+    }
+  });
+
+  it("runs traceroute, http and sslcert through the same path and stores Atlas results", async () => {
+    const { edge, key, probes } = local();
+    const pki = makeTestPki("IP:127.0.0.1,DNS:localhost");
+    const server = https.createServer({ key: pki.key, cert: `${pki.leaf}\n${pki.intermediate}\n` }, (_req, res) => res.end("ok\n"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const res = await fetch(`${edge.url}/api/v2/measurements/`, {
+        method: "POST", headers: { "Content-Type": "application/json", Authorization: `Key ${key}` },
+        body: JSON.stringify({
+          definitions: [
+            { type: "traceroute", af: 4, target: "127.0.0.1", description: "t", protocol: "UDP", packets: 1, response_timeout: 1000 },
+            { type: "http", af: 4, target: "127.0.0.1", description: "h", https: true, port, extended_timing: true },
+            { type: "sslcert", af: 4, target: "127.0.0.1", description: "s", port, hostname: "localhost" },
+          ],
+          probes: [{ type: "probes", value: String(probes[0]!.id), requested: 1 }],
+          is_oneoff: true,
+        }),
+      });
+      expect(res.status).toBe(201);
+      const [trace, web, cert] = ((await res.json()) as { measurements: number[] }).measurements as [number, number, number];
+      const one = (id: number) => until(`a result of ${id}`, async () => {
+        const list = (await (await fetch(`${edge.url}/api/v2/measurements/${id}/results/`)).json()) as Record<string, unknown>[];
+        return list[0] ?? null;
+      }, 60_000, 500);
+      expect(TracerouteResult.parse(await one(trace))).toMatchObject({ prb_id: probes[0]!.id, dst_addr: "127.0.0.1", result: [{ hop: 1 }] });
+      expect(HttpResult.parse(await one(web)).result[0]).toMatchObject({ res: 200, bsize: 3 });
+      expect(SslcertResult.parse(await one(cert))).toMatchObject({ ver: "1.3", cert: [pki.leaf, pki.intermediate] });
+    } finally {
+      server.close();
     }
   });
 });
