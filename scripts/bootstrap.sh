@@ -53,6 +53,12 @@ if [ ! -f probe-agent/native/build/Release/vantage_icmp.node ]; then
   npm run install
 fi
 
+# The traffic classifier (C++, libpcap) is built for the tests and benchmarks; a build error stops them.
+if [ "$1" != start ] && [ -f /usr/include/pcap/pcap.h ] && [ ! -f classifier-native/build/Release/vantage_classifier.node ]; then
+  echo "bootstrap: building the traffic classifier"
+  npm run --silent build:classifier
+fi
+
 case "$1" in
   start) exec npm run --silent start:local ;;
   test) exec npm run --silent test:all ;;

@@ -1,0 +1,28 @@
+// The plug-in contract (TIE's): classify a session → {label, confidence 0–100, flags}; REDO asks to be called
+// again with more packets, NOMORE says this plug-in will never know. Plug-ins declare whether they are ready to
+// decide for a flow, load their data at start-up, and (for the statistical one) can be trained.
+#pragma once
+#include <string>
+
+#include "flow.h"
+
+namespace classifier {
+
+struct Decision {
+  enum Flags : unsigned { None = 0, Redo = 1, NoMore = 2 };
+  std::string label;        // nDPI application name; empty = no opinion
+  uint8_t confidence = 0;   // 0–100
+  unsigned flags = None;
+};
+
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+  virtual const char* name() const = 0;
+  /** Loads the plug-in's data (services table, signatures, model); false with `error` set if it cannot. */
+  virtual bool Load(const std::string& data_dir, std::string& error) = 0;
+  /** Called for each packet of an undecided flow, after the flow was updated with it. */
+  virtual Decision Classify(const Flow& flow, const PacketInfo& packet) = 0;
+};
+
+}  // namespace classifier

@@ -1,0 +1,11 @@
+// The plug-ins compiled into the addon, by name. New plug-ins register here (see README.md for an example).
+#pragma once
+#include <memory>
+
+#include "plugin.h"
+
+namespace classifier {
+
+std::unique_ptr<Plugin> MakePortPlugin();
+
+}  // namespace classifier

@@ -1,0 +1,66 @@
+// port: the cheapest plug-in — the flow's server port looked up in a services table kept as data
+// (data/services.tsv: protocol, port, nDPI application name). Decides on a flow's first packet.
+#include <fstream>
+#include <netinet/in.h>
+#include <sstream>
+#include <unordered_map>
+
+#include "plugins.h"
+
+namespace classifier {
+namespace {
+
+class PortPlugin : public Plugin {
+ public:
+  const char* name() const override { return "port"; }
+
+  bool Load(const std::string& data_dir, std::string& error) override {
+    const std::string path = data_dir + "/services.tsv";
+    std::ifstream in(path);
+    if (!in) {
+      error = "cannot read " + path;
+      return false;
+    }
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+      n++;
+      if (line.empty() || line[0] == '#') continue;
+      std::istringstream fields(line);
+      std::string proto, label;
+      unsigned port;
+      if (!(fields >> proto >> port >> label) || port > 65535 || (proto != "tcp" && proto != "udp")) {
+        error = path + ":" + std::to_string(n) + ": expected \"tcp|udp PORT LABEL\"";
+        return false;
+      }
+      table_[Key(proto == "tcp" ? IPPROTO_TCP : IPPROTO_UDP, static_cast<uint16_t>(port))] = label;
+    }
+    return true;
+  }
+
+  Decision Classify(const Flow& f, const PacketInfo&) override {
+    Decision d;
+    d.flags = Decision::NoMore;  // the port never changes: one answer, right away
+    if (f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP) return d;
+    // The responder's port first (the service), then the initiator's (a server that spoke first).
+    for (uint16_t port : {f.dport, f.sport}) {
+      auto it = table_.find(Key(f.proto, port));
+      if (it != table_.end()) {
+        d.label = it->second;
+        d.confidence = port == f.dport ? 60 : 40;
+        return d;
+      }
+    }
+    return d;
+  }
+
+ private:
+  static uint32_t Key(uint8_t proto, uint16_t port) { return (static_cast<uint32_t>(proto) << 16) | port; }
+  std::unordered_map<uint32_t, std::string> table_;
+};
+
+}  // namespace
+
+std::unique_ptr<Plugin> MakePortPlugin() { return std::make_unique<PortPlugin>(); }
+
+}  // namespace classifier

@@ -1,0 +1,89 @@
+// The classifier's first slice (issue #4) on captures the test writes itself: decoding (VLAN, IPv6, truncated and
+// malformed frames counted), bidirectional sessions with per-direction counters, the port plug-in with nDPI's
+// names, BPF filtering, the bounded flow table, and the CLI's text and JSONL output.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { beforeAll, describe, expect, it } from "vitest";
+import { classifierBuilt, classifyFiles, type FlowRecord } from "../../classifier-native/index.ts";
+import { ROOT } from "../../scripts/local.ts";
+import { type Frame, ipv4Frame, ipv6TcpFrame, writePcap } from "./pcap.ts";
+import { tempDir } from "./system.ts";
+
+const why = classifierBuilt() ? null : "the classifier addon is not built (npm test builds it when libpcap-dev is installed)";
+if (why) console.warn(`skipping the classifier tests: ${why}`);
+
+describe.skipIf(why !== null)("classifier, offline", () => {
+  const dir = tempDir("classifier");
+  const capture = join(dir, "mixed.pcap");
+
+  beforeAll(() => {
+    const t0 = 1_795_000_000;
+    const frames: Frame[] = [
+      // TLS: handshake both ways, then data and a FIN each way.
+      { ts: t0, bytes: ipv4Frame({ proto: "tcp", src: "10.0.0.1", sport: 40000, dst: "10.0.0.2", dport: 443, flags: 0x02 }) },
+      { ts: t0 + 0.01, bytes: ipv4Frame({ proto: "tcp", src: "10.0.0.2", sport: 443, dst: "10.0.0.1", dport: 40000, flags: 0x12 }) },
+      { ts: t0 + 0.02, bytes: ipv4Frame({ proto: "tcp", src: "10.0.0.1", sport: 40000, dst: "10.0.0.2", dport: 443, payload: Buffer.alloc(100, 0x16) }) },
+      { ts: t0 + 0.03, bytes: ipv4Frame({ proto: "tcp", src: "10.0.0.2", sport: 443, dst: "10.0.0.1", dport: 40000, payload: Buffer.alloc(200, 0x16) }) },
+      { ts: t0 + 0.04, bytes: ipv4Frame({ proto: "tcp", src: "10.0.0.1", sport: 40000, dst: "10.0.0.2", dport: 443, flags: 0x11 }) },
+      { ts: t0 + 0.05, bytes: ipv4Frame({ proto: "tcp", src: "10.0.0.2", sport: 443, dst: "10.0.0.1", dport: 40000, flags: 0x11 }) },
+      // DNS question and answer.
+      { ts: t0 + 0.1, bytes: ipv4Frame({ proto: "udp", src: "10.0.0.1", sport: 33333, dst: "10.0.0.53", dport: 53, payload: Buffer.alloc(30, 1) }) },
+      { ts: t0 + 0.11, bytes: ipv4Frame({ proto: "udp", src: "10.0.0.53", sport: 53, dst: "10.0.0.1", dport: 33333, payload: Buffer.alloc(60, 1) }) },
+      // A port nobody knows.
+      { ts: t0 + 0.2, bytes: ipv4Frame({ proto: "tcp", src: "10.0.0.1", sport: 40001, dst: "10.0.0.9", dport: 65000, flags: 0x02 }) },
+      // NTP on VLAN 42.
+      { ts: t0 + 0.3, bytes: ipv4Frame({ proto: "udp", src: "10.0.1.1", sport: 123, dst: "10.0.1.2", dport: 123, payload: Buffer.alloc(48), vlan: 42 }) },
+      // SSH over IPv6.
+      { ts: t0 + 0.4, bytes: ipv6TcpFrame("2001:db8::1", 50000, "2001:db8::2", 22, 0x02) },
+      { ts: t0 + 0.41, bytes: ipv6TcpFrame("2001:db8::2", 22, "2001:db8::1", 50000, 0x12) },
+      // A frame cut to 10 bytes by the capture, and an IPv4 header that claims to be 8 bytes long.
+      { ts: t0 + 0.5, bytes: ipv4Frame({ proto: "udp", src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2 }), caplen: 10 },
+      { ts: t0 + 0.6, bytes: (() => { const f = ipv4Frame({ proto: "udp", src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2 }); f[14] = 0x42; return f; })() },
+    ];
+    writePcap(capture, frames);
+  });
+
+  const byPort = (flows: FlowRecord[], port: number) => flows.find((f) => f.dport === port)!;
+
+  it("builds bidirectional flows with per-direction counters and nDPI-named port decisions", async () => {
+    const { flows, stats } = await classifyFiles([capture]);
+    expect(flows).toHaveLength(5);
+    expect(byPort(flows, 443)).toMatchObject({
+      proto: "TCP", src: "10.0.0.1", sport: 40000, dst: "10.0.0.2", dport: 443, packets_up: 3, packets_down: 3,
+      bytes_up: 40 + 140 + 40, bytes_down: 40 + 240 + 40, label: "TLS", plugin: "port", packets_to_decision: 1, vlan: null,
+    });
+    expect(byPort(flows, 443).last_ts - byPort(flows, 443).first_ts).toBeCloseTo(0.05, 5);
+    expect(byPort(flows, 53)).toMatchObject({ proto: "UDP", label: "DNS", packets_up: 1, packets_down: 1, bytes_down: 88 });
+    expect(byPort(flows, 65000)).toMatchObject({ label: "Unknown", plugin: null, confidence: 0 });
+    expect(byPort(flows, 123)).toMatchObject({ label: "NTP", vlan: 42 });
+    expect(byPort(flows, 22)).toMatchObject({ proto: "TCP", src: "2001:db8::1", dst: "2001:db8::2", label: "SSH", packets_down: 1 });
+    expect(stats).toMatchObject({ packets: 14, decoded: 12, truncated: 1, malformed: 1, flows: 5, evicted: 0 });
+  });
+
+  it("applies a BPF filter, bounds the flow table, and says what is wrong with bad input", async () => {
+    // libpcap's semantics: "udp" matches untagged frames only; tagged ones need "vlan and udp".
+    expect((await classifyFiles([capture], { bpf: "udp" })).flows.map((f) => f.label)).toEqual(["DNS"]);
+    expect((await classifyFiles([capture], { bpf: "udp or (vlan and udp)" })).flows.map((f) => f.label).sort()).toEqual(["DNS", "NTP"]);
+    const bounded = await classifyFiles([capture], { maxFlows: 2 });
+    expect(bounded.stats.evicted).toBe(3);
+    expect(bounded.flows).toHaveLength(5);  // evicted flows are reported, not lost
+    await expect(classifyFiles([capture], { bpf: "udp and and" })).rejects.toThrow(/BPF filter "udp and and"/);
+    await expect(classifyFiles([join(dir, "missing.pcap")])).rejects.toThrow(/missing\.pcap/);
+    await expect(classifyFiles([capture], { plugins: ["telepathy"] })).rejects.toThrow(/unknown plug-in "telepathy"/);
+  });
+
+  it("prints TIE-like text lines or JSON lines from the command line, and loops over a playlist", async () => {
+    const run = (args: string[]) => promisify(execFile)(process.execPath, [join(ROOT, "classifier-native/cli.ts"), ...args], { encoding: "utf8" });
+    const text = await run([capture]);
+    expect(text.stdout.trim().split("\n")).toHaveLength(5);
+    expect(text.stdout).toMatch(/^TCP\t10\.0\.0\.1\t40000\t10\.0\.0\.2\t443\t.*\tTLS\t60\tport\t1$/m);
+    expect(text.stderr).toContain("14 packets (12 decoded, 1 truncated, 1 malformed, 0 not IP), 5 flows");
+    const playlist = join(dir, "playlist.txt");
+    (await import("node:fs")).writeFileSync(playlist, `# two passes\n${capture}\n`);
+    const jsonl = await run(["--format", "jsonl", "--playlist", playlist, "--loop", "2"]);
+    const records = jsonl.stdout.trim().split("\n").map((l) => JSON.parse(l) as FlowRecord);
+    expect(records.find((r) => r.dport === 443)).toMatchObject({ packets_up: 6, label: "TLS" });
+    await expect(run(["--format", "xml", capture])).rejects.toMatchObject({ stderr: expect.stringContaining("--format must be text or jsonl") });
+  });
+});
