@@ -24,7 +24,7 @@ fi
 if [ "$1" = test ]; then
   want=""
   for tool in /usr/sbin/nsd:nsd /usr/bin/dig:dnsutils /usr/sbin/chronyd:chrony /usr/bin/sntp:sntp /usr/bin/ping:iputils-ping /usr/sbin/nft:nftables /usr/bin/cc:gcc /usr/sbin/traceroute:traceroute /usr/bin/scamper:scamper /usr/include/pcap/pcap.h:libpcap-dev; do
-    [ -x "${tool%%:*}" ] || want="$want ${tool#*:}"
+    [ -e "${tool%%:*}" ] || want="$want ${tool#*:}"
   done
   /usr/bin/python3 -c 'import ripe.atlas.cousteau' >/dev/null 2>&1 || want="$want python3-ripe-atlas-cousteau"
   if [ -n "$want" ]; then
