@@ -44,6 +44,8 @@ DecodeResult Transport(const uint8_t* p, uint32_t avail, uint32_t declared, Pack
 
 DecodeResult Ipv4(const uint8_t* p, uint32_t avail, PacketInfo& out) {
   if (avail < 20) return DecodeResult::Truncated;
+  out.l3 = p;
+  out.l3_len = avail;
   if ((p[0] >> 4) != 4) return DecodeResult::Malformed;
   const uint32_t ihl = (p[0] & 0x0f) * 4u;
   const uint32_t total = be16(p + 2);
@@ -64,6 +66,8 @@ DecodeResult Ipv4(const uint8_t* p, uint32_t avail, PacketInfo& out) {
 
 DecodeResult Ipv6(const uint8_t* p, uint32_t avail, PacketInfo& out) {
   if (avail < 40) return DecodeResult::Truncated;
+  out.l3 = p;
+  out.l3_len = avail;
   if ((p[0] >> 4) != 6) return DecodeResult::Malformed;
   out.src.version = out.dst.version = 6;
   std::memcpy(out.src.bytes, p + 8, 16);

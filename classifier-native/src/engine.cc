@@ -12,10 +12,16 @@ bool Engine::Init(const Options& options, std::string& error) {
   for (const std::string& name : options.plugins) {
     std::unique_ptr<Plugin> p;
     if (name == "port") p = MakePortPlugin();
+    if (name == "ndpi") p = MakeNdpiPlugin();
     if (!p) {
-      error = "unknown plug-in \"" + name + "\" (available: port)";
+      error = "unknown plug-in \"" + name + "\" (available: port, ndpi)";
       return false;
     }
+    if (plugins_.size() >= kPluginSlots) {
+      error = "at most " + std::to_string(kPluginSlots) + " plug-ins at once";
+      return false;
+    }
+    p->slot = plugins_.size();
     if (!p->Load(options.data_dir, error)) return false;
     plugins_.push_back(std::move(p));
   }
@@ -67,22 +73,47 @@ void Engine::Packet(int linktype, const uint8_t* data, uint32_t caplen, double t
   }
   // Expire idle flows once a second of capture time.
   if (ts - last_expiry_ >= 1) {
+    const size_t before = done_.size();
     table_->Expire(ts, options_.tcp_idle, options_.udp_idle, done_);
+    Conclude(before);
     last_expiry_ = ts;
   }
   int direction;
   const size_t before = done_.size();
   Flow& f = table_->Track(p, direction, done_);
   stats_.evicted += done_.size() - before;
+  Conclude(before);
   if (f.total_packets() == 1) stats_.flows++;
-  if (!f.decided) Decide(f, p);
+  if (!f.decided) Decide(f, p, direction);
 }
 
-/** Priority combiner: plug-ins in the order given (cheap first); the first answer decides. */
-void Engine::Decide(Flow& f, const PacketInfo& p) {
-  bool anyone_waiting = false;
+/** Flows that left the table (done_[from…]): an undecided one gets the plug-ins' last word; state is released. */
+void Engine::Conclude(size_t from) {
+  for (size_t i = from; i < done_.size(); i++) {
+    Flow& f = done_[i];
+    for (auto& plugin : plugins_) {
+      if (f.decided) break;
+      Decision d = plugin->Conclude(f);
+      if (!d.label.empty()) {
+        f.decided = true;
+        f.label = d.label;
+        f.confidence = d.confidence;
+        f.plugin = plugin->name();
+        f.packets_to_decision = f.total_packets();
+      }
+    }
+    for (auto& state : f.plugin_state) state.reset();
+  }
+}
+
+/**
+ * Priority combiner: plug-ins in the order given. A plug-in's answer decides unless a plug-in before it is still
+ * waiting for more packets (REDO): then the flow waits too, and later plug-ins are asked only once the earlier ones
+ * have given up (NOMORE). When every plug-in has given up without an answer the flow is decided Unknown.
+ */
+void Engine::Decide(Flow& f, const PacketInfo& p, int direction) {
   for (auto& plugin : plugins_) {
-    Decision d = plugin->Classify(f, p);
+    Decision d = plugin->Classify(f, p, direction);
     if (!d.label.empty()) {
       f.decided = true;
       f.label = d.label;
@@ -91,14 +122,16 @@ void Engine::Decide(Flow& f, const PacketInfo& p) {
       f.packets_to_decision = f.total_packets();
       return;
     }
-    if (d.flags & Decision::Redo) anyone_waiting = true;
+    if (d.flags & Decision::Redo) return;  // a better plug-in may still answer: wait for it
   }
-  if (!anyone_waiting) {  // nobody will ever know: Unknown, decided now
-    f.decided = true;
-    f.packets_to_decision = f.total_packets();
-  }
+  f.decided = true;  // nobody will ever know: Unknown, decided now
+  f.packets_to_decision = f.total_packets();
 }
 
-void Engine::Finish() { table_->Drain(done_); }
+void Engine::Finish() {
+  const size_t before = done_.size();
+  table_->Drain(done_);
+  Conclude(before);
+}
 
 }  // namespace classifier

@@ -35,7 +35,8 @@ class Engine {
 
  private:
   void Packet(int linktype, const uint8_t* data, uint32_t caplen, double ts);
-  void Decide(Flow& flow, const PacketInfo& packet);
+  void Decide(Flow& flow, const PacketInfo& packet, int direction);
+  void Conclude(size_t from);
 
   Options options_;
   std::vector<std::unique_ptr<Plugin>> plugins_;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -24,6 +25,9 @@ struct FlowKeyHash {
   size_t operator()(const FlowKey& k) const;
 };
 
+/** Plug-ins that keep per-flow state (nDPI's flow struct, say) get one slot each. */
+constexpr size_t kPluginSlots = 4;
+
 /** Bytes of payload kept per direction for the plug-ins that look at early payload. */
 constexpr size_t kPayloadPrefix = 64;
 
@@ -41,6 +45,7 @@ struct Flow {
   uint8_t prefix[2][kPayloadPrefix] = {};
   uint8_t fin_seen = 0;           // bit 0: up, bit 1: down
   bool rst = false;
+  std::shared_ptr<void> plugin_state[kPluginSlots];  // released with the flow
   // Decision.
   bool decided = false;
   std::string label = "Unknown";

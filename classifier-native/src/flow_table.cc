@@ -1,5 +1,6 @@
 #include "flow.h"
 
+#include <algorithm>
 #include <cstring>
 #include <netinet/in.h>
 
@@ -97,7 +98,10 @@ void FlowTable::Expire(double now, double tcp_idle, double udp_idle, std::vector
 }
 
 void FlowTable::Drain(std::vector<Flow>& out) {
+  // In order of their first packet, so a run's output does not depend on hash order.
+  const size_t from = out.size();
   for (auto& [key, flow] : flows_) out.push_back(std::move(flow));
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(from), out.end(), [](const Flow& x, const Flow& y) { return x.first_ts < y.first_ts; });
   flows_.clear();
   lru_.clear();
 }

@@ -19,6 +19,8 @@ struct PacketInfo {
   uint16_t vlan = 0;        // outermost VLAN id, 0 if none
   uint8_t tcp_flags = 0;
   uint32_t ip_bytes = 0;    // length of the IP packet as declared (wire size above the link layer)
+  const uint8_t* l3 = nullptr;  // the IP header, for plug-ins that take whole packets (nDPI)
+  uint32_t l3_len = 0;           // captured bytes from the IP header on
   const uint8_t* payload = nullptr;
   uint32_t payload_len = 0; // captured payload bytes available
   bool fragment = false;    // a non-first IP fragment: no transport header

@@ -7,5 +7,6 @@
 namespace classifier {
 
 std::unique_ptr<Plugin> MakePortPlugin();
+std::unique_ptr<Plugin> MakeNdpiPlugin();
 
 }  // namespace classifier

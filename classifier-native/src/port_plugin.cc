@@ -38,7 +38,13 @@ class PortPlugin : public Plugin {
     return true;
   }
 
-  Decision Classify(const Flow& f, const PacketInfo&) override {
+  // A flow that ended before a plug-in ahead of this one decided still gets the port's answer.
+  Decision Conclude(Flow& f) override { return Lookup(f); }
+
+  Decision Classify(Flow& f, const PacketInfo&, int) override { return Lookup(f); }
+
+ private:
+  Decision Lookup(const Flow& f) const {
     Decision d;
     d.flags = Decision::NoMore;  // the port never changes: one answer, right away
     if (f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP) return d;
@@ -54,7 +60,6 @@ class PortPlugin : public Plugin {
     return d;
   }
 
- private:
   static uint32_t Key(uint8_t proto, uint16_t port) { return (static_cast<uint32_t>(proto) << 16) | port; }
   std::unordered_map<uint32_t, std::string> table_;
 };
