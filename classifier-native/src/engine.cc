@@ -54,6 +54,9 @@ bool Engine::ProcessFile(const std::string& path, std::string& error) {
   // A capture cut short (truncated file) ends the file, not the run: what was read counts.
   if (rc == PCAP_ERROR) error = path + ": " + pcap_geterr(pcap);
   pcap_close(pcap);
+  // Each capture is its own trace: its flows end with it (a playlist, or --loop, never merges sessions across files).
+  Finish();
+  last_expiry_ = 0;
   return rc != PCAP_ERROR || stats_.decode.packets > 0;
 }
 

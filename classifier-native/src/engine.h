@@ -26,7 +26,7 @@ struct Stats {
 class Engine {
  public:
   bool Init(const Options& options, std::string& error);
-  /** Reads one capture file through the pipeline; finished flows accumulate in flows(). */
+  /** Reads one capture file through the pipeline; its flows end with it and accumulate in flows(). */
   bool ProcessFile(const std::string& path, std::string& error);
   /** Ends every flow still open (end of input). */
   void Finish();

@@ -1,6 +1,6 @@
 // ndpi: Debian's nDPI 4.2 as the deep-inspection plug-in. One detection module per engine (one per thread: nDPI is
 // not thread-safe); one nDPI flow struct per flow, kept in the flow's plug-in slot and freed with it. Whole IP
-// packets go in until nDPI names the protocol or the packet budget (as ndpiReader's: 80 TCP, 16 UDP) runs out;
+// packets go in until nDPI names the protocol or the packet budget (as ndpiReader's: 80 TCP, 24 UDP) runs out;
 // a flow that ends undecided gets nDPI's guess from its ports, at lower confidence.
 #include <cstring>
 #include <netinet/in.h>
@@ -14,7 +14,7 @@ extern "C" {
 namespace classifier {
 namespace {
 
-constexpr uint32_t kTcpBudget = 80, kUdpBudget = 16;
+constexpr uint32_t kTcpBudget = 80, kUdpBudget = 24;  // ndpiReader 4.2 defaults (-T, -U)
 
 class NdpiPlugin : public Plugin {
  public:
