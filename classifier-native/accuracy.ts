@@ -20,8 +20,17 @@ const labels = readFileSync(join(dir, "labels.jsonl"), "utf8").trim().split("\n"
 const files = [...new Set(labels.map((l) => l.file))].filter((f) => existsSync(join(dir, f)));
 /** Names compare without case or punctuation: "IPsec" = "IPSec", "MsSQL-TDS" = "mssqltds". */
 const norm = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, "");
+/** Addresses in one spelling: IPv6 fully expanded (the labels write "::3" where inet_ntop writes ":0:3"). */
+function canon(addr: string): string {
+  if (!addr.includes(":")) return addr;
+  const halves = addr.split("::");
+  if (halves.length > 2) return addr;  // not an address (some labels have two "::"): matches nothing
+  const head = halves[0] ? halves[0].split(":") : [], tail = halves[1] ? halves[1].split(":") : [];
+  const groups = halves.length === 2 ? [...head, ...Array(8 - head.length - tail.length).fill("0"), ...tail] : head;
+  return groups.map((g) => parseInt(g, 16).toString(16)).join(":");
+}
 const key = (file: string, proto: string, a: string, ap: number, b: string, bp: number) =>
-  [file, proto.toUpperCase(), ...[`${a}:${ap}`, `${b}:${bp}`].sort()].join("|");
+  [file, proto.toUpperCase(), ...[`${canon(a)}#${ap}`, `${canon(b)}#${bp}`].sort()].join("|");
 
 const configs: [string, string[]][] = [["port", ["port"]], ["ndpi", ["ndpi"]], ["ndpi → port", ["ndpi", "port"]], ["port → ndpi", ["port", "ndpi"]]];
 console.log(`${files.length} captures, ${labels.length} labelled flows\n`);

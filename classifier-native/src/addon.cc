@@ -18,6 +18,7 @@ std::string ProtoName(uint8_t p) {
     case 6: return "TCP";
     case 17: return "UDP";
     case 1: return "ICMP";
+    case 2: return "IGMP";
     case 58: return "ICMPV6";
     case 132: return "SCTP";
     case 47: return "GRE";

@@ -9,6 +9,84 @@ namespace {
 
 uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
+DecodeResult Network(uint16_t ethertype, const uint8_t* p, uint32_t avail, PacketInfo& out);
+DecodeResult Ethernet(const uint8_t* f, uint32_t caplen, PacketInfo& out);
+
+constexpr int kMaxTunnelDepth = 3;
+
+/**
+ * An IEEE 802.11 data frame (as CAPWAP carries it): its MAC header, then LLC/SNAP naming the ethertype.
+ * Management and control frames carry no IP.
+ */
+DecodeResult Ieee80211(const uint8_t* f, uint32_t len, PacketInfo& out) {
+  if (len < 24) return DecodeResult::Truncated;
+  // Some access points (Cisco's, notably) send the frame control field byte-swapped; take whichever order says data.
+  const bool swapped = ((f[0] >> 2) & 3) != 2 && ((f[1] >> 2) & 3) == 2;
+  const uint8_t fc0 = swapped ? f[1] : f[0], fc1 = swapped ? f[0] : f[1];
+  if (((fc0 >> 2) & 3) != 2) return DecodeResult::NotIp;  // not a data frame
+  uint32_t at = 24;
+  if ((fc1 & 3) == 3) at += 6;       // ToDS and FromDS: a fourth address
+  if (fc0 & 0x80) at += 2;           // QoS data: QoS control
+  if (fc1 & 0x80) at += 4;           // +HTC (order bit on QoS frames)
+  if (len < at + 8) return DecodeResult::Truncated;
+  if (f[at] != 0xaa || f[at + 1] != 0xaa || f[at + 2] != 0x03) return DecodeResult::NotIp;  // LLC/SNAP
+  return Network(be16(f + at + 6), f + at + 8, len - at - 8, out);
+}
+
+/** UDP payloads that are tunnels: the inner packet is what gets classified (outer VLAN kept). */
+bool Tunnel(uint16_t sport, uint16_t dport, const uint8_t* p, uint32_t len, PacketInfo& out, DecodeResult& result) {
+  if (out.tunnel_depth >= kMaxTunnelDepth) return false;
+  const uint16_t vlan = out.vlan;
+  const double ts = out.ts;
+  const int depth = out.tunnel_depth + 1;
+  auto inner = [&](auto&& decode) {
+    PacketInfo in;
+    in.ts = ts;
+    in.vlan = vlan;
+    in.tunnel_depth = depth;
+    result = decode(in);
+    if (result == DecodeResult::Ok) out = in;
+    return result == DecodeResult::Ok;
+  };
+  if (dport == 4789 || sport == 4789) {  // VXLAN: 8-byte header (I flag), then Ethernet
+    if (len < 8 + 14 || !(p[0] & 0x08)) return false;
+    return inner([&](PacketInfo& in) { return Ethernet(p + 8, len - 8, in); });
+  }
+  if (dport == 2152 || sport == 2152) {  // GTP-U version 1, T-PDU
+    if (len < 8 || (p[0] >> 5) != 1 || p[1] != 0xff) return false;
+    uint32_t at = 8;
+    if (p[0] & 0x07) {  // sequence number, N-PDU number or extension headers present
+      if (len < 12) return false;
+      uint8_t next = p[11];
+      at = 12;
+      for (int n = 0; next && n < 8; n++) {  // extension headers: length in 4-byte units, next type in the last byte
+        if (len < at + 1 || p[at] == 0) return false;
+        const uint32_t ext = p[at] * 4u;
+        if (len < at + ext) return false;
+        next = p[at + ext - 1];
+        at += ext;
+      }
+    }
+    if (len <= at) return false;
+    return inner([&](PacketInfo& in) {
+      const int v = p[at] >> 4;
+      return v == 4 || v == 6 ? Network(v == 4 ? 0x0800 : 0x86dd, p + at, len - at, in) : DecodeResult::NotIp;
+    });
+  }
+  if (dport == 5247 || sport == 5247) {  // CAPWAP data channel
+    if (len < 8 || (p[0] >> 4) != 0) return false;
+    const uint32_t hlen = ((p[1] >> 3) & 0x1f) * 4u;
+    const bool native = p[2] & 0x01;  // T: native frame format of the wireless binding
+    const uint8_t wbid = (p[2] >> 1) & 0x1f;  // wireless binding: 1 = IEEE 802.11
+    if (hlen < 8 || len <= hlen) return false;
+    return inner([&](PacketInfo& in) {
+      if (native && wbid == 1) return Ieee80211(p + hlen, len - hlen, in);
+      return native ? DecodeResult::NotIp : Ethernet(p + hlen, len - hlen, in);
+    });
+  }
+  return false;
+}
+
 DecodeResult Transport(const uint8_t* p, uint32_t avail, uint32_t declared, PacketInfo& out) {
   // `declared`: transport bytes the IP header says there are; `avail`: bytes actually captured.
   const uint32_t len = avail < declared ? avail : declared;
@@ -33,13 +111,33 @@ DecodeResult Transport(const uint8_t* p, uint32_t avail, uint32_t declared, Pack
       out.dport = be16(p + 2);
       out.payload = p + hdr;
       out.payload_len = len - hdr;
+      DecodeResult inner;
+      if (out.proto == IPPROTO_UDP && Tunnel(out.sport, out.dport, out.payload, out.payload_len, out, inner)) return inner;
       return DecodeResult::Ok;
     }
-    default:  // ICMP, ICMPv6, GRE, …: no ports; the whole rest is "payload" for the plug-ins
-      out.payload = p;
-      out.payload_len = len;
-      return DecodeResult::Ok;
+    case 47: {  // GRE: the inner IP packet (or Ethernet frame) is what gets classified
+      if (len < 4 || out.tunnel_depth >= kMaxTunnelDepth || (p[1] & 0x07) > 1) break;  // versions 0 and 1 (PPTP) only
+      uint32_t at = 4 + ((p[0] & 0x80) ? 4 : 0) + ((p[0] & 0x20) ? 4 : 0) + ((p[0] & 0x10) ? 4 : 0) + ((p[1] & 0x80) ? 4 : 0);
+      const uint16_t type = be16(p + 2);
+      if (len <= at || (type != 0x0800 && type != 0x86dd && type != 0x6558)) break;
+      PacketInfo in;
+      in.ts = out.ts;
+      in.vlan = out.vlan;
+      in.tunnel_depth = out.tunnel_depth + 1;
+      const DecodeResult r = type == 0x6558 ? Ethernet(p + at, len - at, in) : Network(type, p + at, len - at, in);
+      if (r == DecodeResult::Ok) {
+        out = in;
+        return r;
+      }
+      break;
+    }
+    default:
+      break;
   }
+  // ICMP, ICMPv6, IGMP, an undecodable GRE…: no ports; the whole rest is "payload" for the plug-ins.
+  out.payload = p;
+  out.payload_len = len;
+  return DecodeResult::Ok;
 }
 
 DecodeResult Ipv4(const uint8_t* p, uint32_t avail, PacketInfo& out) {
@@ -105,6 +203,20 @@ DecodeResult Network(uint16_t ethertype, const uint8_t* p, uint32_t avail, Packe
   return DecodeResult::NotIp;
 }
 
+DecodeResult Ethernet(const uint8_t* f, uint32_t caplen, PacketInfo& out) {
+  if (caplen < 14) return DecodeResult::Truncated;
+  uint32_t at = 12;
+  uint16_t type = be16(f + at);
+  // VLAN and QinQ tags (at most two levels are common; accept up to four).
+  for (int tags = 0; (type == 0x8100 || type == 0x88a8 || type == 0x9100) && tags < 4; tags++) {
+    if (caplen < at + 6) return DecodeResult::Truncated;
+    if (out.vlan == 0) out.vlan = be16(f + at + 2) & 0x0fff;
+    at += 4;
+    type = be16(f + at);
+  }
+  return Network(type, f + at + 2, caplen - at - 2, out);
+}
+
 DecodeResult ByVersion(const uint8_t* p, uint32_t avail, PacketInfo& out) {
   if (avail < 1) return DecodeResult::Truncated;
   const int v = p[0] >> 4;
@@ -117,19 +229,8 @@ DecodeResult Decode(int linktype, const uint8_t* f, uint32_t caplen, double ts, 
   out = PacketInfo{};
   out.ts = ts;
   switch (linktype) {
-    case DLT_EN10MB: {
-      if (caplen < 14) return DecodeResult::Truncated;
-      uint32_t at = 12;
-      uint16_t type = be16(f + at);
-      // VLAN and QinQ tags (at most two levels are common; accept up to four).
-      for (int tags = 0; (type == 0x8100 || type == 0x88a8 || type == 0x9100) && tags < 4; tags++) {
-        if (caplen < at + 6) return DecodeResult::Truncated;
-        if (out.vlan == 0) out.vlan = be16(f + at + 2) & 0x0fff;
-        at += 4;
-        type = be16(f + at);
-      }
-      return Network(type, f + at + 2, caplen - at - 2, out);
-    }
+    case DLT_EN10MB:
+      return Ethernet(f, caplen, out);
     case DLT_LINUX_SLL:
       if (caplen < 16) return DecodeResult::Truncated;
       return Network(be16(f + 14), f + 16, caplen - 16, out);

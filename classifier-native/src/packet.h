@@ -24,6 +24,7 @@ struct PacketInfo {
   const uint8_t* payload = nullptr;
   uint32_t payload_len = 0; // captured payload bytes available
   bool fragment = false;    // a non-first IP fragment: no transport header
+  uint8_t tunnel_depth = 0; // > 0: this is the inner packet of a tunnel (VXLAN, GTP-U, CAPWAP, GRE)
 };
 
 enum class DecodeResult { Ok, Truncated, Malformed, NotIp };

@@ -119,3 +119,37 @@ describe.skipIf(why !== null)("classifier with the nDPI plug-in", () => {
     expect(ndpiOnly.flows.find((f) => f.dport === 53)).toMatchObject({ label: "DNS", plugin: "ndpi", packets_to_decision: 1 });
   });
 });
+
+describe.skipIf(why !== null)("classifier through tunnels", () => {
+  it("classifies the inner flow of VXLAN, GTP-U and GRE packets", async () => {
+    const dir = tempDir("classifier-tunnels");
+    const capture = join(dir, "tunnels.pcap");
+    const inner = (dport: number, src = "192.168.7.1") => ipv4Frame({ proto: "tcp", src, sport: 45000, dst: "192.168.7.2", dport, flags: 0x02 });
+    const ipOf = (frame: Buffer) => frame.subarray(14);
+    // VXLAN: UDP to 4789, an 8-byte header with the I flag, then an Ethernet frame.
+    const vxlan = Buffer.concat([Buffer.from("0800000000002a00", "hex"), inner(443)]);
+    // GTP-U: version 1, T-PDU (0xff), length, TEID, then the user's IP packet.
+    const user = ipOf(inner(22, "10.45.0.7"));
+    const gtpHeader = Buffer.from("30ff000000000001", "hex");
+    gtpHeader.writeUInt16BE(user.length, 2);
+    const gtp = Buffer.concat([gtpHeader, user]);
+    // GRE (version 0, no options) carrying IPv4, as an IP packet of protocol 47.
+    const greInner = ipOf(inner(25, "10.99.0.1"));
+    const gre = Buffer.concat([Buffer.from("00000800", "hex"), greInner]);
+    const greFrame = ipv4Frame({ proto: "udp", src: "203.0.113.1", sport: 1, dst: "203.0.113.2", dport: 2, payload: gre });
+    greFrame[14 + 9] = 47;  // make the outer protocol GRE: the "UDP" header bytes become the GRE packet's start
+    const greOuter = Buffer.concat([greFrame.subarray(0, 34), gre]);
+    greOuter.writeUInt16BE(20 + gre.length, 16);
+    writePcap(capture, [
+      { ts: 1, bytes: ipv4Frame({ proto: "udp", src: "198.51.100.1", sport: 50000, dst: "198.51.100.2", dport: 4789, payload: vxlan }) },
+      { ts: 2, bytes: ipv4Frame({ proto: "udp", src: "198.51.100.3", sport: 2152, dst: "198.51.100.4", dport: 2152, payload: gtp }) },
+      { ts: 3, bytes: greOuter },
+    ]);
+    const { flows } = await classifyFiles([capture]);
+    expect(flows.map((f) => [f.src, f.dst, f.dport, f.label])).toEqual([
+      ["192.168.7.1", "192.168.7.2", 443, "TLS"],
+      ["10.45.0.7", "192.168.7.2", 22, "SSH"],
+      ["10.99.0.1", "192.168.7.2", 25, "SMTP"],
+    ]);
+  });
+});
