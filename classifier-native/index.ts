@@ -29,6 +29,16 @@ export type ClassifyStats = {
   flows: number; evicted: number; warnings: string[];
 };
 
+/** Traffic per application in one interval of capture time (cyclic mode). */
+export type IntervalReport = {
+  start: number;
+  end: number;
+  apps: { label: string; flows: number; packets_up: number; bytes_up: number; packets_down: number; bytes_down: number }[];
+};
+
+/** Pushed while the captures are read: a flow decided (realtime) or an interval closed (cyclic). */
+export type ClassifyEvent = { type: "decision"; flow: FlowRecord } | ({ type: "interval" } & IntervalReport);
+
 export type ClassifyOptions = {
   /** Plug-ins in the order the priority combiner asks them (cheap first). Available: port. */
   plugins?: string[];
@@ -36,12 +46,16 @@ export type ClassifyOptions = {
   bpf?: string;
   /** Flows held at once; when full the least recently seen flow is ended and reported. */
   maxFlows?: number;
+  /** Cyclic mode: report traffic per application every `interval` seconds of capture time. */
+  interval?: number;
 };
 
 const ADDON = join(import.meta.dirname, "build", "Release", "vantage_classifier.node");
 export const DATA_DIR = join(import.meta.dirname, "data");
 
-type Addon = { classify(files: string[], options: Record<string, unknown>): Promise<{ flows: FlowRecord[]; stats: ClassifyStats }> };
+type Addon = {
+  classify(files: string[], options: Record<string, unknown>, onEvent?: (e: ClassifyEvent) => void): Promise<{ flows: FlowRecord[]; stats: ClassifyStats }>;
+};
 
 export function classifierBuilt(): boolean {
   return existsSync(ADDON);
@@ -54,9 +68,32 @@ function load(): Addon {
   return addon;
 }
 
-/** Reads the captures (pcap or pcapng) in order and returns every flow, classified, with decoding counters. */
-export function classifyFiles(files: string[], o: ClassifyOptions = {}): Promise<{ flows: FlowRecord[]; stats: ClassifyStats }> {
-  return load().classify(files, { data_dir: DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows });
+/**
+ * Reads the captures (pcap or pcapng) in order and returns every flow, classified, with decoding counters. With
+ * `onEvent`, each decision is pushed the moment it is made (realtime), and with `interval` each closed interval's
+ * traffic per application (cyclic).
+ */
+export function classifyFiles(files: string[], o: ClassifyOptions = {}, onEvent?: (e: ClassifyEvent) => void): Promise<{ flows: FlowRecord[]; stats: ClassifyStats }> {
+  if (o.interval !== undefined && !(o.interval > 0)) return Promise.reject(new Error("interval must be a positive number of seconds"));
+  return load().classify(files, { data_dir: DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows, interval: o.interval }, onEvent);
+}
+
+/** Realtime mode as an async iterator: decisions (and interval reports) as they are made. */
+export async function* classifyEvents(files: string[], o: ClassifyOptions = {}): AsyncGenerator<ClassifyEvent> {
+  const queue: ClassifyEvent[] = [];
+  let wake: (() => void) | null = null;
+  let finished = false;
+  let failure: unknown = null;
+  classifyFiles(files, o, (e) => { queue.push(e); wake?.(); })
+    .catch((e: unknown) => { failure = e; })
+    .finally(() => { finished = true; wake?.(); });
+  for (;;) {
+    if (queue.length) { yield queue.shift()!; continue; }
+    if (failure) throw failure;
+    if (finished) return;
+    await new Promise<void>((r) => { wake = r; });
+    wake = null;
+  }
 }
 
 /** A TIE-like text line: the flow, its counters, and the decision. */

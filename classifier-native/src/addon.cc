@@ -1,4 +1,5 @@
-// Node-API surface: classify(files, options) → Promise<{flows, stats}>, run on a worker thread.
+// Node-API surface: classify(files, options, onEvent?) → Promise<{flows, stats}>, run on a worker thread; with
+// onEvent, decisions (realtime) and interval reports (cyclic, options.interval) are pushed as they happen.
 #include <napi.h>
 
 #include <arpa/inet.h>
@@ -26,15 +27,100 @@ std::string ProtoName(uint8_t p) {
   }
 }
 
+/** A flow as handed to JavaScript: copied out of the engine, so it can cross to the main thread at any time. */
+struct Record {
+  std::string proto, src, dst, label, plugin;
+  uint16_t sport = 0, dport = 0, vlan = 0;
+  double first_ts = 0, last_ts = 0, bytes_up = 0, bytes_down = 0;
+  uint32_t packets_up = 0, packets_down = 0, packets_to_decision = 0;
+  uint8_t confidence = 0;
+
+  static Record Of(const classifier::Flow& f) {
+    return Record{ProtoName(f.proto), AddressText(f.src), AddressText(f.dst), f.label, f.plugin, f.sport, f.dport, f.vlan,
+                  f.first_ts, f.last_ts, static_cast<double>(f.bytes[0]), static_cast<double>(f.bytes[1]),
+                  f.packets[0], f.packets[1], f.packets_to_decision, f.confidence};
+  }
+
+  Napi::Object ToObject(Napi::Env env) const {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("proto", proto);
+    o.Set("src", src);
+    o.Set("sport", sport);
+    o.Set("dst", dst);
+    o.Set("dport", dport);
+    o.Set("vlan", vlan ? Napi::Value(Napi::Number::New(env, vlan)) : env.Null());
+    o.Set("first_ts", first_ts);
+    o.Set("last_ts", last_ts);
+    o.Set("packets_up", packets_up);
+    o.Set("bytes_up", bytes_up);
+    o.Set("packets_down", packets_down);
+    o.Set("bytes_down", bytes_down);
+    o.Set("label", label);
+    o.Set("confidence", confidence);
+    o.Set("plugin", plugin.empty() ? env.Null() : Napi::Value(Napi::String::New(env, plugin)));
+    o.Set("packets_to_decision", packets_to_decision);
+    return o;
+  }
+};
+
+/** What realtime and cyclic modes push to JavaScript while the worker runs. */
+struct Event {
+  bool is_decision = true;
+  Record decision;
+  classifier::IntervalReport interval;
+
+  Napi::Object ToObject(Napi::Env env) const {
+    Napi::Object o = Napi::Object::New(env);
+    if (is_decision) {
+      o.Set("type", "decision");
+      o.Set("flow", decision.ToObject(env));
+      return o;
+    }
+    o.Set("type", "interval");
+    o.Set("start", interval.start);
+    o.Set("end", interval.end);
+    Napi::Array apps = Napi::Array::New(env, interval.apps.size());
+    uint32_t i = 0;
+    for (const auto& [label, c] : interval.apps) {
+      Napi::Object a = Napi::Object::New(env);
+      a.Set("label", label);
+      a.Set("flows", static_cast<double>(c.flows));
+      a.Set("packets_up", static_cast<double>(c.packets[0]));
+      a.Set("bytes_up", static_cast<double>(c.bytes[0]));
+      a.Set("packets_down", static_cast<double>(c.packets[1]));
+      a.Set("bytes_down", static_cast<double>(c.bytes[1]));
+      apps.Set(i++, a);
+    }
+    o.Set("apps", apps);
+    return o;
+  }
+};
+
 class ClassifyWorker : public Napi::AsyncWorker {
  public:
-  ClassifyWorker(Napi::Env env, std::vector<std::string> files, classifier::Options options)
+  ClassifyWorker(Napi::Env env, std::vector<std::string> files, classifier::Options options, Napi::Function on_event)
       : Napi::AsyncWorker(env, "vantage:classify"), files_(std::move(files)), options_(std::move(options)),
-        deferred_(Napi::Promise::Deferred::New(env)) {}
+        deferred_(Napi::Promise::Deferred::New(env)) {
+    if (!on_event.IsEmpty()) {
+      events_ = Napi::ThreadSafeFunction::New(env, on_event, "vantage:classify-events", 0, 1);
+      has_events_ = true;
+    }
+  }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
     std::string error;
+    if (has_events_) {
+      // Each event is copied and handed to the main thread as it happens (BlockingCall keeps them in order).
+      auto push = [this](Event* e) {
+        events_.BlockingCall(e, [](Napi::Env env, Napi::Function cb, Event* ev) {
+          cb.Call({ev->ToObject(env)});
+          delete ev;
+        });
+      };
+      engine_.on_decision = [push](const classifier::Flow& f) { push(new Event{true, Record::Of(f), {}}); };
+      engine_.on_interval = [push](const classifier::IntervalReport& r) { push(new Event{false, {}, r}); };
+    }
     if (!engine_.Init(options_, error)) return SetError(error);
     for (const auto& f : files_) {
       if (!engine_.ProcessFile(f, error)) return SetError(error);
@@ -42,33 +128,14 @@ class ClassifyWorker : public Napi::AsyncWorker {
       error.clear();
     }
     engine_.Finish();
+    engine_.End();
   }
 
   void OnOK() override {
     Napi::Env env = Env();
     auto& flows = engine_.flows();
     Napi::Array out = Napi::Array::New(env, flows.size());
-    for (size_t i = 0; i < flows.size(); i++) {
-      const classifier::Flow& f = flows[i];
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("proto", ProtoName(f.proto));
-      o.Set("src", AddressText(f.src));
-      o.Set("sport", f.sport);
-      o.Set("dst", AddressText(f.dst));
-      o.Set("dport", f.dport);
-      o.Set("vlan", f.vlan ? Napi::Value(Napi::Number::New(env, f.vlan)) : env.Null());
-      o.Set("first_ts", f.first_ts);
-      o.Set("last_ts", f.last_ts);
-      o.Set("packets_up", f.packets[0]);
-      o.Set("bytes_up", static_cast<double>(f.bytes[0]));
-      o.Set("packets_down", f.packets[1]);
-      o.Set("bytes_down", static_cast<double>(f.bytes[1]));
-      o.Set("label", f.label);
-      o.Set("confidence", f.confidence);
-      o.Set("plugin", f.plugin.empty() ? env.Null() : Napi::Value(Napi::String::New(env, f.plugin)));
-      o.Set("packets_to_decision", f.packets_to_decision);
-      out.Set(static_cast<uint32_t>(i), o);
-    }
+    for (size_t i = 0; i < flows.size(); i++) out.Set(static_cast<uint32_t>(i), Record::Of(flows[i]).ToObject(env));
     const auto& s = engine_.stats();
     Napi::Object stats = Napi::Object::New(env);
     stats.Set("packets", static_cast<double>(s.decode.packets));
@@ -85,10 +152,25 @@ class ClassifyWorker : public Napi::AsyncWorker {
     Napi::Object result = Napi::Object::New(env);
     result.Set("flows", out);
     result.Set("stats", stats);
+    if (has_events_) {
+      // Events still queued for the main thread must reach JavaScript before the promise settles: resolve through
+      // the same queue, behind them.
+      auto* held = new Napi::ObjectReference(Napi::Persistent(result));
+      auto deferred = deferred_;
+      events_.NonBlockingCall([held, deferred](Napi::Env, Napi::Function) mutable {
+        deferred.Resolve(held->Value());
+        delete held;
+      });
+      Release();
+      return;
+    }
     deferred_.Resolve(result);
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnError(const Napi::Error& e) override {
+    Release();
+    deferred_.Reject(e.Value());
+  }
 
  private:
   std::vector<std::string> files_;
@@ -96,6 +178,13 @@ class ClassifyWorker : public Napi::AsyncWorker {
   classifier::Engine engine_;
   std::vector<std::string> warnings_;
   Napi::Promise::Deferred deferred_;
+  Napi::ThreadSafeFunction events_;
+  bool has_events_ = false;
+
+  void Release() {
+    if (has_events_) events_.Release();
+    has_events_ = false;
+  }
 };
 
 Napi::Value Classify(const Napi::CallbackInfo& info) {
@@ -117,7 +206,9 @@ Napi::Value Classify(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < p.Length(); i++) options.plugins.push_back(p.Get(i).ToString().Utf8Value());
   }
   if (o.Get("max_flows").IsNumber()) options.max_flows = static_cast<size_t>(o.Get("max_flows").As<Napi::Number>().Int64Value());
-  auto* w = new ClassifyWorker(env, std::move(files), std::move(options));
+  if (o.Get("interval").IsNumber()) options.interval = o.Get("interval").As<Napi::Number>().DoubleValue();
+  Napi::Function on_event = info.Length() > 2 && info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
+  auto* w = new ClassifyWorker(env, std::move(files), std::move(options), on_event);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include <cmath>
 #include <pcap/pcap.h>
 
 #include "plugins.h"
@@ -88,6 +89,38 @@ void Engine::Packet(int linktype, const uint8_t* data, uint32_t caplen, double t
   Conclude(before);
   if (f.total_packets() == 1) stats_.flows++;
   if (!f.decided) Decide(f, p, direction);
+  if (options_.interval > 0) Account(f, p, direction);
+}
+
+void Engine::Decided(Flow& f, const std::string& label, uint8_t confidence, const std::string& plugin) {
+  f.decided = true;
+  f.label = label;
+  f.confidence = confidence;
+  f.plugin = plugin;
+  f.packets_to_decision = f.total_packets();
+  if (on_decision) on_decision(f);
+}
+
+/** Cyclic mode: the packet counts for its flow's application in the interval of its capture time. */
+void Engine::Account(Flow& f, const PacketInfo& p, int direction) {
+  const double start = std::floor(p.ts / options_.interval) * options_.interval;
+  if (interval_.end == 0 || start >= interval_.end) {
+    if (interval_.end != 0 && on_interval) on_interval(interval_);
+    interval_ = IntervalReport{start, start + options_.interval, {}};
+    interval_id_++;
+  }
+  auto& c = interval_.apps[f.decided ? f.label : "Unknown"];
+  if (f.counted_in_interval != interval_id_) {
+    f.counted_in_interval = interval_id_;
+    c.flows++;
+  }
+  c.packets[direction]++;
+  c.bytes[direction] += p.ip_bytes;
+}
+
+void Engine::End() {
+  if (options_.interval > 0 && interval_.end != 0 && on_interval) on_interval(interval_);
+  interval_ = IntervalReport{};
 }
 
 /** Flows that left the table (done_[from…]): an undecided one gets the plug-ins' last word; state is released. */
@@ -97,14 +130,9 @@ void Engine::Conclude(size_t from) {
     for (auto& plugin : plugins_) {
       if (f.decided) break;
       Decision d = plugin->Conclude(f);
-      if (!d.label.empty()) {
-        f.decided = true;
-        f.label = d.label;
-        f.confidence = d.confidence;
-        f.plugin = plugin->name();
-        f.packets_to_decision = f.total_packets();
-      }
+      if (!d.label.empty()) Decided(f, d.label, d.confidence, plugin->name());
     }
+    if (!f.decided) Decided(f, "Unknown", 0, "");  // ended without an answer: that is the decision
     for (auto& state : f.plugin_state) state.reset();
   }
 }
@@ -117,18 +145,10 @@ void Engine::Conclude(size_t from) {
 void Engine::Decide(Flow& f, const PacketInfo& p, int direction) {
   for (auto& plugin : plugins_) {
     Decision d = plugin->Classify(f, p, direction);
-    if (!d.label.empty()) {
-      f.decided = true;
-      f.label = d.label;
-      f.confidence = d.confidence;
-      f.plugin = plugin->name();
-      f.packets_to_decision = f.total_packets();
-      return;
-    }
+    if (!d.label.empty()) return Decided(f, d.label, d.confidence, plugin->name());
     if (d.flags & Decision::Redo) return;  // a better plug-in may still answer: wait for it
   }
-  f.decided = true;  // nobody will ever know: Unknown, decided now
-  f.packets_to_decision = f.total_packets();
+  Decided(f, "Unknown", 0, "");  // nobody will ever know: Unknown, decided now
 }
 
 void Engine::Finish() {

@@ -1,6 +1,8 @@
 // The offline pipeline: capture (libpcap: pcap and pcapng files, BPF) → decode → sessions → plug-ins → combiner →
 // one record per flow. Realtime and cyclic modes, and more plug-ins, build on the same engine.
 #pragma once
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +18,14 @@ struct Options {
   std::string bpf;
   size_t max_flows = 1'000'000;
   double tcp_idle = 300, udp_idle = 120;  // seconds without a packet before a flow is over
+  double interval = 0;                     // cyclic mode: report traffic per application every `interval` s
+};
+
+/** Traffic per application in one interval of capture time (cyclic mode). */
+struct IntervalReport {
+  double start = 0, end = 0;
+  struct Counters { uint64_t flows = 0, packets[2] = {0, 0}, bytes[2] = {0, 0}; };
+  std::map<std::string, Counters> apps;  // by label; flows still undecided count as "Unknown"
 };
 
 struct Stats {
@@ -31,11 +41,19 @@ class Engine {
   /** Ends every flow still open (end of input). */
   void Finish();
   std::vector<Flow>& flows() { return done_; }
+  /** Realtime: called the moment a flow is decided (label, confidence, plug-in, packets it took). */
+  std::function<void(const Flow&)> on_decision;
+  /** Cyclic: called when an interval of capture time closes, and for the last one at End(). */
+  std::function<void(const IntervalReport&)> on_interval;
+  /** Closes the last interval (end of the run). */
+  void End();
   const Stats& stats() const { return stats_; }
 
  private:
   void Packet(int linktype, const uint8_t* data, uint32_t caplen, double ts);
   void Decide(Flow& flow, const PacketInfo& packet, int direction);
+  void Decided(Flow& flow, const std::string& label, uint8_t confidence, const std::string& plugin);
+  void Account(Flow& flow, const PacketInfo& packet, int direction);
   void Conclude(size_t from);
 
   Options options_;
@@ -44,6 +62,8 @@ class Engine {
   std::vector<Flow> done_;
   Stats stats_;
   double last_expiry_ = 0;
+  IntervalReport interval_;
+  uint64_t interval_id_ = 0;  // flows remember the last interval they were counted in
 };
 
 }  // namespace classifier

@@ -52,6 +52,7 @@ struct Flow {
   uint8_t confidence = 0;
   std::string plugin;
   uint32_t packets_to_decision = 0;
+  uint64_t counted_in_interval = 0;  // cyclic mode: the interval this flow was last counted in
   std::list<FlowKey>::iterator lru;
 
   uint32_t total_packets() const { return packets[0] + packets[1]; }

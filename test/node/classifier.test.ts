@@ -2,10 +2,11 @@
 // malformed frames counted), bidirectional sessions with per-direction counters, the port plug-in with nDPI's
 // names, BPF filtering, the bounded flow table, and the CLI's text and JSONL output.
 import { execFile } from "node:child_process";
+import net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { classifierBuilt, classifyFiles, type FlowRecord } from "../../classifier-native/index.ts";
+import { classifierBuilt, classifyEvents, classifyFiles, type FlowRecord, type IntervalReport } from "../../classifier-native/index.ts";
 import { ROOT } from "../../scripts/local.ts";
 import { type Frame, ipv4Frame, ipv6TcpFrame, writePcap } from "./pcap.ts";
 import { tempDir } from "./system.ts";
@@ -71,6 +72,35 @@ describe.skipIf(why !== null)("classifier, offline", () => {
     await expect(classifyFiles([capture], { bpf: "udp and and" })).rejects.toThrow(/BPF filter "udp and and"/);
     await expect(classifyFiles([join(dir, "missing.pcap")])).rejects.toThrow(/missing\.pcap/);
     await expect(classifyFiles([capture], { plugins: ["telepathy"] })).rejects.toThrow(/unknown plug-in "telepathy"/);
+  });
+
+  it("realtime: pushes each decision the moment it is made, in order, also to a socket", async () => {
+    const seen: string[] = [];
+    for await (const e of classifyEvents([capture])) if (e.type === "decision") seen.push(`${e.flow.label}@${e.flow.packets_to_decision}`);
+    expect(seen).toEqual(["TLS@1", "DNS@1", "Unknown@1", "NTP@1", "SSH@1"]);
+    // As TIE fed a QoS system: the same decisions as JSON lines to a TCP listener.
+    const received: string[] = [];
+    const server = net.createServer((s) => s.on("data", (d) => received.push(...String(d).split("\n").filter(Boolean))));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    await promisify(execFile)(process.execPath, [join(ROOT, "classifier-native/cli.ts"), "--mode", "realtime", "--socket", `127.0.0.1:${port}`, capture]);
+    await new Promise((r) => setTimeout(r, 100));
+    server.close();
+    expect(received.map((l) => (JSON.parse(l) as FlowRecord).label)).toEqual(["TLS", "DNS", "Unknown", "NTP", "SSH"]);
+  });
+
+  it("cyclic: traffic per application and direction for each interval of capture time", async () => {
+    const reports: IntervalReport[] = [];
+    await classifyFiles([capture], { interval: 0.25 }, (e) => { if (e.type === "interval") reports.push(e); });
+    expect(reports[0]!.apps).toEqual([
+      { label: "DNS", flows: 1, packets_up: 1, bytes_up: 58, packets_down: 1, bytes_down: 88 },
+      { label: "TLS", flows: 1, packets_up: 3, bytes_up: 220, packets_down: 3, bytes_down: 320 },
+      { label: "Unknown", flows: 1, packets_up: 1, bytes_up: 40, packets_down: 0, bytes_down: 0 },
+    ]);
+    const total = reports.flatMap((r) => r.apps).reduce((n, a) => n + a.packets_up + a.packets_down, 0);
+    expect(total).toBe(12);
+    expect(reports.map((r) => r.end - r.start).every((d) => Math.abs(d - 0.25) < 1e-6)).toBe(true);
+    await expect(classifyFiles([capture], { interval: 0 })).rejects.toThrow(/interval must be a positive/);
   });
 
   it("prints TIE-like text lines or JSON lines from the command line, and loops over a playlist", async () => {
