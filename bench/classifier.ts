@@ -24,9 +24,9 @@ function timed(cmd: string, args: string[]): { cpu: number; wall: number; rssMiB
 console.log(`${captures.length} captures × ${LOOPS} loops, one core each (taskset -c 0)\n`);
 const reference = timed("ndpiReader", ["-q", "-n", "1", "-i", playlist, "-l", String(LOOPS)]);
 const rows: [string, { cpu: number; wall: number; rssMiB: number }, { packets: number; flows: number }][] = [];
-for (const plugins of ["ndpi,port", "port,ndpi", "port"]) {
+for (const plugins of ["signature,ndpi,port", "ndpi,port", "port,ndpi", "port"]) {
   const t = timed(process.execPath, [join(import.meta.dirname, "classifier-run.ts"), playlist, String(LOOPS), plugins]);
-  rows.push([plugins.replace(",", " → "), t, JSON.parse(t.stdout) as { packets: number; flows: number }]);
+  rows.push([plugins.replaceAll(",", " → "), t, JSON.parse(t.stdout) as { packets: number; flows: number }]);
 }
 const packets = rows[0]![2].packets;
 const pps = (cpu: number) => packets / cpu;

@@ -32,7 +32,7 @@ function canon(addr: string): string {
 const key = (file: string, proto: string, a: string, ap: number, b: string, bp: number) =>
   [file, proto.toUpperCase(), ...[`${canon(a)}#${ap}`, `${canon(b)}#${bp}`].sort()].join("|");
 
-const configs: [string, string[]][] = [["port", ["port"]], ["ndpi", ["ndpi"]], ["ndpi → port", ["ndpi", "port"]], ["port → ndpi", ["port", "ndpi"]]];
+const configs: [string, string[]][] = [["port", ["port"]], ["signature", ["signature"]], ["ndpi", ["ndpi"]], ["ndpi → port", ["ndpi", "port"]], ["port → ndpi", ["port", "ndpi"]], ["ndpi → signature → port", ["ndpi", "signature", "port"]], ["signature → ndpi → port", ["signature", "ndpi", "port"]]];
 console.log(`${files.length} captures, ${labels.length} labelled flows\n`);
 console.log("configuration      flows matched   upstream (flows)   upstream (bytes)   agrees with 4.2 DPI   µs/flow");
 for (const [name, plugins] of configs) {

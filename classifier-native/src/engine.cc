@@ -14,8 +14,9 @@ bool Engine::Init(const Options& options, std::string& error) {
     std::unique_ptr<Plugin> p;
     if (name == "port") p = MakePortPlugin();
     if (name == "ndpi") p = MakeNdpiPlugin();
+    if (name == "signature") p = MakeSignaturePlugin();
     if (!p) {
-      error = "unknown plug-in \"" + name + "\" (available: port, ndpi)";
+      error = "unknown plug-in \"" + name + "\" (available: port, signature, ndpi)";
       return false;
     }
     if (plugins_.size() >= kPluginSlots) {
@@ -127,28 +128,52 @@ void Engine::End() {
 void Engine::Conclude(size_t from) {
   for (size_t i = from; i < done_.size(); i++) {
     Flow& f = done_[i];
-    for (auto& plugin : plugins_) {
-      if (f.decided) break;
-      Decision d = plugin->Conclude(f);
-      if (!d.label.empty()) Decided(f, d.label, d.confidence, plugin->name());
+    if (!f.decided) {
+      for (size_t k = 0; k < plugins_.size(); k++) {
+        if (f.plugin_status[k] == 0) Record(f, k, plugins_[k]->Conclude(f));
+      }
+      Combine(f, true);
     }
-    if (!f.decided) Decided(f, "Unknown", 0, "");  // ended without an answer: that is the decision
     for (auto& state : f.plugin_state) state.reset();
   }
 }
 
-/**
- * Priority combiner: plug-ins in the order given. A plug-in's answer decides unless a plug-in before it is still
- * waiting for more packets (REDO): then the flow waits too, and later plug-ins are asked only once the earlier ones
- * have given up (NOMORE). When every plug-in has given up without an answer the flow is decided Unknown.
- */
-void Engine::Decide(Flow& f, const PacketInfo& p, int direction) {
-  for (auto& plugin : plugins_) {
-    Decision d = plugin->Classify(f, p, direction);
-    if (!d.label.empty()) return Decided(f, d.label, d.confidence, plugin->name());
-    if (d.flags & Decision::Redo) return;  // a better plug-in may still answer: wait for it
+uint16_t Engine::Intern(const std::string& label) {
+  auto it = label_ids_.find(label);
+  if (it != label_ids_.end()) return it->second;
+  labels_.push_back(label);
+  return label_ids_[label] = static_cast<uint16_t>(labels_.size() - 1);
+}
+
+/** Notes plug-in k's answer (or that it gave up) on this flow. */
+void Engine::Record(Flow& f, size_t k, const Decision& d) {
+  if (!d.label.empty()) {
+    f.plugin_status[k] = 1;
+    f.plugin_label[k] = Intern(d.label);
+    f.plugin_confidence[k] = d.confidence;
+  } else if (!(d.flags & Decision::Redo)) {
+    f.plugin_status[k] = 2;
   }
-  Decided(f, "Unknown", 0, "");  // nobody will ever know: Unknown, decided now
+}
+
+/**
+ * Priority combiner. Every plug-in still looking sees every packet (stateful ones such as nDPI must), and the
+ * answer of the first plug-in in priority order decides — but only once no plug-in before it is still looking.
+ * When all have given up the flow is Unknown. `final`: the flow has ended, nobody is looking any more.
+ */
+void Engine::Combine(Flow& f, bool final) {
+  for (size_t k = 0; k < plugins_.size(); k++) {
+    if (f.plugin_status[k] == 1) return Decided(f, labels_[f.plugin_label[k]], f.plugin_confidence[k], plugins_[k]->name());
+    if (f.plugin_status[k] == 0 && !final) return;  // a better plug-in may still answer: wait for it
+  }
+  Decided(f, "Unknown", 0, "");
+}
+
+void Engine::Decide(Flow& f, const PacketInfo& p, int direction) {
+  for (size_t k = 0; k < plugins_.size(); k++) {
+    if (f.plugin_status[k] == 0) Record(f, k, plugins_[k]->Classify(f, p, direction));
+  }
+  Combine(f, false);
 }
 
 void Engine::Finish() {

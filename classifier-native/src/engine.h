@@ -52,6 +52,9 @@ class Engine {
  private:
   void Packet(int linktype, const uint8_t* data, uint32_t caplen, double ts);
   void Decide(Flow& flow, const PacketInfo& packet, int direction);
+  void Record(Flow& flow, size_t plugin, const Decision& d);
+  void Combine(Flow& flow, bool final);
+  uint16_t Intern(const std::string& label);
   void Decided(Flow& flow, const std::string& label, uint8_t confidence, const std::string& plugin);
   void Account(Flow& flow, const PacketInfo& packet, int direction);
   void Conclude(size_t from);
@@ -63,6 +66,8 @@ class Engine {
   Stats stats_;
   double last_expiry_ = 0;
   IntervalReport interval_;
+  std::vector<std::string> labels_;                 // interned plug-in answers (flows keep 2-byte indices)
+  std::map<std::string, uint16_t> label_ids_;
   uint64_t interval_id_ = 0;  // flows remember the last interval they were counted in
 };
 

@@ -46,6 +46,10 @@ struct Flow {
   uint8_t fin_seen = 0;           // bit 0: up, bit 1: down
   bool rst = false;
   std::shared_ptr<void> plugin_state[kPluginSlots];  // released with the flow
+  // Each plug-in's standing on this flow, for the combiner: 0 still looking, 1 answered, 2 gave up.
+  uint8_t plugin_status[kPluginSlots] = {0, 0, 0, 0};
+  uint8_t plugin_confidence[kPluginSlots] = {0, 0, 0, 0};
+  uint16_t plugin_label[kPluginSlots] = {0, 0, 0, 0};  // index into the engine's label table
   // Decision.
   bool decided = false;
   std::string label = "Unknown";

@@ -8,5 +8,6 @@ namespace classifier {
 
 std::unique_ptr<Plugin> MakePortPlugin();
 std::unique_ptr<Plugin> MakeNdpiPlugin();
+std::unique_ptr<Plugin> MakeSignaturePlugin();
 
 }  // namespace classifier

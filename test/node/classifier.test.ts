@@ -183,3 +183,20 @@ describe.skipIf(why !== null)("classifier through tunnels", () => {
     ]);
   });
 });
+
+describe.skipIf(why !== null)("classifier with the signature plug-in", () => {
+  it("names Gnutella by its handshake and its UDP GND packets, on ports no table knows", async () => {
+    const dir = tempDir("classifier-signature");
+    const capture = join(dir, "p2p.pcap");
+    writePcap(capture, [
+      { ts: 1, bytes: ipv4Frame({ proto: "tcp", src: "10.1.0.1", sport: 50123, dst: "10.1.0.2", dport: 34567, payload: Buffer.from("GNUTELLA CONNECT/0.6\r\nUser-Agent: test\r\n\r\n") }) },
+      { ts: 2, bytes: ipv4Frame({ proto: "udp", src: "10.1.0.1", sport: 40001, dst: "10.1.0.3", dport: 40002, payload: Buffer.concat([Buffer.from("GND"), Buffer.from([0x02, 0x01, 0x00])]) }) },
+      { ts: 3, bytes: ipv4Frame({ proto: "udp", src: "10.1.0.1", sport: 40003, dst: "10.1.0.4", dport: 40004, payload: Buffer.from("hello") }) },
+    ]);
+    const { flows } = await classifyFiles([capture], { plugins: ["signature", "ndpi", "port"] });
+    expect(flows.map((f) => [f.dport, f.label, f.plugin])).toEqual([[34567, "Gnutella", "signature"], [40002, "Gnutella", "signature"], [40004, "Unknown", null]]);
+    // Priority: with nDPI first, the signature's answer still stands once nDPI has given up on these flows.
+    const ndpiFirst = await classifyFiles([capture], { plugins: ["ndpi", "signature", "port"] });
+    expect(ndpiFirst.flows.map((f) => f.label)).toEqual(["Gnutella", "Gnutella", "Unknown"]);
+  });
+});
