@@ -225,6 +225,8 @@ export class Agent {
       // A resent one-off that already ran (its result may still wait in the spool) is not run twice.
       if (this.oneoffsRun.has(a.msm_id) || this.spool.pending().some((s) => s.result.msm_id === a.msm_id)) return;
       this.oneoffsRun.add(a.msm_id);
+      // Remember the recent ones only (a Set iterates oldest first): a one-off is never resent after an hour.
+      if (this.oneoffsRun.size > 10_000) this.oneoffsRun.delete(this.oneoffsRun.values().next().value!);
       const wait = Math.max(0, a.start_time - now);
       setTimeout(() => this.enqueue(a), wait * 1000);
       return;
