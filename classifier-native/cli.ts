@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import { parseArgs } from "node:util";
-import { type ClassifyEvent, classifyFiles, type FlowRecord, textLine } from "./index.ts";
+import { type ClassifyEvent, classifyFiles, classifyLive, type FlowRecord, textLine } from "./index.ts";
 
 const USAGE = `usage: npm run classify -- [options] <captures…>
   --mode offline|realtime|cyclic   offline: every flow at the end (default); realtime: each decision as it is made;
@@ -12,8 +12,8 @@ const USAGE = `usage: npm run classify -- [options] <captures…>
   --format text|jsonl              TIE-like text lines (default) or JSON lines
   --socket HOST:PORT               realtime: also send each decision as a JSON line to this TCP address
   --plugins port,ndpi              plug-ins in priority order (default port)
-  --bpf EXPR  --playlist FILE  --loop N
-Live capture (-i) is not available yet.`;
+  -i IFACE --duration S            live capture on an interface for S seconds (needs CAP_NET_RAW) instead of files
+  --bpf EXPR  --playlist FILE  --loop N`;
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -21,12 +21,11 @@ async function main(): Promise<number> {
     options: {
       format: { type: "string", default: "text" }, bpf: { type: "string" }, plugins: { type: "string" },
       playlist: { type: "string" }, loop: { type: "string", default: "1" }, mode: { type: "string", default: "offline" },
-      interval: { type: "string", default: "300" }, socket: { type: "string" },
+      interval: { type: "string", default: "300" }, socket: { type: "string" }, duration: { type: "string" },
       interface: { type: "string", short: "i" }, help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) { console.log(USAGE); return 0; }
-  if (values.interface) { console.error(`live capture (-i) is not available yet\n${USAGE}`); return 2; }
   const mode = values.mode;
   if (mode !== "offline" && mode !== "realtime" && mode !== "cyclic") { console.error(`--mode must be offline, realtime or cyclic\n${USAGE}`); return 2; }
   const interval = Number(values.interval);
@@ -36,7 +35,8 @@ async function main(): Promise<number> {
   if (!Number.isInteger(loop) || loop < 1) { console.error("--loop must be a whole number ≥ 1"); return 2; }
   const inputs = [...positionals];
   if (values.playlist) inputs.push(...readFileSync(values.playlist, "utf8").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")));
-  if (inputs.length === 0) { console.error(USAGE); return 2; }
+  if (inputs.length === 0 && !values.interface) { console.error(USAGE); return 2; }
+  if (values.interface && !(Number(values.duration) > 0)) { console.error("-i needs --duration S (seconds to capture)"); return 2; }
   const files = Array.from({ length: loop }, () => inputs).flat();
   const line = (f: FlowRecord) => (values.format === "jsonl" ? JSON.stringify(f) : textLine(f));
   let sink: net.Socket | null = null;
@@ -57,7 +57,10 @@ async function main(): Promise<number> {
       for (const a of e.apps) console.log([e.start, e.end, a.label, a.flows, a.packets_up, a.bytes_up, a.packets_down, a.bytes_down].join("\t"));
     }
   };
-  const { flows, stats } = await classifyFiles(files, { bpf: values.bpf, plugins: values.plugins?.split(","), interval: mode === "cyclic" ? interval : undefined }, onEvent);
+  const options = { bpf: values.bpf, plugins: values.plugins?.split(","), interval: mode === "cyclic" ? interval : undefined };
+  const { flows, stats } = values.interface
+    ? await classifyLive(values.interface, Number(values.duration), options, onEvent)
+    : await classifyFiles(files, options, onEvent);
   if (mode === "offline") for (const f of flows) console.log(line(f));
   if (sink) await new Promise<void>((r) => sink!.end(r));
   for (const w of stats.warnings) console.error(`warning: ${w}`);

@@ -78,6 +78,18 @@ export function classifyFiles(files: string[], o: ClassifyOptions = {}, onEvent?
   return load().classify(files, { data_dir: DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows, interval: o.interval }, onEvent);
 }
 
+/**
+ * Live capture on a network interface for `seconds` (needs CAP_NET_RAW): the same pipeline, decisions pushed as
+ * they are made (realtime) or per `interval` (cyclic); every flow at the end.
+ */
+export function classifyLive(iface: string, seconds: number, o: ClassifyOptions = {}, onEvent?: (e: ClassifyEvent) => void): Promise<{ flows: FlowRecord[]; stats: ClassifyStats }> {
+  if (!/^[\w.:-]{1,64}$/.test(iface)) return Promise.reject(new Error(`not an interface name: "${iface}"`));
+  if (!(seconds > 0)) return Promise.reject(new Error("seconds must be positive"));
+  return load().classify([], {
+    data_dir: DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows, interval: o.interval, interface: iface, duration: seconds,
+  }, onEvent);
+}
+
 /** Realtime mode as an async iterator: decisions (and interval reports) as they are made. */
 export async function* classifyEvents(files: string[], o: ClassifyOptions = {}): AsyncGenerator<ClassifyEvent> {
   const queue: ClassifyEvent[] = [];

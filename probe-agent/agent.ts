@@ -10,6 +10,7 @@ import {
 import type { AgentConfig } from "./config.ts";
 import { type Identity, loadIdentity, signChallenge } from "./identity.ts";
 import { Builtins, type RunOptions } from "./builtins.ts";
+import { MonitoredInterface } from "./classifier.ts";
 import { errorResult, runMeasurement } from "./measure/index.ts";
 import { Spool } from "./spool.ts";
 
@@ -44,6 +45,7 @@ export class Agent {
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly shutdown = new AbortController();
   private readonly builtins: Builtins;
+  private readonly monitor: MonitoredInterface | null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly config: AgentConfig;
   private readonly log: Log;
@@ -54,11 +56,13 @@ export class Agent {
     this.identity = loadIdentity(config.state_dir);
     this.spool = new Spool(config.state_dir);
     this.builtins = new Builtins(config.builtins, (a, opts) => this.enqueue(a, opts));
+    this.monitor = config.classifier ? new MonitoredInterface(config.classifier, config.state_dir, log) : null;
   }
 
   start(): void {
     this.log("info", `probe ${this.config.probe_id}: starting with ${this.spool.size} spooled result(s)`);
     this.builtins.start();
+    this.monitor?.start();
     void this.connect();
   }
 
@@ -66,6 +70,7 @@ export class Agent {
     this.stopped = true;
     this.shutdown.abort();
     this.builtins.stop();
+    this.monitor?.stop();
     for (const t of this.periodic.values()) clearTimeout(t);
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);

@@ -26,6 +26,12 @@ export const AgentConfig = z.object({
     ping_interval_s: z.number().int().min(5).max(86_400).default(240),
     traceroute_interval_s: z.number().int().min(5).max(86_400).default(900),
   }).prefault({}),
+  /** Classify the traffic of a monitored interface (needs CAP_NET_RAW); reports go to state_dir/classifier/. */
+  classifier: z.object({
+    interface: z.string().regex(/^[\w.:-]{1,64}$/, "interface must be a network interface name"),
+    interval_s: z.number().min(1).max(86_400).default(300),
+    plugins: z.array(z.enum(["port", "signature", "ndpi"])).min(1).default(["signature", "ndpi", "port"]),
+  }).optional(),
   /** Seconds between status heartbeats. */
   heartbeat_s: z.number().min(1).max(600).default(30),
   /** Backoff between reconnects: first delay and cap, in ms (full jitter is applied). */

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <arpa/inet.h>
+#include <atomic>
 
 #include "engine.h"
 
@@ -122,6 +123,11 @@ class ClassifyWorker : public Napi::AsyncWorker {
       engine_.on_interval = [push](const classifier::IntervalReport& r) { push(new Event{false, {}, r}); };
     }
     if (!engine_.Init(options_, error)) return SetError(error);
+    if (!interface_.empty()) {
+      if (!engine_.ProcessLive(interface_, duration_, stop_, error)) return SetError(error);
+      engine_.End();
+      return;
+    }
     for (const auto& f : files_) {
       if (!engine_.ProcessFile(f, error)) return SetError(error);
       if (!error.empty()) warnings_.push_back(error);
@@ -174,6 +180,11 @@ class ClassifyWorker : public Napi::AsyncWorker {
 
  private:
   std::vector<std::string> files_;
+ public:
+  std::string interface_;
+  double duration_ = 0;
+  std::atomic<bool> stop_{false};
+ private:
   classifier::Options options_;
   classifier::Engine engine_;
   std::vector<std::string> warnings_;
@@ -209,6 +220,8 @@ Napi::Value Classify(const Napi::CallbackInfo& info) {
   if (o.Get("interval").IsNumber()) options.interval = o.Get("interval").As<Napi::Number>().DoubleValue();
   Napi::Function on_event = info.Length() > 2 && info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
   auto* w = new ClassifyWorker(env, std::move(files), std::move(options), on_event);
+  if (o.Get("interface").IsString()) w->interface_ = o.Get("interface").As<Napi::String>().Utf8Value();
+  if (o.Get("duration").IsNumber()) w->duration_ = o.Get("duration").As<Napi::Number>().DoubleValue();
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

@@ -1,7 +1,9 @@
 #include "engine.h"
 
+#include <chrono>
 #include <cmath>
 #include <pcap/pcap.h>
+#include <poll.h>
 
 #include "plugins.h"
 
@@ -37,14 +39,9 @@ bool Engine::ProcessFile(const std::string& path, std::string& error) {
     error = path + ": " + errbuf;
     return false;
   }
-  if (!options_.bpf.empty()) {
-    bpf_program program;
-    if (pcap_compile(pcap, &program, options_.bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0 || pcap_setfilter(pcap, &program) != 0) {
-      error = "BPF filter \"" + options_.bpf + "\": " + pcap_geterr(pcap);
-      pcap_close(pcap);
-      return false;
-    }
-    pcap_freecode(&program);
+  if (!SetFilter(pcap, error)) {
+    pcap_close(pcap);
+    return false;
   }
   const int linktype = pcap_datalink(pcap);
   pcap_pkthdr* header;
@@ -60,6 +57,60 @@ bool Engine::ProcessFile(const std::string& path, std::string& error) {
   Finish();
   last_expiry_ = 0;
   return rc != PCAP_ERROR || stats_.decode.packets > 0;
+}
+
+bool Engine::SetFilter(pcap_t* pcap, std::string& error) {
+  if (options_.bpf.empty()) return true;
+  bpf_program program;
+  if (pcap_compile(pcap, &program, options_.bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0 || pcap_setfilter(pcap, &program) != 0) {
+    error = "BPF filter \"" + options_.bpf + "\": " + pcap_geterr(pcap);
+    return false;
+  }
+  pcap_freecode(&program);
+  return true;
+}
+
+bool Engine::ProcessLive(const std::string& iface, double seconds, const std::atomic<bool>& stop, std::string& error) {
+  char errbuf[PCAP_ERRBUF_SIZE] = {0};
+  pcap_t* pcap = pcap_create(iface.c_str(), errbuf);
+  if (!pcap) {
+    error = iface + ": " + errbuf;
+    return false;
+  }
+  pcap_set_snaplen(pcap, 65535);
+  pcap_set_timeout(pcap, 100);  // ms: wake up often enough to notice the end
+  pcap_set_immediate_mode(pcap, 1);  // realtime: a packet is handed over as it arrives
+  if (pcap_activate(pcap) < 0) {
+    error = iface + ": " + pcap_geterr(pcap);
+    pcap_close(pcap);
+    return false;
+  }
+  if (!SetFilter(pcap, error)) {
+    pcap_close(pcap);
+    return false;
+  }
+  const int linktype = pcap_datalink(pcap);
+  struct Ctx { Engine* engine; int linktype; } ctx{this, linktype};
+  const double until = seconds > 0 ? std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count() + seconds : 0;
+  auto now = [] { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); };
+  // Non-blocking reads behind our own poll(): the capture ends on time even when no packet comes.
+  pcap_setnonblock(pcap, 1, errbuf);
+  const int fd = pcap_get_selectable_fd(pcap);
+  while (!stop.load() && (until == 0 || now() < until)) {
+    pollfd p{fd, POLLIN, 0};
+    if (fd >= 0 && poll(&p, 1, 100) <= 0) continue;
+    const int n = pcap_dispatch(pcap, -1, [](u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
+      auto* c = reinterpret_cast<Ctx*>(user);
+      c->engine->Packet(c->linktype, bytes, h->caplen, h->ts.tv_sec + h->ts.tv_usec / 1e6);
+    }, reinterpret_cast<u_char*>(&ctx));
+    if (n < 0) {
+      error = iface + ": " + pcap_geterr(pcap);
+      break;
+    }
+  }
+  pcap_close(pcap);
+  Finish();
+  return error.empty();
 }
 
 void Engine::Packet(int linktype, const uint8_t* data, uint32_t caplen, double ts) {

@@ -1,11 +1,14 @@
 // The offline pipeline: capture (libpcap: pcap and pcapng files, BPF) → decode → sessions → plug-ins → combiner →
 // one record per flow. Realtime and cyclic modes, and more plug-ins, build on the same engine.
 #pragma once
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <pcap/pcap.h>
 
 #include "flow.h"
 #include "plugin.h"
@@ -38,6 +41,11 @@ class Engine {
   bool Init(const Options& options, std::string& error);
   /** Reads one capture file through the pipeline; its flows end with it and accumulate in flows(). */
   bool ProcessFile(const std::string& path, std::string& error);
+  /**
+   * Live capture on `iface` for `seconds` (or until `stop` is set): the same pipeline as files, packets as they
+   * come. False with `error` set if the interface cannot be opened (it needs CAP_NET_RAW).
+   */
+  bool ProcessLive(const std::string& iface, double seconds, const std::atomic<bool>& stop, std::string& error);
   /** Ends every flow still open (end of input). */
   void Finish();
   std::vector<Flow>& flows() { return done_; }
@@ -51,6 +59,7 @@ class Engine {
 
  private:
   void Packet(int linktype, const uint8_t* data, uint32_t caplen, double ts);
+  bool SetFilter(pcap_t* pcap, std::string& error);
   void Decide(Flow& flow, const PacketInfo& packet, int direction);
   void Record(Flow& flow, size_t plugin, const Decision& d);
   void Combine(Flow& flow, bool final);

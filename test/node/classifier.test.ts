@@ -2,14 +2,16 @@
 // malformed frames counted), bidirectional sessions with per-direction counters, the port plug-in with nDPI's
 // names, BPF filtering, the bounded flow table, and the CLI's text and JSONL output.
 import { execFile } from "node:child_process";
+import dgram from "node:dgram";
 import net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { classifierBuilt, classifyEvents, classifyFiles, type FlowRecord, type IntervalReport } from "../../classifier-native/index.ts";
+import { classifierBuilt, classifyEvents, classifyFiles, classifyLive, type FlowRecord, type IntervalReport } from "../../classifier-native/index.ts";
 import { ROOT } from "../../scripts/local.ts";
 import { type Frame, ipv4Frame, ipv6TcpFrame, writePcap } from "./pcap.ts";
-import { tempDir } from "./system.ts";
+import { tempDir, until } from "./system.ts";
+import { MonitoredInterface } from "../../probe-agent/classifier.ts";
 
 const why = classifierBuilt() ? null : "the classifier addon is not built (npm test builds it when libpcap-dev is installed)";
 if (why) console.warn(`skipping the classifier tests: ${why}`);
@@ -198,5 +200,44 @@ describe.skipIf(why !== null)("classifier with the signature plug-in", () => {
     // Priority: with nDPI first, the signature's answer still stands once nDPI has given up on these flows.
     const ndpiFirst = await classifyFiles([capture], { plugins: ["ndpi", "signature", "port"] });
     expect(ndpiFirst.flows.map((f) => f.label)).toEqual(["Gnutella", "Gnutella", "Unknown"]);
+  });
+});
+
+const noLive = why ?? (process.getuid?.() === 0 ? null : "not root: live capture needs CAP_NET_RAW");
+if (noLive && !why) console.warn(`skipping the live-capture test: ${noLive}`);
+
+describe.skipIf(noLive !== null)("classifier on a live interface", () => {
+  it("captures on lo, pushes the decision as it happens, and reports the flow at the end", async () => {
+    const decisions: FlowRecord[] = [];
+    const live = classifyLive("lo", 1.5, { bpf: "udp and dst port 123" }, (e) => { if (e.type === "decision") decisions.push(e.flow); });
+    await new Promise((r) => setTimeout(r, 300));
+    const sock = dgram.createSocket("udp4");
+    for (let i = 0; i < 3; i++) await new Promise<void>((r) => sock.send(Buffer.alloc(48), 123, "127.0.0.1", () => r()));
+    sock.close();
+    const { flows } = await live;
+    expect(decisions.map((d) => d.label)).toEqual(["NTP"]);
+    expect(flows).toHaveLength(1);
+    expect(flows[0]).toMatchObject({ proto: "UDP", src: "127.0.0.1", dst: "127.0.0.1", dport: 123, packets_up: 3, label: "NTP" });
+    await expect(classifyLive("no-such-if0", 1)).rejects.toThrow(/no-such-if0/);
+  });
+
+  it("runs under the probe agent on a monitored interface, writing cyclic reports", async () => {
+    const dir = tempDir("agent-classifier");
+    const monitor = new MonitoredInterface({ interface: "lo", interval_s: 0.2, plugins: ["port"] }, dir, () => {});
+    monitor.start();
+    try {
+      const reports = join(dir, "classifier", "reports.jsonl");
+      const sock = dgram.createSocket("udp4");
+      const lines = await until("a cyclic report with NTP traffic", async () => {
+        await new Promise<void>((r) => sock.send(Buffer.alloc(48), 123, "127.0.0.1", () => r()));
+        const text = (await import("node:fs")).existsSync(reports) ? (await import("node:fs")).readFileSync(reports, "utf8") : "";
+        const parsed = text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as IntervalReport & { type: string });
+        return parsed.some((r) => r.apps.some((a) => a.label === "NTP")) ? parsed : null;
+      }, 20_000, 200);
+      sock.close();
+      expect(lines[0]!.type).toBe("interval");
+    } finally {
+      monitor.stop();
+    }
   });
 });

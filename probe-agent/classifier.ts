@@ -1,0 +1,49 @@
+// The traffic classifier on a monitored interface, started by the agent when its config asks for it: cyclic
+// reports (traffic per application and direction every interval) appended as JSON lines to
+// <state_dir>/classifier/reports.jsonl. Uploading them to the edge comes later (issue #4 / #6).
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { AgentConfig } from "./config.ts";
+import type { Log } from "./agent.ts";
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "classifier-native", "cli.ts");
+/** Each run captures this long, then the agent starts the next one (and after a crash, waits a little first). */
+const RUN_SECONDS = 3600;
+
+export class MonitoredInterface {
+  private child: ChildProcess | null = null;
+  private stopped = false;
+  private readonly config: NonNullable<AgentConfig["classifier"]>;
+  private readonly reports: string;
+  private readonly log: Log;
+
+  constructor(config: NonNullable<AgentConfig["classifier"]>, stateDir: string, log: Log) {
+    this.config = config;
+    this.reports = join(stateDir, "classifier", "reports.jsonl");
+    this.log = log;
+  }
+
+  start(): void {
+    mkdirSync(dirname(this.reports), { recursive: true });
+    const out = createWriteStream(this.reports, { flags: "a" });
+    const child = spawn(process.execPath, [CLI, "-i", this.config.interface, "--duration", String(RUN_SECONDS), "--mode", "cyclic",
+      "--interval", String(this.config.interval_s), "--format", "jsonl", "--plugins", this.config.plugins.join(",")], { stdio: ["ignore", "pipe", "pipe"] });
+    this.child = child;
+    child.stdout!.pipe(out);
+    let stderr = "";
+    child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-2000)));
+    child.on("exit", (code) => {
+      this.child = null;
+      if (this.stopped) return;
+      if (code !== 0) this.log("warn", `classifier on ${this.config.interface} exited (${code}): ${stderr.trim()}`);
+      setTimeout(() => this.start(), code === 0 ? 0 : 30_000).unref();
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.child?.kill("SIGTERM");
+  }
+}
