@@ -225,12 +225,10 @@ export class Controller extends SqlDurableObject<Env> {
       if (given && !given.periodic) finishedOneOffs.add(r.msm_id);
     }
     if (upto > stored) {
-      const groups = new Map<string, Result[]>();
-      for (const r of accepted) {
+      const groups = groupBy(accepted, (r) => {
         const p = partitionOf(r.type, r.timestamp);
-        const k = `${p.type}|${p.date}|${p.hour}`;
-        groups.set(k, [...(groups.get(k) ?? []), r]);
-      }
+        return `${p.type}|${p.date}|${p.hour}`;
+      });
       this.ctx.storage.transactionSync(() => {
         for (const [k, rs] of groups) {
           const [type, date, hour] = k.split("|");
@@ -284,14 +282,11 @@ export class Controller extends SqlDurableObject<Env> {
   private async writeBatches(): Promise<{ objects: number; results: number }> {
     const unsealed = this.sql<{ id: number; type: string; date: string; hour: string }>(
       "SELECT id, type, date, hour FROM outbox WHERE batch_key IS NULL ORDER BY id");
-    const byPartition = new Map<string, number[]>();
-    for (const r of unsealed) {
-      const k = `${r.type}|${r.date}|${r.hour}`;
-      byPartition.set(k, [...(byPartition.get(k) ?? []), r.id]);
-    }
+    const byPartition = groupBy(unsealed, (r) => `${r.type}|${r.date}|${r.hour}`);
     this.ctx.storage.transactionSync(() => {
-      for (const [k, ids] of byPartition) {
-        const [type, date, hour] = k.split("|") as [string, string, string];
+      for (const rows of byPartition.values()) {
+        const ids = rows.map((r) => r.id);
+        const { type, date, hour } = rows[0]!;
         const key = batchKey({ type, date, hour }, this.shard, ids[0]!, ids[ids.length - 1]!);
         for (const id of ids) this.sql("UPDATE outbox SET batch_key = ? WHERE id = ?", key, id);
       }
@@ -346,12 +341,11 @@ export class Controller extends SqlDurableObject<Env> {
       if (order.exclude.includes(a.probe_id) || !matches(a, order.filter)) continue;
       candidates.push({ ws, a });
     }
-    const byAsn = new Map<number | null, { ws: WebSocket; a: ProbeAttachment }[]>();
-    for (const c of candidates) byAsn.set(c.a.asn_v4, [...(byAsn.get(c.a.asn_v4) ?? []), c]);
+    // Round-robin over ASNs: the i-th probe of every ASN before the (i+1)-th of any.
+    const queues = [...groupBy(candidates, (c) => c.a.asn_v4).values()];
     const picked: { ws: WebSocket; a: ProbeAttachment }[] = [];
-    const queues = [...byAsn.values()];
-    while (picked.length < order.want && queues.some((q) => q.length)) {
-      for (const q of queues) if (q.length && picked.length < order.want) picked.push(q.shift()!);
+    for (let i = 0; picked.length < order.want && queues.some((q) => i < q.length); i++) {
+      for (const q of queues) if (i < q.length && picked.length < order.want) picked.push(q[i]!);
     }
     const as = order.assignment;
     this.ctx.storage.transactionSync(() => {
@@ -400,6 +394,18 @@ export class Controller extends SqlDurableObject<Env> {
       r2_writes: stat("r2_writes"), results_written: stat("results_written"),
     };
   }
+}
+
+/** Items grouped by key, in first-seen order of the keys and input order within each group. */
+function groupBy<K, V>(items: readonly V[], key: (v: V) => K): Map<K, V[]> {
+  const groups = new Map<K, V[]>();
+  for (const v of items) {
+    const k = key(v);
+    const g = groups.get(k);
+    if (g) g.push(v);
+    else groups.set(k, [v]);
+  }
+  return groups;
 }
 
 function matches(a: ProbeAttachment, f: ProbeFilter): boolean {

@@ -47,7 +47,7 @@ export async function register(request: IRequest, env: Env): Promise<Response> {
 export async function connect(request: IRequest, env: Env): Promise<Response> {
   const shard = shardByName(request.params.shard ?? "");
   if (!shard) throw new ApiError(404, `No controller shard "${request.params.shard}".`);
-  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426 as number, "Expected a WebSocket upgrade.");
+  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "Expected a WebSocket upgrade.");
   const token = request.headers.get("Authorization")?.match(/^Bearer\s+(\S+)$/)?.[1];
   if (!token) throw new ApiError(401, "Missing assignment token (Authorization: Bearer …).");
   try {

@@ -20,7 +20,7 @@ export async function ping(spec: PingSpec, ctx: RunContext): Promise<PingResult>
   const failed = (error: string, dst_addr = "", src_addr = ""): PingResult => ({
     ...base, from: src_addr, src_addr, dst_addr, sent: 0, rcvd: 0, dup: 0, min: -1, avg: -1, max: -1, result: [{ error }],
   });
-  const target = await resolveTarget(spec.target, spec.af, ctx, spec.resolve_on_probe ?? false);
+  const target = await resolveTarget(spec.target, spec.af, ctx, spec.resolve_on_probe);
   if (!target.ok) return failed(target.error);
   const train = await pingTrain({
     af: spec.af, dst: target.addr, packets: spec.packets, size: spec.size, interval_ms: spec.packet_interval, timeout_ms: REPLY_TIMEOUT_MS,

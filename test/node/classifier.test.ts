@@ -3,6 +3,7 @@
 // names, BPF filtering, the bounded flow table, and the CLI's text and JSONL output.
 import { execFile } from "node:child_process";
 import dgram from "node:dgram";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -112,7 +113,7 @@ describe.skipIf(why !== null)("classifier, offline", () => {
     expect(text.stdout).toMatch(/^TCP\t10\.0\.0\.1\t40000\t10\.0\.0\.2\t443\t.*\tTLS\t60\tport\t1$/m);
     expect(text.stderr).toContain("14 packets (12 decoded, 1 truncated, 1 malformed, 0 not IP), 5 flows");
     const playlist = join(dir, "playlist.txt");
-    (await import("node:fs")).writeFileSync(playlist, `# two passes\n${capture}\n`);
+    writeFileSync(playlist, `# two passes\n${capture}\n`);
     const jsonl = await run(["--format", "jsonl", "--playlist", playlist, "--loop", "2"]);
     const records = jsonl.stdout.trim().split("\n").map((l) => JSON.parse(l) as FlowRecord);
     // Two passes over one capture are two traces: each flow appears twice, never merged across files.
@@ -230,7 +231,7 @@ describe.skipIf(noLive !== null)("classifier on a live interface", () => {
       const sock = dgram.createSocket("udp4");
       const lines = await until("a cyclic report with NTP traffic", async () => {
         await new Promise<void>((r) => sock.send(Buffer.alloc(48), 123, "127.0.0.1", () => r()));
-        const text = (await import("node:fs")).existsSync(reports) ? (await import("node:fs")).readFileSync(reports, "utf8") : "";
+        const text = existsSync(reports) ? readFileSync(reports, "utf8") : "";
         const parsed = text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as IntervalReport & { type: string });
         return parsed.some((r) => r.apps.some((a) => a.label === "NTP")) ? parsed : null;
       }, 20_000, 200);

@@ -5,7 +5,7 @@ export type ErrorItem = { source: { pointer: string } | { parameter: string }; d
 
 const TITLES: Record<number, string> = {
   400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-  409: "Conflict", 413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
+  409: "Conflict", 413: "Payload Too Large", 415: "Unsupported Media Type", 426: "Upgrade Required", 429: "Too Many Requests",
   500: "Internal Server Error", 503: "Service Unavailable",
 };
 /** Atlas's legacy numeric codes where it has them (102 bad request, 104 authentication), else the status. */

@@ -47,7 +47,7 @@ export function measurementObject(row: MeasurementRow, origin: string): Record<s
     target_ip: literal ? def.target : null,
     target_asn: null,
     resolved_ips: literal ? [def.target] : null,
-    resolve_on_probe: def.resolve_on_probe ?? false,
+    resolve_on_probe: def.resolve_on_probe,
     description: def.description,
     interval: row.interval,
     spread: row.spread,
