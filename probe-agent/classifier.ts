@@ -4,11 +4,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { AGENT_DIR } from "./dir.ts";
 import type { AgentConfig } from "./config.ts";
 import type { Log } from "./agent.ts";
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "classifier-native", "cli.ts");
+const CLI = join(AGENT_DIR, "..", "classifier-native", "cli.ts");
 /** Each run captures this long, then the agent starts the next one (and after a crash, waits a little first). */
 const RUN_SECONDS = 3600;
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // vantage-probe: `enroll` prints this probe's public key (making the key pair on first use);
 // `run` registers with the edge and measures until stopped.
 import { readFileSync } from "node:fs";

@@ -9,6 +9,7 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BUNDLE, NODE_FLAGS } from "../probe-agent/build.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -169,7 +170,8 @@ export async function provisionProbe(edge: Edge, dir: string, site: ProbeSite, e
 export type ProbeProcess = { probe: LocalProbe; process: ChildProcess; output: () => string; stop: () => Promise<void> };
 
 export function startProbe(probe: LocalProbe, opts: { quiet?: boolean } = {}): ProbeProcess {
-  const child = spawn(process.execPath, [join(ROOT, "probe-agent/cli.ts"), "run", "--config", probe.configPath], {
+  if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build:probe`);
+  const child = spawn(process.execPath, [...NODE_FLAGS, BUNDLE, "run", "--config", probe.configPath], {
     cwd: ROOT, stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";
@@ -202,12 +204,16 @@ export type LocalSystem = {
  * The whole system: the edge, its HTTPS front, an API key (the given one, or a fresh one) and one enrolled agent
  * process per site; resolves once every probe is connected.
  */
-export async function startLocalSystem(o: { stateDir: string; port: number; httpsPort: number; apiKey?: string; sites?: ProbeSite[]; quiet?: boolean }): Promise<LocalSystem> {
+export async function startLocalSystem(o: {
+  stateDir: string; port: number; httpsPort: number; apiKey?: string; sites?: ProbeSite[]; quiet?: boolean;
+  /** Agent config entries every probe gets on top of the defaults (e.g. `slots`, `builtins`). */
+  probeConfig?: Record<string, unknown>;
+}): Promise<LocalSystem> {
   const edge = await startEdge({ stateDir: o.stateDir, port: o.port, quiet: o.quiet ?? true });
   const front = await startHttpsFront(o.stateDir, o.httpsPort, edge.url);
   const sites = o.sites ?? LOCAL_SITES;
   const { key } = await admin<{ key: string }>(edge, "/admin/keys", { label: "local", ...(o.apiKey ? { key: o.apiKey } : {}) });
-  const probes = await Promise.all(sites.map((site, i) => provisionProbe(edge, join(o.stateDir, "probes", String(i + 1)), site)));
+  const probes = await Promise.all(sites.map((site, i) => provisionProbe(edge, join(o.stateDir, "probes", String(i + 1)), site, o.probeConfig)));
   const agents = probes.map((p) => startProbe(p, { quiet: o.quiet ?? true }));
   const stop = async () => {
     await Promise.all(agents.map((a) => a.stop()));

@@ -2,10 +2,12 @@
 // and three probe agents enrolled in three countries. State lives in .vantage/ and survives restarts.
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
+import { buildProbe } from "../probe-agent/build.ts";
 import { LOCAL_SITES, ROOT, startLocalSystem } from "./local.ts";
 
 const state = join(ROOT, ".vantage");
 const givenKey = process.env.VANTAGE_API_KEY;
+await buildProbe();
 const system = await startLocalSystem({
   stateDir: state, port: Number(process.env.VANTAGE_PORT ?? 8787), httpsPort: Number(process.env.VANTAGE_HTTPS_PORT ?? 8443),
   apiKey: givenKey ?? randomUUID(),

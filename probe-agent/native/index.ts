@@ -1,5 +1,7 @@
 // Typed loader for the ICMP addon (native/icmp.cc), built by node-gyp on `npm install`.
 import { createRequire } from "node:module";
+import { join } from "node:path";
+import { AGENT_DIR } from "../dir.ts";
 
 export type EchoReply = { seq: number; rtt: number; ttl: number; dup: boolean };
 export type PingTrain = { mode: "dgram" | "raw" | ""; src_addr: string; sent: number; replies: EchoReply[]; error?: string };
@@ -24,11 +26,11 @@ type Addon = {
   cancel(id: number): boolean;
 };
 
-const addon = createRequire(import.meta.url)("./build/Release/vantage_icmp.node") as Addon;
+const addon = createRequire(import.meta.url)(join(AGENT_DIR, "native/build/Release/vantage_icmp.node")) as Addon;
 
 let nextCancelId = 1;
 
-/** Runs a native measurement that stops (within ~50 ms) when `signal` aborts. */
+/** Runs a native measurement that stops at once when `signal` aborts (the worker thread polls an eventfd too). */
 async function cancellable<S, R>(run: (spec: S & Cancellable) => Promise<R>, spec: S, signal?: AbortSignal): Promise<R> {
   if (!signal) return run(spec as S & Cancellable);
   const cancel_id = nextCancelId = nextCancelId >= 0x7fffffff ? 1 : nextCancelId + 1;

@@ -5,12 +5,15 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUNDLE, NODE_FLAGS } from "../../probe-agent/build.ts";
 import { type Edge, ROOT, startEdge } from "../../scripts/local.ts";
 import { freePort, tempDir } from "./system.ts";
 
 const run = promisify(execFile);
 const node = (script: string, args: string[], env: Record<string, string> = {}) =>
   run(process.execPath, [join(ROOT, script), ...args], { env: { ...process.env, ...env }, encoding: "utf8" });
+/** The probe agent as it ships (its bundle, built by the node tests' global setup). */
+const agent = (args: string[]) => run(process.execPath, [...NODE_FLAGS, BUNDLE, ...args], { encoding: "utf8" });
 
 describe("operator and probe commands against a running edge", () => {
   const state = tempDir("cli");
@@ -20,9 +23,9 @@ describe("operator and probe commands against a running edge", () => {
 
   it("enrolls a probe by the key it prints, and disables and re-enables it", async () => {
     const probeState = join(state, "probe");
-    const { stdout: publicKey } = await node("probe-agent/cli.ts", ["enroll", "--state", probeState]);
+    const { stdout: publicKey } = await agent(["enroll", "--state", probeState]);
     expect(publicKey.trim()).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect((await node("probe-agent/cli.ts", ["enroll", "--state", probeState])).stdout).toBe(publicKey);
+    expect((await agent(["enroll", "--state", probeState])).stdout).toBe(publicKey);
 
     const env = { VANTAGE_EDGE: edge.url, VANTAGE_ADMIN_TOKEN: edge.secrets.ADMIN_TOKEN };
     const { stdout } = await node("cli/vantage.ts", ["enroll-probe", `--public-key=${publicKey.trim()}`, "--country", "NL", "--asn", "64496", "--lat", "52.4", "--lon", "4.9"], env);
