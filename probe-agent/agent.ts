@@ -1,11 +1,13 @@
 // The probe agent: registers (challenge → signed proof → assignment token signed by the pinned edge key), keeps one
 // outbound WebSocket to its controller, runs what it is given within its slots, spools every result on disk until
 // the controller acknowledges it, and reconnects with exponential backoff and full jitter. It listens on no port.
+import http from "node:http";
+import https from "node:https";
 import { importJWK, jwtVerify } from "jose";
 import WebSocket from "ws";
 import {
   type Assignment, ControllerMessage, type ProbeMessage, type RegisterResponse, RegisterResponse as RegisterResponseSchema,
-  runSeconds, SUBPROTOCOL,
+  type Result, runSeconds, SUBPROTOCOL,
 } from "../protocol/index.ts";
 import type { AgentConfig } from "./config.ts";
 import { type Identity, loadIdentity, signChallenge } from "./identity.ts";
@@ -17,6 +19,8 @@ import { Spool } from "./spool.ts";
 export type Log = (level: "info" | "warn" | "error", msg: string) => void;
 
 const MAX_FRAME_RESULTS = 200;
+/** Slot changes within this window are reported to the controller in one status frame. */
+const STATUS_COALESCE_MS = 50;
 /** A run may take this much longer than its spec allows before it is cut off. */
 const RUN_GRACE_S = 10;
 
@@ -26,6 +30,31 @@ const RUN_GRACE_S = 10;
  */
 export function backoffDelay(attempt: number, base: number, cap: number, random: () => number = Math.random): number {
   return random() * Math.min(cap, base * 2 ** Math.min(attempt, 30));
+}
+
+/**
+ * POSTs JSON with node:http(s). Not fetch(): the first fetch loads undici and compiles its HTTP parser to
+ * WebAssembly, about 14 MB of RSS for two requests per connection.
+ */
+export function postJson(url: URL, body: unknown, timeoutMs: number): Promise<{ status: number; json: unknown }> {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === "https:" ? https : http).request(url, {
+      method: "POST", headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) }, timeout: timeoutMs,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        let json: unknown = {};
+        try { json = JSON.parse(Buffer.concat(chunks).toString("utf8")); } catch { /* not JSON: the status says what happened */ }
+        resolve({ status: res.statusCode ?? 0, json });
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
+    req.on("error", reject);
+    req.end(data);
+  });
 }
 
 export class Agent {
@@ -43,6 +72,7 @@ export class Agent {
   private lastSync: number | null = null;
   private sentUpTo = 0;
   private heartbeat: NodeJS.Timeout | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
   private readonly shutdown = new AbortController();
   private readonly builtins: Builtins;
   private readonly monitor: MonitoredInterface | null;
@@ -73,8 +103,10 @@ export class Agent {
     this.monitor?.stop();
     for (const t of this.periodic.values()) clearTimeout(t);
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.statusTimer) clearTimeout(this.statusTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.ws?.close(1000, "agent stopping");
+    await this.spool.close();
   }
 
   // ── registration and connection ────────────────────────────────────────────────────────────────────────────
@@ -85,11 +117,9 @@ export class Agent {
     for (const base of urls) {
       try {
         const post = async (path: string, body: unknown) => {
-          const res = await fetch(new URL(path, base), {
-            method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000),
-          });
-          const json = (await res.json().catch(() => ({}))) as { error?: { detail?: string } };
-          if (!res.ok) throw new Error(`${path}: ${res.status} ${json.error?.detail ?? ""}`.trim());
+          const res = await postJson(new URL(path, base), body, 15_000);
+          const json = res.json as { error?: { detail?: string } };
+          if (res.status !== 200) throw new Error(`${path}: ${res.status} ${json.error?.detail ?? ""}`.trim());
           return json;
         };
         const { nonce } = (await post("/probe/v1/challenge", { probe_id: this.config.probe_id })) as { nonce: string };
@@ -116,7 +146,7 @@ export class Agent {
       return this.reconnectLater();
     }
     const ws = new WebSocket(reg.websocket_url, SUBPROTOCOL, {
-      headers: { Authorization: `Bearer ${reg.token}` }, handshakeTimeout: 15_000, maxPayload: 16 * 1024 * 1024,
+      headers: { Authorization: `Bearer ${reg.token}` }, handshakeTimeout: 15_000, maxPayload: 16 * 1024 * 1024, perMessageDeflate: false,
     });
     this.ws = ws;
     let alive = true;
@@ -164,7 +194,7 @@ export class Agent {
 
   /** Offers every spooled result not yet sent on this connection, oldest first. */
   private flushSpool(): void {
-    const pending = this.spool.pending().filter((s) => s.seq > this.sentUpTo);
+    const pending = this.spool.pending(this.sentUpTo);
     for (let i = 0; i < pending.length; i += MAX_FRAME_RESULTS) {
       const chunk = pending.slice(i, i + MAX_FRAME_RESULTS);
       if (!this.send({ type: "results", results: chunk })) return;
@@ -216,6 +246,17 @@ export class Agent {
 
   // ── measurements ───────────────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Tells the controller the free slots soon: runs finishing together (a round of one-offs) give one status frame,
+   * not one each.
+   */
+  private reportSlots(): void {
+    this.statusTimer ??= setTimeout(() => {
+      this.statusTimer = null;
+      this.send({ type: "status", free_slots: this.freeSlots() });
+    }, STATUS_COALESCE_MS);
+  }
+
   private freeSlots(): number {
     return Math.max(0, this.config.slots - this.running - this.queue.length);
   }
@@ -228,7 +269,7 @@ export class Agent {
     const now = Date.now() / 1000;
     if (a.interval === null) {
       // A resent one-off that already ran (its result may still wait in the spool) is not run twice.
-      if (this.oneoffsRun.has(a.msm_id) || this.spool.pending().some((s) => s.result.msm_id === a.msm_id)) return;
+      if (this.oneoffsRun.has(a.msm_id) || this.spool.holds(a.msm_id)) return;
       this.oneoffsRun.add(a.msm_id);
       // Remember the recent ones only (a Set iterates oldest first): a one-off is never resent after an hour.
       if (this.oneoffsRun.size > 10_000) this.oneoffsRun.delete(this.oneoffsRun.values().next().value!);
@@ -262,8 +303,8 @@ export class Agent {
       this.running++;
       void job().finally(() => {
         this.running--;
-        this.send({ type: "status", free_slots: this.freeSlots() });
         this.pump();
+        this.reportSlots();
       });
     }
   }
@@ -278,9 +319,12 @@ export class Agent {
     if (typeof a.spec?.type !== "string") return;
     const result = errorResult({ type: a.spec.type, af: a.spec.af, target: a.spec.target },
       { msmId: a.msm_id, probeId: this.config.probe_id, lts: this.lts(), step: typeof a.interval === "number" ? a.interval : null }, reason);
-    if (!result) return;
-    this.spool.add(result);
-    this.flushSpool();
+    if (result) this.store(result);
+  }
+
+  /** Spools a result and offers it to the controller once it is durable. */
+  private store(result: Result): void {
+    this.spool.add(result).then(() => this.flushSpool(), (e: unknown) => this.log("error", (e as Error).message));
   }
 
   private async run(a: Assignment, opts: RunOptions = {}): Promise<void> {
@@ -299,8 +343,7 @@ export class Agent {
       // A stopped measurement, or an agent shutting down, reports nothing for the interrupted run.
       if (stopper.signal.aborted || this.shutdown.signal.aborted) return;
       opts.onResult?.(result);
-      this.spool.add(result);
-      this.flushSpool();
+      this.store(result);
     } catch (e) {
       this.log("error", `measurement ${a.msm_id} failed to run: ${(e as Error).message}`);
     } finally {

@@ -1,77 +1,189 @@
-// The result spool: every result is written to disk (fsync'd, renamed into place) before it is offered to the
-// controller, and removed only when the controller acknowledges it. Results carry a strictly increasing sequence
-// number that survives restarts, which is what lets the edge store each result exactly once.
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+// The result spool: every result is on disk (written and fdatasync'd) before it is offered to the controller, and
+// forgotten only when the controller acknowledges it. Results carry a strictly increasing sequence number that
+// survives restarts, which is what lets the edge store each result exactly once.
+//
+// On disk it is a journal: spool/<first seq>.log segments of JSON lines, appended with group commit (every result
+// finished in the same turn of the event loop shares one write and one fdatasync, off the event loop), and
+// spool/acked holding the highest acknowledged seq. A segment is deleted once every result in it is acknowledged,
+// except the newest, which keeps the numbering. The acked mark is written without fsync and at most once a second:
+// if it is lost or behind, a restart resends results the controller already has, and its per-probe high-water mark
+// drops them.
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync } from "node:fs";
+import { type FileHandle, open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Result, Submission } from "../protocol/index.ts";
 
-function writeDurably(path: string, data: string): void {
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, "w", 0o600);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+/** A new segment is started once the current one is this large. */
+const SEGMENT_BYTES = 1 << 20;
+const ACK_WRITE_MS = 1000;
+
+type Segment = { first: number; last: number; path: string };
+type Waiter = { line: string; submission: Submission; resolve: (s: Submission) => void; reject: (e: Error) => void };
+
+const segmentName = (first: number) => `${String(first).padStart(16, "0")}.log`;
+
+/** What is on disk in a state directory: the acknowledged mark and every journalled submission, in order. */
+function readJournal(dir: string): { acked: number; segments: Segment[]; sizes: number[]; submissions: Submission[]; tornTail: { path: string; size: number } | null } {
+  let acked = 0;
+  try { acked = Number(readFileSync(join(dir, "acked"), "utf8")) || 0; } catch { /* nothing acknowledged yet */ }
+  const segments: Segment[] = [];
+  const sizes: number[] = [];
+  const submissions: Submission[] = [];
+  let tornTail = null;
+  const names = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d{16}\.log$/.test(f)).sort() : [];
+  for (const name of names) {
+    const path = join(dir, name);
+    const text = readFileSync(path, "utf8");
+    const first = Number(name.slice(0, 16));
+    let last = first - 1;
+    // A crash in the middle of a write leaves a partial last line: it was never durable, so never offered.
+    const end = text.lastIndexOf("\n") + 1;
+    const size = Buffer.byteLength(text.slice(0, end));
+    if (end < text.length) tornTail = { path, size };
+    for (const line of text.slice(0, end).split("\n")) {
+      if (!line) continue;
+      const s = JSON.parse(line) as Submission;
+      submissions.push(s);
+      last = s.seq;
+    }
+    segments.push({ first, last, path });
+    sizes.push(size);
   }
-  renameSync(tmp, path);
+  return { acked, segments, sizes, submissions, tornTail };
 }
 
 export class Spool {
   private readonly dir: string;
-  private readonly counterPath: string;
   private seq: number;
-  private entries = new Map<number, Submission>();
+  private acked: number;
+  /** Durable, unacknowledged submissions; seqs only grow, so insertion order is send order. */
+  private readonly entries = new Map<number, Submission>();
+  private readonly segments: Segment[];
+  /** The segment appended to, its open file and its size. */
+  private active: { segment: Segment; file: FileHandle | null; bytes: number };
+  private batch: Waiter[] = [];
+  private writing: Promise<void> | null = null;
+  private ackWrite: Promise<void> = Promise.resolve();
+  private ackTimer: NodeJS.Timeout | null = null;
 
   constructor(stateDir: string) {
     this.dir = join(stateDir, "spool");
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    this.counterPath = join(stateDir, "seq");
-    let seq = 0;
-    try {
-      seq = Number(readFileSync(this.counterPath, "utf8")) || 0;
-    } catch { /* first run */ }
-    for (const f of readdirSync(this.dir)) {
-      const m = f.match(/^(\d+)\.json$/);
-      if (!m) continue;
-      const s = JSON.parse(readFileSync(join(this.dir, f), "utf8")) as Submission;
-      this.entries.set(s.seq, s);
-      seq = Math.max(seq, s.seq);
+    const journal = readJournal(this.dir);
+    if (journal.tornTail) truncateSync(journal.tornTail.path, journal.tornTail.size);
+    this.acked = journal.acked;
+    this.segments = journal.segments;
+    for (const s of journal.submissions) if (s.seq > this.acked) this.entries.set(s.seq, s);
+    const newest = this.segments.at(-1);
+    this.seq = Math.max(this.acked, newest?.last ?? 0);
+    // Appends go on in the newest segment; a first start makes one, named with the first seq it will hold.
+    const segment = newest ?? this.createSegment(this.seq + 1);
+    if (!newest) this.segments.push(segment);
+    this.active = { segment, file: null, bytes: journal.sizes.at(-1) ?? 0 };
+  }
+
+  /** What a restart of the agent on this state directory would offer the controller, oldest first. */
+  static unacknowledged(stateDir: string): Submission[] {
+    const j = readJournal(join(stateDir, "spool"));
+    return j.submissions.filter((s) => s.seq > j.acked);
+  }
+
+  /** Stores a result; resolves with its submission (seq assigned) once it is durable. */
+  add(result: Result): Promise<Submission> {
+    const submission: Submission = { seq: ++this.seq, result };
+    return new Promise((resolve, reject) => {
+      this.batch.push({ line: JSON.stringify(submission) + "\n", submission, resolve, reject });
+      this.writing ??= this.commit();
+    });
+  }
+
+  /** Unacknowledged durable results with a seq above `after`, in send order. */
+  pending(after = 0): Submission[] {
+    const out: Submission[] = [];
+    for (const [seq, s] of this.entries) if (seq > after) out.push(s);
+    return out;
+  }
+
+  /** Whether a result of this measurement is waiting (written or being written) for acknowledgement. */
+  holds(msmId: number): boolean {
+    for (const s of this.entries.values()) if (s.result.msm_id === msmId) return true;
+    return this.batch.some((w) => w.submission.result.msm_id === msmId);
+  }
+
+  /** The controller has every result up to `upto`: forget them, and the segments that hold nothing else. */
+  ack(upto: number): void {
+    if (upto <= this.acked) return;
+    this.acked = Math.min(upto, this.seq);
+    for (const seq of this.entries.keys()) {
+      if (seq > this.acked) break;
+      this.entries.delete(seq);
     }
-    this.seq = seq;
+    while (this.segments.length > 1 && this.segments[0]!.last <= this.acked) unlinkSync(this.segments.shift()!.path);
+    // The mark is written at most once a second: losing it costs only resends the controller drops.
+    this.ackTimer ??= setTimeout(() => { this.ackTimer = null; void this.writeAcked(); }, ACK_WRITE_MS);
   }
 
-  /** Stores a result and returns its submission (seq assigned). Durable when this returns. */
-  add(result: Result): Submission {
-    const seq = ++this.seq;
-    writeDurably(this.counterPath, String(seq));
-    const s: Submission = { seq, result };
-    writeDurably(join(this.dir, `${String(seq).padStart(16, "0")}.json`), JSON.stringify(s));
-    this.entries.set(seq, s);
-    return s;
+  private async writeAcked(): Promise<void> {
+    // Best effort: a mark that could not be written is only behind.
+    await (this.ackWrite = this.ackWrite.then(() => writeFile(join(this.dir, "acked"), String(this.acked), { mode: 0o600 })).catch(() => {}));
   }
 
-  /** Unacknowledged results in send order. */
-  pending(): Submission[] {
-    return [...this.entries.values()].sort((a, b) => a.seq - b.seq);
-  }
-
-  /** The controller has every result up to `upto`: forget them. */
-  ack(upto: number): number {
-    let n = 0;
-    for (const seq of [...this.entries.keys()]) if (seq <= upto) { this.drop(seq); n++; }
-    return n;
-  }
-
-  /** The controller refused this result for good (logged by the caller): forget it. */
+  /** The controller refused this result for good (logged by the caller): do not offer it again. */
   drop(seq: number): void {
-    if (!this.entries.delete(seq)) return;
-    try {
-      unlinkSync(join(this.dir, `${String(seq).padStart(16, "0")}.json`));
-    } catch { /* already gone */ }
+    this.entries.delete(seq);
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Waits for writes in progress and closes the journal. */
+  async close(): Promise<void> {
+    while (this.writing) await this.writing;
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    await this.writeAcked();
+    await this.active.file?.close();
+    this.active.file = null;
+  }
+
+  private async commit(): Promise<void> {
+    while (this.batch.length) {
+      const batch = this.batch;
+      this.batch = [];
+      try {
+        if (this.active.bytes >= SEGMENT_BYTES) await this.roll(batch[0]!.submission.seq);
+        this.active.file ??= await open(this.active.segment.path, "a", 0o600);
+        const data = batch.map((w) => w.line).join("");
+        await this.active.file.write(data);
+        await this.active.file.datasync();
+        this.active.bytes += Buffer.byteLength(data);
+        this.active.segment.last = batch.at(-1)!.submission.seq;
+        for (const w of batch) {
+          this.entries.set(w.submission.seq, w.submission);
+          w.resolve(w.submission);
+        }
+      } catch (e) {
+        for (const w of batch) w.reject(new Error(`spool: cannot store result ${w.submission.seq}: ${(e as Error).message}`));
+      }
+    }
+    this.writing = null;
+  }
+
+  /** Closes the full segment and starts the next, named with the first seq it holds. */
+  private async roll(first: number): Promise<void> {
+    await this.active.file?.close();
+    const segment = this.createSegment(first);
+    this.segments.push(segment);
+    this.active = { segment, file: null, bytes: 0 };
+  }
+
+  private createSegment(first: number): Segment {
+    const path = join(this.dir, segmentName(first));
+    closeSync(openSync(path, "a", 0o600));
+    // The new name must be durable too, or a crash could lose the numbering it carries.
+    const d = openSync(this.dir, "r");
+    try { fsyncSync(d); } finally { closeSync(d); }
+    return { first, last: first - 1, path };
   }
 }

@@ -103,10 +103,9 @@ class Pinger {
         for (int i = 0; i < spec_.packets; i++) all = all && (answered[i] || sent_at[i] == 0);
         if (all || t >= deadline) break;
       }
-      int wait = static_cast<int>(deadline - now_ms()) + 1;
-      if (wait > vantage::kSliceMs) wait = vantage::kSliceMs;
+      const int wait = static_cast<int>(deadline - now_ms()) + 1;
       pollfd p{fd_, POLLIN, 0};
-      int r = poll(&p, 1, wait < 0 ? 0 : wait);
+      const int r = cancelled_->poll(&p, 1, wait < 0 ? 0 : wait);
       if (r < 0 && errno != EINTR) {
         out.error = errno_text("poll");
         return out;

@@ -146,11 +146,10 @@ class HopLoop {
     return true;
   }
 
-  /** Remaining wait for this probe, cut into poll slices; -1 when its time is up or the run is cancelled. */
-  int Slice(double deadline) const {
+  /** Remaining wait for this probe in ms; -1 when its time is up or the run is cancelled. */
+  int Remaining(double deadline) const {
     const int wait = static_cast<int>(deadline - now_ms());
-    if (wait < 0 || cancelled_->load()) return -1;
-    return wait + 1 > vantage::kSliceMs ? vantage::kSliceMs : wait + 1;
+    return wait < 0 || cancelled_->load() ? -1 : wait + 1;
   }
 
   TraceSpec spec_;
@@ -260,10 +259,10 @@ class Tracer : public HopLoop {
     }
     const double deadline = sent + spec_.response_timeout;
     for (;;) {
-      const int slice = Slice(deadline);
-      if (slice < 0) break;
+      const int wait = Remaining(deadline);
+      if (wait < 0) break;
       pollfd fds[2] = {{icmp_fd_, POLLIN, 0}, {tcp_fd_, POLLIN, 0}};
-      const int n = poll(fds, tcp_fd_ >= 0 ? 2 : 1, slice);
+      const int n = cancelled_->poll(fds, tcp_fd_ >= 0 ? 2 : 1, wait);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) continue;
       for (int f = 0; f < 2; f++) {
@@ -417,10 +416,10 @@ class DgramTracer : public HopLoop {
     if (w < 0 && errno != EHOSTUNREACH && errno != ENETUNREACH && errno != ECONNREFUSED) return r;
     const double deadline = sent + spec_.response_timeout;
     for (;;) {
-      const int slice = Slice(deadline);
-      if (slice < 0) break;
+      const int wait = Remaining(deadline);
+      if (wait < 0) break;
       pollfd p{fd_, POLLIN | POLLERR, 0};
-      const int n = poll(&p, 1, slice);
+      const int n = cancelled_->poll(&p, 1, wait);
       if (n <= 0) continue;
       Reply got = r;
       if (ReadError(sent, seq, got) || (icmp && ReadEcho(sent, seq, got))) return got;
@@ -583,10 +582,10 @@ class Tracer6 : public HopLoop {
     if (sendto(fd, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) return r;
     const double deadline = sent + spec_.response_timeout;
     for (;;) {
-      const int slice = Slice(deadline);
-      if (slice < 0) break;
+      const int wait = Remaining(deadline);
+      if (wait < 0) break;
       pollfd fds[2] = {{icmp_fd_, POLLIN, 0}, {tcp_fd_, POLLIN, 0}};
-      if (poll(fds, tcp_fd_ >= 0 ? 2 : 1, slice) <= 0) continue;
+      if (cancelled_->poll(fds, tcp_fd_ >= 0 ? 2 : 1, wait) <= 0) continue;
       for (int f = 0; f < 2; f++) {
         // The kernel also flags an ICMPv6 error about a raw socket's own probe as a pending socket error, which
         // would keep poll() returning POLLERR: clear it; the error packet itself is read below.

@@ -1,6 +1,6 @@
 // The agent's own parts on this machine: its key never leaves its state directory (mode 0600), the spool survives
 // restarts and forgets only what was acknowledged, and ping measures for real over ICMP in Atlas's format.
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PingResult, Result } from "../../protocol/index.ts";
@@ -69,21 +69,61 @@ describe("spool", () => {
     min: -1, avg: -1, max: -1, step: null, result: [{ x: "*" }],
   });
 
-  it("keeps unacknowledged results across restarts, in order, and never reuses a sequence number", () => {
+  it("keeps unacknowledged results across restarts, in order, and never reuses a sequence number", async () => {
     const dir = tempDir("spool");
     const s = new Spool(dir);
-    const seqs = [1, 2, 3, 4].map((i) => s.add(result(10_000_001, 1_700_000_000 + i)).seq);
+    const seqs = (await Promise.all([1, 2, 3, 4].map((i) => s.add(result(10_000_001, 1_700_000_000 + i))))).map((x) => x.seq);
     expect(seqs).toEqual([1, 2, 3, 4]);
     s.ack(2);
     s.drop(4);
+    expect(s.pending().map((p) => p.seq)).toEqual([3]);
+    await s.close();
+    // A dropped result is not kept in memory; on disk it stays until acknowledged past, and a restart offers it again
+    // (the controller refuses it again): what a restart offers is exactly what was not acknowledged.
     const after = new Spool(dir);
-    expect(after.pending().map((p) => p.seq)).toEqual([3]);
+    expect(after.pending().map((p) => p.seq)).toEqual([3, 4]);
     expect(after.pending()[0]!.result.timestamp).toBe(1_700_000_003);
-    after.ack(3);
+    after.ack(4);
+    await after.close();
     expect(new Spool(dir).size).toBe(0);
     // Everything acknowledged, then a restart: numbering continues, so the edge's high-water mark still holds.
-    expect(new Spool(dir).add(result(10_000_001, 1_700_000_010)).seq).toBe(5);
-    expect(existsSync(join(dir, "spool"))).toBe(true);
+    const again = new Spool(dir);
+    expect((await again.add(result(10_000_001, 1_700_000_010))).seq).toBe(5);
+    await again.close();
+    expect(Spool.unacknowledged(dir).map((p) => p.seq)).toEqual([5]);
+  });
+
+  it("commits results finished together with one write, and survives a write torn by a crash", async () => {
+    const dir = tempDir("spool");
+    const s = new Spool(dir);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => s.add(result(10_000_001 + i, 1_700_000_000))));
+    await s.close();
+    const segments = readdirSync(join(dir, "spool")).filter((f) => f.endsWith(".log"));
+    expect(segments).toEqual(["0000000000000001.log"]);
+    const path = join(dir, "spool", segments[0]!);
+    // The crash: half of a 101st line reached the disk.
+    appendFileSync(path, '{"seq":101,"result":{"fw":50');
+    const after = new Spool(dir);
+    expect(after.pending().map((p) => p.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    // The torn line is cut off, so the next result starts on a line of its own.
+    expect((await after.add(result(10_000_200, 1_700_000_001))).seq).toBe(101);
+    await after.close();
+    expect(Spool.unacknowledged(dir).map((p) => p.seq).slice(-2)).toEqual([100, 101]);
+  });
+
+  it("deletes a segment once everything in it is acknowledged", async () => {
+    const dir = tempDir("spool");
+    const s = new Spool(dir);
+    const big = { ...result(10_000_001, 1_700_000_000), result: Array.from({ length: 16 }, () => ({ x: "*" as const })) };
+    // Enough results to fill more than one 1 MiB segment.
+    for (let i = 0; i < 30; i++) await Promise.all(Array.from({ length: 200 }, () => s.add(big)));
+    const segments = () => readdirSync(join(dir, "spool")).filter((f) => f.endsWith(".log"));
+    expect(segments().length).toBeGreaterThan(1);
+    s.ack(6000);
+    expect(segments()).toHaveLength(1);
+    await s.close();
+    expect(new Spool(dir).size).toBe(0);
+    expect(Spool.unacknowledged(dir)).toEqual([]);
   });
 });
 

@@ -1,10 +1,11 @@
 // Durability: the edge dies (SIGKILL, as a crash or a deploy would take it) while a probe holds a result it has
 // not had acknowledged. After the edge comes back the probe reconnects, resends, and the result is stored exactly
 // once; a resend after a lost acknowledgement is stored once too.
-import { copyFileSync, readdirSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { PingResult } from "../../protocol/index.ts";
+import { Spool } from "../../probe-agent/spool.ts";
 import { admin, type Edge, killEdge, LOCAL_SITES, provisionProbe, startEdge, startProbe, type ProbeProcess } from "../../scripts/local.ts";
 import { freePort, icmpUnavailable, tempDir, until } from "./system.ts";
 
@@ -26,7 +27,8 @@ describe.skipIf(noIcmp !== null)("edge killed while a probe holds an unacknowled
     edge = await startEdge({ stateDir: state, port, quiet: true });
     const key = (await admin<{ key: string }>(edge, "/admin/keys", { label: "durability" })).key;
     const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, { heartbeat_s: 2, backoff_ms: { base: 200, cap: 2000 }, builtins: { enabled: false } });
-    const spoolDir = join(probe.stateDir, "spool");
+    const ackedMark = join(probe.stateDir, "spool", "acked");
+    const unacknowledged = () => Spool.unacknowledged(probe.stateDir);
     agent = startProbe(probe, { quiet: true });
     await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);
 
@@ -44,23 +46,26 @@ describe.skipIf(noIcmp !== null)("edge killed while a probe holds an unacknowled
     await new Promise((r) => setTimeout(r, 1000));
     await killEdge(edge);
     const spooled = await until("the result to be spooled", async () => {
-      const files = readdirSync(spoolDir).filter((f) => f.endsWith(".json"));
-      return files.length === 1 ? files : null;
+      const held = unacknowledged();
+      return held.length === 1 ? held[0]! : null;
     }, 30_000);
-    copyFileSync(join(spoolDir, spooled[0]!), join(state, "kept-result.json"));
+    expect(spooled.result).toMatchObject({ msm_id: id, type: "ping" });
 
     edge = await startEdge({ stateDir: state, port, quiet: true });
-    await until("the spool to drain", async () => readdirSync(spoolDir).filter((f) => f.endsWith(".json")).length === 0, 60_000);
+    await until("the spool to drain", async () => unacknowledged().length === 0, 60_000);
+    expect(Number(readFileSync(ackedMark, "utf8"))).toBe(spooled.seq);
     const results = async () => (await (await fetch(`${edge!.url}/api/v2/measurements/${id}/results/`)).json()) as PingResult[];
     const first = await results();
     expect(first).toHaveLength(1);
     expect(first[0]).toMatchObject({ msm_id: id, prb_id: probe.id, sent: 5, rcvd: 5 });
 
-    // An acknowledgement lost on the way: the probe still holds the result and sends it again after a restart.
+    // An acknowledgement lost on the way (the probe's acked mark never moved past the result): the probe still holds
+    // the result and sends it again after a restart.
     await agent.stop();
-    copyFileSync(join(state, "kept-result.json"), join(spoolDir, spooled[0]!));
+    writeFileSync(ackedMark, String(spooled.seq - 1));
+    expect(unacknowledged()).toEqual([spooled]);
     agent = startProbe(probe, { quiet: true });
-    await until("the resent result to be acknowledged", async () => readdirSync(spoolDir).filter((f) => f.endsWith(".json")).length === 0, 60_000);
+    await until("the resent result to be acknowledged", async () => unacknowledged().length === 0, 60_000);
     // Flush the probe's shard (an Amsterdam probe lands on weur-0) so the read goes through R2, not the outbox.
     await admin(edge, "/admin/controllers/weur-0/flush", {});
     const after = await results();
