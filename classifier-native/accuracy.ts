@@ -1,59 +1,62 @@
-// `npm run accuracy:classifier [-- DIR]`: scores plug-in configurations against the labelled captures of
-// ../shared/datasets/ndpi-pcaps (labels.jsonl: two nDPI versions' output, not ground truth). Prints, per
-// configuration, the share of flows (and of bytes) whose label matches upstream nDPI's, and the agreement with
-// Debian's nDPI 4.2 on the flows 4.2 decided by DPI.
-import { existsSync, readFileSync } from "node:fs";
+// `npm run accuracy:classifier [-- DIR]`: the TIE-style table over the labelled captures of
+// ../shared/datasets/ndpi-pcaps (labels.jsonl: two nDPI versions' output, not ground truth). Per configuration: the
+// share of flows (and of bytes) whose label matches upstream nDPI's, the agreement with Debian's nDPI 4.2 on the
+// flows 4.2 decided by DPI, packets to decision, and the CPU time of a decision (plug-ins + combiner, measured in
+// the addon over every capture in one run). Then the per-class table of the weighted combiner.
 import { join } from "node:path";
-import { classifyFiles, type FlowRecord } from "./index.ts";
+import { type ClassifyOptions, classifyFiles, type FlowRecord } from "./index.ts";
+import { DATASET, loadLabels, Matcher, norm, pct, score } from "./labels.ts";
 
-type Label = {
-  file: string; proto: string; src: string; sport: number; dst: string; dport: number; bytes: number;
-  label_upstream: string; label_ndpi42: string; confidence_ndpi42: string;
-};
-
-const dir = process.argv[2] ?? join(import.meta.dirname, "..", "..", "shared", "datasets", "ndpi-pcaps");
-if (!existsSync(join(dir, "labels.jsonl"))) {
-  console.error(`no labelled captures in ${dir} (labels.jsonl): pass the folder of ../shared/datasets/ndpi-pcaps`);
-  process.exit(2);
-}
-const labels = readFileSync(join(dir, "labels.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Label);
-const files = [...new Set(labels.map((l) => l.file))].filter((f) => existsSync(join(dir, f)));
-/** Names compare without case or punctuation: "IPsec" = "IPSec", "MsSQL-TDS" = "mssqltds". */
-const norm = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, "");
-/** Addresses in one spelling: IPv6 fully expanded (the labels write "::3" where inet_ntop writes ":0:3"). */
-function canon(addr: string): string {
-  if (!addr.includes(":")) return addr;
-  const halves = addr.split("::");
-  if (halves.length > 2) return addr;  // not an address (some labels have two "::"): matches nothing
-  const head = halves[0] ? halves[0].split(":") : [], tail = halves[1] ? halves[1].split(":") : [];
-  const groups = halves.length === 2 ? [...head, ...Array(8 - head.length - tail.length).fill("0"), ...tail] : head;
-  return groups.map((g) => parseInt(g, 16).toString(16)).join(":");
-}
-const key = (file: string, proto: string, a: string, ap: number, b: string, bp: number) =>
-  [file, proto.toUpperCase(), ...[`${canon(a)}#${ap}`, `${canon(b)}#${bp}`].sort()].join("|");
-
-const configs: [string, string[]][] = [["port", ["port"]], ["signature", ["signature"]], ["ndpi", ["ndpi"]], ["ndpi → port", ["ndpi", "port"]], ["port → ndpi", ["port", "ndpi"]], ["ndpi → signature → port", ["ndpi", "signature", "port"]], ["signature → ndpi → port", ["signature", "ndpi", "port"]]];
-console.log(`${files.length} captures, ${labels.length} labelled flows\n`);
-console.log("configuration      flows matched   upstream (flows)   upstream (bytes)   agrees with 4.2 DPI   µs/flow");
-for (const [name, plugins] of configs) {
-  const ours = new Map<string, FlowRecord>();
-  const started = performance.now();
-  let flows = 0;
+const dir = process.argv[2] ?? DATASET;
+const { labels, files } = loadLabels(dir);
+const all = ["signature", "ndpi", "port"];
+const configs: [string, ClassifyOptions][] = [
+  ["port", { plugins: ["port"] }], ["signature", { plugins: ["signature"] }], ["ndpi", { plugins: ["ndpi"] }],
+  ["port → ndpi", { plugins: ["port", "ndpi"] }], ["priority sig → ndpi → port", { plugins: all }],
+  ["majority", { plugins: all, combiner: "majority" }], ["weighted port, sig, ndpi", { plugins: ["port", "signature", "ndpi"], combiner: "weighted" }],
+];
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
+console.log(`${files.length} captures, ${labels.length} labelled flows (weighted: the model in data/weights.tsv, trained on these captures;`);
+console.log("npm run train:classifier prints its cross-validated accuracy)\n");
+console.log("configuration               upstream (flows)  upstream (bytes)  agrees with 4.2 DPI  µs/decision (mean)  median  packets to decision");
+let weighted: Matcher | null = null;
+for (const [name, options] of configs) {
+  const m = new Matcher();
+  const toDecision: number[] = [];
   for (const file of files) {
-    const { flows: records } = await classifyFiles([join(dir, file)], { plugins });
-    flows += records.length;
-    for (const r of records) ours.set(key(file, r.proto, r.src, r.sport, r.dst, r.dport), r);
+    const { flows } = await classifyFiles([join(dir, file)], options);
+    for (const r of flows) toDecision.push(r.packets_to_decision);
+    m.add(file, flows);
   }
-  const micros = ((performance.now() - started) * 1000) / Math.max(1, flows);
-  let matched = 0, right = 0, bytes = 0, rightBytes = 0, dpi = 0, agree = 0;
-  for (const l of labels) {
-    const r = ours.get(key(l.file, l.proto, l.src, l.sport, l.dst, l.dport));
-    if (!r) continue;
-    matched++;
-    bytes += l.bytes;
-    if (norm(r.label) === norm(l.label_upstream)) { right++; rightBytes += l.bytes; }
-    if (l.confidence_ndpi42 === "DPI") { dpi++; if (norm(r.label) === norm(l.label_ndpi42)) agree++; }
+  if (options.combiner === "weighted") weighted = m;
+  const { stats } = await classifyFiles(files.map((f) => join(dir, f)), { ...options, flows: false, timing: true });
+  const t = Object.values(stats.timing ?? {});
+  const decisions = t.reduce((a, x) => a + x.decisions, 0);
+  const mean = t.reduce((a, x) => a + x.mean_us * x.decisions, 0) / Math.max(1, decisions);
+  const s = score(labels, m);
+  const medianUs = median(t.flatMap((x) => Array(x.decisions).fill(x.median_us)));
+  console.log(`${name.padEnd(27)} ${pct(s.flows).padStart(16)} ${pct(s.bytes).padStart(17)} ${pct(s.agreement).padStart(20)} ${mean.toFixed(2).padStart(19)} ${medianUs.toFixed(2).padStart(7)} ${String(median(toDecision)).padStart(20)}`);
+  if (options.combiner === "weighted") {
+    // The cheap path: flows a sure answer of port or signature decided before nDPI was asked.
+    for (const [p, x] of Object.entries(stats.timing ?? {})) {
+      console.log(`  decided by ${p.padEnd(16)} ${String(x.decisions).padStart(5)} flows, median ${x.median_us.toFixed(2)} µs, p90 ${x.p90_us.toFixed(2)} µs`);
+    }
   }
-  const pct = (a: number, b: number) => `${((100 * a) / Math.max(1, b)).toFixed(1)} %`;
-  console.log(`${name.padEnd(18)} ${`${matched}/${labels.length}`.padStart(13)} ${pct(right, matched).padStart(18)} ${pct(rightBytes, bytes).padStart(18)} ${pct(agree, dpi).padStart(21)} ${micros.toFixed(1).padStart(9)}`);
+}
+
+// Per class (upstream label), the weighted combiner: flows, share right, and what it said instead when wrong.
+console.log("\nweighted combiner per upstream class (classes with ≥ 10 flows):\nclass                 flows   right   most frequent wrong answer");
+const byClass = new Map<string, { n: number; right: number; wrong: Map<string, number> }>();
+for (const l of labels) {
+  const r: FlowRecord | undefined = weighted!.get(l);
+  if (!r) continue;
+  const c = byClass.get(l.label_upstream) ?? { n: 0, right: 0, wrong: new Map() };
+  c.n++;
+  if (norm(r.label) === norm(l.label_upstream)) c.right++;
+  else c.wrong.set(r.label, (c.wrong.get(r.label) ?? 0) + 1);
+  byClass.set(l.label_upstream, c);
+}
+for (const [label, c] of [...byClass].filter(([, c]) => c.n >= 10).sort((a, b) => b[1].n - a[1].n)) {
+  const [worst] = [...c.wrong].sort((a, b) => b[1] - a[1]);
+  console.log(`${label.padEnd(20)} ${String(c.n).padStart(6)} ${pct(c.right / c.n).padStart(8)}   ${worst ? `${worst[0]} (${worst[1]})` : ""}`);
 }

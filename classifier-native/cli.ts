@@ -9,9 +9,14 @@ const USAGE = `usage: npm run classify -- [options] <captures…>
   --mode offline|realtime|cyclic   offline: every flow at the end (default); realtime: each decision as it is made;
                                    cyclic: traffic per application every --interval seconds of capture time
   --interval S                     cyclic mode's interval (default 300)
-  --format text|jsonl              TIE-like text lines (default) or JSON lines
+  --format text|jsonl|summary      TIE-like text lines (default), JSON lines, or (offline) only the traffic per
+                                   application: label, flows, packets and bytes up and down
   --socket HOST:PORT               realtime: also send each decision as a JSON line to this TCP address
   --plugins port,ndpi              plug-ins in priority order (default port)
+  --combiner priority|majority|weighted
+                                   how answers become a decision (default priority; weighted uses --weights, default
+                                   classifier-native/data/weights.tsv from npm run train:classifier)
+  --weights FILE                   the weighted combiner's model
   -i IFACE --duration S            live capture on an interface for S seconds (needs CAP_NET_RAW) instead of files
   --bpf EXPR  --playlist FILE  --loop N`;
 
@@ -23,6 +28,7 @@ async function main(): Promise<number> {
       playlist: { type: "string" }, loop: { type: "string", default: "1" }, mode: { type: "string", default: "offline" },
       interval: { type: "string", default: "300" }, socket: { type: "string" }, duration: { type: "string" },
       interface: { type: "string", short: "i" }, help: { type: "boolean", short: "h" },
+      combiner: { type: "string", default: "priority" }, weights: { type: "string" },
     },
   });
   if (values.help) { console.log(USAGE); return 0; }
@@ -30,7 +36,10 @@ async function main(): Promise<number> {
   if (mode !== "offline" && mode !== "realtime" && mode !== "cyclic") { console.error(`--mode must be offline, realtime or cyclic\n${USAGE}`); return 2; }
   const interval = Number(values.interval);
   if (mode === "cyclic" && !(interval > 0)) { console.error("--interval must be a positive number of seconds"); return 2; }
-  if (values.format !== "text" && values.format !== "jsonl") { console.error(`--format must be text or jsonl\n${USAGE}`); return 2; }
+  if (values.format !== "text" && values.format !== "jsonl" && values.format !== "summary") { console.error(`--format must be text, jsonl or summary\n${USAGE}`); return 2; }
+  if (values.format === "summary" && mode !== "offline") { console.error("--format summary goes with --mode offline"); return 2; }
+  const combiner = values.combiner;
+  if (combiner !== "priority" && combiner !== "majority" && combiner !== "weighted") { console.error(`--combiner must be priority, majority or weighted\n${USAGE}`); return 2; }
   const loop = Number(values.loop);
   if (!Number.isInteger(loop) || loop < 1) { console.error("--loop must be a whole number ≥ 1"); return 2; }
   const inputs = [...positionals];
@@ -57,11 +66,15 @@ async function main(): Promise<number> {
       for (const a of e.apps) console.log([e.start, e.end, a.label, a.flows, a.packets_up, a.bytes_up, a.packets_down, a.bytes_down].join("\t"));
     }
   };
-  const options = { bpf: values.bpf, plugins: values.plugins?.split(","), interval: mode === "cyclic" ? interval : undefined };
-  const { flows, stats } = values.interface
+  const options = {
+    bpf: values.bpf, plugins: values.plugins?.split(","), interval: mode === "cyclic" ? interval : undefined, combiner, weights: values.weights,
+    flows: values.format !== "summary",
+  };
+  const { flows, stats, apps } = values.interface
     ? await classifyLive(values.interface, Number(values.duration), options, onEvent)
     : await classifyFiles(files, options, onEvent);
-  if (mode === "offline") for (const f of flows) console.log(line(f));
+  if (values.format === "summary") for (const a of apps) console.log([a.label, a.flows, a.packets_up, a.bytes_up, a.packets_down, a.bytes_down].join("\t"));
+  else if (mode === "offline") for (const f of flows) console.log(line(f));
   if (sink) await new Promise<void>((r) => sink!.end(r));
   for (const w of stats.warnings) console.error(`warning: ${w}`);
   console.error(`${stats.packets} packets (${stats.decoded} decoded, ${stats.truncated} truncated, ${stats.malformed} malformed, ${stats.not_ip} not IP), ${stats.flows} flows`);

@@ -24,17 +24,24 @@ export type FlowRecord = {
   packets_to_decision: number;
 };
 
+/** Decision times of the flows one plug-in decided (with `timing`): plug-ins and combiner, in µs of CPU work. */
+export type DecisionTiming = { decisions: number; median_us: number; p90_us: number; mean_us: number };
+
 export type ClassifyStats = {
   packets: number; decoded: number; truncated: number; malformed: number; not_ip: number; fragments: number;
   flows: number; evicted: number; warnings: string[];
+  /** With `timing`: by the plug-in that decided ("Unknown": none did; "port (sure)": a sure answer, asked first). */
+  timing?: Record<string, DecisionTiming>;
 };
 
+/** Traffic of one application: flows, and packets and IP bytes in each direction. */
+export type AppTraffic = { label: string; flows: number; packets_up: number; bytes_up: number; packets_down: number; bytes_down: number };
+
 /** Traffic per application in one interval of capture time (cyclic mode). */
-export type IntervalReport = {
-  start: number;
-  end: number;
-  apps: { label: string; flows: number; packets_up: number; bytes_up: number; packets_down: number; bytes_down: number }[];
-};
+export type IntervalReport = { start: number; end: number; apps: AppTraffic[] };
+
+/** What a run returns: every flow (unless `flows: false`), decoding counters, and traffic per application. */
+export type Classified = { flows: FlowRecord[]; stats: ClassifyStats; apps: AppTraffic[] };
 
 /** Pushed while the captures are read: a flow decided (realtime) or an interval closed (cyclic). */
 export type ClassifyEvent = { type: "decision"; flow: FlowRecord } | ({ type: "interval" } & IntervalReport);
@@ -48,13 +55,25 @@ export type ClassifyOptions = {
   maxFlows?: number;
   /** Cyclic mode: report traffic per application every `interval` seconds of capture time. */
   interval?: number;
+  /**
+   * priority (default): the first plug-in in order that answers, once those before it have answered or given up;
+   * majority: most answers; weighted: answers weigh their plug-in's learned precision per label (data/weights.tsv,
+   * made by `npm run train:classifier`), and a sure answer decides at once.
+   */
+  combiner?: "priority" | "majority" | "weighted";
+  /** The weighted combiner's model file, instead of data/weights.tsv. */
+  weights?: string;
+  /** false: return no per-flow records, only the traffic per application (a summary, as `ndpiReader -q`). */
+  flows?: boolean;
+  /** Measure each flow's decision time (plug-ins and combiner), reported per deciding plug-in in stats.timing. */
+  timing?: boolean;
 };
 
 const ADDON = join(import.meta.dirname, "build", "Release", "vantage_classifier.node");
 export const DATA_DIR = join(import.meta.dirname, "data");
 
 type Addon = {
-  classify(files: string[], options: Record<string, unknown>, onEvent?: (e: ClassifyEvent) => void): Promise<{ flows: FlowRecord[]; stats: ClassifyStats }>;
+  classify(files: string[], options: Record<string, unknown>, onEvent?: (e: ClassifyEvent) => void): Promise<Classified>;
 };
 
 export function classifierBuilt(): boolean {
@@ -73,21 +92,26 @@ function load(): Addon {
  * `onEvent`, each decision is pushed the moment it is made (realtime), and with `interval` each closed interval's
  * traffic per application (cyclic).
  */
-export function classifyFiles(files: string[], o: ClassifyOptions = {}, onEvent?: (e: ClassifyEvent) => void): Promise<{ flows: FlowRecord[]; stats: ClassifyStats }> {
+export function classifyFiles(files: string[], o: ClassifyOptions = {}, onEvent?: (e: ClassifyEvent) => void): Promise<Classified> {
   if (o.interval !== undefined && !(o.interval > 0)) return Promise.reject(new Error("interval must be a positive number of seconds"));
-  return load().classify(files, { data_dir: DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows, interval: o.interval }, onEvent);
+  return load().classify(files, addonOptions(o), onEvent);
+}
+
+function addonOptions(o: ClassifyOptions): Record<string, unknown> {
+  return {
+    data_dir: DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows, interval: o.interval,
+    combiner: o.combiner, weights: o.weights, flows: o.flows, timing: o.timing,
+  };
 }
 
 /**
  * Live capture on a network interface for `seconds` (needs CAP_NET_RAW): the same pipeline, decisions pushed as
  * they are made (realtime) or per `interval` (cyclic); every flow at the end.
  */
-export function classifyLive(iface: string, seconds: number, o: ClassifyOptions = {}, onEvent?: (e: ClassifyEvent) => void): Promise<{ flows: FlowRecord[]; stats: ClassifyStats }> {
+export function classifyLive(iface: string, seconds: number, o: ClassifyOptions = {}, onEvent?: (e: ClassifyEvent) => void): Promise<Classified> {
   if (!/^[\w.:-]{1,64}$/.test(iface)) return Promise.reject(new Error(`not an interface name: "${iface}"`));
   if (!(seconds > 0)) return Promise.reject(new Error("seconds must be positive"));
-  return load().classify([], {
-    data_dir: DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows, interval: o.interval, interface: iface, duration: seconds,
-  }, onEvent);
+  return load().classify([], { ...addonOptions(o), interface: iface, duration: seconds }, onEvent);
 }
 
 /** Realtime mode as an async iterator: decisions (and interval reports) as they are made. */

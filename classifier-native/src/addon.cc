@@ -1,5 +1,6 @@
 // Node-API surface: classify(files, options, onEvent?) → Promise<{flows, stats}>, run on a worker thread; with
 // onEvent, decisions (realtime) and interval reports (cyclic, options.interval) are pushed as they happen.
+#include <algorithm>
 #include <napi.h>
 
 #include <arpa/inet.h>
@@ -29,6 +30,23 @@ std::string ProtoName(uint8_t p) {
 }
 
 /** A flow as handed to JavaScript: copied out of the engine, so it can cross to the main thread at any time. */
+/** Traffic per application (an interval's, or the whole run's) as JavaScript objects. */
+Napi::Array Apps(Napi::Env env, const classifier::Totals& apps) {
+  Napi::Array out = Napi::Array::New(env, apps.size());
+  uint32_t i = 0;
+  for (const auto& [label, c] : apps) {
+    Napi::Object a = Napi::Object::New(env);
+    a.Set("label", label);
+    a.Set("flows", static_cast<double>(c.flows));
+    a.Set("packets_up", static_cast<double>(c.packets[0]));
+    a.Set("bytes_up", static_cast<double>(c.bytes[0]));
+    a.Set("packets_down", static_cast<double>(c.packets[1]));
+    a.Set("bytes_down", static_cast<double>(c.bytes[1]));
+    out.Set(i++, a);
+  }
+  return out;
+}
+
 struct Record {
   std::string proto, src, dst, label, plugin;
   uint16_t sport = 0, dport = 0, vlan = 0;
@@ -80,19 +98,7 @@ struct Event {
     o.Set("type", "interval");
     o.Set("start", interval.start);
     o.Set("end", interval.end);
-    Napi::Array apps = Napi::Array::New(env, interval.apps.size());
-    uint32_t i = 0;
-    for (const auto& [label, c] : interval.apps) {
-      Napi::Object a = Napi::Object::New(env);
-      a.Set("label", label);
-      a.Set("flows", static_cast<double>(c.flows));
-      a.Set("packets_up", static_cast<double>(c.packets[0]));
-      a.Set("bytes_up", static_cast<double>(c.bytes[0]));
-      a.Set("packets_down", static_cast<double>(c.packets[1]));
-      a.Set("bytes_down", static_cast<double>(c.bytes[1]));
-      apps.Set(i++, a);
-    }
-    o.Set("apps", apps);
+    o.Set("apps", Apps(env, interval.apps));
     return o;
   }
 };
@@ -155,9 +161,26 @@ class ClassifyWorker : public Napi::AsyncWorker {
     Napi::Array warnings = Napi::Array::New(env, warnings_.size());
     for (size_t i = 0; i < warnings_.size(); i++) warnings.Set(static_cast<uint32_t>(i), warnings_[i]);
     stats.Set("warnings", warnings);
+    if (options_.timing) {
+      // Per deciding plug-in: how many flows it decided and their decision times (plug-ins + combiner), in µs.
+      Napi::Object timing = Napi::Object::New(env);
+      for (auto [plugin, ns] : s.decision_ns) {
+        std::sort(ns.begin(), ns.end());
+        double sum = 0;
+        for (uint32_t x : ns) sum += x;
+        Napi::Object t = Napi::Object::New(env);
+        t.Set("decisions", static_cast<double>(ns.size()));
+        t.Set("median_us", ns[ns.size() / 2] / 1000.0);
+        t.Set("p90_us", ns[ns.size() * 9 / 10] / 1000.0);
+        t.Set("mean_us", sum / ns.size() / 1000.0);
+        timing.Set(plugin.empty() ? "Unknown" : plugin, t);
+      }
+      stats.Set("timing", timing);
+    }
     Napi::Object result = Napi::Object::New(env);
     result.Set("flows", out);
     result.Set("stats", stats);
+    result.Set("apps", Apps(env, engine_.totals()));
     if (has_events_) {
       // Events still queued for the main thread must reach JavaScript before the promise settles: resolve through
       // the same queue, behind them.
@@ -218,6 +241,10 @@ Napi::Value Classify(const Napi::CallbackInfo& info) {
   }
   if (o.Get("max_flows").IsNumber()) options.max_flows = static_cast<size_t>(o.Get("max_flows").As<Napi::Number>().Int64Value());
   if (o.Get("interval").IsNumber()) options.interval = o.Get("interval").As<Napi::Number>().DoubleValue();
+  if (o.Get("combiner").IsString()) options.combiner = o.Get("combiner").As<Napi::String>().Utf8Value();
+  if (o.Get("weights").IsString()) options.weights = o.Get("weights").As<Napi::String>().Utf8Value();
+  if (o.Get("flows").IsBoolean()) options.keep_flows = o.Get("flows").As<Napi::Boolean>().Value();
+  if (o.Get("timing").IsBoolean()) options.timing = o.Get("timing").As<Napi::Boolean>().Value();
   Napi::Function on_event = info.Length() > 2 && info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
   auto* w = new ClassifyWorker(env, std::move(files), std::move(options), on_event);
   if (o.Get("interface").IsString()) w->interface_ = o.Get("interface").As<Napi::String>().Utf8Value();

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <pcap/pcap.h>
 #include <poll.h>
 
@@ -29,7 +31,81 @@ bool Engine::Init(const Options& options, std::string& error) {
     if (!p->Load(options.data_dir, error)) return false;
     plugins_.push_back(std::move(p));
   }
+  if (options.combiner == "weighted") return LoadWeights(error);
+  if (options.combiner != "priority" && options.combiner != "majority") {
+    error = "unknown combiner \"" + options.combiner + "\" (available: priority, majority, weighted)";
+    return false;
+  }
   return true;
+}
+
+/**
+ * The weighted combiner's model, a TSV written by classifier-native/train.ts:
+ *   # vantage-classifier-weights 1 …        (format version, provenance)
+ *   early<TAB>0.95                          (an answer at least this heavy decides at once)
+ *   <plugin><TAB><label><TAB><said><TAB><right><TAB><weight>   (label "*": the plug-in's weight for other labels)
+ */
+bool Engine::LoadWeights(std::string& error) {
+  const std::string path = options_.weights.empty() ? options_.data_dir + "/weights.tsv" : options_.weights;
+  std::ifstream in(path);
+  if (!in) {
+    error = path + ": cannot read the weighted combiner's model (make it with npm run train:classifier)";
+    return false;
+  }
+  weights_.assign(plugins_.size(), {});
+  default_weight_.assign(plugins_.size(), 0.5);
+  std::string line;
+  int n = 0;
+  bool versioned = false;
+  while (std::getline(in, line)) {
+    n++;
+    if (line.rfind("# vantage-classifier-weights 1", 0) == 0) versioned = true;
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> f;
+    for (size_t at = 0;;) {
+      const size_t tab = line.find('\t', at);
+      f.push_back(line.substr(at, tab == std::string::npos ? std::string::npos : tab - at));
+      if (tab == std::string::npos) break;
+      at = tab + 1;
+    }
+    char* end = nullptr;
+    if (f.size() == 2 && f[0] == "early") {
+      early_ = std::strtod(f[1].c_str(), &end);
+      if (*end == 0) continue;
+    } else if (f.size() == 5) {
+      const double w = std::strtod(f[4].c_str(), &end);
+      if (*end == 0 && w >= 0 && w <= 1) {
+        for (size_t k = 0; k < plugins_.size(); k++) {
+          if (plugins_[k]->name() != f[0]) continue;
+          if (f[1] == "*") {
+            default_weight_[k] = w;
+          } else {
+            const uint16_t id = Intern(f[1]);
+            if (weights_[k].size() <= id) weights_[k].resize(id + 1, -1);
+            weights_[k][id] = w;
+          }
+        }
+        continue;
+      }
+    }
+    error = path + ":" + std::to_string(n) + ": expected \"early<TAB>threshold\" or \"plugin<TAB>label<TAB>said<TAB>right<TAB>weight (0-1)\"";
+    return false;
+  }
+  if (!versioned) {
+    error = path + ": not a weights file of format 1 (first line \"# vantage-classifier-weights 1 …\")";
+    return false;
+  }
+  return true;
+}
+
+double Engine::Learned(size_t k, uint16_t label) const {
+  const auto& w = weights_[k];
+  return label < w.size() ? w[label] : -1;
+}
+
+double Engine::Weight(size_t k, uint16_t label) const {
+  const double w = Learned(k, label);
+  return w >= 0 ? w : default_weight_[k];
 }
 
 bool Engine::ProcessFile(const std::string& path, std::string& error) {
@@ -140,7 +216,17 @@ void Engine::Packet(int linktype, const uint8_t* data, uint32_t caplen, double t
   stats_.evicted += done_.size() - before;
   Conclude(before);
   if (f.total_packets() == 1) stats_.flows++;
-  if (!f.decided) Decide(f, p, direction);
+  if (!f.decided) {
+    if (options_.timing) {
+      const auto t0 = std::chrono::steady_clock::now();
+      Decide(f, p, direction);
+      f.decision_ns += static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+      if (f.decided) stats_.decision_ns[f.plugin + (sure_ ? " (sure)" : "")].push_back(f.decision_ns);
+      sure_ = false;
+    } else {
+      Decide(f, p, direction);
+    }
+  }
   if (options_.interval > 0) Account(f, p, direction);
 }
 
@@ -180,13 +266,26 @@ void Engine::Conclude(size_t from) {
   for (size_t i = from; i < done_.size(); i++) {
     Flow& f = done_[i];
     if (!f.decided) {
+      const auto t0 = std::chrono::steady_clock::now();
       for (size_t k = 0; k < plugins_.size(); k++) {
         if (f.plugin_status[k] == 0) Record(f, k, plugins_[k]->Conclude(f));
       }
       Combine(f, true);
+      if (options_.timing) {
+        f.decision_ns += static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+        stats_.decision_ns[f.plugin + (sure_ ? " (sure)" : "")].push_back(f.decision_ns);
+      }
+      sure_ = false;
     }
     for (auto& state : f.plugin_state) state.reset();
+    auto& t = totals_[f.label];
+    t.flows++;
+    for (int d = 0; d < 2; d++) {
+      t.packets[d] += f.packets[d];
+      t.bytes[d] += f.bytes[d];
+    }
   }
+  if (!options_.keep_flows) done_.resize(from);
 }
 
 uint16_t Engine::Intern(const std::string& label) {
@@ -213,6 +312,11 @@ void Engine::Record(Flow& f, size_t k, const Decision& d) {
  * When all have given up the flow is Unknown. `final`: the flow has ended, nobody is looking any more.
  */
 void Engine::Combine(Flow& f, bool final) {
+  if (options_.combiner == "priority") return CombineByPriority(f, final);
+  CombineByVote(f, final, options_.combiner == "weighted");
+}
+
+void Engine::CombineByPriority(Flow& f, bool final) {
   for (size_t k = 0; k < plugins_.size(); k++) {
     if (f.plugin_status[k] == 1) return Decided(f, labels_[f.plugin_label[k]], f.plugin_confidence[k], plugins_[k]->name());
     if (f.plugin_status[k] == 0 && !final) return;  // a better plug-in may still answer: wait for it
@@ -220,9 +324,52 @@ void Engine::Combine(Flow& f, bool final) {
   Decided(f, "Unknown", 0, "");
 }
 
-void Engine::Decide(Flow& f, const PacketInfo& p, int direction) {
+/**
+ * Majority and confidence-weighted votes. Weighted: an answer whose plug-in was right at least `early` of the time
+ * for that very label in training decides at once (a label it was not trained on never does) — the cheap plug-ins' sure answers end the flow's inspection after a packet
+ * or two, nDPI's packets are spent only where they are needed. Otherwise the vote waits for every plug-in still
+ * looking (or the flow's end); each answer counts 1 (majority) or its learned precision times the confidence the
+ * plug-in gave it (weighted: nDPI's inspection, confidence 100, outweighs a port-number guess at 40–60), ties go
+ * to the earlier plug-in, and the confidence is the winner's share of the votes.
+ */
+void Engine::CombineByVote(Flow& f, bool final, bool weighted) {
+  bool looking = false;
   for (size_t k = 0; k < plugins_.size(); k++) {
-    if (f.plugin_status[k] == 0) Record(f, k, plugins_[k]->Classify(f, p, direction));
+    if (f.plugin_status[k] == 0) looking = true;
+    if (weighted && f.plugin_status[k] == 1 && Learned(k, f.plugin_label[k]) >= early_) {
+      sure_ = true;
+      return Decided(f, labels_[f.plugin_label[k]], static_cast<uint8_t>(std::lround(100 * Weight(k, f.plugin_label[k]))), plugins_[k]->name());
+    }
+  }
+  if (looking && !final) return;
+  double score[kPluginSlots] = {0, 0, 0, 0}, total = 0;
+  size_t best = kPluginSlots;
+  for (size_t k = 0; k < plugins_.size(); k++) {
+    if (f.plugin_status[k] != 1) continue;
+    const double w = weighted ? Weight(k, f.plugin_label[k]) * f.plugin_confidence[k] / 100.0 : 1;
+    total += w;
+    // Votes gather on the first plug-in that gave the label.
+    size_t first = k;
+    for (size_t j = 0; j < k; j++) {
+      if (f.plugin_status[j] == 1 && f.plugin_label[j] == f.plugin_label[k]) { first = j; break; }
+    }
+    score[first] += w;
+    if (best == kPluginSlots || score[first] > score[best] || (score[first] == score[best] && first < best)) best = first;
+  }
+  if (best == kPluginSlots) return Decided(f, "Unknown", 0, "");
+  Decided(f, labels_[f.plugin_label[best]], static_cast<uint8_t>(std::lround(total > 0 ? 100 * score[best] / total : 0)), plugins_[best]->name());
+}
+
+void Engine::Decide(Flow& f, const PacketInfo& p, int direction) {
+  const bool weighted = options_.combiner == "weighted";
+  for (size_t k = 0; k < plugins_.size(); k++) {
+    if (f.plugin_status[k] != 0) continue;
+    Record(f, k, plugins_[k]->Classify(f, p, direction));
+    // Weighted: a sure answer decides before the plug-ins after it (the dearer ones, listed cheap first) are asked.
+    if (weighted && f.plugin_status[k] == 1 && Learned(k, f.plugin_label[k]) >= early_) {
+      sure_ = true;
+      return Decided(f, labels_[f.plugin_label[k]], static_cast<uint8_t>(std::lround(100 * Learned(k, f.plugin_label[k]))), plugins_[k]->name());
+    }
   }
   Combine(f, false);
 }

@@ -22,6 +22,16 @@ struct Options {
   size_t max_flows = 1'000'000;
   double tcp_idle = 300, udp_idle = 120;  // seconds without a packet before a flow is over
   double interval = 0;                     // cyclic mode: report traffic per application every `interval` s
+  /**
+   * How plug-in answers become a decision: "priority" (the first plug-in in order that answers, once every one
+   * before it has answered or given up), "majority" (most answers, ties to the earlier plug-in) or "weighted" (each
+   * answer weighs its plug-in's learned precision for that label, from `weights`; an answer weighing at least the
+   * file's `early` threshold decides at once).
+   */
+  std::string combiner = "priority";
+  std::string weights;  // the weighted combiner's model (TSV from train.ts); default <data_dir>/weights.tsv
+  bool keep_flows = true;  // false: ended flows only count in totals() (summary, as ndpiReader -q), then are freed
+  bool timing = false;     // measure each flow's decision time (plug-ins + combiner), by deciding plug-in
 };
 
 /** Traffic per application in one interval of capture time (cyclic mode). */
@@ -31,9 +41,16 @@ struct IntervalReport {
   std::map<std::string, Counters> apps;  // by label; flows still undecided count as "Unknown"
 };
 
+using Totals = std::map<std::string, IntervalReport::Counters>;
+
 struct Stats {
   DecodeStats decode;
   uint64_t flows = 0, evicted = 0;
+  /**
+   * With Options::timing: each decided flow's decision time in ns, by the plug-in that decided ("" = Unknown;
+   * "<plug-in> (sure)" = the weighted combiner's decisions by a sure answer, before later plug-ins were asked).
+   */
+  std::map<std::string, std::vector<uint32_t>> decision_ns;
 };
 
 class Engine {
@@ -56,6 +73,8 @@ class Engine {
   /** Closes the last interval (end of the run). */
   void End();
   const Stats& stats() const { return stats_; }
+  /** Traffic per application over every flow that ended, by label. */
+  const Totals& totals() const { return totals_; }
 
  private:
   void Packet(int linktype, const uint8_t* data, uint32_t caplen, double ts);
@@ -67,6 +86,13 @@ class Engine {
   void Decided(Flow& flow, const std::string& label, uint8_t confidence, const std::string& plugin);
   void Account(Flow& flow, const PacketInfo& packet, int direction);
   void Conclude(size_t from);
+  bool LoadWeights(std::string& error);
+  /** The learned precision of plug-in k when it answers `label`, or -1 if training never saw it give that label. */
+  double Learned(size_t k, uint16_t label) const;
+  /** Learned(), or the plug-in's weight for labels not in the model (weighted combiner). */
+  double Weight(size_t k, uint16_t label) const;
+  void CombineByPriority(Flow& flow, bool final);
+  void CombineByVote(Flow& flow, bool final, bool weighted);
 
   Options options_;
   std::vector<std::unique_ptr<Plugin>> plugins_;
@@ -78,6 +104,11 @@ class Engine {
   std::vector<std::string> labels_;                 // interned plug-in answers (flows keep 2-byte indices)
   std::map<std::string, uint16_t> label_ids_;
   uint64_t interval_id_ = 0;  // flows remember the last interval they were counted in
+  Totals totals_;
+  std::vector<std::vector<double>> weights_;  // [plug-in][label id]; unknown labels take the plug-in's default
+  std::vector<double> default_weight_;
+  double early_ = 1.01;                       // weighted: an answer this heavy decides at once
+  bool sure_ = false;                         // the decision just made was a sure answer's (for timing)
 };
 
 }  // namespace classifier

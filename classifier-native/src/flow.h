@@ -56,6 +56,7 @@ struct Flow {
   uint8_t confidence = 0;
   std::string plugin;
   uint32_t packets_to_decision = 0;
+  uint32_t decision_ns = 0;          // with Options::timing: time spent in plug-ins and combiner until the decision
   uint64_t counted_in_interval = 0;  // cyclic mode: the interval this flow was last counted in
   std::list<FlowKey>::iterator lru;
 

@@ -118,7 +118,7 @@ describe.skipIf(why !== null)("classifier, offline", () => {
     const records = jsonl.stdout.trim().split("\n").map((l) => JSON.parse(l) as FlowRecord);
     // Two passes over one capture are two traces: each flow appears twice, never merged across files.
     expect(records.filter((r) => r.dport === 443).map((r) => r.packets_up)).toEqual([3, 3]);
-    await expect(run(["--format", "xml", capture])).rejects.toMatchObject({ stderr: expect.stringContaining("--format must be text or jsonl") });
+    await expect(run(["--format", "xml", capture])).rejects.toMatchObject({ stderr: expect.stringContaining("--format must be text, jsonl or summary") });
   });
 });
 
@@ -150,6 +150,74 @@ describe.skipIf(why !== null)("classifier with the nDPI plug-in", () => {
     expect(dpi.flows.find((f) => f.dport === 53)).toMatchObject({ label: "DNS", plugin: "port" });
     const ndpiOnly = await classifyFiles([capture], { plugins: ["ndpi"] });
     expect(ndpiOnly.flows.find((f) => f.dport === 53)).toMatchObject({ label: "DNS", plugin: "ndpi", packets_to_decision: 1 });
+  });
+});
+
+describe.skipIf(why !== null)("classifier combiners", () => {
+  const dir = tempDir("classifier-combiners");
+  const capture = join(dir, "combiners.pcap");
+  const model = join(dir, "weights.tsv");
+  beforeAll(() => {
+    const t0 = 1_795_000_000;
+    const get = Buffer.from("GET / HTTP/1.1\r\nHost: www.example.test\r\nUser-Agent: vantage-test\r\nAccept: */*\r\n\r\n");
+    const ok = Buffer.from("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello");
+    const query = Buffer.from("1234010000010000000000000377777707657861" + "6d706c6504746573740000010001", "hex");
+    // HTTP spoken on port 22, where the services table says SSH; and a DNS query on port 53.
+    const tcp = (i: number, up: boolean, flags: number, payload?: Buffer) => ({
+      ts: t0 + i * 0.001,
+      bytes: up ? ipv4Frame({ proto: "tcp", src: "10.0.0.1", sport: 41000, dst: "10.0.0.22", dport: 22, flags, payload })
+        : ipv4Frame({ proto: "tcp", src: "10.0.0.22", sport: 22, dst: "10.0.0.1", dport: 41000, flags, payload }),
+    });
+    writePcap(capture, [
+      tcp(0, true, 0x02), tcp(1, false, 0x12), tcp(2, true, 0x10), tcp(3, true, 0x18, get), tcp(4, false, 0x18, ok),
+      { ts: t0 + 0.1, bytes: ipv4Frame({ proto: "udp", src: "10.0.0.1", sport: 42000, dst: "10.0.0.53", dport: 53, payload: query }) },
+    ]);
+    // The port table is right about DNS 98 % of the time (sure), about other labels half the time; nDPI 80 %.
+    writeFileSync(model, "# vantage-classifier-weights 1: made by the test\nearly\t0.95\nport\tDNS\t100\t99\t0.9804\nport\t*\t10\t5\t0.5\nndpi\t*\t10\t8\t0.8\n");
+  });
+  const flow = (flows: FlowRecord[], port: number) => flows.find((f) => f.dport === port)!;
+
+  it("priority, majority and weighted votes decide a disagreement differently, and a sure answer decides at once", async () => {
+    const plugins = ["port", "ndpi"];
+    const priority = (await classifyFiles([capture], { plugins })).flows;
+    expect(flow(priority, 22)).toMatchObject({ label: "SSH", plugin: "port", packets_to_decision: 1 });
+    // Majority: one vote each, the tie goes to the plug-in listed first; decided when nDPI has answered.
+    const majority = (await classifyFiles([capture], { plugins, combiner: "majority" })).flows;
+    expect(flow(majority, 22)).toMatchObject({ label: "SSH", plugin: "port", confidence: 50 });
+    expect(flow(majority, 22).packets_to_decision).toBeGreaterThanOrEqual(4);
+    // Weighted: nDPI's inspection (0.8 × confidence 100) outweighs the port guess (0.5 × 60); share 0.8 / 1.1.
+    const { flows: weighted, stats } = await classifyFiles([capture], { plugins, combiner: "weighted", weights: model, timing: true });
+    expect(flow(weighted, 22)).toMatchObject({ label: "HTTP", plugin: "ndpi", confidence: 73 });
+    // The port table's sure answer decides DNS on the first packet, before nDPI is asked.
+    expect(flow(weighted, 53)).toMatchObject({ label: "DNS", plugin: "port", confidence: 98, packets_to_decision: 1 });
+    expect(stats.timing?.["port (sure)"]).toMatchObject({ decisions: 1 });
+    expect(stats.timing?.ndpi).toMatchObject({ decisions: 1 });
+    expect(stats.timing!["port (sure)"]!.median_us).toBeGreaterThan(0);
+  });
+
+  it("refuses a missing or malformed model and an unknown combiner, saying what is wrong", async () => {
+    await expect(classifyFiles([capture], { plugins: ["port"], combiner: "weighted", weights: join(dir, "none.tsv") })).rejects.toThrow(/none\.tsv: cannot read the weighted combiner's model/);
+    const bad = join(dir, "bad.tsv");
+    writeFileSync(bad, "# vantage-classifier-weights 1\nport\tDNS\tmany\t1\t1.7\n");
+    await expect(classifyFiles([capture], { plugins: ["port"], combiner: "weighted", weights: bad })).rejects.toThrow(/bad\.tsv:2: expected/);
+    const unversioned = join(dir, "old.tsv");
+    writeFileSync(unversioned, "early\t0.9\n");
+    await expect(classifyFiles([capture], { plugins: ["port"], combiner: "weighted", weights: unversioned })).rejects.toThrow(/not a weights file of format 1/);
+    await expect(classifyFiles([capture], { combiner: "psychic" as "weighted" })).rejects.toThrow(/unknown combiner "psychic"/);
+  });
+
+  it("the shipped model loads, and a summary run keeps only the traffic per application", async () => {
+    const full = await classifyFiles([capture], { plugins: ["port", "signature", "ndpi"], combiner: "weighted" });
+    const summary = await classifyFiles([capture], { plugins: ["port", "signature", "ndpi"], combiner: "weighted", flows: false });
+    expect(summary.flows).toEqual([]);
+    const totals = new Map<string, { flows: number; packets_up: number; bytes_down: number }>();
+    for (const f of full.flows) {
+      const t = totals.get(f.label) ?? { flows: 0, packets_up: 0, bytes_down: 0 };
+      totals.set(f.label, { flows: t.flows + 1, packets_up: t.packets_up + f.packets_up, bytes_down: t.bytes_down + f.bytes_down });
+    }
+    expect(summary.apps.map((a) => [a.label, { flows: a.flows, packets_up: a.packets_up, bytes_down: a.bytes_down }])).toEqual([...totals].sort((a, b) => a[0].localeCompare(b[0])));
+    const { stdout } = await promisify(execFile)(process.execPath, [join(ROOT, "classifier-native/cli.ts"), "--plugins", "port,ndpi", "--combiner", "weighted", "--weights", model, "--format", "summary", capture], { encoding: "utf8" });
+    expect(stdout.trim().split("\n").map((l) => l.split("\t").slice(0, 2))).toEqual([["DNS", "1"], ["HTTP", "1"]]);
   });
 });
 
