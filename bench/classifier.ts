@@ -25,7 +25,7 @@ console.log(`${captures.length} captures × ${LOOPS} loops, one core each (tasks
 const reference = timed("ndpiReader", ["-q", "-n", "1", "-i", playlist, "-l", String(LOOPS)]);
 const rows: [string, { cpu: number; wall: number; rssMiB: number }, { packets: number; flows: number }][] = [];
 const runs: [string, string, string][] = [
-  ["weighted (port, sig, ndpi)", "port,signature,ndpi", "weighted"], ["signature → ndpi → port", "signature,ndpi,port", "priority"],
+  ["weighted (port, sig, stat, ndpi)", "port,signature,statistical,ndpi", "weighted"], ["signature → ndpi → port", "signature,ndpi,port", "priority"],
   ["ndpi alone", "ndpi", "priority"], ["port → ndpi", "port,ndpi", "priority"], ["port alone", "port", "priority"],
 ];
 for (const [name, plugins, combiner] of runs) {
@@ -34,9 +34,9 @@ for (const [name, plugins, combiner] of runs) {
 }
 const packets = rows[0]![2].packets;
 const pps = (cpu: number) => packets / cpu;
-console.log("run                           CPU (s)   packets/s (CPU)   µs per flow   peak RSS (MB)   packets/s vs ndpiReader");
-console.log(`ndpiReader 4.2               ${reference.cpu.toFixed(2).padStart(8)} ${pps(reference.cpu).toFixed(0).padStart(17)} ${"".padStart(13)} ${reference.rssMiB.toFixed(1).padStart(15)}   1.00×`);
+console.log("run                               CPU (s)   packets/s (CPU)   µs per flow   peak RSS (MB)   packets/s vs ndpiReader");
+console.log(`ndpiReader 4.2                   ${reference.cpu.toFixed(2).padStart(8)} ${pps(reference.cpu).toFixed(0).padStart(17)} ${"".padStart(13)} ${reference.rssMiB.toFixed(1).padStart(15)}   1.00×`);
 for (const [name, t, r] of rows) {
-  console.log(`${name.padEnd(28)} ${t.cpu.toFixed(2).padStart(8)} ${pps(t.cpu).toFixed(0).padStart(17)} ${((t.cpu * 1e6) / r.flows).toFixed(1).padStart(13)} ${t.rssMiB.toFixed(1).padStart(15)}   ${(reference.cpu / t.cpu).toFixed(2)}×`);
+  console.log(`${name.padEnd(32)} ${t.cpu.toFixed(2).padStart(8)} ${pps(t.cpu).toFixed(0).padStart(17)} ${((t.cpu * 1e6) / r.flows).toFixed(1).padStart(13)} ${t.rssMiB.toFixed(1).padStart(15)}   ${(reference.cpu / t.cpu).toFixed(2)}×`);
 }
 console.log(`\n(${packets} packets per run; CPU = user + sys of the whole process, start-up included)`);

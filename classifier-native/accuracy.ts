@@ -11,14 +11,15 @@ const dir = process.argv[2] ?? DATASET;
 const { labels, files } = loadLabels(dir);
 const all = ["signature", "ndpi", "port"];
 const configs: [string, ClassifyOptions][] = [
-  ["port", { plugins: ["port"] }], ["signature", { plugins: ["signature"] }], ["ndpi", { plugins: ["ndpi"] }],
+  ["port", { plugins: ["port"] }], ["signature", { plugins: ["signature"] }], ["statistical", { plugins: ["statistical"] }],
+  ["ndpi", { plugins: ["ndpi"] }],
   ["port → ndpi", { plugins: ["port", "ndpi"] }], ["priority sig → ndpi → port", { plugins: all }],
-  ["majority", { plugins: all, combiner: "majority" }], ["weighted port, sig, ndpi", { plugins: ["port", "signature", "ndpi"], combiner: "weighted" }],
+  ["majority", { plugins: all, combiner: "majority" }], ["weighted port, sig, stat, ndpi", { plugins: ["port", "signature", "statistical", "ndpi"], combiner: "weighted" }],
 ];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
-console.log(`${files.length} captures, ${labels.length} labelled flows (weighted: the model in data/weights.tsv, trained on these captures;`);
-console.log("npm run train:classifier prints its cross-validated accuracy)\n");
-console.log("configuration               upstream (flows)  upstream (bytes)  agrees with 4.2 DPI  µs/decision (mean)  median  packets to decision");
+console.log(`${files.length} captures, ${labels.length} labelled flows (statistical and weighted: the models in data/, trained on these`);
+console.log("captures; npm run train:classifier prints their cross-validated accuracy)\n");
+console.log("configuration                    upstream (flows)  upstream (bytes)  agrees with 4.2 DPI  µs/decision (mean)  median  packets to decision");
 let weighted: Matcher | null = null;
 for (const [name, options] of configs) {
   const m = new Matcher();
@@ -35,7 +36,7 @@ for (const [name, options] of configs) {
   const mean = t.reduce((a, x) => a + x.mean_us * x.decisions, 0) / Math.max(1, decisions);
   const s = score(labels, m);
   const medianUs = median(t.flatMap((x) => Array(x.decisions).fill(x.median_us)));
-  console.log(`${name.padEnd(27)} ${pct(s.flows).padStart(16)} ${pct(s.bytes).padStart(17)} ${pct(s.agreement).padStart(20)} ${mean.toFixed(2).padStart(19)} ${medianUs.toFixed(2).padStart(7)} ${String(median(toDecision)).padStart(20)}`);
+  console.log(`${name.padEnd(32)} ${pct(s.flows).padStart(16)} ${pct(s.bytes).padStart(17)} ${pct(s.agreement).padStart(20)} ${mean.toFixed(2).padStart(19)} ${medianUs.toFixed(2).padStart(7)} ${String(median(toDecision)).padStart(20)}`);
   if (options.combiner === "weighted") {
     // The cheap path: flows a sure answer of port or signature decided before nDPI was asked.
     for (const [p, x] of Object.entries(stats.timing ?? {})) {

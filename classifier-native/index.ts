@@ -22,6 +22,9 @@ export type FlowRecord = {
   /** The plug-in that decided, null when none did. */
   plugin: string | null;
   packets_to_decision: number;
+  /** With the `features` option: the statistical plug-in's inputs — IP protocol number, then the signed IP sizes of
+   * the first 6 packets carrying payload (+ up, − down; 0 where there were fewer). */
+  features?: number[];
 };
 
 /** Decision times of the flows one plug-in decided (with `timing`): plug-ins and combiner, in µs of CPU work. */
@@ -47,7 +50,7 @@ export type Classified = { flows: FlowRecord[]; stats: ClassifyStats; apps: AppT
 export type ClassifyEvent = { type: "decision"; flow: FlowRecord } | ({ type: "interval" } & IntervalReport);
 
 export type ClassifyOptions = {
-  /** Plug-ins in the order the priority combiner asks them (cheap first). Available: port. */
+  /** Plug-ins in order (cheap first). Available: port, signature, ndpi, statistical. */
   plugins?: string[];
   /** A BPF filter expression applied while reading. */
   bpf?: string;
@@ -67,6 +70,10 @@ export type ClassifyOptions = {
   flows?: boolean;
   /** Measure each flow's decision time (plug-ins and combiner), reported per deciding plug-in in stats.timing. */
   timing?: boolean;
+  /** Add each record's statistical features (for training). */
+  features?: boolean;
+  /** Where the plug-ins' data are (services.tsv, signatures.tsv, statistical.tsv, weights.tsv); default data/. */
+  dataDir?: string;
 };
 
 const ADDON = join(import.meta.dirname, "build", "Release", "vantage_classifier.node");
@@ -99,8 +106,8 @@ export function classifyFiles(files: string[], o: ClassifyOptions = {}, onEvent?
 
 function addonOptions(o: ClassifyOptions): Record<string, unknown> {
   return {
-    data_dir: DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows, interval: o.interval,
-    combiner: o.combiner, weights: o.weights, flows: o.flows, timing: o.timing,
+    data_dir: o.dataDir ?? DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows, interval: o.interval,
+    combiner: o.combiner, weights: o.weights, flows: o.flows, timing: o.timing, features: o.features,
   };
 }
 

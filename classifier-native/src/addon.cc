@@ -29,7 +29,6 @@ std::string ProtoName(uint8_t p) {
   }
 }
 
-/** A flow as handed to JavaScript: copied out of the engine, so it can cross to the main thread at any time. */
 /** Traffic per application (an interval's, or the whole run's) as JavaScript objects. */
 Napi::Array Apps(Napi::Env env, const classifier::Totals& apps) {
   Napi::Array out = Napi::Array::New(env, apps.size());
@@ -47,17 +46,24 @@ Napi::Array Apps(Napi::Env env, const classifier::Totals& apps) {
   return out;
 }
 
+/** A flow as handed to JavaScript: copied out of the engine, so it can cross to the main thread at any time. */
 struct Record {
   std::string proto, src, dst, label, plugin;
   uint16_t sport = 0, dport = 0, vlan = 0;
   double first_ts = 0, last_ts = 0, bytes_up = 0, bytes_down = 0;
   uint32_t packets_up = 0, packets_down = 0, packets_to_decision = 0;
   uint8_t confidence = 0;
+  std::vector<int> features;  // with the `features` option: the statistical plug-in's inputs (proto, early sizes)
 
-  static Record Of(const classifier::Flow& f) {
-    return Record{ProtoName(f.proto), AddressText(f.src), AddressText(f.dst), f.label, f.plugin, f.sport, f.dport, f.vlan,
-                  f.first_ts, f.last_ts, static_cast<double>(f.bytes[0]), static_cast<double>(f.bytes[1]),
-                  f.packets[0], f.packets[1], f.packets_to_decision, f.confidence};
+  static Record Of(const classifier::Flow& f, bool features = false) {
+    Record r{ProtoName(f.proto), AddressText(f.src), AddressText(f.dst), f.label, f.plugin, f.sport, f.dport, f.vlan,
+             f.first_ts, f.last_ts, static_cast<double>(f.bytes[0]), static_cast<double>(f.bytes[1]),
+             f.packets[0], f.packets[1], f.packets_to_decision, f.confidence, {}};
+    if (features) {
+      r.features.push_back(f.proto);
+      for (size_t i = 0; i < classifier::kEarlyPackets; i++) r.features.push_back(i < f.early_count ? f.early_sizes[i] : 0);
+    }
+    return r;
   }
 
   Napi::Object ToObject(Napi::Env env) const {
@@ -68,6 +74,11 @@ struct Record {
     o.Set("dst", dst);
     o.Set("dport", dport);
     o.Set("vlan", vlan ? Napi::Value(Napi::Number::New(env, vlan)) : env.Null());
+    if (!features.empty()) {
+      Napi::Array x = Napi::Array::New(env, features.size());
+      for (size_t i = 0; i < features.size(); i++) x.Set(static_cast<uint32_t>(i), features[i]);
+      o.Set("features", x);
+    }
     o.Set("first_ts", first_ts);
     o.Set("last_ts", last_ts);
     o.Set("packets_up", packets_up);
@@ -147,7 +158,7 @@ class ClassifyWorker : public Napi::AsyncWorker {
     Napi::Env env = Env();
     auto& flows = engine_.flows();
     Napi::Array out = Napi::Array::New(env, flows.size());
-    for (size_t i = 0; i < flows.size(); i++) out.Set(static_cast<uint32_t>(i), Record::Of(flows[i]).ToObject(env));
+    for (size_t i = 0; i < flows.size(); i++) out.Set(static_cast<uint32_t>(i), Record::Of(flows[i], features_).ToObject(env));
     const auto& s = engine_.stats();
     Napi::Object stats = Napi::Object::New(env);
     stats.Set("packets", static_cast<double>(s.decode.packets));
@@ -206,6 +217,7 @@ class ClassifyWorker : public Napi::AsyncWorker {
  public:
   std::string interface_;
   double duration_ = 0;
+  bool features_ = false;
   std::atomic<bool> stop_{false};
  private:
   classifier::Options options_;
@@ -245,10 +257,12 @@ Napi::Value Classify(const Napi::CallbackInfo& info) {
   if (o.Get("weights").IsString()) options.weights = o.Get("weights").As<Napi::String>().Utf8Value();
   if (o.Get("flows").IsBoolean()) options.keep_flows = o.Get("flows").As<Napi::Boolean>().Value();
   if (o.Get("timing").IsBoolean()) options.timing = o.Get("timing").As<Napi::Boolean>().Value();
+  const bool features = o.Get("features").IsBoolean() && o.Get("features").As<Napi::Boolean>().Value();
   Napi::Function on_event = info.Length() > 2 && info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
   auto* w = new ClassifyWorker(env, std::move(files), std::move(options), on_event);
   if (o.Get("interface").IsString()) w->interface_ = o.Get("interface").As<Napi::String>().Utf8Value();
   if (o.Get("duration").IsNumber()) w->duration_ = o.Get("duration").As<Napi::Number>().DoubleValue();
+  w->features_ = features;
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

@@ -3,10 +3,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <pcap/pcap.h>
 #include <poll.h>
 
+#include "data_file.h"
 #include "plugins.h"
 
 namespace classifier {
@@ -14,13 +14,15 @@ namespace classifier {
 bool Engine::Init(const Options& options, std::string& error) {
   options_ = options;
   table_ = std::make_unique<FlowTable>(options.max_flows);
+  Intern("Unknown");  // label id 0: what Flow::plugin_master holds when there is no master
   for (const std::string& name : options.plugins) {
     std::unique_ptr<Plugin> p;
     if (name == "port") p = MakePortPlugin();
     if (name == "ndpi") p = MakeNdpiPlugin();
     if (name == "signature") p = MakeSignaturePlugin();
+    if (name == "statistical") p = MakeStatisticalPlugin();
     if (!p) {
-      error = "unknown plug-in \"" + name + "\" (available: port, signature, ndpi)";
+      error = "unknown plug-in \"" + name + "\" (available: port, signature, ndpi, statistical)";
       return false;
     }
     if (plugins_.size() >= kPluginSlots) {
@@ -43,35 +45,19 @@ bool Engine::Init(const Options& options, std::string& error) {
  * The weighted combiner's model, a TSV written by classifier-native/train.ts:
  *   # vantage-classifier-weights 1 …        (format version, provenance)
  *   early<TAB>0.95                          (an answer at least this heavy decides at once)
+ *   min<TAB>0.2                             (a vote lighter than this names nothing: Unknown)
  *   <plugin><TAB><label><TAB><said><TAB><right><TAB><weight>   (label "*": the plug-in's weight for other labels)
  */
 bool Engine::LoadWeights(std::string& error) {
   const std::string path = options_.weights.empty() ? options_.data_dir + "/weights.tsv" : options_.weights;
-  std::ifstream in(path);
-  if (!in) {
-    error = path + ": cannot read the weighted combiner's model (make it with npm run train:classifier)";
-    return false;
-  }
   weights_.assign(plugins_.size(), {});
   default_weight_.assign(plugins_.size(), 0.5);
-  std::string line;
-  int n = 0;
-  bool versioned = false;
-  while (std::getline(in, line)) {
-    n++;
-    if (line.rfind("# vantage-classifier-weights 1", 0) == 0) versioned = true;
-    if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> f;
-    for (size_t at = 0;;) {
-      const size_t tab = line.find('\t', at);
-      f.push_back(line.substr(at, tab == std::string::npos ? std::string::npos : tab - at));
-      if (tab == std::string::npos) break;
-      at = tab + 1;
-    }
+  return ReadDataFile(path, "the weighted combiner's model (make it with npm run train:classifier)", "vantage-classifier-weights 1",
+                      [&](const Fields& f, std::string& why) {
     char* end = nullptr;
-    if (f.size() == 2 && f[0] == "early") {
-      early_ = std::strtod(f[1].c_str(), &end);
-      if (*end == 0) continue;
+    if (f.size() == 2 && (f[0] == "early" || f[0] == "min")) {
+      (f[0] == "early" ? early_ : min_vote_) = std::strtod(f[1].c_str(), &end);
+      if (*end == 0) return true;
     } else if (f.size() == 5) {
       const double w = std::strtod(f[4].c_str(), &end);
       if (*end == 0 && w >= 0 && w <= 1) {
@@ -85,17 +71,12 @@ bool Engine::LoadWeights(std::string& error) {
             weights_[k][id] = w;
           }
         }
-        continue;
+        return true;
       }
     }
-    error = path + ":" + std::to_string(n) + ": expected \"early<TAB>threshold\" or \"plugin<TAB>label<TAB>said<TAB>right<TAB>weight (0-1)\"";
+    why = "expected \"early<TAB>threshold\", \"min<TAB>threshold\" or \"plugin<TAB>label<TAB>said<TAB>right<TAB>weight (0-1)\"";
     return false;
-  }
-  if (!versioned) {
-    error = path + ": not a weights file of format 1 (first line \"# vantage-classifier-weights 1 …\")";
-    return false;
-  }
-  return true;
+  }, error);
 }
 
 double Engine::Learned(size_t k, uint16_t label) const {
@@ -300,6 +281,7 @@ void Engine::Record(Flow& f, size_t k, const Decision& d) {
   if (!d.label.empty()) {
     f.plugin_status[k] = 1;
     f.plugin_label[k] = Intern(d.label);
+    f.plugin_master[k] = d.master.empty() ? 0 : Intern(d.master);
     f.plugin_confidence[k] = d.confidence;
   } else if (!(d.flags & Decision::Redo)) {
     f.plugin_status[k] = 2;
@@ -342,22 +324,25 @@ void Engine::CombineByVote(Flow& f, bool final, bool weighted) {
     }
   }
   if (looking && !final) return;
-  double score[kPluginSlots] = {0, 0, 0, 0}, total = 0;
+  // An answer gathers the votes for its label and for the protocol it runs over: the port table's "TLS" supports
+  // nDPI's "Google" (TLS to Google) rather than competing with it.
+  double vote[kPluginSlots] = {0, 0, 0, 0}, score[kPluginSlots] = {0, 0, 0, 0}, total = 0;
+  for (size_t k = 0; k < plugins_.size(); k++) {
+    if (f.plugin_status[k] != 1) continue;
+    vote[k] = weighted ? Weight(k, f.plugin_label[k]) * f.plugin_confidence[k] / 100.0 : 1;
+    total += vote[k];
+  }
   size_t best = kPluginSlots;
   for (size_t k = 0; k < plugins_.size(); k++) {
     if (f.plugin_status[k] != 1) continue;
-    const double w = weighted ? Weight(k, f.plugin_label[k]) * f.plugin_confidence[k] / 100.0 : 1;
-    total += w;
-    // Votes gather on the first plug-in that gave the label.
-    size_t first = k;
-    for (size_t j = 0; j < k; j++) {
-      if (f.plugin_status[j] == 1 && f.plugin_label[j] == f.plugin_label[k]) { first = j; break; }
+    for (size_t j = 0; j < plugins_.size(); j++) {
+      if (f.plugin_status[j] == 1 && (f.plugin_label[j] == f.plugin_label[k] || (f.plugin_master[k] != 0 && f.plugin_label[j] == f.plugin_master[k]))) score[k] += vote[j];
     }
-    score[first] += w;
-    if (best == kPluginSlots || score[first] > score[best] || (score[first] == score[best] && first < best)) best = first;
+    if (best == kPluginSlots || score[k] > score[best]) best = k;  // ties: the plug-in listed first
   }
-  if (best == kPluginSlots) return Decided(f, "Unknown", 0, "");
-  Decided(f, labels_[f.plugin_label[best]], static_cast<uint8_t>(std::lround(total > 0 ? 100 * score[best] / total : 0)), plugins_[best]->name());
+  // Weighted: evidence too weak to name anything (say, a lone answer from a plug-in rarely right) leaves it Unknown.
+  if (best == kPluginSlots || (weighted && score[best] < min_vote_)) return Decided(f, "Unknown", 0, "");
+  Decided(f, labels_[f.plugin_label[best]], static_cast<uint8_t>(std::lround(total > 0 ? std::min(1.0, score[best] / total) * 100 : 0)), plugins_[best]->name());
 }
 
 void Engine::Decide(Flow& f, const PacketInfo& p, int direction) {

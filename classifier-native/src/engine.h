@@ -108,6 +108,7 @@ class Engine {
   std::vector<std::vector<double>> weights_;  // [plug-in][label id]; unknown labels take the plug-in's default
   std::vector<double> default_weight_;
   double early_ = 1.01;                       // weighted: an answer this heavy decides at once
+  double min_vote_ = 0;                       // weighted: a winning vote lighter than this is Unknown
   bool sure_ = false;                         // the decision just made was a sure answer's (for timing)
 };
 

@@ -30,6 +30,8 @@ constexpr size_t kPluginSlots = 4;
 
 /** Bytes of payload kept per direction for the plug-ins that look at early payload. */
 constexpr size_t kPayloadPrefix = 64;
+/** Packets carrying payload whose sizes are kept, for the statistical plug-in (and its training). */
+constexpr size_t kEarlyPackets = 6;
 
 struct Flow {
   // Identity, as the initiator sent its first packet.
@@ -43,6 +45,9 @@ struct Flow {
   uint32_t payload_packets[2] = {0, 0};
   uint8_t prefix_len[2] = {0, 0};
   uint8_t prefix[2][kPayloadPrefix] = {};
+  // IP sizes of the first packets that carry payload, signed by direction (+ up, − down), in order.
+  int16_t early_sizes[kEarlyPackets] = {};
+  uint8_t early_count = 0;
   uint8_t fin_seen = 0;           // bit 0: up, bit 1: down
   bool rst = false;
   std::shared_ptr<void> plugin_state[kPluginSlots];  // released with the flow
@@ -50,6 +55,7 @@ struct Flow {
   uint8_t plugin_status[kPluginSlots] = {0, 0, 0, 0};
   uint8_t plugin_confidence[kPluginSlots] = {0, 0, 0, 0};
   uint16_t plugin_label[kPluginSlots] = {0, 0, 0, 0};  // index into the engine's label table
+  uint16_t plugin_master[kPluginSlots] = {0, 0, 0, 0};  // the protocol under an application label (0 = none)
   // Decision.
   bool decided = false;
   std::string label = "Unknown";

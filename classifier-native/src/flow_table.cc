@@ -70,6 +70,10 @@ Flow& FlowTable::Track(const PacketInfo& p, int& direction, std::vector<Flow>& e
   f.bytes[direction] += p.ip_bytes;
   if (p.payload_len > 0 && p.proto != IPPROTO_ICMP && p.proto != IPPROTO_ICMPV6) {
     f.payload_packets[direction]++;
+    if (f.early_count < kEarlyPackets) {
+      const int size = p.ip_bytes > 32767 ? 32767 : static_cast<int>(p.ip_bytes);
+      f.early_sizes[f.early_count++] = static_cast<int16_t>(direction == 0 ? size : -size);
+    }
     if (f.prefix_len[direction] < kPayloadPrefix) {
       const size_t room = kPayloadPrefix - f.prefix_len[direction];
       const size_t n = p.payload_len < room ? p.payload_len : room;

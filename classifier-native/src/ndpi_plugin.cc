@@ -44,7 +44,7 @@ class NdpiPlugin : public Plugin {
     const uint16_t len = static_cast<uint16_t>(p.l3_len > 65535 ? 65535 : p.l3_len);
     const ndpi_protocol proto = ndpi_detection_process_packet(ndpi_, flow, p.l3, len, static_cast<uint64_t>(p.ts * 1000));
     if (proto.app_protocol != NDPI_PROTOCOL_UNKNOWN || proto.master_protocol != NDPI_PROTOCOL_UNKNOWN) {
-      d.label = Name(proto);
+      Name(proto, d);
       d.confidence = 100;  // found by inspecting the traffic
       d.flags = Decision::NoMore;
       return d;
@@ -61,7 +61,7 @@ class NdpiPlugin : public Plugin {
     uint8_t guessed = 0;
     const ndpi_protocol proto = ndpi_detection_giveup(ndpi_, flow, 1, &guessed);
     if (proto.app_protocol == NDPI_PROTOCOL_UNKNOWN && proto.master_protocol == NDPI_PROTOCOL_UNKNOWN) return d;
-    d.label = Name(proto);
+    Name(proto, d);
     d.confidence = guessed ? 30 : 80;
     return d;
   }
@@ -77,10 +77,13 @@ class NdpiPlugin : public Plugin {
     return static_cast<ndpi_flow_struct*>(state.get());
   }
 
-  /** The application's name when nDPI knows one (e.g. "Google" for TLS to Google), else the protocol's. */
-  std::string Name(const ndpi_protocol& p) {
-    const uint16_t id = p.app_protocol != NDPI_PROTOCOL_UNKNOWN ? p.app_protocol : p.master_protocol;
-    return ndpi_get_proto_name(ndpi_, id);
+  /** The application's name when nDPI knows one (e.g. "Google" for TLS to Google), with its protocol as master. */
+  void Name(const ndpi_protocol& p, Decision& d) {
+    const bool app = p.app_protocol != NDPI_PROTOCOL_UNKNOWN;
+    const char* label = ndpi_get_proto_name(ndpi_, app ? p.app_protocol : p.master_protocol);
+    d.label = label ? label : "Unknown";
+    const char* master = app && p.master_protocol != NDPI_PROTOCOL_UNKNOWN && p.master_protocol != p.app_protocol ? ndpi_get_proto_name(ndpi_, p.master_protocol) : nullptr;
+    if (master) d.master = master;
   }
 
   ndpi_detection_module_struct* ndpi_ = nullptr;

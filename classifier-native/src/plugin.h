@@ -11,6 +11,7 @@ namespace classifier {
 struct Decision {
   enum Flags : unsigned { None = 0, Redo = 1, NoMore = 2 };
   std::string label;        // nDPI application name; empty = no opinion
+  std::string master;       // the protocol it runs over when `label` names an application (TLS for Google), or empty
   uint8_t confidence = 0;   // 0–100
   unsigned flags = None;
 };

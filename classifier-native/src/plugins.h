@@ -9,5 +9,6 @@ namespace classifier {
 std::unique_ptr<Plugin> MakePortPlugin();
 std::unique_ptr<Plugin> MakeNdpiPlugin();
 std::unique_ptr<Plugin> MakeSignaturePlugin();
+std::unique_ptr<Plugin> MakeStatisticalPlugin();
 
 }  // namespace classifier

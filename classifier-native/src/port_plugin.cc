@@ -1,10 +1,10 @@
 // port: the cheapest plug-in — the flow's server port looked up in a services table kept as data
 // (data/services.tsv: protocol, port, nDPI application name). Decides on a flow's first packet.
-#include <fstream>
+#include <cstdlib>
 #include <netinet/in.h>
-#include <sstream>
 #include <unordered_map>
 
+#include "data_file.h"
 #include "plugins.h"
 
 namespace classifier {
@@ -15,27 +15,16 @@ class PortPlugin : public Plugin {
   const char* name() const override { return "port"; }
 
   bool Load(const std::string& data_dir, std::string& error) override {
-    const std::string path = data_dir + "/services.tsv";
-    std::ifstream in(path);
-    if (!in) {
-      error = "cannot read " + path;
-      return false;
-    }
-    std::string line;
-    int n = 0;
-    while (std::getline(in, line)) {
-      n++;
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream fields(line);
-      std::string proto, label;
-      unsigned port;
-      if (!(fields >> proto >> port >> label) || port > 65535 || (proto != "tcp" && proto != "udp")) {
-        error = path + ":" + std::to_string(n) + ": expected \"tcp|udp PORT LABEL\"";
+    return ReadDataFile(data_dir + "/services.tsv", "the services table", "", [&](const Fields& f, std::string& why) {
+      char* end = nullptr;
+      const unsigned long port = f.size() == 3 ? std::strtoul(f[1].c_str(), &end, 10) : 0;
+      if (f.size() != 3 || *end != 0 || port > 65535 || (f[0] != "tcp" && f[0] != "udp") || f[2].empty()) {
+        why = "expected \"tcp|udp<TAB>PORT<TAB>LABEL\"";
         return false;
       }
-      table_[Key(proto == "tcp" ? IPPROTO_TCP : IPPROTO_UDP, static_cast<uint16_t>(port))] = label;
-    }
-    return true;
+      table_[Key(f[0] == "tcp" ? IPPROTO_TCP : IPPROTO_UDP, static_cast<uint16_t>(port))] = f[2];
+      return true;
+    }, error);
   }
 
   // A flow that ended before a plug-in ahead of this one decided still gets the port's answer.

@@ -3,11 +3,11 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include <fstream>
 #include <netinet/in.h>
-#include <sstream>
+#include <cstdlib>
 #include <vector>
 
+#include "data_file.h"
 #include "plugins.h"
 
 namespace classifier {
@@ -34,25 +34,17 @@ class SignaturePlugin : public Plugin {
   const char* name() const override { return "signature"; }
 
   bool Load(const std::string& data_dir, std::string& error) override {
-    const std::string path = data_dir + "/signatures.tsv";
-    std::ifstream in(path);
-    if (!in) {
-      error = "cannot read " + path;
-      return false;
-    }
-    std::string line;
-    for (int n = 1; std::getline(in, line); n++) {
-      if (line.empty() || line[0] == '#') continue;
-      std::vector<std::string> f;
-      std::stringstream ss(line);
-      for (std::string x; std::getline(ss, x, '\t');) f.push_back(x);
-      const auto bad = [&](const std::string& why) { error = path + ":" + std::to_string(n) + ": " + why; return false; };
+    const bool read = ReadDataFile(data_dir + "/signatures.tsv", "the signatures", "", [&](const Fields& f, std::string& why) {
+      const auto bad = [&](const std::string& what) { why = what; return false; };
       if (f.size() != 5) return bad("expected 5 tab-separated fields: proto, direction, pattern, label, confidence");
       Rule r{};
       r.proto = f[0] == "tcp" ? IPPROTO_TCP : f[0] == "udp" ? IPPROTO_UDP : f[0] == "any" ? 0 : -1;
       r.direction = f[1] == "up" ? 0 : f[1] == "down" ? 1 : f[1] == "any" ? -1 : -2;
       if (r.proto < 0) return bad("protocol must be tcp, udp or any");
       if (r.direction < -1) return bad("direction must be up, down or any");
+      char* end = nullptr;
+      const long confidence = std::strtol(f[4].c_str(), &end, 10);
+      if (*end != 0 || confidence < 0 || confidence > 100) return bad("confidence must be a whole number 0-100");
       int code;
       PCRE2_SIZE offset;
       r.code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(f[2].c_str()), f[2].size(), PCRE2_DOTALL | PCRE2_NO_UTF_CHECK, &code, &offset, nullptr);
@@ -63,9 +55,11 @@ class SignaturePlugin : public Plugin {
       }
       pcre2_jit_compile(r.code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter where JIT is unavailable
       r.label = f[3];
-      r.confidence = static_cast<uint8_t>(std::stoi(f[4]));
+      r.confidence = static_cast<uint8_t>(confidence);
       rules_.push_back(r);
-    }
+      return true;
+    }, error);
+    if (!read) return false;
     match_ = pcre2_match_data_create(4, nullptr);
     return true;
   }

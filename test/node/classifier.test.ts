@@ -3,12 +3,12 @@
 // names, BPF filtering, the bounded flow table, and the CLI's text and JSONL output.
 import { execFile } from "node:child_process";
 import dgram from "node:dgram";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { classifierBuilt, classifyEvents, classifyFiles, classifyLive, type FlowRecord, type IntervalReport } from "../../classifier-native/index.ts";
+import { classifierBuilt, classifyEvents, classifyFiles, classifyLive, DATA_DIR, type FlowRecord, type IntervalReport } from "../../classifier-native/index.ts";
 import { ROOT } from "../../scripts/local.ts";
 import { type Frame, ipv4Frame, ipv6TcpFrame, writePcap } from "./pcap.ts";
 import { tempDir, until } from "./system.ts";
@@ -177,17 +177,26 @@ describe.skipIf(why !== null)("classifier combiners", () => {
   });
   const flow = (flows: FlowRecord[], port: number) => flows.find((f) => f.dport === port)!;
 
-  it("priority, majority and weighted votes decide a disagreement differently, and a sure answer decides at once", async () => {
+  it("priority takes the first answer; the votes credit nDPI's application with the protocol under it; a sure answer decides at once", async () => {
     const plugins = ["port", "ndpi"];
     const priority = (await classifyFiles([capture], { plugins })).flows;
     expect(flow(priority, 22)).toMatchObject({ label: "SSH", plugin: "port", packets_to_decision: 1 });
-    // Majority: one vote each, the tie goes to the plug-in listed first; decided when nDPI has answered.
+    // nDPI finds HTTP and names port 22's protocol, SSH, as the one under it: the port table's "SSH" supports nDPI's
+    // "HTTP" instead of competing with it, in both votes, which wait for nDPI's answer.
     const majority = (await classifyFiles([capture], { plugins, combiner: "majority" })).flows;
-    expect(flow(majority, 22)).toMatchObject({ label: "SSH", plugin: "port", confidence: 50 });
+    expect(flow(majority, 22)).toMatchObject({ label: "HTTP", plugin: "ndpi", confidence: 100 });
     expect(flow(majority, 22).packets_to_decision).toBeGreaterThanOrEqual(4);
-    // Weighted: nDPI's inspection (0.8 × confidence 100) outweighs the port guess (0.5 × 60); share 0.8 / 1.1.
     const { flows: weighted, stats } = await classifyFiles([capture], { plugins, combiner: "weighted", weights: model, timing: true });
-    expect(flow(weighted, 22)).toMatchObject({ label: "HTTP", plugin: "ndpi", confidence: 73 });
+    expect(flow(weighted, 22)).toMatchObject({ label: "HTTP", plugin: "ndpi", confidence: 100 });
+    // A port table that calls port 22 Telnet disagrees with nDPI outright: the weighted vote weighs the port guess
+    // (0.5 × confidence 60) against nDPI's inspection (0.8 × 100), a 0.8 / 1.1 share; the majority is a tie, which
+    // goes to the plug-in listed first.
+    const telnet = join(dir, "telnet");
+    mkdirSync(telnet, { recursive: true });
+    writeFileSync(join(telnet, "services.tsv"), "tcp\t22\tTelnet\nudp\t53\tDNS\n");
+    copyFileSync(model, join(telnet, "weights.tsv"));
+    expect(flow((await classifyFiles([capture], { plugins, combiner: "weighted", dataDir: telnet })).flows, 22)).toMatchObject({ label: "HTTP", plugin: "ndpi", confidence: 73 });
+    expect(flow((await classifyFiles([capture], { plugins, combiner: "majority", dataDir: telnet })).flows, 22)).toMatchObject({ label: "Telnet", plugin: "port", confidence: 50 });
     // The port table's sure answer decides DNS on the first packet, before nDPI is asked.
     expect(flow(weighted, 53)).toMatchObject({ label: "DNS", plugin: "port", confidence: 98, packets_to_decision: 1 });
     expect(stats.timing?.["port (sure)"]).toMatchObject({ decisions: 1 });
@@ -202,13 +211,31 @@ describe.skipIf(why !== null)("classifier combiners", () => {
     await expect(classifyFiles([capture], { plugins: ["port"], combiner: "weighted", weights: bad })).rejects.toThrow(/bad\.tsv:2: expected/);
     const unversioned = join(dir, "old.tsv");
     writeFileSync(unversioned, "early\t0.9\n");
-    await expect(classifyFiles([capture], { plugins: ["port"], combiner: "weighted", weights: unversioned })).rejects.toThrow(/not a weights file of format 1/);
+    await expect(classifyFiles([capture], { plugins: ["port"], combiner: "weighted", weights: unversioned })).rejects.toThrow(/old\.tsv: not in format "vantage-classifier-weights 1"/);
     await expect(classifyFiles([capture], { combiner: "psychic" as "weighted" })).rejects.toThrow(/unknown combiner "psychic"/);
   });
 
+  it("statistical plug-in: a trained tree over early packet sizes answers, and a broken model is refused", async () => {
+    const data = join(dir, "data");
+    mkdirSync(data, { recursive: true });
+    for (const f of ["services.tsv", "signatures.tsv"]) copyFileSync(join(DATA_DIR, f), join(data, f));
+    // Feature 1 is the first payload packet's signed IP size: the DNS query is 62 bytes up, the HTTP request 121.
+    writeFileSync(join(data, "statistical.tsv"), "# vantage-classifier-statistical 1: made by the test\nsplit\t0\t1\t100\t1\t2\nleaf\t1\tDNS\t90\t40\nleaf\t2\tHTTP\t40\t12\n");
+    const { flows } = await classifyFiles([capture], { plugins: ["statistical"], dataDir: data, features: true });
+    expect(flow(flows, 53)).toMatchObject({ label: "DNS", plugin: "statistical", confidence: 90, features: [17, 62, 0, 0, 0, 0, 0] });
+    // Under 50 % of its training flows, a leaf is no answer.
+    expect(flow(flows, 22)).toMatchObject({ label: "Unknown", plugin: null });
+    expect(flow(flows, 22).features!.slice(0, 3)).toEqual([6, 121, -108]);
+    writeFileSync(join(data, "statistical.tsv"), "# vantage-classifier-statistical 1\nsplit\t0\t1\t100\t0\t1\nleaf\t1\tDNS\t90\t40\n");
+    await expect(classifyFiles([capture], { plugins: ["statistical"], dataDir: data })).rejects.toThrow(/node 0 points to a node that does not follow it/);
+    writeFileSync(join(data, "statistical.tsv"), "# vantage-classifier-statistical 1\nleaf\t0\tDNS\n");
+    await expect(classifyFiles([capture], { plugins: ["statistical"], dataDir: data })).rejects.toThrow(/statistical\.tsv:2: expected/);
+  });
+
   it("the shipped model loads, and a summary run keeps only the traffic per application", async () => {
-    const full = await classifyFiles([capture], { plugins: ["port", "signature", "ndpi"], combiner: "weighted" });
-    const summary = await classifyFiles([capture], { plugins: ["port", "signature", "ndpi"], combiner: "weighted", flows: false });
+    const plugins = ["port", "signature", "statistical", "ndpi"];
+    const full = await classifyFiles([capture], { plugins, combiner: "weighted" });
+    const summary = await classifyFiles([capture], { plugins, combiner: "weighted", flows: false });
     expect(summary.flows).toEqual([]);
     const totals = new Map<string, { flows: number; packets_up: number; bytes_down: number }>();
     for (const f of full.flows) {
