@@ -15,6 +15,7 @@ const configs: [string, ClassifyOptions][] = [
   ["ndpi", { plugins: ["ndpi"] }],
   ["port → ndpi", { plugins: ["port", "ndpi"] }], ["priority sig → ndpi → port", { plugins: all }],
   ["majority", { plugins: all, combiner: "majority" }], ["weighted port, sig, stat, ndpi", { plugins: ["port", "signature", "statistical", "ndpi"], combiner: "weighted" }],
+  ["weighted port, sig, ndpi", { plugins: ["port", "signature", "ndpi"], combiner: "weighted" }],
 ];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
 console.log(`${files.length} captures, ${labels.length} labelled flows (statistical and weighted: the models in data/, trained on these`);

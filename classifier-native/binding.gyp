@@ -5,6 +5,6 @@
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "src", "/usr/include/ndpi"],
     "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
     "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"],
-    "libraries": ["-lpcap", "-lndpi", "-lgcrypt", "-lm", "-lpcre2-8"]
+    "libraries": ["-lpcap", "-lndpi", "-lgcrypt", "-lm", "-lhs"]
   }]
 }

@@ -17,6 +17,8 @@ const USAGE = `usage: npm run classify -- [options] <captures…>
                                    how answers become a decision (default priority; weighted uses --weights, default
                                    classifier-native/data/weights.tsv from npm run train:classifier)
   --weights FILE                   the weighted combiner's model
+  --sessions bidirectional|unidirectional|host-pair
+                                   what a flow is (default bidirectional 5-tuple + VLAN)
   -i IFACE --duration S            live capture on an interface for S seconds (needs CAP_NET_RAW) instead of files
   --bpf EXPR  --playlist FILE  --loop N`;
 
@@ -29,6 +31,7 @@ async function main(): Promise<number> {
       interval: { type: "string", default: "300" }, socket: { type: "string" }, duration: { type: "string" },
       interface: { type: "string", short: "i" }, help: { type: "boolean", short: "h" },
       combiner: { type: "string", default: "priority" }, weights: { type: "string" },
+      sessions: { type: "string", default: "bidirectional" },
     },
   });
   if (values.help) { console.log(USAGE); return 0; }
@@ -66,8 +69,10 @@ async function main(): Promise<number> {
       for (const a of e.apps) console.log([e.start, e.end, a.label, a.flows, a.packets_up, a.bytes_up, a.packets_down, a.bytes_down].join("\t"));
     }
   };
+  const sessions = values.sessions;
+  if (sessions !== "bidirectional" && sessions !== "unidirectional" && sessions !== "host-pair") { console.error(`--sessions must be bidirectional, unidirectional or host-pair\n${USAGE}`); return 2; }
   const options = {
-    bpf: values.bpf, plugins: values.plugins?.split(","), interval: mode === "cyclic" ? interval : undefined, combiner, weights: values.weights,
+    bpf: values.bpf, sessions, plugins: values.plugins?.split(","), interval: mode === "cyclic" ? interval : undefined, combiner, weights: values.weights,
     flows: values.format !== "summary",
   };
   const { flows, stats, apps } = values.interface

@@ -22,8 +22,8 @@ export type FlowRecord = {
   /** The plug-in that decided, null when none did. */
   plugin: string | null;
   packets_to_decision: number;
-  /** With the `features` option: the statistical plug-in's inputs — IP protocol number, then the signed IP sizes of
-   * the first 6 packets carrying payload (+ up, − down; 0 where there were fewer). */
+  /** With the `features` option: the statistical plug-in's inputs — IP protocol number, the signed IP sizes of the
+   * first 6 packets carrying payload (+ up, − down; 0 where there were fewer), then the ms before each of them. */
   features?: number[];
 };
 
@@ -56,6 +56,8 @@ export type ClassifyOptions = {
   bpf?: string;
   /** Flows held at once; when full the least recently seen flow is ended and reported. */
   maxFlows?: number;
+  /** Seconds after which a long session is reported and its next packet starts a new one (default 0: never). */
+  activeTimeout?: number;
   /** Cyclic mode: report traffic per application every `interval` seconds of capture time. */
   interval?: number;
   /**
@@ -72,6 +74,11 @@ export type ClassifyOptions = {
   timing?: boolean;
   /** Add each record's statistical features (for training). */
   features?: boolean;
+  /**
+   * bidirectional (default): 5-tuple + VLAN flows, both directions one session; unidirectional: each direction its
+   * own session; host-pair: all traffic between two addresses (+ VLAN), whatever the protocol and ports.
+   */
+  sessions?: "bidirectional" | "unidirectional" | "host-pair";
   /** Where the plug-ins' data are (services.tsv, signatures.tsv, statistical.tsv, weights.tsv); default data/. */
   dataDir?: string;
 };
@@ -106,8 +113,8 @@ export function classifyFiles(files: string[], o: ClassifyOptions = {}, onEvent?
 
 function addonOptions(o: ClassifyOptions): Record<string, unknown> {
   return {
-    data_dir: o.dataDir ?? DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows, interval: o.interval,
-    combiner: o.combiner, weights: o.weights, flows: o.flows, timing: o.timing, features: o.features,
+    data_dir: o.dataDir ?? DATA_DIR, plugins: o.plugins ?? ["port"], bpf: o.bpf, max_flows: o.maxFlows, active_timeout: o.activeTimeout, interval: o.interval,
+    sessions: o.sessions, combiner: o.combiner, weights: o.weights, flows: o.flows, timing: o.timing, features: o.features,
   };
 }
 

@@ -68,7 +68,7 @@ export function trainTree(samples: Sample[], o: TreeOptions): TreeNode[] {
 
 /** statistical.tsv, format 1. */
 export function treeFile(nodes: TreeNode[], provenance: string): string {
-  const lines = [`# vantage-classifier-statistical 1: ${provenance}`, "# features: 0 = IP protocol, 1-6 = signed IP sizes of the first packets with payload (+ up, - down)"];
+  const lines = [`# vantage-classifier-statistical 1: ${provenance}`, "# features: 0 = IP protocol, 1-6 = signed IP sizes of the first packets with payload (+ up, - down), 7-12 = ms before each"];
   nodes.forEach((n, id) => lines.push(n.leaf ? ["leaf", id, n.label, n.confidence, n.samples].join("\t") : ["split", id, n.feature, n.threshold, n.left, n.right].join("\t")));
   return lines.join("\n") + "\n";
 }

@@ -24,7 +24,7 @@ fi
 if [ "$1" = test ]; then
   want=""
   for tool in /usr/sbin/nsd:nsd /usr/bin/dig:dnsutils /usr/sbin/chronyd:chrony /usr/bin/sntp:sntp /usr/bin/ping:iputils-ping /usr/sbin/nft:nftables /usr/bin/cc:gcc /usr/sbin/traceroute:traceroute /usr/bin/scamper:scamper /usr/include/pcap/pcap.h:libpcap-dev \
-      /usr/include/ndpi/ndpi_api.h:libndpi-dev /usr/include/pcre2.h:libpcre2-dev /usr/bin/ndpiReader:libndpi-bin; do
+      /usr/include/ndpi/ndpi_api.h:libndpi-dev /usr/include/hs/hs.h:libvectorscan-dev /usr/bin/ndpiReader:libndpi-bin; do
     [ -e "${tool%%:*}" ] || want="$want ${tool#*:}"
   done
   /usr/bin/python3 -c 'import ripe.atlas.cousteau' >/dev/null 2>&1 || want="$want python3-ripe-atlas-cousteau"
@@ -54,8 +54,8 @@ if [ ! -f probe-agent/native/build/Release/vantage_icmp.node ]; then
   npm run install
 fi
 
-# The traffic classifier (C++: libpcap, nDPI, PCRE2) is built for the tests and benchmarks; a build error stops them.
-if [ "$1" != start ] && [ -f /usr/include/pcap/pcap.h ] && [ -f /usr/include/ndpi/ndpi_api.h ] && [ -f /usr/include/pcre2.h ] &&
+# The traffic classifier (C++: libpcap, nDPI, vectorscan) is built for the tests and benchmarks; a build error stops them.
+if [ "$1" != start ] && [ -f /usr/include/pcap/pcap.h ] && [ -f /usr/include/ndpi/ndpi_api.h ] && [ -f /usr/include/hs/hs.h ] &&
    [ ! -f classifier-native/build/Release/vantage_classifier.node ]; then
   echo "bootstrap: building the traffic classifier"
   npm run --silent build:classifier

@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 [ "$#" -gt 0 ] || { echo "usage: check-captures.sh CAPTURE…" >&2; exit 2; }
 out="$(mktemp -d)"
 src="../src/decode.cc ../src/flow_table.cc ../src/port_plugin.cc ../src/ndpi_plugin.cc ../src/signature_plugin.cc ../src/statistical_plugin.cc ../src/engine.cc"
-libs="-lpcap -lndpi -lgcrypt -lm -lpcre2-8"
+libs="-lpcap -lndpi -lgcrypt -lm -lhs"
 clang++ -std=c++17 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -I../src -I/usr/include/ndpi \
   captures.cc $src $libs -o "$out/captures-asan"
 clang++ -std=c++17 -gdwarf-4 -O1 -I../src -I/usr/include/ndpi captures.cc $src $libs -o "$out/captures"

@@ -21,10 +21,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)sink;
   }
   if (p.fragment) return 0;
-  static classifier::FlowTable table(64);  // small, so eviction runs too
-  std::vector<classifier::Flow> ended;
-  int direction;
-  table.Track(p, direction, ended);
-  table.Expire(1e9, 300, 120, ended);
+  // Small tables, so eviction runs too; every kind of session.
+  static classifier::FlowTable tables[] = {{64, classifier::Sessions::Bidirectional}, {64, classifier::Sessions::Unidirectional},
+                                          {64, classifier::Sessions::HostPair}};
+  for (auto& table : tables) {
+    std::vector<classifier::Flow> ended;
+    int direction;
+    table.Track(p, direction, ended);
+    table.Expire(1e9, 300, 120, ended);
+  }
   return 0;
 }

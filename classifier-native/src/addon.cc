@@ -53,15 +53,16 @@ struct Record {
   double first_ts = 0, last_ts = 0, bytes_up = 0, bytes_down = 0;
   uint32_t packets_up = 0, packets_down = 0, packets_to_decision = 0;
   uint8_t confidence = 0;
-  std::vector<int> features;  // with the `features` option: the statistical plug-in's inputs (proto, early sizes)
+  std::vector<int> features;  // with the `features` option: the statistical plug-in's inputs (proto, sizes, gaps)
 
-  static Record Of(const classifier::Flow& f, bool features = false) {
-    Record r{ProtoName(f.proto), AddressText(f.src), AddressText(f.dst), f.label, f.plugin, f.sport, f.dport, f.vlan,
+  static Record Of(const classifier::Flow& f, const classifier::Engine& engine, bool features = false) {
+    Record r{ProtoName(f.proto), AddressText(f.src), AddressText(f.dst), engine.Label(f.label), engine.PluginName(f.plugin), f.sport, f.dport, f.vlan,
              f.first_ts, f.last_ts, static_cast<double>(f.bytes[0]), static_cast<double>(f.bytes[1]),
              f.packets[0], f.packets[1], f.packets_to_decision, f.confidence, {}};
     if (features) {
       r.features.push_back(f.proto);
       for (size_t i = 0; i < classifier::kEarlyPackets; i++) r.features.push_back(i < f.early_count ? f.early_sizes[i] : 0);
+      for (size_t i = 0; i < classifier::kEarlyPackets; i++) r.features.push_back(i < f.early_count ? f.early_gaps_ms[i] : 0);
     }
     return r;
   }
@@ -136,7 +137,7 @@ class ClassifyWorker : public Napi::AsyncWorker {
           delete ev;
         });
       };
-      engine_.on_decision = [push](const classifier::Flow& f) { push(new Event{true, Record::Of(f), {}}); };
+      engine_.on_decision = [this, push](const classifier::Flow& f) { push(new Event{true, Record::Of(f, engine_), {}}); };
       engine_.on_interval = [push](const classifier::IntervalReport& r) { push(new Event{false, {}, r}); };
     }
     if (!engine_.Init(options_, error)) return SetError(error);
@@ -158,7 +159,7 @@ class ClassifyWorker : public Napi::AsyncWorker {
     Napi::Env env = Env();
     auto& flows = engine_.flows();
     Napi::Array out = Napi::Array::New(env, flows.size());
-    for (size_t i = 0; i < flows.size(); i++) out.Set(static_cast<uint32_t>(i), Record::Of(flows[i], features_).ToObject(env));
+    for (size_t i = 0; i < flows.size(); i++) out.Set(static_cast<uint32_t>(i), Record::Of(flows[i], engine_, options_.features).ToObject(env));
     const auto& s = engine_.stats();
     Napi::Object stats = Napi::Object::New(env);
     stats.Set("packets", static_cast<double>(s.decode.packets));
@@ -217,7 +218,6 @@ class ClassifyWorker : public Napi::AsyncWorker {
  public:
   std::string interface_;
   double duration_ = 0;
-  bool features_ = false;
   std::atomic<bool> stop_{false};
  private:
   classifier::Options options_;
@@ -253,16 +253,17 @@ Napi::Value Classify(const Napi::CallbackInfo& info) {
   }
   if (o.Get("max_flows").IsNumber()) options.max_flows = static_cast<size_t>(o.Get("max_flows").As<Napi::Number>().Int64Value());
   if (o.Get("interval").IsNumber()) options.interval = o.Get("interval").As<Napi::Number>().DoubleValue();
+  if (o.Get("sessions").IsString()) options.sessions = o.Get("sessions").As<Napi::String>().Utf8Value();
   if (o.Get("combiner").IsString()) options.combiner = o.Get("combiner").As<Napi::String>().Utf8Value();
   if (o.Get("weights").IsString()) options.weights = o.Get("weights").As<Napi::String>().Utf8Value();
   if (o.Get("flows").IsBoolean()) options.keep_flows = o.Get("flows").As<Napi::Boolean>().Value();
+  if (o.Get("active_timeout").IsNumber()) options.active = o.Get("active_timeout").As<Napi::Number>().DoubleValue();
   if (o.Get("timing").IsBoolean()) options.timing = o.Get("timing").As<Napi::Boolean>().Value();
-  const bool features = o.Get("features").IsBoolean() && o.Get("features").As<Napi::Boolean>().Value();
+  options.features = o.Get("features").IsBoolean() && o.Get("features").As<Napi::Boolean>().Value();
   Napi::Function on_event = info.Length() > 2 && info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
   auto* w = new ClassifyWorker(env, std::move(files), std::move(options), on_event);
   if (o.Get("interface").IsString()) w->interface_ = o.Get("interface").As<Napi::String>().Utf8Value();
   if (o.Get("duration").IsNumber()) w->duration_ = o.Get("duration").As<Napi::Number>().DoubleValue();
-  w->features_ = features;
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

@@ -13,7 +13,14 @@ namespace classifier {
 
 bool Engine::Init(const Options& options, std::string& error) {
   options_ = options;
-  table_ = std::make_unique<FlowTable>(options.max_flows);
+  const Sessions sessions = options.sessions == "unidirectional" ? Sessions::Unidirectional
+                            : options.sessions == "host-pair"    ? Sessions::HostPair
+                                                                 : Sessions::Bidirectional;
+  if (sessions == Sessions::Bidirectional && options.sessions != "bidirectional") {
+    error = "unknown sessions \"" + options.sessions + "\" (available: bidirectional, unidirectional, host-pair)";
+    return false;
+  }
+  table_ = std::make_unique<FlowTable>(options.max_flows, sessions, options.active);
   Intern("Unknown");  // label id 0: what Flow::plugin_master holds when there is no master
   for (const std::string& name : options.plugins) {
     std::unique_ptr<Plugin> p;
@@ -33,6 +40,10 @@ bool Engine::Init(const Options& options, std::string& error) {
     if (!p->Load(options.data_dir, error)) return false;
     plugins_.push_back(std::move(p));
   }
+  // The table keeps only the features some plug-in declared it reads (and what records were asked to carry).
+  unsigned needs = options.features ? static_cast<unsigned>(kNeedsEarlyPackets) : 0u;
+  for (const auto& p : plugins_) needs |= p->needs();
+  table_->Keep(needs);
   if (options.combiner == "weighted") return LoadWeights(error);
   if (options.combiner != "priority" && options.combiner != "majority") {
     error = "unknown combiner \"" + options.combiner + "\" (available: priority, majority, weighted)";
@@ -194,7 +205,7 @@ void Engine::Packet(int linktype, const uint8_t* data, uint32_t caplen, double t
   int direction;
   const size_t before = done_.size();
   Flow& f = table_->Track(p, direction, done_);
-  stats_.evicted += done_.size() - before;
+  stats_.evicted = table_->evictions();
   Conclude(before);
   if (f.total_packets() == 1) stats_.flows++;
   if (!f.decided) {
@@ -202,7 +213,7 @@ void Engine::Packet(int linktype, const uint8_t* data, uint32_t caplen, double t
       const auto t0 = std::chrono::steady_clock::now();
       Decide(f, p, direction);
       f.decision_ns += static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
-      if (f.decided) stats_.decision_ns[f.plugin + (sure_ ? " (sure)" : "")].push_back(f.decision_ns);
+      if (f.decided) stats_.decision_ns[std::string(PluginName(f.plugin)) + (sure_ ? " (sure)" : "")].push_back(f.decision_ns);
       sure_ = false;
     } else {
       Decide(f, p, direction);
@@ -211,11 +222,11 @@ void Engine::Packet(int linktype, const uint8_t* data, uint32_t caplen, double t
   if (options_.interval > 0) Account(f, p, direction);
 }
 
-void Engine::Decided(Flow& f, const std::string& label, uint8_t confidence, const std::string& plugin) {
+void Engine::Decided(Flow& f, uint16_t label, uint8_t confidence, int plugin) {
   f.decided = true;
   f.label = label;
   f.confidence = confidence;
-  f.plugin = plugin;
+  f.plugin = static_cast<int8_t>(plugin);
   f.packets_to_decision = f.total_packets();
   if (on_decision) on_decision(f);
 }
@@ -228,7 +239,7 @@ void Engine::Account(Flow& f, const PacketInfo& p, int direction) {
     interval_ = IntervalReport{start, start + options_.interval, {}};
     interval_id_++;
   }
-  auto& c = interval_.apps[f.decided ? f.label : "Unknown"];
+  auto& c = interval_.apps[labels_[f.decided ? f.label : 0]];
   if (f.counted_in_interval != interval_id_) {
     f.counted_in_interval = interval_id_;
     c.flows++;
@@ -254,12 +265,12 @@ void Engine::Conclude(size_t from) {
       Combine(f, true);
       if (options_.timing) {
         f.decision_ns += static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
-        stats_.decision_ns[f.plugin + (sure_ ? " (sure)" : "")].push_back(f.decision_ns);
+        stats_.decision_ns[std::string(PluginName(f.plugin)) + (sure_ ? " (sure)" : "")].push_back(f.decision_ns);
       }
       sure_ = false;
     }
-    for (auto& state : f.plugin_state) state.reset();
-    auto& t = totals_[f.label];
+    Release(f);
+    auto& t = totals_[labels_[f.label]];
     t.flows++;
     for (int d = 0; d < 2; d++) {
       t.packets[d] += f.packets[d];
@@ -267,6 +278,22 @@ void Engine::Conclude(size_t from) {
     }
   }
   if (!options_.keep_flows) done_.resize(from);
+}
+
+/** Hands the flow's plug-in state back to each plug-in. */
+void Engine::Release(Flow& f) {
+  for (size_t k = 0; k < plugins_.size(); k++) {
+    if (f.plugin_state[k]) plugins_[k]->Release(f.plugin_state[k]);
+    f.plugin_state[k] = nullptr;
+  }
+}
+
+Engine::~Engine() {
+  // A run that stopped early (an unreadable capture, say) leaves flows in the table: their plug-in state is freed.
+  if (!table_) return;
+  std::vector<Flow> left;
+  table_->Drain(left);
+  for (Flow& f : left) Release(f);
 }
 
 uint16_t Engine::Intern(const std::string& label) {
@@ -300,10 +327,10 @@ void Engine::Combine(Flow& f, bool final) {
 
 void Engine::CombineByPriority(Flow& f, bool final) {
   for (size_t k = 0; k < plugins_.size(); k++) {
-    if (f.plugin_status[k] == 1) return Decided(f, labels_[f.plugin_label[k]], f.plugin_confidence[k], plugins_[k]->name());
+    if (f.plugin_status[k] == 1) return Decided(f, f.plugin_label[k], f.plugin_confidence[k], static_cast<int>(k));
     if (f.plugin_status[k] == 0 && !final) return;  // a better plug-in may still answer: wait for it
   }
-  Decided(f, "Unknown", 0, "");
+  Decided(f, 0, 0, -1);
 }
 
 /**
@@ -320,7 +347,7 @@ void Engine::CombineByVote(Flow& f, bool final, bool weighted) {
     if (f.plugin_status[k] == 0) looking = true;
     if (weighted && f.plugin_status[k] == 1 && Learned(k, f.plugin_label[k]) >= early_) {
       sure_ = true;
-      return Decided(f, labels_[f.plugin_label[k]], static_cast<uint8_t>(std::lround(100 * Weight(k, f.plugin_label[k]))), plugins_[k]->name());
+      return Decided(f, f.plugin_label[k], static_cast<uint8_t>(std::lround(100 * Weight(k, f.plugin_label[k]))), static_cast<int>(k));
     }
   }
   if (looking && !final) return;
@@ -341,8 +368,8 @@ void Engine::CombineByVote(Flow& f, bool final, bool weighted) {
     if (best == kPluginSlots || score[k] > score[best]) best = k;  // ties: the plug-in listed first
   }
   // Weighted: evidence too weak to name anything (say, a lone answer from a plug-in rarely right) leaves it Unknown.
-  if (best == kPluginSlots || (weighted && score[best] < min_vote_)) return Decided(f, "Unknown", 0, "");
-  Decided(f, labels_[f.plugin_label[best]], static_cast<uint8_t>(std::lround(total > 0 ? std::min(1.0, score[best] / total) * 100 : 0)), plugins_[best]->name());
+  if (best == kPluginSlots || (weighted && score[best] < min_vote_)) return Decided(f, 0, 0, -1);
+  Decided(f, f.plugin_label[best], static_cast<uint8_t>(std::lround(total > 0 ? std::min(1.0, score[best] / total) * 100 : 0)), static_cast<int>(best));
 }
 
 void Engine::Decide(Flow& f, const PacketInfo& p, int direction) {
@@ -353,7 +380,7 @@ void Engine::Decide(Flow& f, const PacketInfo& p, int direction) {
     // Weighted: a sure answer decides before the plug-ins after it (the dearer ones, listed cheap first) are asked.
     if (weighted && f.plugin_status[k] == 1 && Learned(k, f.plugin_label[k]) >= early_) {
       sure_ = true;
-      return Decided(f, labels_[f.plugin_label[k]], static_cast<uint8_t>(std::lround(100 * Learned(k, f.plugin_label[k]))), plugins_[k]->name());
+      return Decided(f, f.plugin_label[k], static_cast<uint8_t>(std::lround(100 * Learned(k, f.plugin_label[k]))), static_cast<int>(k));
     }
   }
   Combine(f, false);

@@ -21,6 +21,7 @@ struct Options {
   std::string bpf;
   size_t max_flows = 1'000'000;
   double tcp_idle = 300, udp_idle = 120;  // seconds without a packet before a flow is over
+  double active = 0;                       // a session longer than this (s) is reported and a new one begins (0: never, as ndpiReader)
   double interval = 0;                     // cyclic mode: report traffic per application every `interval` s
   /**
    * How plug-in answers become a decision: "priority" (the first plug-in in order that answers, once every one
@@ -29,9 +30,11 @@ struct Options {
    * file's `early` threshold decides at once).
    */
   std::string combiner = "priority";
+  std::string sessions = "bidirectional";  // or "unidirectional" (each direction its own) or "host-pair"
   std::string weights;  // the weighted combiner's model (TSV from train.ts); default <data_dir>/weights.tsv
   bool keep_flows = true;  // false: ended flows only count in totals() (summary, as ndpiReader -q), then are freed
   bool timing = false;     // measure each flow's decision time (plug-ins + combiner), by deciding plug-in
+  bool features = false;   // keep the statistical features for every flow (records carry them, for training)
 };
 
 /** Traffic per application in one interval of capture time (cyclic mode). */
@@ -55,6 +58,7 @@ struct Stats {
 
 class Engine {
  public:
+  ~Engine();
   bool Init(const Options& options, std::string& error);
   /** Reads one capture file through the pipeline; its flows end with it and accumulate in flows(). */
   bool ProcessFile(const std::string& path, std::string& error);
@@ -73,6 +77,10 @@ class Engine {
   /** Closes the last interval (end of the run). */
   void End();
   const Stats& stats() const { return stats_; }
+  /** A label's name (Flow::label, Flow::plugin_label). */
+  const std::string& Label(uint16_t id) const { return labels_[id]; }
+  /** The name of the plug-in at this position (Flow::plugin), "" for none. */
+  const char* PluginName(int index) const { return index < 0 ? "" : plugins_[static_cast<size_t>(index)]->name(); }
   /** Traffic per application over every flow that ended, by label. */
   const Totals& totals() const { return totals_; }
 
@@ -83,7 +91,8 @@ class Engine {
   void Record(Flow& flow, size_t plugin, const Decision& d);
   void Combine(Flow& flow, bool final);
   uint16_t Intern(const std::string& label);
-  void Decided(Flow& flow, const std::string& label, uint8_t confidence, const std::string& plugin);
+  void Decided(Flow& flow, uint16_t label, uint8_t confidence, int plugin);
+  void Release(Flow& flow);
   void Account(Flow& flow, const PacketInfo& packet, int direction);
   void Conclude(size_t from);
   bool LoadWeights(std::string& error);

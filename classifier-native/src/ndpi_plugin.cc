@@ -56,7 +56,7 @@ class NdpiPlugin : public Plugin {
 
   Decision Conclude(Flow& f) override {
     Decision d;
-    auto* flow = static_cast<ndpi_flow_struct*>(f.plugin_state[slot].get());
+    auto* flow = static_cast<ndpi_flow_struct*>(f.plugin_state[slot]);
     if (!flow) return d;
     uint8_t guessed = 0;
     const ndpi_protocol proto = ndpi_detection_giveup(ndpi_, flow, 1, &guessed);
@@ -67,14 +67,15 @@ class NdpiPlugin : public Plugin {
   }
 
  private:
+  void Release(void* state) override { ndpi_free_flow(static_cast<ndpi_flow_struct*>(state)); }
+
   ndpi_flow_struct* State(Flow& f) {
-    auto& state = f.plugin_state[slot];
+    void*& state = f.plugin_state[slot];
     if (!state) {
-      auto* flow = static_cast<ndpi_flow_struct*>(ndpi_flow_malloc(SIZEOF_FLOW_STRUCT));
-      std::memset(flow, 0, SIZEOF_FLOW_STRUCT);
-      state = std::shared_ptr<void>(flow, [](void* p) { ndpi_free_flow(static_cast<ndpi_flow_struct*>(p)); });
+      state = ndpi_flow_malloc(SIZEOF_FLOW_STRUCT);
+      std::memset(state, 0, SIZEOF_FLOW_STRUCT);
     }
-    return static_cast<ndpi_flow_struct*>(state.get());
+    return static_cast<ndpi_flow_struct*>(state);
   }
 
   /** The application's name when nDPI knows one (e.g. "Google" for TLS to Google), with its protocol as master. */

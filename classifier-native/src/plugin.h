@@ -20,12 +20,16 @@ class Plugin {
  public:
   virtual ~Plugin() = default;
   virtual const char* name() const = 0;
+  /** The features this plug-in reads (a Feature mask); the table keeps only what some plug-in needs. */
+  virtual unsigned needs() const { return 0; }
   /** Loads the plug-in's data (services table, signatures, model); false with `error` set if it cannot. */
   virtual bool Load(const std::string& data_dir, std::string& error) = 0;
   /** Called for each packet of an undecided flow, after the flow was updated with it (direction 0 = up). */
   virtual Decision Classify(Flow& flow, const PacketInfo& packet, int direction) = 0;
   /** The flow has ended undecided: a last answer from what was seen (e.g. a guess); default none. */
   virtual Decision Conclude(Flow&) { return {}; }
+  /** Frees this plug-in's state of a flow (Flow::plugin_state[slot]) when the flow ends; default: it keeps none. */
+  virtual void Release(void*) {}
   /** The slot of Flow::plugin_state this plug-in may use, given at start-up. */
   size_t slot = 0;
 };

@@ -1,7 +1,9 @@
-// signature: PCRE2 (JIT) patterns over each direction's first payload bytes, from a rule file kept as data
-// (data/signatures.tsv). Decides as soon as a rule matches; gives up after a few payload packets each way.
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
+// signature: patterns over each direction's first payload bytes, from a rule file kept as data
+// (data/signatures.tsv), all compiled into one vectorscan (Hyperscan) database and matched in one pass — chosen by
+// measurement over PCRE2-JIT one rule at a time (tools/signature_engines.cc, in npm run bench:classifier: 25 ns
+// against 105 ns per prefix, same answers). Decides as soon as a rule matches; gives up after a few payload packets
+// each way.
+#include <hs/hs.h>
 
 #include <netinet/in.h>
 #include <cstdlib>
@@ -19,7 +21,6 @@ constexpr uint32_t kPayloadPackets = 4;
 struct Rule {
   int proto;      // IPPROTO_TCP, IPPROTO_UDP, or 0 for any
   int direction;  // 0 up, 1 down, -1 any
-  pcre2_code* code;
   std::string label;
   uint8_t confidence;
 };
@@ -27,13 +28,15 @@ struct Rule {
 class SignaturePlugin : public Plugin {
  public:
   ~SignaturePlugin() override {
-    for (Rule& r : rules_) pcre2_code_free(r.code);
-    if (match_) pcre2_match_data_free(match_);
+    hs_free_scratch(scratch_);
+    hs_free_database(db_);
   }
 
   const char* name() const override { return "signature"; }
+  unsigned needs() const override { return kNeedsPayload; }
 
   bool Load(const std::string& data_dir, std::string& error) override {
+    std::vector<std::string> patterns;
     const bool read = ReadDataFile(data_dir + "/signatures.tsv", "the signatures", "", [&](const Fields& f, std::string& why) {
       const auto bad = [&](const std::string& what) { why = what; return false; };
       if (f.size() != 5) return bad("expected 5 tab-separated fields: proto, direction, pattern, label, confidence");
@@ -45,22 +48,36 @@ class SignaturePlugin : public Plugin {
       char* end = nullptr;
       const long confidence = std::strtol(f[4].c_str(), &end, 10);
       if (*end != 0 || confidence < 0 || confidence > 100) return bad("confidence must be a whole number 0-100");
-      int code;
-      PCRE2_SIZE offset;
-      r.code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(f[2].c_str()), f[2].size(), PCRE2_DOTALL | PCRE2_NO_UTF_CHECK, &code, &offset, nullptr);
-      if (!r.code) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(code, msg, sizeof msg);
-        return bad("pattern: " + std::string(reinterpret_cast<char*>(msg)) + " at offset " + std::to_string(offset));
+      // Each pattern on its own first, so a bad one is named by its line.
+      hs_database_t* one = nullptr;
+      hs_compile_error_t* e = nullptr;
+      if (hs_compile(f[2].c_str(), kFlags, HS_MODE_BLOCK, nullptr, &one, &e) != HS_SUCCESS) {
+        const std::string message = e->message;
+        hs_free_compile_error(e);
+        return bad("pattern: " + message);
       }
-      pcre2_jit_compile(r.code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter where JIT is unavailable
+      hs_free_database(one);
       r.label = f[3];
       r.confidence = static_cast<uint8_t>(confidence);
       rules_.push_back(r);
+      patterns.push_back(f[2]);
       return true;
     }, error);
     if (!read) return false;
-    match_ = pcre2_match_data_create(4, nullptr);
+    if (rules_.empty()) return true;
+    std::vector<const char*> expressions;
+    std::vector<unsigned> flags(rules_.size(), kFlags), ids;
+    for (size_t i = 0; i < rules_.size(); i++) {
+      expressions.push_back(patterns[i].c_str());
+      ids.push_back(static_cast<unsigned>(i));
+    }
+    hs_compile_error_t* e = nullptr;
+    if (hs_compile_multi(expressions.data(), flags.data(), ids.data(), static_cast<unsigned>(rules_.size()), HS_MODE_BLOCK, nullptr, &db_, &e) != HS_SUCCESS ||
+        hs_alloc_scratch(db_, &scratch_) != HS_SUCCESS) {
+      error = data_dir + "/signatures.tsv: " + (e ? e->message : "cannot allocate vectorscan scratch space");
+      if (e) hs_free_compile_error(e);
+      return false;
+    }
     return true;
   }
 
@@ -79,24 +96,35 @@ class SignaturePlugin : public Plugin {
   }
 
  private:
-  bool Match(const Flow& f, int direction, Decision& d) {
-    if (f.prefix_len[direction] == 0) return false;
-    for (const Rule& r : rules_) {
-      if ((r.proto && r.proto != f.proto) || (r.direction >= 0 && r.direction != direction)) continue;
-      if (pcre2_match(r.code, f.prefix[direction], f.prefix_len[direction], 0, 0, match_, nullptr) >= 0) {
-        d.label = r.label;
-        d.confidence = r.confidence;
-        return true;
-      }
-    }
-    return false;
+  static constexpr unsigned kFlags = HS_FLAG_DOTALL | HS_FLAG_SINGLEMATCH;
+
+  struct Scan {
+    const std::vector<Rule>* rules;
+    int proto, direction, first;  // first: the earliest rule in file order that matched (-1 none)
+  };
+
+  static int OnMatch(unsigned id, unsigned long long, unsigned long long, unsigned, void* context) {
+    auto* s = static_cast<Scan*>(context);
+    const Rule& r = (*s->rules)[id];
+    if ((r.proto && r.proto != s->proto) || (r.direction >= 0 && r.direction != s->direction)) return 0;
+    if (s->first < 0 || static_cast<int>(id) < s->first) s->first = static_cast<int>(id);
+    return 0;
   }
 
- public:
+  /** The first rule in file order that matches this direction's early payload: the plug-in's answer. */
+  bool Match(const Flow& f, int direction, Decision& d) {
+    if (f.prefix_len[direction] == 0 || !db_) return false;
+    Scan s{&rules_, f.proto, direction, -1};
+    hs_scan(db_, reinterpret_cast<const char*>(f.prefix[direction]), f.prefix_len[direction], 0, scratch_, OnMatch, &s);
+    if (s.first < 0) return false;
+    d.label = rules_[s.first].label;
+    d.confidence = rules_[s.first].confidence;
+    return true;
+  }
 
- private:
   std::vector<Rule> rules_;
-  pcre2_match_data* match_ = nullptr;
+  hs_database_t* db_ = nullptr;
+  hs_scratch_t* scratch_ = nullptr;
 };
 
 }  // namespace

@@ -1,11 +1,12 @@
-// The statistical plug-in: a decision tree over a flow's first packets — the transport protocol and the signed IP
-// sizes of its first kEarlyPackets packets carrying payload (+ up, − down) — trained by classifier-native/train.ts
+// The statistical plug-in: a decision tree over a flow's first packets — the transport protocol, the signed IP sizes
+// of its first kEarlyPackets packets carrying payload (+ up, − down) and the time before each — trained by classifier-native/train.ts
 // from labelled captures and loaded from data/statistical.tsv. It answers once it has seen that many packets (or
 // when the flow ends with fewer), with the leaf's share of its training flows as confidence.
 //
 // statistical.tsv (format 1):
 //   # vantage-classifier-statistical 1 …                     (format version, provenance)
-//   split<TAB>id<TAB>feature<TAB>threshold<TAB>left<TAB>right   (feature 0: proto; 1…6: sizes; ≤ threshold: left)
+//   split<TAB>id<TAB>feature<TAB>threshold<TAB>left<TAB>right   (feature 0: proto; 1…6: sizes; 7…12: gaps in ms;
+//                                                             ≤ threshold: left)
 //   leaf<TAB>id<TAB>label<TAB>confidence<TAB>samples
 #include <cstdlib>
 #include <vector>
@@ -31,6 +32,7 @@ struct Node {
 class StatisticalPlugin : public Plugin {
  public:
   const char* name() const override { return "statistical"; }
+  unsigned needs() const override { return kNeedsEarlyPackets; }
 
   bool Load(const std::string& data_dir, std::string& error) override {
     const std::string path = data_dir + "/statistical.tsv";
@@ -50,7 +52,7 @@ class StatisticalPlugin : public Plugin {
       } else {
         id = -1;
       }
-      if (id < 0 || id > 1'000'000 || node.feature < 0 || node.feature > static_cast<int>(kEarlyPackets)) {
+      if (id < 0 || id > 1'000'000 || node.feature < 0 || node.feature > static_cast<int>(2 * kEarlyPackets)) {
         why = "expected \"split<TAB>id<TAB>feature<TAB>threshold<TAB>left<TAB>right\" or \"leaf<TAB>id<TAB>label<TAB>confidence<TAB>samples\"";
         return false;
       }
@@ -90,9 +92,12 @@ class StatisticalPlugin : public Plugin {
   std::vector<Node> nodes_;
 
   Decision Evaluate(const Flow& f) const {
-    double x[kEarlyPackets + 1];
+    double x[2 * kEarlyPackets + 1];
     x[0] = f.proto;
-    for (size_t i = 0; i < kEarlyPackets; i++) x[i + 1] = i < f.early_count ? f.early_sizes[i] : 0;
+    for (size_t i = 0; i < kEarlyPackets; i++) {
+      x[i + 1] = i < f.early_count ? f.early_sizes[i] : 0;
+      x[i + 1 + kEarlyPackets] = i < f.early_count ? f.early_gaps_ms[i] : 0;
+    }
     size_t at = 0;
     while (!nodes_[at].leaf) at = static_cast<size_t>(x[nodes_[at].feature] <= nodes_[at].threshold ? nodes_[at].left : nodes_[at].right);
     const Node& leaf = nodes_[at];

@@ -65,6 +65,25 @@ describe.skipIf(why !== null)("classifier, offline", () => {
     expect(stats).toMatchObject({ packets: 14, decoded: 12, truncated: 1, malformed: 1, flows: 5, evicted: 0 });
   });
 
+  it("sessions: bidirectional 5-tuple flows, one-way flows, or host pairs", async () => {
+    const bi = (await classifyFiles([capture])).flows;
+    const uni = (await classifyFiles([capture], { sessions: "unidirectional" })).flows;
+    const pairs = (await classifyFiles([capture], { sessions: "host-pair" })).flows;
+    // One-way: the TLS connection, the DNS exchange and the SSH handshake split in two; the rest were one-way already.
+    expect(bi).toHaveLength(5);
+    expect(uni).toHaveLength(8);
+    const tlsBack = uni.find((f) => f.sport === 443)!;
+    expect(tlsBack).toMatchObject({ src: "10.0.0.2", dst: "10.0.0.1", dport: 40000, packets_up: 3, packets_down: 0, bytes_up: 40 + 240 + 40 });
+    expect(uni.reduce((n, f) => n + f.packets_up + f.packets_down, 0)).toBe(bi.reduce((n, f) => n + f.packets_up + f.packets_down, 0));
+    // Host pairs: 10.0.0.1 with .2 (TLS), .53 (DNS), .9; 10.0.1.1 with .2 (VLAN 42); the two IPv6 hosts.
+    expect(pairs).toHaveLength(5);
+    expect(pairs.find((f) => f.dst === "10.0.0.2")).toMatchObject({ src: "10.0.0.1", packets_up: 3, packets_down: 3, label: "TLS" });
+    await expect(classifyFiles([capture], { sessions: "tri-flow" as "host-pair" })).rejects.toThrow(/unknown sessions "tri-flow"/);
+    // Active timeout: the 50 ms TLS connection, cut at 30 ms, is reported as two sessions of 4 and 2 packets.
+    const cut = (await classifyFiles([capture], { activeTimeout: 0.03 })).flows.filter((f) => f.dport === 443 || f.sport === 443);
+    expect(cut.map((f) => [f.packets_up + f.packets_down, f.label])).toEqual([[4, "TLS"], [2, "TLS"]]);
+  });
+
   it("applies a BPF filter, bounds the flow table, and says what is wrong with bad input", async () => {
     // libpcap's semantics: "udp" matches untagged frames only; tagged ones need "vlan and udp".
     expect((await classifyFiles([capture], { bpf: "udp" })).flows.map((f) => f.label)).toEqual(["DNS"]);
@@ -215,21 +234,33 @@ describe.skipIf(why !== null)("classifier combiners", () => {
     await expect(classifyFiles([capture], { combiner: "psychic" as "weighted" })).rejects.toThrow(/unknown combiner "psychic"/);
   });
 
-  it("statistical plug-in: a trained tree over early packet sizes answers, and a broken model is refused", async () => {
+  it("statistical plug-in: a trained tree over early packet sizes and gaps answers, and a broken model is refused", async () => {
     const data = join(dir, "data");
     mkdirSync(data, { recursive: true });
     for (const f of ["services.tsv", "signatures.tsv"]) copyFileSync(join(DATA_DIR, f), join(data, f));
     // Feature 1 is the first payload packet's signed IP size: the DNS query is 62 bytes up, the HTTP request 121.
     writeFileSync(join(data, "statistical.tsv"), "# vantage-classifier-statistical 1: made by the test\nsplit\t0\t1\t100\t1\t2\nleaf\t1\tDNS\t90\t40\nleaf\t2\tHTTP\t40\t12\n");
     const { flows } = await classifyFiles([capture], { plugins: ["statistical"], dataDir: data, features: true });
-    expect(flow(flows, 53)).toMatchObject({ label: "DNS", plugin: "statistical", confidence: 90, features: [17, 62, 0, 0, 0, 0, 0] });
+    expect(flow(flows, 53)).toMatchObject({ label: "DNS", plugin: "statistical", confidence: 90, features: [17, 62, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] });
     // Under 50 % of its training flows, a leaf is no answer.
     expect(flow(flows, 22)).toMatchObject({ label: "Unknown", plugin: null });
-    expect(flow(flows, 22).features!.slice(0, 3)).toEqual([6, 121, -108]);
+    // Sizes, then the ms before each: the request 1 ms after the handshake's ACK, the answer 1 ms after it.
+    expect(flow(flows, 22).features).toEqual([6, 121, -108, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0]);
     writeFileSync(join(data, "statistical.tsv"), "# vantage-classifier-statistical 1\nsplit\t0\t1\t100\t0\t1\nleaf\t1\tDNS\t90\t40\n");
     await expect(classifyFiles([capture], { plugins: ["statistical"], dataDir: data })).rejects.toThrow(/node 0 points to a node that does not follow it/);
     writeFileSync(join(data, "statistical.tsv"), "# vantage-classifier-statistical 1\nleaf\t0\tDNS\n");
     await expect(classifyFiles([capture], { plugins: ["statistical"], dataDir: data })).rejects.toThrow(/statistical\.tsv:2: expected/);
+  });
+
+  it("refuses a broken services table or signature file, naming the file and line", async () => {
+    const data = join(dir, "broken");
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, "services.tsv"), "# comment\ntcp\t22\tSSH\ntcp\t70000\tGopher\n");
+    writeFileSync(join(data, "signatures.tsv"), "tcp\tany\t^SSH-[12]\tSSH\t95\nudp\tany\t^(unclosed\tBroken\t50\n");
+    await expect(classifyFiles([capture], { plugins: ["port"], dataDir: data })).rejects.toThrow(/services\.tsv:3: expected "tcp\|udp<TAB>PORT<TAB>LABEL"/);
+    await expect(classifyFiles([capture], { plugins: ["signature"], dataDir: data })).rejects.toThrow(/signatures\.tsv:2: pattern: /);
+    writeFileSync(join(data, "signatures.tsv"), "tcp\tany\t^SSH-[12]\tSSH\tsure\n");
+    await expect(classifyFiles([capture], { plugins: ["signature"], dataDir: data })).rejects.toThrow(/signatures\.tsv:1: confidence must be a whole number 0-100/);
   });
 
   it("the shipped model loads, and a summary run keeps only the traffic per application", async () => {
