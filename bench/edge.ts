@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   const state = tempDir("bench");
   const edge = await startEdge({ stateDir: state, port: await freePort(), quiet: true, vars: { FLUSH_INTERVAL_MS: "5000" } });
   const adminHeaders = { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` };
-  const { key } = await admin<{ key: string }>(edge, "/admin/keys", { label: "bench" });
+  const { key } = await admin<{ key: string }>(edge, "/admin/keys", { label: "bench", credits: 1_000_000_000 });
   console.log(`machine: ${execFileSync("nproc", { encoding: "utf8" }).trim()} cores, ${Math.round(Number(readFileSync("/proc/meminfo", "utf8").match(/MemTotal:\s+(\d+)/)![1]) / 1048576)} GiB, Node ${process.version}`);
   console.log(`probes: ${PROBES} simulated (Ed25519 keys, real protocol), over ${SITES.length} sites\n`);
 

@@ -7,9 +7,14 @@ import { parseArgs } from "node:util";
 const USAGE = `usage: npm run vantage -- <command> [options]
   edge-keys                                   print a new EDGE_PRIVATE_JWK / EDGE_PUBLIC_JWK pair for wrangler
   enroll-probe --public-key=K [--country CC] [--asn N] [--prefix P/len] [--lat X --lon Y] [--description D]
-                                              enroll a probe (its key from \`vantage-probe enroll\`); prints its id
+               [--owner ACCOUNT]              enroll a probe (its key from \`vantage-probe enroll\`); prints its id;
+                                              the owner account earns 15 credits per connected minute
   disable-probe ID | enable-probe ID          refuse or allow a probe's registrations
-  create-key --label L                        create an API key; prints it (only its hash is stored)
+  create-key --label L [--account A] [--credits N]
+                                              create an API key (of account A, or a new account), granting the
+                                              account N credits once; prints the key (only its hash is stored)
+  grant-credits ACCOUNT --credits N --request-id R
+                                              grant an account N credits (once per request id)
 options for the edge: --edge URL (or VANTAGE_EDGE, default http://127.0.0.1:8787)
                       --admin-token T (or VANTAGE_ADMIN_TOKEN)`;
 
@@ -39,6 +44,7 @@ async function main(): Promise<number> {
       edge: { type: "string" }, "admin-token": { type: "string" }, "public-key": { type: "string" }, country: { type: "string" },
       asn: { type: "string" }, prefix: { type: "string" }, lat: { type: "string" }, lon: { type: "string" },
       description: { type: "string" }, label: { type: "string" }, help: { type: "boolean", short: "h" },
+      account: { type: "string" }, credits: { type: "string" }, "request-id": { type: "string" }, owner: { type: "string" },
     },
   });
   const [command, arg] = positionals;
@@ -58,6 +64,7 @@ async function main(): Promise<number> {
       const probe = await call(edge, token, "/admin/probes", {
         public_key: values["public-key"], description: values.description, country_code: values.country,
         asn_v4: number("asn", values.asn), prefix_v4: values.prefix, latitude: number("lat", values.lat), longitude: number("lon", values.lon),
+        owner: values.owner,
       });
       console.log(probe.id);
       return 0;
@@ -71,7 +78,13 @@ async function main(): Promise<number> {
     }
     case "create-key": {
       if (!values.label) throw new Error("create-key needs --label");
-      console.log((await call(edge, token, "/admin/keys", { label: values.label })).key);
+      console.log((await call(edge, token, "/admin/keys", { label: values.label, account: values.account, credits: number("credits", values.credits) })).key);
+      return 0;
+    }
+    case "grant-credits": {
+      if (!arg || !values.credits || !values["request-id"]) throw new Error("grant-credits needs ACCOUNT, --credits N and --request-id R");
+      const out = await call(edge, token, `/admin/accounts/${encodeURIComponent(arg)}/credits`, { credits: number("credits", values.credits), request_id: values["request-id"] });
+      console.log(`account ${arg}: balance ${String(out.balance)}`);
       return 0;
     }
   }

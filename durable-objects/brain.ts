@@ -2,7 +2,7 @@
 // then the next, until the request is filled), and drives each measurement's status over time with one DO alarm
 // multiplexing many timers. One instance, named "brain".
 import {
-  type Assignment, type CreateMeasurements, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS, toUnix,
+  type Assignment, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS, toUnix,
 } from "../protocol/index.ts";
 import type { Participant, ProbeFilter } from "./controller.ts";
 import type { Env } from "./env.ts";
@@ -54,8 +54,12 @@ export class Brain extends SqlDurableObject<Env> {
     super(ctx, env, MIGRATIONS);
   }
 
-  /** Creates one measurement per definition (ids in definition order) and schedules it on probes. */
-  async create(req: CreateMeasurements, owner: string): Promise<number[]> {
+  /**
+   * Creates one measurement per definition (ids in definition order), sets credits aside for each in the owner's
+   * ledger (its results' cost for the first day: every requested probe, once for a one-off), and schedules it on
+   * probes. If the account cannot cover them all, nothing is created.
+   */
+  async create(req: CreateMeasurements, owner: string): Promise<{ ok: true; ids: number[] } | { ok: false; wanted: number; available: number }> {
     const now = Math.floor(Date.now() / 1000);
     const rows = req.definitions.map((def) => {
       const isOneoff = def.is_oneoff ?? req.is_oneoff ?? false;
@@ -70,8 +74,19 @@ export class Brain extends SqlDurableObject<Env> {
         def.type, JSON.stringify(def), JSON.stringify(req.probes), now, now, Math.max(start, now), stop, interval, spread,
         isOneoff ? 1 : 0, requested, owner)[0]!;
     });
+    const ledger = this.env.LEDGER.getByName(owner);
+    const estimates = rows.map((r) => firstDayCost(r));
+    for (let i = 0; i < rows.length; i++) {
+      const outcome = await ledger.reserve(`reserve:${rows[i]!.id}`, rows[i]!.id, estimates[i]!);
+      if (outcome.ok) continue;
+      // Not enough for all of them: undo, and say how much was wanted against what is free.
+      for (const r of rows.slice(0, i)) await ledger.release(`release:${r.id}`, r.id);
+      this.sql(`DELETE FROM measurements WHERE id IN (${rows.map(() => "?").join(",")})`, ...rows.map((r) => r.id));
+      const available = "available" in outcome ? outcome.available : 0;
+      return { ok: false, wanted: estimates.reduce((a, b) => a + b, 0), available: available + estimates.slice(0, i).reduce((a, b) => a + b, 0) };
+    }
     for (const row of rows) await this.schedule(row);
-    return rows.map((r) => r.id);
+    return { ok: true, ids: rows.map((r) => r.id) };
   }
 
   private async schedule(row: MeasurementRow): Promise<void> {
@@ -111,7 +126,10 @@ export class Brain extends SqlDurableObject<Env> {
     else status = STATUS.ongoing;
     this.sql("UPDATE measurements SET participants = ?, probes_scheduled = ?, status_id = ?, status_when = ? WHERE id = ?",
       JSON.stringify(participants), participants.length, status.id, now, row.id);
-    if (participants.length === 0) return;
+    if (participants.length === 0) {
+      await this.env.LEDGER.getByName(row.owner).release(`release:${row.id}`, row.id);
+      return;
+    }
     if (status === STATUS.scheduled) this.timer(row.id, row.start_time, "start");
     if (row.is_oneoff) {
       this.timer(row.id, row.start_time + runSeconds(assignment.spec) + ONEOFF_GRACE_S, "finish");
@@ -147,11 +165,15 @@ export class Brain extends SqlDurableObject<Env> {
       status.id, now, id).length > 0;
   }
 
-  /** Moves a running measurement to a final status and tells its controllers to stop it on their probes. */
+  /**
+   * Moves a running measurement to a final status, frees what is left of its credits' reservation (results still
+   * on their way are charged to the free balance), and tells its controllers to stop it on their probes.
+   */
   private async end(id: number, status: Status): Promise<void> {
     const row = this.get(id);
     if (!row || !this.setStatus(id, status, [STATUS.specified.id, STATUS.scheduled.id, STATUS.ongoing.id])) return;
     this.sql("DELETE FROM timers WHERE msm_id = ?", id);
+    await this.env.LEDGER.getByName(row.owner).release(`release:${id}`, id);
     const shards = [...new Set((JSON.parse(row.participants) as Participant[]).map((p) => p.shard))];
     await Promise.all(shards.map(async (name) => {
       const shard = shardByName(name);
@@ -162,6 +184,27 @@ export class Brain extends SqlDurableObject<Env> {
         console.error(`brain: stopping ${id} on ${name} failed: ${String(e)}`);
       }
     }));
+  }
+
+  /**
+   * Charges results a controller has stored (each charge under its own request id, so a redelivery charges once) to
+   * their measurements' owners. A measurement whose owner cannot pay is forced to stop. Returns the ids settled.
+   */
+  async charge(charges: { request_id: string; msm_id: number; results: number }[]): Promise<string[]> {
+    const settled: string[] = [];
+    for (const c of charges) {
+      const row = this.get(c.msm_id);
+      if (row) {
+        const perResult = creditsPerResult(specOf(JSON.parse(row.definition) as Definition), row.is_oneoff === 1);
+        const outcome = await this.env.LEDGER.getByName(row.owner).charge(c.request_id, c.msm_id, perResult * c.results, `${c.results} results`);
+        if (!outcome.ok && outcome.reason === "insufficient") {
+          await this.end(c.msm_id, STATUS.forcedToStop);
+          await this.armAlarm();
+        }
+      }
+      settled.push(c.request_id);
+    }
+    return settled;
   }
 
   /** DELETE /measurements/{id}/: stop by its owner. */
@@ -186,6 +229,14 @@ export class Brain extends SqlDurableObject<Env> {
     const rows = this.sql<MeasurementRow>(`SELECT * FROM measurements ${clause} ORDER BY id DESC LIMIT ? OFFSET ?`, ...binds, limit, offset);
     return { count, rows };
   }
+}
+
+/** Credits a measurement's results cost in its first day (all of a one-off's): what creation sets aside. */
+export function firstDayCost(row: Pick<MeasurementRow, "definition" | "is_oneoff" | "interval" | "start_time" | "stop_time" | "probes_requested">): number {
+  const perResult = creditsPerResult(specOf(JSON.parse(row.definition) as Definition), row.is_oneoff === 1);
+  if (row.is_oneoff === 1) return perResult * row.probes_requested;
+  const span = Math.min(86_400, row.stop_time === null ? 86_400 : Math.max(0, row.stop_time - row.start_time));
+  return perResult * row.probes_requested * Math.max(1, Math.ceil(span / (row.interval ?? DEFAULT_INTERVAL)));
 }
 
 function toUnixOr<T>(v: number | string | undefined, fallback: T): number | T {

@@ -3,10 +3,10 @@
 // outbox to R2 in batches (one object per partition per flush), keeping a per-measurement index of the batches.
 import {
   type Assignment, builtinType, type ControllerMessage, inCidr, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
-  type Result, type Submission, SUBPROTOCOL,
+  type Result, type Submission, SUBPROTOCOL, USER_MSM_MIN,
 } from "../protocol/index.ts";
 import { batchKey, partitionOf } from "../storage/layout.ts";
-import { type Env, flag, REGISTRY_NAME } from "./env.ts";
+import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
 import { SqlDurableObject } from "./sql.ts";
 import { verifyAssignment } from "./tokens.ts";
 
@@ -29,6 +29,9 @@ const MIGRATIONS = [
      count INTEGER NOT NULL, PRIMARY KEY (msm_id, key));`,
   // Counters an operator (and the benchmark) reads: R2 objects written and results in them.
   `CREATE TABLE stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
+  // Results stored in R2 and not yet charged to their measurement's account: written in the transaction that
+  // indexes the batch, deleted once the brain has charged them (each under its own id, so a retry charges once).
+  `CREATE TABLE charges (request_id TEXT PRIMARY KEY, msm_id INTEGER NOT NULL, results INTEGER NOT NULL);`,
 ];
 
 /** What the controller keeps about each connected probe, in the socket attachment (survives hibernation). */
@@ -252,6 +255,8 @@ export class Controller extends SqlDurableObject<Env> {
 
   private async scheduleFlush(): Promise<void> {
     const pending = this.sql<{ n: number | null }>("SELECT SUM(count) AS n FROM outbox")[0]?.n ?? 0;
+    const uncharged = this.sql<{ n: number }>("SELECT COUNT(*) AS n FROM charges")[0]!.n;
+    if (pending === 0 && uncharged === 0) return;
     const threshold = Number(this.env.FLUSH_RESULTS ?? 1000);
     const at = pending >= threshold ? Date.now() : Date.now() + Number(this.env.FLUSH_INTERVAL_MS ?? 5000);
     const current = await this.ctx.storage.getAlarm();
@@ -260,6 +265,19 @@ export class Controller extends SqlDurableObject<Env> {
 
   override async alarm(): Promise<void> {
     await this.flush();
+  }
+
+  /** Asks the brain to charge the results stored since the last charge; what it could not reach is retried later. */
+  private async charge(): Promise<void> {
+    const rows = this.sql<{ request_id: string; msm_id: number; results: number }>("SELECT request_id, msm_id, results FROM charges LIMIT 500");
+    if (rows.length === 0) return;
+    try {
+      const done = await this.env.BRAIN.getByName(BRAIN_NAME).charge(rows);
+      this.ctx.storage.transactionSync(() => { for (const id of done) this.sql("DELETE FROM charges WHERE request_id = ?", id); });
+    } catch (e) {
+      console.error(`controller ${this.shard}: charging results failed, will retry: ${String(e)}`);
+    }
+    await this.scheduleFlush();
   }
 
   private flushing: Promise<{ objects: number; results: number }> | null = null;
@@ -314,6 +332,8 @@ export class Controller extends SqlDurableObject<Env> {
       this.ctx.storage.transactionSync(() => {
         for (const [msm, e] of perMsm) {
           this.sql("INSERT OR REPLACE INTO batches (msm_id, key, min_ts, max_ts, count) VALUES (?, ?, ?, ?, ?)", msm, key, e.min, e.max, e.count);
+          // Users' measurements are paid for; built-in ones are not.
+          if (msm >= USER_MSM_MIN) this.sql("INSERT OR IGNORE INTO charges (request_id, msm_id, results) VALUES (?, ?, ?)", `results:${key}:${msm}`, msm, e.count);
         }
         this.sql("DELETE FROM outbox WHERE batch_key = ?", key);
         this.bump("r2_writes", 1);
@@ -322,6 +342,7 @@ export class Controller extends SqlDurableObject<Env> {
       objects++;
       results += count;
     }
+    await this.charge();
     return { objects, results };
   }
 

@@ -1,11 +1,14 @@
 import type { Brain } from "./brain.ts";
 import type { Controller } from "./controller.ts";
+import type { Ledger } from "./ledger.ts";
 import type { Registry } from "./registry.ts";
 
 /** Bindings and settings of the edge (wrangler.toml; secrets in .dev.vars locally). */
 export interface Env {
   BRAIN: DurableObjectNamespace<Brain>;
   CONTROLLER: DurableObjectNamespace<Controller>;
+  /** One credit ledger per account, by account id. */
+  LEDGER: DurableObjectNamespace<Ledger>;
   REGISTRY: DurableObjectNamespace<Registry>;
   RESULTS: R2Bucket;
   /** Ed25519 private JWK (secret) that signs assignment tokens. */

@@ -1,5 +1,6 @@
 // Registry: the enrolled probes (public key, location, ASN, status), their registration challenges, the load each
-// controller shard reports, and API keys (stored as SHA-256 hashes). One instance, named "registry".
+// controller shard reports, and API keys (stored as SHA-256 hashes) with the account each belongs to. One instance,
+// named "registry".
 import { compactVerify, importJWK } from "jose";
 import type { Env } from "./env.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
@@ -18,7 +19,24 @@ const MIGRATIONS = [
    CREATE TABLE challenges (probe_id INTEGER PRIMARY KEY, nonce TEXT NOT NULL, expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0);
    CREATE TABLE shards (name TEXT PRIMARY KEY, connected INTEGER NOT NULL, capacity INTEGER NOT NULL, updated INTEGER NOT NULL);
    CREATE TABLE api_keys (hash TEXT PRIMARY KEY, label TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, created INTEGER NOT NULL);`,
+  // Accounts own keys (and measurements, and credits in their Ledger). A key imported without one gets its own.
+  `ALTER TABLE api_keys ADD COLUMN account TEXT;
+   UPDATE api_keys SET account = 'acct-' || substr(hash, 1, 16) WHERE account IS NULL;`,
+  // A probe's owner earns credits for its uptime: seconds accrued and not yet paid, the time its current session was
+  // accrued up to, and payouts written before they are credited to the owner's ledger (each under its own id).
+  `ALTER TABLE probes ADD COLUMN owner TEXT;
+   ALTER TABLE probes ADD COLUMN unpaid_uptime INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE probes ADD COLUMN accrued_until INTEGER;
+   CREATE TABLE payouts (request_id TEXT PRIMARY KEY, owner TEXT NOT NULL, probe_id INTEGER NOT NULL, credits INTEGER NOT NULL);`,
 ];
+
+/** Credits a probe's owner earns per connected minute (Atlas: 15). */
+export const CREDITS_PER_MINUTE = 15;
+/** How often uptime is paid out. */
+export const PAYOUT_INTERVAL_S = 3600;
+
+/** The account a key belongs to when none was named: its own, derived from its hash. */
+export const accountOfHash = (hash: string) => `acct-${hash.slice(0, 16)}`;
 
 export const CHALLENGE_TTL_MS = 60_000;
 
@@ -41,10 +59,13 @@ export type ProbeRecord = {
   total_uptime: number;
   shard: string | null;
   disabled: number;
+  owner: string | null;
 };
 
 export type Enrollment = {
   public_key: string;
+  /** The account that hosts the probe and earns its credits. */
+  owner?: string | null;
   description?: string;
   country_code?: string | null;
   asn_v4?: number | null;
@@ -72,10 +93,10 @@ export class Registry extends SqlDurableObject<Env> {
     if (existing) return { ok: false, reason: `this public key is already enrolled as probe ${existing.id}` };
     const now = Math.floor(Date.now() / 1000);
     const row = this.sql<ProbeRecord>(
-      `INSERT INTO probes (public_key, description, country_code, asn_v4, prefix_v4, latitude, longitude, status_since, enrolled_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      `INSERT INTO probes (public_key, description, country_code, asn_v4, prefix_v4, latitude, longitude, status_since, enrolled_at, owner)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       e.public_key, e.description ?? "", e.country_code?.toUpperCase() ?? null, e.asn_v4 ?? null, e.prefix_v4 ?? null,
-      e.latitude ?? null, e.longitude ?? null, now, now,
+      e.latitude ?? null, e.longitude ?? null, now, now, e.owner ?? null,
     )[0]!;
     return { ok: true, probe: row };
   }
@@ -131,16 +152,62 @@ export class Registry extends SqlDurableObject<Env> {
     const p = this.probe(e.probe_id);
     if (p) {
       if (e.event === "connected") {
+        // A reconnect while still counted as connected first accrues the session it replaces.
         this.sql(
-          `UPDATE probes SET status_id = 1, status_since = ?, last_connected = ?, first_connected = COALESCE(first_connected, ?),
-             address_v4 = COALESCE(?, address_v4), shard = ? WHERE id = ?`,
-          e.at, e.at, e.at, e.address && !e.address.includes(":") ? e.address : null, e.shard, e.probe_id);
+          `UPDATE probes SET unpaid_uptime = unpaid_uptime + CASE WHEN status_id = 1 AND accrued_until IS NOT NULL THEN MAX(0, ? - accrued_until) ELSE 0 END,
+             status_id = 1, status_since = ?, last_connected = ?, first_connected = COALESCE(first_connected, ?),
+             address_v4 = COALESCE(?, address_v4), shard = ?, accrued_until = ? WHERE id = ?`,
+          e.at, e.at, e.at, e.at, e.address && !e.address.includes(":") ? e.address : null, e.shard, e.at, e.probe_id);
+        if (p.owner) void this.armPayout();
       } else if (p.shard === e.shard && p.status_id === 1) {
-        this.sql("UPDATE probes SET status_id = 2, status_since = ?, total_uptime = total_uptime + MAX(0, ? - status_since) WHERE id = ?",
-          e.at, e.at, e.probe_id);
+        this.sql(`UPDATE probes SET status_id = 2, status_since = ?, total_uptime = total_uptime + MAX(0, ? - status_since),
+                    unpaid_uptime = unpaid_uptime + MAX(0, ? - COALESCE(accrued_until, ?)), accrued_until = NULL WHERE id = ?`,
+          e.at, e.at, e.at, e.at, e.probe_id);
       }
     }
     this.reportLoad(e.shard, e.connected, e.capacity);
+  }
+
+  /**
+   * Pays probe owners for uptime: accrues connected sessions up to `now`, turns whole minutes into payouts (each
+   * written with its own request id in the same transaction), then credits every payout not yet credited and
+   * deletes it. A payout whose credit fails stays and is retried at the next run: each is credited exactly once.
+   */
+  async payout(now = Math.floor(Date.now() / 1000)): Promise<{ credited: number; pending: number }> {
+    this.ctx.storage.transactionSync(() => {
+      this.sql("UPDATE probes SET unpaid_uptime = unpaid_uptime + MAX(0, ? - accrued_until), accrued_until = ? WHERE status_id = 1 AND accrued_until IS NOT NULL AND owner IS NOT NULL", now, now);
+      for (const p of this.sql<{ id: number; owner: string; unpaid_uptime: number }>("SELECT id, owner, unpaid_uptime FROM probes WHERE owner IS NOT NULL AND unpaid_uptime >= 60")) {
+        const minutes = Math.floor(p.unpaid_uptime / 60);
+        this.sql("UPDATE probes SET unpaid_uptime = unpaid_uptime - ? WHERE id = ?", minutes * 60, p.id);
+        this.sql("INSERT INTO payouts (request_id, owner, probe_id, credits) VALUES (?, ?, ?, ?)",
+          `uptime:${p.id}:${now}`, p.owner, p.id, minutes * CREDITS_PER_MINUTE);
+      }
+    });
+    let credited = 0;
+    for (const p of this.sql<{ request_id: string; owner: string; probe_id: number; credits: number }>("SELECT * FROM payouts")) {
+      try {
+        const out = await this.env.LEDGER.getByName(p.owner).credit(p.request_id, p.credits, "probe_uptime", `probe ${p.probe_id}`);
+        if (out.ok) {
+          this.sql("DELETE FROM payouts WHERE request_id = ?", p.request_id);
+          credited += p.credits;
+        }
+      } catch (e) {
+        console.error(`registry: paying ${p.owner} for probe ${p.probe_id} failed, will retry: ${String(e)}`);
+      }
+    }
+    return { credited, pending: this.sql<{ n: number }>("SELECT COUNT(*) AS n FROM payouts")[0]!.n };
+  }
+
+  override async alarm(): Promise<void> {
+    await this.payout();
+    await this.armPayout(true);
+  }
+
+  /** Keeps the payout alarm set while any owned probe is connected or any payout waits. */
+  private async armPayout(rearm = false): Promise<void> {
+    const busy = this.sql<{ n: number }>("SELECT (SELECT COUNT(*) FROM probes WHERE owner IS NOT NULL AND (status_id = 1 OR unpaid_uptime > 0)) + (SELECT COUNT(*) FROM payouts) AS n")[0]!.n;
+    if (!busy) return;
+    if (rearm || (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + PAYOUT_INTERVAL_S * 1000);
   }
 
   reportLoad(shard: string, connected: number, capacity: number): void {
@@ -167,11 +234,14 @@ export class Registry extends SqlDurableObject<Env> {
     return { count, probes };
   }
 
-  addKey(hash: string, label: string): void {
-    this.sql("INSERT OR REPLACE INTO api_keys (hash, label, enabled, created) VALUES (?, ?, 1, ?)", hash, label, Date.now());
+  addKey(hash: string, label: string, account?: string): string {
+    const owner = account ?? accountOfHash(hash);
+    this.sql("INSERT OR REPLACE INTO api_keys (hash, label, enabled, created, account) VALUES (?, ?, 1, ?, ?)", hash, label, Date.now(), owner);
+    return owner;
   }
 
-  keyIsValid(hash: string): boolean {
-    return this.sql("SELECT 1 FROM api_keys WHERE hash = ? AND enabled = 1", hash).length > 0;
+  /** The account of an enabled key, or null if the key is unknown or disabled. */
+  keyAccount(hash: string): string | null {
+    return this.sql<{ account: string }>("SELECT account FROM api_keys WHERE hash = ? AND enabled = 1", hash)[0]?.account ?? null;
   }
 }

@@ -2,3 +2,4 @@ export * from "./atlas.ts";
 export * from "./messages.ts";
 export * from "./net.ts";
 export * from "./builtins.ts";
+export * from "./pricing.ts";

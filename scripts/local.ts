@@ -147,14 +147,14 @@ export const LOCAL_SITES: ProbeSite[] = [
 ];
 
 /** Makes (once) a probe's key and enrollment, and writes its agent config. */
-export async function provisionProbe(edge: Edge, dir: string, site: ProbeSite, extra: Record<string, unknown> = {}): Promise<LocalProbe> {
+export async function provisionProbe(edge: Edge, dir: string, site: ProbeSite, extra: Record<string, unknown> = {}, owner?: string): Promise<LocalProbe> {
   const { loadIdentity } = await import("../probe-agent/identity.ts");
   const idPath = join(dir, "probe-id");
   const identity = loadIdentity(dir);
   let id: number;
   if (existsSync(idPath)) id = Number(readFileSync(idPath, "utf8"));
   else {
-    id = (await admin<{ id: number }>(edge, "/admin/probes", { public_key: identity.publicKey, ...site })).id;
+    id = (await admin<{ id: number }>(edge, "/admin/probes", { public_key: identity.publicKey, ...site, owner })).id;
     writeFileSync(idPath, String(id));
   }
   const configPath = join(dir, "agent.json");
@@ -212,8 +212,10 @@ export async function startLocalSystem(o: {
   const edge = await startEdge({ stateDir: o.stateDir, port: o.port, quiet: o.quiet ?? true });
   const front = await startHttpsFront(o.stateDir, o.httpsPort, edge.url);
   const sites = o.sites ?? LOCAL_SITES;
-  const { key } = await admin<{ key: string }>(edge, "/admin/keys", { label: "local", ...(o.apiKey ? { key: o.apiKey } : {}) });
-  const probes = await Promise.all(sites.map((site, i) => provisionProbe(edge, join(o.stateDir, "probes", String(i + 1)), site, o.probeConfig)));
+  // The local account starts with a million credits (granted once, however often the system restarts).
+  const { key, account } = await admin<{ key: string; account: string }>(edge, "/admin/keys", { label: "local", credits: 1_000_000, ...(o.apiKey ? { key: o.apiKey } : {}) });
+  // The local account hosts the local probes, so their uptime earns it credits.
+  const probes = await Promise.all(sites.map((site, i) => provisionProbe(edge, join(o.stateDir, "probes", String(i + 1)), site, o.probeConfig, account)));
   const agents = probes.map((p) => startProbe(p, { quiet: o.quiet ?? true }));
   const stop = async () => {
     await Promise.all(agents.map((a) => a.stop()));

@@ -1,7 +1,8 @@
 // The edge Worker: probe registration and the RIPE Atlas REST API v2 subset (docs/api.md). Exports the DO classes.
 import { Router } from "itty-router";
 import type { Env } from "../durable-objects/env.ts";
-import { controllers, createKey, enrollProbe, flushController, setProbeDisabled } from "./api/admin.ts";
+import { controllers, createKey, enrollProbe, flushController, grantCredits, setProbeDisabled } from "./api/admin.ts";
+import { credits, creditItems, transfer } from "./api/credits.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
 import { createMeasurements, getMeasurement, listMeasurements, stopMeasurement } from "./api/measurements.ts";
 import { getProbe, listProbes } from "./api/probes.ts";
@@ -10,6 +11,7 @@ import { challenge, connect, edgeKey, register } from "./registration.ts";
 
 export { Brain } from "../durable-objects/brain.ts";
 export { Controller } from "../durable-objects/controller.ts";
+export { Ledger } from "../durable-objects/ledger.ts";
 export { Registry } from "../durable-objects/registry.ts";
 
 const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
@@ -22,6 +24,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .post("/admin/probes", enrollProbe)
   .post("/admin/probes/:id/:action", setProbeDisabled)
   .post("/admin/keys", createKey)
+  .post("/admin/accounts/:account/credits", grantCredits)
   .get("/admin/controllers", controllers)
   .post("/admin/controllers/:shard/flush", flushController)
   // users: RIPE Atlas REST API v2
@@ -33,6 +36,10 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .delete("/api/v2/measurements/:id", stopMeasurement)
   .get("/api/v2/measurements/:id/results", getResults)
   .get("/api/v2/measurements/:id/latest", getLatest)
+  .get("/api/v2/credits", credits)
+  .get("/api/v2/credits/income-items", creditItems)
+  .get("/api/v2/credits/expense-items", creditItems)
+  .post("/api/v2/credits/transfers", transfer)
   .get("/api/v2/probes", listProbes)
   .get("/api/v2/probes/:id", getProbe)
   .all("*", (request) => {

@@ -26,7 +26,7 @@ export async function errorOf(res: Response): Promise<{ status: number; detail: 
 
 export type TestProbe = { id: number; keys: CryptoKeyPair; publicKey: string };
 
-export type Site = { country_code?: string; asn_v4?: number; prefix_v4?: string; latitude?: number; longitude?: number };
+export type Site = { country_code?: string; asn_v4?: number; prefix_v4?: string; latitude?: number; longitude?: number; owner?: string };
 
 export async function enroll(site: Site = {}): Promise<TestProbe> {
   const keys = (await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as CryptoKeyPair;
@@ -111,8 +111,9 @@ export async function connect(p: TestProbe, opts: { slots?: number; cf?: Record<
   return { socket, reg };
 }
 
-export async function newKey(label = "test"): Promise<string> {
-  const res = await post("/admin/keys", { label }, { Authorization: `Bearer ${ADMIN}` });
+/** A new API key of a new account, granted `credits` (plenty for tests that are not about credits). */
+export async function newKey(label = "test", credits = 1_000_000): Promise<string> {
+  const res = await post("/admin/keys", { label, credits }, { Authorization: `Bearer ${ADMIN}` });
   return ((await res.json()) as { key: string }).key;
 }
 

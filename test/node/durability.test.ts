@@ -25,7 +25,7 @@ describe.skipIf(noIcmp !== null)("edge killed while a probe holds an unacknowled
   it("stores every result exactly once after the edge restarts", async () => {
     const port = await freePort();
     edge = await startEdge({ stateDir: state, port, quiet: true });
-    const key = (await admin<{ key: string }>(edge, "/admin/keys", { label: "durability" })).key;
+    const key = (await admin<{ key: string }>(edge, "/admin/keys", { label: "durability", credits: 1000 })).key;
     const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, { heartbeat_s: 2, backoff_ms: { base: 200, cap: 2000 }, builtins: { enabled: false } });
     const ackedMark = join(probe.stateDir, "spool", "acked");
     const unacknowledged = () => Spool.unacknowledged(probe.stateDir);

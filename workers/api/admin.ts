@@ -7,6 +7,8 @@ import { requireAdmin, sha256Hex } from "./auth.ts";
 import { ApiError, readJson, validationError } from "./errors.ts";
 import { probeObject } from "./probes.ts";
 
+const Account = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "account must be 1-64 letters, digits, '_', '.' or '-'.");
+
 const Enrollment = z.object({
   public_key: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "public_key must be the probe's Ed25519 public key, 32 bytes in base64url."),
   description: z.string().max(256).optional(),
@@ -15,6 +17,8 @@ const Enrollment = z.object({
   prefix_v4: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d{1,2}$/, "prefix_v4 must be a.b.c.d/len.").nullable().optional(),
   latitude: z.number().min(-90).max(90).nullable().optional(),
   longitude: z.number().min(-180).max(180).nullable().optional(),
+  /** The account hosting the probe: it earns the probe's uptime credits. */
+  owner: Account.nullable().optional(),
 });
 
 export async function enrollProbe(request: IRequest, env: Env): Promise<Response> {
@@ -36,7 +40,15 @@ export async function setProbeDisabled(request: IRequest, env: Env): Promise<Res
   return Response.json({ id, disabled });
 }
 
-const KeyImport = z.object({ label: z.string().min(1).max(128), key: z.string().min(16).max(128).optional() });
+const Credits = z.number().int("credits must be a whole number.").min(0).max(1_000_000_000_000);
+
+const KeyImport = z.object({
+  label: z.string().min(1).max(128), key: z.string().min(16).max(128).optional(),
+  /** The account the key acts for; by default a new one of its own. */
+  account: Account.optional(),
+  /** Credits granted to the key's account once (an operator's grant; repeating the import grants nothing more). */
+  credits: Credits.optional(),
+});
 
 /** Creates an API key (or imports a given one, as `npm start` does with VANTAGE_API_KEY). Only the hash is kept. */
 export async function createKey(request: IRequest, env: Env): Promise<Response> {
@@ -44,8 +56,23 @@ export async function createKey(request: IRequest, env: Env): Promise<Response> 
   const parsed = KeyImport.safeParse(await readJson(request));
   if (!parsed.success) throw validationError(parsed.error);
   const key = parsed.data.key ?? crypto.randomUUID();
-  await env.REGISTRY.getByName(REGISTRY_NAME).addKey(await sha256Hex(key), parsed.data.label);
-  return Response.json({ key, label: parsed.data.label }, { status: 201 });
+  const hash = await sha256Hex(key);
+  const account = await env.REGISTRY.getByName(REGISTRY_NAME).addKey(hash, parsed.data.label, parsed.data.account);
+  if (parsed.data.credits) await env.LEDGER.getByName(account).credit(`key-grant:${hash}`, parsed.data.credits, "grant", `with key "${parsed.data.label}"`);
+  return Response.json({ key, label: parsed.data.label, account }, { status: 201 });
+}
+
+const Grant = z.object({ credits: Credits.min(1), request_id: z.string().min(1).max(100), detail: z.string().max(200).optional() });
+
+/** An operator's grant of credits to an account (idempotent by request_id). */
+export async function grantCredits(request: IRequest, env: Env): Promise<Response> {
+  requireAdmin(request, env);
+  const account = Account.safeParse(request.params.account);
+  if (!account.success) throw new ApiError(404, `No account "${request.params.account}".`);
+  const parsed = Grant.safeParse(await readJson(request));
+  if (!parsed.success) throw validationError(parsed.error);
+  const outcome = await env.LEDGER.getByName(account.data).credit(`grant:${parsed.data.request_id}`, parsed.data.credits, "grant", parsed.data.detail ?? "");
+  return Response.json(outcome, { status: 201 });
 }
 
 export async function controllers(request: IRequest, env: Env): Promise<Response> {

@@ -1,5 +1,6 @@
 // API keys, as Atlas clients send them: `Authorization: Key <k>` (cousteau ≥ 1.5) or `?key=<k>` (cousteau 1.4).
-// Keys are stored as SHA-256 hashes; sending more than one key is refused, as Atlas does.
+// Keys are stored as SHA-256 hashes; sending more than one key is refused, as Atlas does. Every key belongs to an
+// account, which owns the measurements made with it and pays for them.
 import type { Env } from "../../durable-objects/env.ts";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { ApiError } from "./errors.ts";
@@ -9,8 +10,11 @@ export async function sha256Hex(s: string): Promise<string> {
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The hash of the request's key, or null for an anonymous request. Unknown or multiple keys → 403. */
-export async function apiKey(request: Request, env: Env): Promise<string | null> {
+/** Who is calling: the account of the request's key (and the key's hash), or null for an anonymous request. */
+export type Caller = { account: string; key: string };
+
+/** The caller of a request with a key, or null for an anonymous request. Unknown or multiple keys → 403. */
+export async function apiKey(request: Request, env: Env): Promise<Caller | null> {
   const url = new URL(request.url);
   const keys = url.searchParams.getAll("key");
   const header = request.headers.get("Authorization");
@@ -22,13 +26,12 @@ export async function apiKey(request: Request, env: Env): Promise<string | null>
   if (keys.length === 0) return null;
   if (keys.length > 1) throw new ApiError(403, "Several API keys were sent; send exactly one.");
   const hash = await sha256Hex(keys[0]!);
-  if (!(await env.REGISTRY.getByName(REGISTRY_NAME).keyIsValid(hash))) {
-    throw new ApiError(403, "The provided API key does not exist or is disabled.");
-  }
-  return hash;
+  const account = await env.REGISTRY.getByName(REGISTRY_NAME).keyAccount(hash);
+  if (!account) throw new ApiError(403, "The provided API key does not exist or is disabled.");
+  return { account, key: hash };
 }
 
-export async function requireKey(request: Request, env: Env): Promise<string> {
+export async function requireKey(request: Request, env: Env): Promise<Caller> {
   const key = await apiKey(request, env);
   if (!key) throw new ApiError(403, "Authentication credentials were not provided.");
   return key;

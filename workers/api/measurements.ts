@@ -4,33 +4,13 @@ import type { MeasurementRow } from "../../durable-objects/brain.ts";
 import type { Participant } from "../../durable-objects/controller.ts";
 import { BRAIN_NAME, type Env, flag } from "../../durable-objects/env.ts";
 import {
-  builtinDescription, builtinType, CreateMeasurements, type Definition, isIPv4, isIPv6, isNonPublicAddress, type MeasurementSpec, specOf, STATUS, toUnix,
+  builtinDescription, builtinType, CreateMeasurements, creditsPerResult, type Definition, isIPv4, isIPv6, isNonPublicAddress, specOf, STATUS, toUnix,
 } from "../../protocol/index.ts";
 import { requireKey, apiKey } from "./auth.ts";
 import { ApiError, fieldError, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
 import { page, pageOf } from "./pagination.ts";
 
 const STATUS_NAMES = Object.fromEntries(Object.values(STATUS).map((s) => [s.id, s.name]));
-
-/**
- * Credits per result, Atlas's cost table: ping packets × (⌊size/1500⌋ + 1), traceroute ten times that; DNS 10 over
- * UDP, 20 over TCP; sslcert 10.
- * Atlas publishes no price for NTP and HTTP: NTP costs as a ping of the same packet count, HTTP as an sslcert.
- * One-offs cost double.
- */
-export function creditsPerResult(spec: MeasurementSpec, isOneoff: boolean): number {
-  const base = (() => {
-    switch (spec.type) {
-      case "ping": return spec.packets * (Math.floor(spec.size / 1500) + 1);
-      case "traceroute": return 10 * spec.packets * (Math.floor(spec.size / 1500) + 1);
-      case "dns": return spec.protocol === "TCP" ? 20 : 10;
-      case "ntp": return spec.packets;
-      case "http":
-      case "sslcert": return 10;
-    }
-  })();
-  return base * (isOneoff ? 2 : 1);
-}
 
 export function measurementObject(row: MeasurementRow, origin: string): Record<string, unknown> {
   const def = JSON.parse(row.definition) as Definition;
@@ -113,15 +93,18 @@ function checkTimes(req: CreateMeasurements): void {
 }
 
 export async function createMeasurements(request: IRequest, env: Env): Promise<Response> {
-  const owner = await requireKey(request, env);
+  const { account } = await requireKey(request, env);
   const body = await readJson(request);
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw fieldError("", "The body must be a JSON object.");
   const parsed = CreateMeasurements.safeParse(body);
   if (!parsed.success) throw validationError(parsed.error);
   checkTargets(parsed.data, env);
   checkTimes(parsed.data);
-  const ids = await env.BRAIN.getByName(BRAIN_NAME).create(parsed.data, owner);
-  return Response.json({ measurements: ids }, { status: 201 });
+  const created = await env.BRAIN.getByName(BRAIN_NAME).create(parsed.data, account);
+  if (!created.ok) {
+    throw new ApiError(402, `Not enough credits: these measurements need ${created.wanted} credits set aside for their first day's results, and the account has ${created.available} free. Credits are earned by hosting probes, or transferred.`);
+  }
+  return Response.json({ measurements: created.ids }, { status: 201 });
 }
 
 export async function listMeasurements(request: IRequest, env: Env): Promise<Response> {
@@ -136,7 +119,7 @@ export async function listMeasurements(request: IRequest, env: Env): Promise<Res
   const { offset, limit } = pageOf(url);
   const { count, rows } = await env.BRAIN.getByName(BRAIN_NAME).list({
     ids, status, type: url.searchParams.get("type") ?? undefined,
-    is_oneoff: oneoff === null ? undefined : oneoff === "true", owner: mine ? key! : undefined,
+    is_oneoff: oneoff === null ? undefined : oneoff === "true", owner: mine ? key!.account : undefined,
   }, offset, limit);
   return Response.json(page(url, count, rows.map((r) => measurementObject(r, url.origin))));
 }
@@ -169,10 +152,10 @@ export async function getMeasurement(request: IRequest, env: Env): Promise<Respo
 }
 
 export async function stopMeasurement(request: IRequest, env: Env): Promise<Response> {
-  const owner = await requireKey(request, env);
+  const { account } = await requireKey(request, env);
   const id = measurementId(request);
-  const outcome = await env.BRAIN.getByName(BRAIN_NAME).stop(id, owner);
+  const outcome = await env.BRAIN.getByName(BRAIN_NAME).stop(id, account);
   if (outcome === "not-found") throw new ApiError(404, `No measurement with id ${id}.`);
-  if (outcome === "not-owner") throw new ApiError(403, `Measurement ${id} belongs to another key.`);
+  if (outcome === "not-owner") throw new ApiError(403, `Measurement ${id} belongs to another account.`);
   return new Response(null, { status: 204 });
 }

@@ -1,0 +1,112 @@
+// Credits through the API: what creating a measurement sets aside, the 402 when an account cannot cover it (and
+// nothing created), the reservation freed when the measurement ends, transfers between accounts, and the items.
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { REGISTRY_NAME } from "../../durable-objects/env.ts";
+import { ADMIN, call, connect, createPing, enroll, env, errorOf, newKey, pingResult, post } from "./harness.ts";
+
+type Credits = { account: string; current_balance: number; reserved: number; available: number; income_items: string | { type: string; amount: number }[] };
+const credits = async (key: string, query = "") => (await (await call(`/api/v2/credits/${query}`, { headers: { Authorization: `Key ${key}` } })).json()) as Credits;
+
+describe("credits", () => {
+  it("sets aside a measurement's cost at creation, refuses what the account cannot cover, and frees the rest at its end", async () => {
+    const key = await newKey("payer", 100);
+    expect(await credits(key)).toMatchObject({ current_balance: 100, reserved: 0, available: 100 });
+    const probe = await enroll({ country_code: "NL" });
+    const { socket } = await connect(probe);
+
+    // A one-off ping of 3 packets costs 3 × 2 = 6 credits per result; 10 probes requested → 60 set aside.
+    const res = await createPing(key, [{ type: "country", value: "NL", requested: 10 }], { packets: 3 });
+    expect(res.status).toBe(201);
+    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    await socket.next("measure");
+    expect(await credits(key)).toMatchObject({ current_balance: 100, reserved: 60, available: 40 });
+    const msm = (await (await call(`/api/v2/measurements/${id}/`)).json()) as { credits_per_result: number };
+    expect(msm.credits_per_result).toBe(6);
+
+    // Another such request needs 60 and 40 are free: refused whole, and no measurement is made.
+    const before = ((await (await call("/api/v2/measurements/my/", { headers: { Authorization: `Key ${key}` } })).json()) as { count: number }).count;
+    const refused = await createPing(key, [{ type: "country", value: "NL", requested: 10 }], { packets: 3 });
+    expect(refused.status).toBe(402);
+    expect((await errorOf(refused)).detail).toMatch(/need 60 credits .* has 40 free/);
+    expect(((await (await call("/api/v2/measurements/my/", { headers: { Authorization: `Key ${key}` } })).json()) as { count: number }).count).toBe(before);
+
+    // Stopped before any result: everything set aside is free again.
+    expect((await call(`/api/v2/measurements/${id}/`, { method: "DELETE", headers: { Authorization: `Key ${key}` } })).status).toBe(204);
+    expect(await credits(key)).toMatchObject({ current_balance: 100, reserved: 0, available: 100 });
+  });
+
+  it("charges delivered results to the owner once, and forces a measurement that runs out of credits to stop", async () => {
+    // A periodic ping (3 credits per result) with one probe, once a day: 3 credits set aside; 4 in the account.
+    const key = await newKey("frugal", 4);
+    const probe = await enroll({ country_code: "NL" });
+    const { socket } = await connect(probe);
+    const res = await createPing(key, [{ type: "probes", value: String(probe.id), requested: 1 }], { packets: 3, interval: 86_400 });
+    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    await socket.next("measure");
+    expect(await credits(key)).toMatchObject({ current_balance: 4, reserved: 3, available: 1 });
+    const flush = () => post("/admin/controllers/weur-0/flush", {}, { Authorization: `Bearer ${ADMIN}` });
+
+    // One result: paid from the reservation. Flushing again charges nothing more.
+    socket.send({ type: "results", results: [{ seq: 1, result: pingResult(id, probe.id, 1_795_000_000) }] });
+    expect((await socket.next("ack")).upto).toBe(1);
+    await flush();
+    await flush();
+    expect(await credits(key)).toMatchObject({ current_balance: 1, reserved: 0, available: 1 });
+
+    // Two more cost 6 and 1 is left: 1 is charged, the balance stays at 0, and the measurement is forced to stop.
+    socket.send({ type: "results", results: [2, 3].map((seq) => ({ seq, result: pingResult(id, probe.id, 1_795_000_000 + seq) })) });
+    expect((await socket.next("ack")).upto).toBe(3);
+    await flush();
+    expect(await credits(key)).toMatchObject({ current_balance: 0, reserved: 0, available: 0 });
+    expect((await socket.next("stop")).msm_id).toBe(id);
+    const msm = (await (await call(`/api/v2/measurements/${id}/`)).json()) as { status: { id: number; name: string } };
+    expect(msm.status).toMatchObject({ id: 5, name: "Forced to stop" });
+    const items = (await (await call("/api/v2/credits/expense-items/", { headers: { Authorization: `Key ${key}` } })).json()) as { results: { measurement: number; amount: number; detail: string }[] };
+    expect(items.results).toEqual([
+      expect.objectContaining({ measurement: id, amount: 1, detail: "2 results" }),
+      expect.objectContaining({ measurement: id, amount: 3, detail: "1 results" }),
+    ]);
+    // Every result is still stored: credits decide what runs, never what is kept.
+    expect(((await (await call(`/api/v2/measurements/${id}/results/`)).json()) as unknown[]).length).toBe(3);
+  });
+
+  it("pays a probe's owner 15 credits per connected minute, each minute once, carrying the seconds over", async () => {
+    const host = await newKey("host", 0);
+    const account = (await credits(host)).account;
+    const probe = await enroll({ country_code: "DE", owner: account });
+    await connect(probe);
+    const registry = env.REGISTRY.getByName(REGISTRY_NAME);
+    const since = (await registry.probe(probe.id))!.last_connected!;
+    // The payout alarm is set while an owned probe is connected.
+    await runInDurableObject(registry, async (_o, state) => expect(await state.storage.getAlarm()).not.toBeNull());
+    expect(await registry.payout(since + 630)).toEqual({ credited: 150, pending: 0 });  // 10 minutes; 30 s carried
+    expect(await registry.payout(since + 630)).toEqual({ credited: 0, pending: 0 });
+    expect(await registry.payout(since + 660)).toEqual({ credited: 15, pending: 0 });  // the carried 30 s + 30 s
+    const c = await credits(host, "?include=income_items");
+    expect(c.current_balance).toBe(165);
+    expect(c.income_items).toEqual([
+      expect.objectContaining({ type: "probe_uptime", amount: 15 }), expect.objectContaining({ type: "probe_uptime", amount: 150 }),
+    ]);
+  });
+
+  it("transfers free credits to another account, once per request id, and lists both sides' items", async () => {
+    const from = await newKey("sender", 50);
+    const to = await newKey("recipient", 0);
+    const recipient = (await credits(to)).account;
+    const send = (amount: number, request_id?: string) => post("/api/v2/credits/transfers/", { recipient, amount, request_id }, { Authorization: `Key ${from}` });
+    expect((await send(20, "t-1")).status).toBe(201);
+    expect((await send(20, "t-1")).status).toBe(201);  // a retry: transferred once
+    expect(await credits(from)).toMatchObject({ current_balance: 30 });
+    expect(await credits(to)).toMatchObject({ current_balance: 20 });
+    const tooMuch = await send(31);
+    expect(tooMuch.status).toBe(402);
+    expect((await errorOf(tooMuch)).detail).toMatch(/31 wanted, 30 free/);
+    expect((await errorOf(await send(0))).errors[0]).toMatchObject({ source: { pointer: "/amount" } });
+    const received = await credits(to, "?include=income_items");
+    expect(received.income_items).toEqual([expect.objectContaining({ type: "transfer_in", amount: 20 })]);
+    const spent = (await (await call("/api/v2/credits/expense-items/", { headers: { Authorization: `Key ${from}` } })).json()) as { count: number; results: { type: string; amount: number; detail: string }[] };
+    expect(spent).toMatchObject({ count: 1, results: [{ type: "transfer_out", amount: 20, detail: `to ${recipient}` }] });
+    expect((await call("/api/v2/credits/")).status).toBe(403);
+  });
+});

@@ -1,0 +1,71 @@
+// /api/v2/credits/: the caller's account balance (Atlas's credits object, plus what is reserved for its running
+// measurements), its income and expense items, and transfers to another account.
+import type { IRequest } from "itty-router";
+import { z } from "zod";
+import type { Env } from "../../durable-objects/env.ts";
+import type { Entry } from "../../durable-objects/ledger.ts";
+import { requireKey } from "./auth.ts";
+import { ApiError, readJson, validationError } from "./errors.ts";
+import { page, pageOf } from "./pagination.ts";
+
+export async function credits(request: IRequest, env: Env): Promise<Response> {
+  const { account } = await requireKey(request, env);
+  const url = new URL(request.url);
+  const ledger = env.LEDGER.getByName(account);
+  const b = await ledger.balance();
+  const body: Record<string, unknown> = {
+    account,
+    current_balance: b.balance,
+    reserved: b.reserved,
+    available: b.available,
+    income_items: `${url.origin}/api/v2/credits/income-items/`,
+    expense_items: `${url.origin}/api/v2/credits/expense-items/`,
+    calculation_time: Math.floor(Date.now() / 1000),
+  };
+  // Atlas's include=income_items,expense_items embeds the first page of each instead of its URL.
+  const include = (url.searchParams.get("include") ?? "").split(",");
+  for (const direction of ["income", "expense"] as const) {
+    if (include.includes(`${direction}_items`)) body[`${direction}_items`] = (await ledger.items(direction, 100, 0)).items.map(item);
+  }
+  return Response.json(body);
+}
+
+export async function creditItems(request: IRequest, env: Env): Promise<Response> {
+  const { account } = await requireKey(request, env);
+  const url = new URL(request.url);
+  const direction = url.pathname.includes("/income-items") ? "income" : "expense";
+  const { offset, limit } = pageOf(url);
+  const { count, items } = await env.LEDGER.getByName(account).items(direction, limit, offset);
+  return Response.json(page(url, count, items.map(item)));
+}
+
+function item(e: Entry): Record<string, unknown> {
+  return { id: e.id, type: e.type, amount: e.amount, time: e.time, measurement: e.msm_id, detail: e.detail };
+}
+
+const Transfer = z.object({
+  recipient: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "recipient must be an account id."),
+  amount: z.number().int("amount must be a whole number of credits.").min(1, "amount must be at least 1 credit."),
+  /** Makes a retried transfer happen once. */
+  request_id: z.string().min(1).max(100).optional(),
+});
+
+/**
+ * POST /api/v2/credits/transfers/ {recipient, amount}: taken from the caller's free balance, then given to the
+ * recipient, both under one request id, so a retry after any failure completes the transfer exactly once.
+ */
+export async function transfer(request: IRequest, env: Env): Promise<Response> {
+  const { account } = await requireKey(request, env);
+  const parsed = Transfer.safeParse(await readJson(request));
+  if (!parsed.success) throw validationError(parsed.error);
+  const t = parsed.data;
+  if (t.recipient === account) throw new ApiError(400, "A transfer needs another account as recipient.");
+  const id = `transfer:${account}:${t.request_id ?? request.headers.get("Idempotency-Key") ?? crypto.randomUUID()}`;
+  const out = await env.LEDGER.getByName(account).debit(id, t.amount, "transfer_out", `to ${t.recipient}`);
+  if (!out.ok) {
+    if (out.reason === "invalid") throw new ApiError(400, out.detail);
+    throw new ApiError(402, `Not enough free credits: ${t.amount} wanted, ${out.available} free (${out.reserved} are set aside for running measurements).`);
+  }
+  await env.LEDGER.getByName(t.recipient).credit(id, t.amount, "transfer_in", `from ${account}`);
+  return Response.json({ recipient: t.recipient, amount: t.amount, current_balance: out.balance }, { status: 201 });
+}
