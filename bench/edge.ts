@@ -71,7 +71,11 @@ function next(p: SimProbe, type: ControllerMessage["type"]): Promise<ControllerM
 
 async function main(): Promise<void> {
   const state = tempDir("bench");
-  const edge = await startEdge({ stateDir: state, port: await freePort(), quiet: true, vars: { FLUSH_INTERVAL_MS: "5000" } });
+  // The fan-out measurement (1,000 probes every minute) is beyond Atlas's per-account daily quotas: raised here.
+  const edge = await startEdge({
+    stateDir: state, port: await freePort(), quiet: true,
+    vars: { FLUSH_INTERVAL_MS: "5000", QUOTA_RESULTS_PER_DAY: "10000000", QUOTA_CREDITS_PER_DAY: "100000000" },
+  });
   const adminHeaders = { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` };
   const { key } = await admin<{ key: string }>(edge, "/admin/keys", { label: "bench", credits: 1_000_000_000 });
   console.log(`machine: ${execFileSync("nproc", { encoding: "utf8" }).trim()} cores, ${Math.round(Number(readFileSync("/proc/meminfo", "utf8").match(/MemTotal:\s+(\d+)/)![1]) / 1048576)} GiB, Node ${process.version}`);

@@ -19,7 +19,26 @@ const MIGRATIONS = [
    -- Measurement ids start high so they never collide with the reserved ids of built-in measurements.
    INSERT INTO sqlite_sequence (name, seq) VALUES ('measurements', 10000000);
    CREATE TABLE timers (msm_id INTEGER NOT NULL, at INTEGER NOT NULL, action TEXT NOT NULL, PRIMARY KEY (msm_id, action));`,
+  // Creation requests per account in the last minute, for the rate limit.
+  `CREATE TABLE creations (owner TEXT NOT NULL, at INTEGER NOT NULL);
+   CREATE INDEX creations_owner ON creations (owner, at);
+   CREATE INDEX measurements_owner ON measurements (owner, status_id);`,
 ];
+
+/** Atlas's per-account quotas, each overridable by the operator with a QUOTA_* variable (docs/api.md). */
+export function quotas(env: Env) {
+  const q = (name: string, fallback: number) => {
+    const v = Number(env[`QUOTA_${name}` as keyof Env]);
+    return Number.isFinite(v) && v > 0 ? v : fallback;
+  };
+  return {
+    concurrent: q("CONCURRENT", 100), probesPerMeasurement: q("PROBES_PER_MEASUREMENT", 1000), resultsPerDay: q("RESULTS_PER_DAY", 100_000),
+    creditsPerDay: q("CREDITS_PER_DAY", 1_000_000), sameTarget: q("SAME_TARGET", 25), createsPerMinute: q("CREATES_PER_MINUTE", 60),
+  };
+}
+
+/** Why a creation request was refused: the HTTP status, what to tell the user, and when to retry (429). */
+export type Refusal = { ok: false; status: 400 | 402 | 429; detail: string; retry_after?: number };
 
 /** Atlas's default interval for periodic pings (seconds). */
 const DEFAULT_INTERVAL = 240;
@@ -59,8 +78,10 @@ export class Brain extends SqlDurableObject<Env> {
    * ledger (its results' cost for the first day: every requested probe, once for a one-off), and schedules it on
    * probes. If the account cannot cover them all, nothing is created.
    */
-  async create(req: CreateMeasurements, owner: string): Promise<{ ok: true; ids: number[] } | { ok: false; wanted: number; available: number }> {
+  async create(req: CreateMeasurements, owner: string): Promise<{ ok: true; ids: number[] } | Refusal> {
     const now = Math.floor(Date.now() / 1000);
+    const refused = this.checkQuotas(req, owner, now);
+    if (refused) return refused;
     const rows = req.definitions.map((def) => {
       const isOneoff = def.is_oneoff ?? req.is_oneoff ?? false;
       const start = toUnixOr(def.start_time ?? req.start_time, now);
@@ -82,11 +103,58 @@ export class Brain extends SqlDurableObject<Env> {
       // Not enough for all of them: undo, and say how much was wanted against what is free.
       for (const r of rows.slice(0, i)) await ledger.release(`release:${r.id}`, r.id);
       this.sql(`DELETE FROM measurements WHERE id IN (${rows.map(() => "?").join(",")})`, ...rows.map((r) => r.id));
-      const available = "available" in outcome ? outcome.available : 0;
-      return { ok: false, wanted: estimates.reduce((a, b) => a + b, 0), available: available + estimates.slice(0, i).reduce((a, b) => a + b, 0) };
+      const available = ("available" in outcome ? outcome.available : 0) + estimates.slice(0, i).reduce((a, b) => a + b, 0);
+      const wanted = estimates.reduce((a, b) => a + b, 0);
+      return {
+        ok: false, status: 402,
+        detail: `Not enough credits: these measurements need ${wanted} credits set aside for their first day's results, and the account has ${available} free. Credits are earned by hosting probes, or transferred.`,
+      };
     }
     for (const row of rows) await this.schedule(row);
     return { ok: true, ids: rows.map((r) => r.id) };
+  }
+
+  /**
+   * The account's quotas against what it runs now plus this request, and the creation rate limit. Counts the
+   * request toward the rate only when it passes.
+   */
+  private checkQuotas(req: CreateMeasurements, owner: string, now: number): Refusal | null {
+    const q = quotas(this.env);
+    this.sql("DELETE FROM creations WHERE at <= ?", now - 60);
+    const recent = this.sql<{ n: number; first: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS first FROM creations WHERE owner = ?", owner)[0]!;
+    if (recent.n >= q.createsPerMinute) {
+      const retry = Math.max(1, recent.first! + 60 - now);
+      return { ok: false, status: 429, retry_after: retry, detail: `Too many measurements created: at most ${q.createsPerMinute} requests a minute per account; retry in ${retry} s.` };
+    }
+    const requested = req.probes.reduce((n, s) => n + s.requested, 0);
+    if (requested > q.probesPerMeasurement) return quota(`${requested} probes requested; a measurement may have at most ${q.probesPerMeasurement}.`);
+    const running = this.sql<MeasurementRow>(
+      `SELECT * FROM measurements WHERE owner = ? AND (status_id IN (0, 1, 2) OR (is_oneoff = 1 AND creation_time > ?))`, owner, now - 86_400);
+    const live = running.filter((r) => r.status_id <= STATUS.ongoing.id);
+    if (live.length + req.definitions.length > q.concurrent) {
+      return quota(`The account runs ${live.length} measurements and asked for ${req.definitions.length} more; at most ${q.concurrent} at once.`);
+    }
+    const perDay = (r: Pick<MeasurementRow, "is_oneoff" | "interval" | "probes_requested">) =>
+      r.probes_requested * (r.is_oneoff ? 1 : Math.ceil(86_400 / (r.interval ?? DEFAULT_INTERVAL)));
+    const newRows = req.definitions.map((def) => {
+      const isOneoff = def.is_oneoff ?? req.is_oneoff ?? false;
+      return { definition: JSON.stringify(def), is_oneoff: isOneoff ? 1 : 0, interval: isOneoff ? null : def.interval ?? DEFAULT_INTERVAL, probes_requested: requested };
+    });
+    const all = [...running.filter((r) => r.status_id <= STATUS.ongoing.id || r.is_oneoff), ...newRows];
+    const results = all.reduce((n, r) => n + perDay(r), 0);
+    if (results > q.resultsPerDay) return quota(`These measurements would bring the account to ${results} results a day; at most ${q.resultsPerDay}.`);
+    const credits = all.reduce((n, r) => n + perDay(r) * creditsPerResult(specOf(JSON.parse(r.definition) as Definition), r.is_oneoff === 1), 0);
+    if (credits > q.creditsPerDay) return quota(`These measurements would cost the account ${credits} credits a day; at most ${q.creditsPerDay}.`);
+    for (const def of req.definitions) {
+      const oneoff = def.is_oneoff ?? req.is_oneoff ?? false;
+      const same = live.filter((r) => r.type === def.type && r.is_oneoff === (oneoff ? 1 : 0) && (JSON.parse(r.definition) as Definition).target === def.target).length
+        + req.definitions.filter((d) => d.type === def.type && d.target === def.target && (d.is_oneoff ?? req.is_oneoff ?? false) === oneoff).length;
+      if (def.target !== undefined && same > q.sameTarget) {
+        return quota(`${same} ${oneoff ? "one-off" : "ongoing"} ${def.type} measurements of ${def.target} for this account; at most ${q.sameTarget}.`);
+      }
+    }
+    this.sql("INSERT INTO creations (owner, at) VALUES (?, ?)", owner, now);
+    return null;
   }
 
   private async schedule(row: MeasurementRow): Promise<void> {
@@ -229,6 +297,10 @@ export class Brain extends SqlDurableObject<Env> {
     const rows = this.sql<MeasurementRow>(`SELECT * FROM measurements ${clause} ORDER BY id DESC LIMIT ? OFFSET ?`, ...binds, limit, offset);
     return { count, rows };
   }
+}
+
+function quota(detail: string): Refusal {
+  return { ok: false, status: 400, detail: `Quota exceeded: ${detail}` };
 }
 
 /** Credits a measurement's results cost in its first day (all of a one-off's): what creation sets aside. */

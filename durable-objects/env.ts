@@ -25,6 +25,13 @@ export interface Env {
   FLUSH_RESULTS?: string;
   /** Longest a result waits in a controller before its batch is written to R2 (ms). */
   FLUSH_INTERVAL_MS?: string;
+  /** Per-account quotas (brain.ts `quotas`; Atlas's defaults when unset). */
+  QUOTA_CONCURRENT?: string;
+  QUOTA_PROBES_PER_MEASUREMENT?: string;
+  QUOTA_RESULTS_PER_DAY?: string;
+  QUOTA_CREDITS_PER_DAY?: string;
+  QUOTA_SAME_TARGET?: string;
+  QUOTA_CREATES_PER_MINUTE?: string;
 }
 
 export const REGISTRY_NAME = "registry";

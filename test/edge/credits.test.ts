@@ -110,3 +110,38 @@ describe("credits", () => {
     expect((await call("/api/v2/credits/")).status).toBe(403);
   });
 });
+
+describe("quotas (Atlas's defaults)", () => {
+  it("refuses too many probes, too many results a day, and too many measurements of one target, naming the quota", async () => {
+    const key = await newKey("quotas");
+    const over = await createPing(key, [{ type: "area", value: "WW", requested: 600 }, { type: "country", value: "NL", requested: 600 }]);
+    expect(over.status).toBe(400);
+    expect((await errorOf(over)).detail).toBe("Quota exceeded: 1200 probes requested; a measurement may have at most 1000.");
+    const busy = await createPing(key, [{ type: "area", value: "WW", requested: 1000 }], { interval: 60 });
+    expect((await errorOf(busy)).detail).toBe("Quota exceeded: These measurements would bring the account to 1440000 results a day; at most 100000.");
+
+    // 25 ongoing pings of one target run; the 26th is refused.
+    const probe = await enroll({ country_code: "FR" });
+    await connect(probe, { slots: 100 });
+    for (let i = 0; i < 25; i++) {
+      expect((await createPing(key, [{ type: "probes", value: String(probe.id), requested: 1 }], { target: "192.0.2.7", interval: 300 })).status).toBe(201);
+    }
+    const same = await createPing(key, [{ type: "probes", value: String(probe.id), requested: 1 }], { target: "192.0.2.7", interval: 300 });
+    expect((await errorOf(same)).detail).toBe("Quota exceeded: 26 ongoing ping measurements of 192.0.2.7 for this account; at most 25.");
+    // Another target is fine.
+    expect((await createPing(key, [{ type: "probes", value: String(probe.id), requested: 1 }], { target: "192.0.2.8", interval: 300 })).status).toBe(201);
+  });
+
+  it("limits creation to 60 requests a minute per account, with Retry-After", async () => {
+    const key = await newKey("hasty");
+    for (let i = 0; i < 60; i++) expect((await createPing(key, [{ type: "country", value: "AQ", requested: 1 }])).status).toBe(201);
+    const res = await createPing(key, [{ type: "country", value: "AQ", requested: 1 }]);
+    expect(res.status).toBe(429);
+    const retry = Number(res.headers.get("Retry-After"));
+    expect(retry).toBeGreaterThanOrEqual(1);
+    expect(retry).toBeLessThanOrEqual(60);
+    expect((await errorOf(res)).detail).toMatch(/at most 60 requests a minute per account; retry in \d+ s/);
+    // Another account is not affected.
+    expect((await createPing(await newKey("patient"), [{ type: "country", value: "AQ", requested: 1 }])).status).toBe(201);
+  });
+});

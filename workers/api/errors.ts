@@ -4,7 +4,7 @@ import type { z } from "zod";
 export type ErrorItem = { source: { pointer: string } | { parameter: string }; detail: string };
 
 const TITLES: Record<number, string> = {
-  400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+  400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
   409: "Conflict", 413: "Payload Too Large", 415: "Unsupported Media Type", 426: "Upgrade Required", 429: "Too Many Requests",
   500: "Internal Server Error", 503: "Service Unavailable",
 };

@@ -101,9 +101,7 @@ export async function createMeasurements(request: IRequest, env: Env): Promise<R
   checkTargets(parsed.data, env);
   checkTimes(parsed.data);
   const created = await env.BRAIN.getByName(BRAIN_NAME).create(parsed.data, account);
-  if (!created.ok) {
-    throw new ApiError(402, `Not enough credits: these measurements need ${created.wanted} credits set aside for their first day's results, and the account has ${created.available} free. Credits are earned by hosting probes, or transferred.`);
-  }
+  if (!created.ok) throw new ApiError(created.status, created.detail, [], created.retry_after ? { "Retry-After": String(created.retry_after) } : {});
   return Response.json({ measurements: created.ids }, { status: 201 });
 }
 
