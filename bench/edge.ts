@@ -48,6 +48,16 @@ function workerdRssMiB(edge: Edge): number {
   return kb / 1024;
 }
 
+/** Requests, WebSocket messages and SQLite rows written by every Durable Object on the results path, summed. */
+async function usageOf(edge: Edge, account: string): Promise<{ requests: number; ws_messages: number; rows_written: number }> {
+  type U = { requests: number; ws_messages: number; rows_written: number };
+  const u = (await (await fetch(`${edge.url}/admin/usage?account=${account}`, { headers: { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` } })).json()) as
+    { controllers: U[]; brain: U; registry: U; ledger: U };
+  return [...u.controllers, u.brain, u.registry, u.ledger].reduce((a, x) => ({
+    requests: a.requests + x.requests, ws_messages: a.ws_messages + x.ws_messages, rows_written: a.rows_written + x.rows_written,
+  }), { requests: 0, ws_messages: 0, rows_written: 0 });
+}
+
 async function post(edge: Edge, path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${edge.url}${path}`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
   const json = (await res.json()) as Record<string, unknown>;
@@ -77,7 +87,7 @@ async function main(): Promise<void> {
     vars: { FLUSH_INTERVAL_MS: "5000", QUOTA_RESULTS_PER_DAY: "10000000", QUOTA_CREDITS_PER_DAY: "100000000" },
   });
   const adminHeaders = { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` };
-  const { key } = await admin<{ key: string }>(edge, "/admin/keys", { label: "bench", credits: 1_000_000_000 });
+  const { key, account } = await admin<{ key: string; account: string }>(edge, "/admin/keys", { label: "bench", credits: 1_000_000_000 });
   console.log(`machine: ${execFileSync("nproc", { encoding: "utf8" }).trim()} cores, ${Math.round(Number(readFileSync("/proc/meminfo", "utf8").match(/MemTotal:\s+(\d+)/)![1]) / 1048576)} GiB, Node ${process.version}`);
   console.log(`probes: ${PROBES} simulated (Ed25519 keys, real protocol), over ${SITES.length} sites\n`);
 
@@ -138,6 +148,7 @@ async function main(): Promise<void> {
   const [busiest] = [...shards.entries()].sort((a, b) => b[1] - a[1])[0]!;
   const ingestors = probes.filter((p) => p.shard === busiest).slice(0, INGEST_PROBES);
   const before = ((await (await fetch(`${edge.url}/admin/controllers`, { headers: adminHeaders })).json()) as { shard: string; r2_writes: number; results_written: number }[]).find((s) => s.shard === busiest)!;
+  const usageBefore = await usageOf(edge, account);
   const base = Math.floor(Date.now() / 1000) - 86_400;
   const ingestStart = performance.now();
   await Promise.all(ingestors.map(async (p) => {
@@ -160,6 +171,13 @@ async function main(): Promise<void> {
   const after = ((await (await fetch(`${edge.url}/admin/controllers`, { headers: adminHeaders })).json()) as { shard: string; r2_writes: number; results_written: number }[]).find((s) => s.shard === busiest)!;
   const writes = after.r2_writes - before.r2_writes;
   const written = after.results_written - before.results_written;
+  const usageAfter = await usageOf(edge, account);
+  // Cloudflare's list prices beyond the included usage (reference/cloudflare.md §4): DO requests $0.15/M (incoming
+  // WebSocket messages 20:1), SQLite rows written $1/M, R2 class A operations $4.50/M. The explicit flush is a request.
+  const requests = usageAfter.requests - usageBefore.requests + (usageAfter.ws_messages - usageBefore.ws_messages) / 20 + 1;
+  const rows = usageAfter.rows_written - usageBefore.rows_written;
+  const cost = { requests: (requests * 0.15) / 1e6, rows: (rows * 1) / 1e6, r2: (writes * 4.5) / 1e6 };
+  const perMillion = (x: number) => (x * 1e6) / written;
 
   for (const p of probes) p.ws?.terminate();
   await edge.stop();
@@ -180,6 +198,9 @@ async function main(): Promise<void> {
   row(`results ingested/s on ${busiest} (${ingestors.length} probes)`, perShard.toFixed(0), "≥ 5000", perShard >= 5000);
   row("R2 writes per 1,000 results", writesPerK.toFixed(3), "≤ 1", writesPerK <= 1);
   row("workerd memory per connected probe (KiB)", perProbeKiB.toFixed(1), "—", null);
+  const total = perMillion(cost.requests + cost.rows + cost.r2);
+  row("Cloudflare cost per million results (USD)", total.toFixed(4), "≤ 0.05", total <= 0.05);
+  console.log(`  of which DO requests $${perMillion(cost.requests).toFixed(4)} (${(requests * 1e6 / written).toFixed(0)} per million results), SQLite rows $${perMillion(cost.rows).toFixed(4)} (${(rows * 1e6 / written).toFixed(0)} per million), R2 $${perMillion(cost.r2).toFixed(4)}`);
   console.log(`\nratios to target: fan-out p95 ${(p95 / 250).toFixed(2)}× the budget, ingestion ${(perShard / 5000).toFixed(2)}× the floor, R2 writes ${(writesPerK / 1).toFixed(3)}× the ceiling`);
   console.log(`(${written} results in ${writes} R2 objects; workerd RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MiB for ${PROBES} sockets)`);
   if (arrivals.length < Math.min(PROBES, 1000)) console.log(`WARNING: only ${arrivals.length} probes received the command`);

@@ -259,6 +259,7 @@ export class Brain extends SqlDurableObject<Env> {
    * their measurements' owners. A measurement whose owner cannot pay is forced to stop. Returns the ids settled.
    */
   async charge(charges: { request_id: string; msm_id: number; results: number }[]): Promise<string[]> {
+    this.used.requests++;
     const settled: string[] = [];
     for (const c of charges) {
       const row = this.get(c.msm_id);

@@ -32,6 +32,14 @@ const MIGRATIONS = [
   // Results stored in R2 and not yet charged to their measurement's account: written in the transaction that
   // indexes the batch, deleted once the brain has charged them (each under its own id, so a retry charges once).
   `CREATE TABLE charges (request_id TEXT PRIMARY KEY, msm_id INTEGER NOT NULL, results INTEGER NOT NULL);`,
+  // Sealing names a batch by its partition and id range instead of stamping each outbox row (one SQLite row written
+  // per batch, not per results frame): rows up to stats.sealed_upto are sealed, each in the batch of its partition
+  // whose range holds it. (outbox.batch_key is what batches were sealed with before; it is carried over here.)
+  `CREATE TABLE sealed (key TEXT PRIMARY KEY, type TEXT NOT NULL, date TEXT NOT NULL, hour TEXT NOT NULL,
+     first_id INTEGER NOT NULL, last_id INTEGER NOT NULL);
+   INSERT INTO sealed (key, type, date, hour, first_id, last_id)
+     SELECT batch_key, type, date, hour, MIN(id), MAX(id) FROM outbox WHERE batch_key IS NOT NULL GROUP BY batch_key;
+   INSERT OR REPLACE INTO stats (name, value) SELECT 'sealed_upto', COALESCE(MAX(id), 0) FROM outbox WHERE batch_key IS NOT NULL;`,
 ];
 
 /** What the controller keeps about each connected probe, in the socket attachment (survives hibernation). */
@@ -148,6 +156,7 @@ export class Controller extends SqlDurableObject<Env> {
   // ── messages from probes ───────────────────────────────────────────────────────────────────────────────────
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    this.used.ws_messages++;
     const a = ws.deserializeAttachment() as ProbeAttachment;
     const text = typeof raw === "string" ? raw : null;
     if (text === null || text.length > MAX_FRAME_BYTES) {
@@ -264,6 +273,7 @@ export class Controller extends SqlDurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    this.used.requests++;
     await this.flush();
   }
 
@@ -294,26 +304,31 @@ export class Controller extends SqlDurableObject<Env> {
   }
 
   /**
-   * Writes the outbox to R2. Rows are first sealed into named batches in one transaction, so a flush that dies
-   * after the PUT retries the same key with the same content (write-once, If-None-Match: *), never a new copy.
+   * Writes the outbox to R2. Rows are first sealed into named batches in one transaction (a batch: its partition and
+   * the range of outbox ids it covers), so a flush that dies after the PUT retries the same key with the same content
+   * (write-once, If-None-Match: *), never a new copy.
    */
   private async writeBatches(): Promise<{ objects: number; results: number }> {
+    const upto = this.stat("sealed_upto");
     const unsealed = this.sql<{ id: number; type: string; date: string; hour: string }>(
-      "SELECT id, type, date, hour FROM outbox WHERE batch_key IS NULL ORDER BY id");
-    const byPartition = groupBy(unsealed, (r) => `${r.type}|${r.date}|${r.hour}`);
-    this.ctx.storage.transactionSync(() => {
-      for (const rows of byPartition.values()) {
-        const ids = rows.map((r) => r.id);
-        const { type, date, hour } = rows[0]!;
-        const key = batchKey({ type, date, hour }, this.shard, ids[0]!, ids[ids.length - 1]!);
-        for (const id of ids) this.sql("UPDATE outbox SET batch_key = ? WHERE id = ?", key, id);
-      }
-    });
+      "SELECT id, type, date, hour FROM outbox WHERE id > ? ORDER BY id", upto);
+    if (unsealed.length) {
+      this.ctx.storage.transactionSync(() => {
+        for (const rows of groupBy(unsealed, (r) => `${r.type}|${r.date}|${r.hour}`).values()) {
+          const { type, date, hour } = rows[0]!;
+          const [first, last] = [rows[0]!.id, rows[rows.length - 1]!.id];
+          this.sql("INSERT INTO sealed (key, type, date, hour, first_id, last_id) VALUES (?, ?, ?, ?, ?, ?)",
+            batchKey({ type, date, hour }, this.shard, first, last), type, date, hour, first, last);
+        }
+        this.sql("INSERT OR REPLACE INTO stats (name, value) VALUES ('sealed_upto', ?)", unsealed[unsealed.length - 1]!.id);
+      });
+    }
     let objects = 0, results = 0;
-    const keys = this.sql<{ batch_key: string }>("SELECT DISTINCT batch_key FROM outbox WHERE batch_key IS NOT NULL");
-    for (const { batch_key: key } of keys) {
+    const batches = this.sql<{ key: string; type: string; date: string; hour: string; first_id: number; last_id: number }>("SELECT * FROM sealed ORDER BY first_id");
+    for (const { key, type, date, hour, first_id: first, last_id: last } of batches) {
+      const inBatch = "id BETWEEN ? AND ? AND type = ? AND date = ? AND hour = ?";
       const rows = this.sql<{ id: number; msm_ids: string; min_ts: number; max_ts: number; count: number; body: string }>(
-        "SELECT id, msm_ids, min_ts, max_ts, count, body FROM outbox WHERE batch_key = ? ORDER BY id", key);
+        `SELECT id, msm_ids, min_ts, max_ts, count, body FROM outbox WHERE ${inBatch} ORDER BY id`, first, last, type, date, hour);
       const count = rows.reduce((n, r) => n + r.count, 0);
       await this.env.RESULTS.put(key, rows.map((r) => r.body).join(""), {
         onlyIf: new Headers({ "If-None-Match": "*" }),
@@ -335,7 +350,8 @@ export class Controller extends SqlDurableObject<Env> {
           // Users' measurements are paid for; built-in ones are not.
           if (msm >= USER_MSM_MIN) this.sql("INSERT OR IGNORE INTO charges (request_id, msm_id, results) VALUES (?, ?, ?)", `results:${key}:${msm}`, msm, e.count);
         }
-        this.sql("DELETE FROM outbox WHERE batch_key = ?", key);
+        this.sql(`DELETE FROM outbox WHERE ${inBatch}`, first, last, type, date, hour);
+        this.sql("DELETE FROM sealed WHERE key = ?", key);
         this.bump("r2_writes", 1);
         this.bump("results_written", count);
       });
@@ -343,6 +359,7 @@ export class Controller extends SqlDurableObject<Env> {
       results += count;
     }
     await this.charge();
+    this.saveUsage();
     return { objects, results };
   }
 
@@ -403,16 +420,19 @@ export class Controller extends SqlDurableObject<Env> {
     return { keys, pending };
   }
 
+  private stat(name: string): number {
+    return this.sql<{ value: number }>("SELECT value FROM stats WHERE name = ?", name)[0]?.value ?? 0;
+  }
+
   private bump(name: string, by: number): void {
     this.sql("INSERT INTO stats (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value", name, by);
   }
 
   load(): { shard: string; connected: number; capacity: number; pending_results: number; r2_writes: number; results_written: number } {
     const pending = this.sql<{ n: number | null }>("SELECT SUM(count) AS n FROM outbox")[0]?.n ?? 0;
-    const stat = (name: string) => this.sql<{ value: number }>("SELECT value FROM stats WHERE name = ?", name)[0]?.value ?? 0;
     return {
       shard: this.shard, connected: this.ctx.getWebSockets().length, capacity: this.capacity, pending_results: pending,
-      r2_writes: stat("r2_writes"), results_written: stat("results_written"),
+      r2_writes: this.stat("r2_writes"), results_written: this.stat("results_written"),
     };
   }
 }

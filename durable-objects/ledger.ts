@@ -126,6 +126,7 @@ export class Ledger extends SqlDurableObject<Env> {
 
   /** Runs a change once per request id, in one transaction; a repeated id gets the first outcome back. */
   private once(requestId: string, change: () => Outcome, amount?: number): Outcome {
+    this.used.requests++;
     // Refused, not thrown: the caller is told what is wrong, and nothing is recorded.
     if (typeof requestId !== "string" || requestId.length === 0 || requestId.length > 200) return { ok: false, reason: "invalid", detail: "a request id (1-200 characters) is required" };
     if (amount !== undefined && (!Number.isSafeInteger(amount) || amount < 0)) return { ok: false, reason: "invalid", detail: `amount must be a whole number of credits ≥ 0, not ${amount}` };

@@ -4,6 +4,7 @@ import { DurableObject } from "cloudflare:workers";
 
 export function migrate(storage: DurableObjectStorage, migrations: readonly string[]): void {
   storage.sql.exec("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+  storage.sql.exec("CREATE TABLE IF NOT EXISTS _usage (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
   const done = storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM _migrations").one().n;
   for (let i = done; i < migrations.length; i++) {
     storage.transactionSync(() => {
@@ -13,7 +14,17 @@ export function migrate(storage: DurableObjectStorage, migrations: readonly stri
   }
 }
 
+/**
+ * What an object has used, in the units Cloudflare bills (for the cost figures of `npm run bench`): SQLite rows
+ * written, incoming requests (counted RPC calls, alarms) and WebSocket messages (billed 20:1). Counted in memory and
+ * added to the `_usage` table when saved (at each flush, and when read), so hibernation or eviction loses at most
+ * what came since the last save; those rows themselves are not counted.
+ */
+export type Usage = { rows_written: number; requests: number; ws_messages: number };
+
 export abstract class SqlDurableObject<E> extends DurableObject<E> {
+  protected used: Usage = { rows_written: 0, requests: 0, ws_messages: 0 };
+
   constructor(ctx: DurableObjectState, env: E, migrations: readonly string[]) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => migrate(ctx.storage, migrations));
@@ -23,8 +34,28 @@ export abstract class SqlDurableObject<E> extends DurableObject<E> {
    * Runs a statement and returns all rows (synchronous: consume before any await). An instance property, not a
    * method, so that RPC never exposes it to callers of the stub.
    */
-  protected readonly sql = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): T[] =>
-    this.ctx.storage.sql.exec<T>(query, ...(bindings as SqlStorageValue[])).toArray();
+  protected readonly sql = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): T[] => {
+    const cursor = this.ctx.storage.sql.exec<T>(query, ...(bindings as SqlStorageValue[]));
+    const rows = cursor.toArray();
+    this.used.rows_written += cursor.rowsWritten;
+    return rows;
+  };
+
+  /** Everything used so far (saved and in memory). */
+  usage(): Usage {
+    this.saveUsage();
+    const saved = this.ctx.storage.sql.exec<{ name: keyof Usage; value: number }>("SELECT name, value FROM _usage").toArray();
+    const out: Usage = { rows_written: 0, requests: 0, ws_messages: 0 };
+    for (const r of saved) out[r.name] = r.value;
+    return out;
+  }
+
+  protected saveUsage(): void {
+    for (const [name, value] of Object.entries(this.used)) {
+      if (value > 0) this.ctx.storage.sql.exec("INSERT INTO _usage (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value", name, value);
+    }
+    this.used = { rows_written: 0, requests: 0, ws_messages: 0 };
+  }
 }
 
 /** A WHERE clause built from optional filters: a filter left undefined adds nothing. */

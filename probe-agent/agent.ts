@@ -73,6 +73,9 @@ export class Agent {
   private sentUpTo = 0;
   private heartbeat: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  /** Results stored since the last frame was sent. */
+  private unsent = 0;
   private readonly shutdown = new AbortController();
   private readonly builtins: Builtins;
   private readonly monitor: MonitoredInterface | null;
@@ -104,6 +107,7 @@ export class Agent {
     for (const t of this.periodic.values()) clearTimeout(t);
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.statusTimer) clearTimeout(this.statusTimer);
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.ws?.close(1000, "agent stopping");
     await this.spool.close();
@@ -194,6 +198,7 @@ export class Agent {
 
   /** Offers every spooled result not yet sent on this connection, oldest first. */
   private flushSpool(): void {
+    this.unsent = 0;
     const pending = this.spool.pending(this.sentUpTo);
     for (let i = 0; i < pending.length; i += MAX_FRAME_RESULTS) {
       const chunk = pending.slice(i, i + MAX_FRAME_RESULTS);
@@ -322,9 +327,16 @@ export class Agent {
     if (result) this.store(result);
   }
 
-  /** Spools a result and offers it to the controller once it is durable. */
+  /**
+   * Spools a result and offers it to the controller once it is durable — in a frame with the results that follow it
+   * within result_linger_ms (or as soon as a frame is full): the edge writes a few SQLite rows per frame, whatever
+   * its size, so one result per frame would cost ~100× more per result (docs/benchmarks.md).
+   */
   private store(result: Result): void {
-    this.spool.add(result).then(() => this.flushSpool(), (e: unknown) => this.log("error", (e as Error).message));
+    this.spool.add(result).then(() => {
+      if (++this.unsent >= MAX_FRAME_RESULTS) this.flushSpool();
+      else this.lingerTimer ??= setTimeout(() => { this.lingerTimer = null; this.flushSpool(); }, this.config.result_linger_ms);
+    }, (e: unknown) => this.log("error", (e as Error).message));
   }
 
   private async run(a: Assignment, opts: RunOptions = {}): Promise<void> {

@@ -34,6 +34,8 @@ export const AgentConfig = z.object({
   }).optional(),
   /** Seconds between status heartbeats. */
   heartbeat_s: z.number().min(1).max(600).default(30),
+  /** How long a finished result waits for others to share its frame to the controller (0: send at once). */
+  result_linger_ms: z.number().int().min(0).max(60_000).default(1000),
   /** Backoff between reconnects: first delay and cap, in ms (full jitter is applied). */
   backoff_ms: z.object({ base: z.number().min(10).default(1000), cap: z.number().min(100).default(60_000) }).default({ base: 1000, cap: 60_000 }),
 });

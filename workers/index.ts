@@ -1,7 +1,7 @@
 // The edge Worker: probe registration and the RIPE Atlas REST API v2 subset (docs/api.md). Exports the DO classes.
 import { Router } from "itty-router";
 import type { Env } from "../durable-objects/env.ts";
-import { controllers, createKey, enrollProbe, flushController, grantCredits, setProbeDisabled } from "./api/admin.ts";
+import { controllers, createKey, enrollProbe, flushController, grantCredits, setProbeDisabled, usage } from "./api/admin.ts";
 import { credits, creditItems, transfer } from "./api/credits.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
 import { createMeasurements, getMeasurement, listMeasurements, stopMeasurement } from "./api/measurements.ts";
@@ -26,6 +26,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .post("/admin/keys", createKey)
   .post("/admin/accounts/:account/credits", grantCredits)
   .get("/admin/controllers", controllers)
+  .get("/admin/usage", usage)
   .post("/admin/controllers/:shard/flush", flushController)
   // users: RIPE Atlas REST API v2
   .post("/api/v2/measurements", createMeasurements)

@@ -223,6 +223,29 @@ describe("results", () => {
     socket.ws.close();
   });
 
+  it("seals interleaved partitions into one batch each by id range, and writes later frames in the next batch", async () => {
+    const { p, socket, id } = await oneProbeMeasurement("PT");
+    const hour = 3600, t0 = Math.floor(Date.now() / 1000 / hour) * hour - 10 * hour;
+    // Frames alternate between two hours (two partitions): 1 → hour A, 2 → hour B, 3 → hour A.
+    for (const [seq, ts] of [[1, t0 + 5], [2, t0 + hour + 5], [3, t0 + 7]] as const) {
+      socket.send({ type: "results", results: [{ seq, result: pingResult(id, p.id, ts) }] });
+      await socket.next("ack");
+    }
+    const flush = async () => (await (await post("/admin/controllers/weur-0/flush", {}, { Authorization: `Bearer ${ADMIN}` })).json()) as { objects: number; results: number };
+    expect(await flush()).toEqual({ objects: 2, results: 3 });
+    socket.send({ type: "results", results: [{ seq: 4, result: pingResult(id, p.id, t0 + 9) }] });
+    await socket.next("ack");
+    expect(await flush()).toEqual({ objects: 1, results: 1 });
+    await runInDurableObject(env.CONTROLLER.getByName("weur-0"), (_o, state) => {
+      const counts = state.storage.sql.exec<{ count: number }>("SELECT count FROM batches WHERE msm_id = ? ORDER BY key", id).toArray().map((r) => r.count);
+      expect(counts.sort()).toEqual([1, 1, 2]);
+      expect(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n).toBe(0);
+      expect(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM sealed").one().n).toBe(0);
+    });
+    expect((await results(id)).map((r) => r.timestamp).sort()).toEqual([t0 + 5, t0 + 7, t0 + 9, t0 + hour + 5]);
+    socket.ws.close();
+  });
+
   it("reads each result once even if a batch was written twice", async () => {
     const { p, socket, id } = await oneProbeMeasurement("ES");
     socket.send({ type: "results", results: [{ seq: 1, result: pingResult(id, p.id) }] });

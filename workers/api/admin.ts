@@ -1,7 +1,7 @@
 // Operator endpoints (/admin/…, Bearer ADMIN_TOKEN): enroll and disable probes, import API keys, inspect shards.
 import type { IRequest } from "itty-router";
 import { z } from "zod";
-import { type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
+import { BRAIN_NAME, type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { controllerStub, SHARDS, shardByName } from "../../durable-objects/shards.ts";
 import { requireAdmin, sha256Hex } from "./auth.ts";
 import { ApiError, readJson, validationError } from "./errors.ts";
@@ -78,6 +78,21 @@ export async function grantCredits(request: IRequest, env: Env): Promise<Respons
 export async function controllers(request: IRequest, env: Env): Promise<Response> {
   requireAdmin(request, env);
   return Response.json(await Promise.all(SHARDS.map((s) => controllerStub(env.CONTROLLER, s).load())));
+}
+
+/**
+ * What the Durable Objects have used since they started (SQLite rows written, requests, WebSocket messages): the
+ * benchmark turns it into a cost per million results. `?account=` adds that account's ledger.
+ */
+export async function usage(request: IRequest, env: Env): Promise<Response> {
+  requireAdmin(request, env);
+  const account = new URL(request.url).searchParams.get("account");
+  return Response.json({
+    controllers: await Promise.all(SHARDS.map(async (s) => ({ shard: s.name, ...(await controllerStub(env.CONTROLLER, s).usage()) }))),
+    brain: await env.BRAIN.getByName(BRAIN_NAME).usage(),
+    registry: await env.REGISTRY.getByName(REGISTRY_NAME).usage(),
+    ledger: account ? await env.LEDGER.getByName(account).usage() : null,
+  });
 }
 
 /** Writes a shard's outbox to R2 now instead of at its next flush. */
