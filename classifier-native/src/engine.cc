@@ -375,7 +375,7 @@ void Engine::CombineByVote(Flow& f, bool final, bool weighted) {
 void Engine::Decide(Flow& f, const PacketInfo& p, int direction) {
   const bool weighted = options_.combiner == "weighted";
   for (size_t k = 0; k < plugins_.size(); k++) {
-    if (f.plugin_status[k] != 0) continue;
+    if (f.plugin_status[k] != 0 || !plugins_[k]->Ready(f)) continue;
     Record(f, k, plugins_[k]->Classify(f, p, direction));
     // Weighted: a sure answer decides before the plug-ins after it (the dearer ones, listed cheap first) are asked.
     if (weighted && f.plugin_status[k] == 1 && Learned(k, f.plugin_label[k]) >= early_) {

@@ -1,6 +1,7 @@
 // The plug-in contract (TIE's): classify a session → {label, confidence 0–100, flags}; REDO asks to be called
-// again with more packets, NOMORE says this plug-in will never know. Plug-ins declare whether they are ready to
-// decide for a flow, load their data at start-up, and (for the statistical one) can be trained.
+// again with more packets, NOMORE says this plug-in will never know. Plug-ins say when they are ready to decide for
+// a flow and which features they read, and load their data at start-up. Training (TIE's "train") happens out of
+// process: `npm run train:classifier` writes the versioned model files that Load reads, so a probe never trains.
 #pragma once
 #include <string>
 
@@ -24,7 +25,12 @@ class Plugin {
   virtual unsigned needs() const { return 0; }
   /** Loads the plug-in's data (services table, signatures, model); false with `error` set if it cannot. */
   virtual bool Load(const std::string& data_dir, std::string& error) = 0;
-  /** Called for each packet of an undecided flow, after the flow was updated with it (direction 0 = up). */
+  /**
+   * TIE's "ready": whether the plug-in can say anything about this flow yet (enough packets, the payload it needs);
+   * until then Classify is not called for it. Default: always.
+   */
+  virtual bool Ready(const Flow&) const { return true; }
+  /** Called for each packet of an undecided flow once Ready, after the flow was updated with it (direction 0 = up). */
   virtual Decision Classify(Flow& flow, const PacketInfo& packet, int direction) = 0;
   /** The flow has ended undecided: a last answer from what was seen (e.g. a guess); default none. */
   virtual Decision Conclude(Flow&) { return {}; }

@@ -77,14 +77,10 @@ class StatisticalPlugin : public Plugin {
     return true;
   }
 
-  Decision Classify(Flow& f, const PacketInfo&, int) override {
-    if (f.early_count < kEarlyPackets) {
-      Decision wait;
-      wait.flags = Decision::Redo;
-      return wait;
-    }
-    return Evaluate(f);
-  }
+  /** Its features are the first kEarlyPackets packets with payload: it is ready when it has them all. */
+  bool Ready(const Flow& f) const override { return f.early_count >= kEarlyPackets; }
+
+  Decision Classify(Flow& f, const PacketInfo&, int) override { return Evaluate(f); }
 
   Decision Conclude(Flow& f) override { return f.early_count > 0 ? Evaluate(f) : Decision{}; }
 
