@@ -19,6 +19,9 @@ const MIGRATIONS = [
    -- Measurement ids start high so they never collide with the reserved ids of built-in measurements.
    INSERT INTO sqlite_sequence (name, seq) VALUES ('measurements', 10000000);
    CREATE TABLE timers (msm_id INTEGER NOT NULL, at INTEGER NOT NULL, action TEXT NOT NULL, PRIMARY KEY (msm_id, action));`,
+  // A one-off's question (type, target, options, probe set), to find a recent identical one whose answer can be reused.
+  `ALTER TABLE measurements ADD COLUMN question TEXT;
+   CREATE INDEX measurements_question ON measurements (question, creation_time);`,
   // Creation requests per account in the last minute, for the rate limit.
   `CREATE TABLE creations (owner TEXT NOT NULL, at INTEGER NOT NULL);
    CREATE INDEX creations_owner ON creations (owner, at);
@@ -36,6 +39,12 @@ export function quotas(env: Env) {
     creditsPerDay: q("CREDITS_PER_DAY", 1_000_000), sameTarget: q("SAME_TARGET", 25), createsPerMinute: q("CREATES_PER_MINUTE", 60),
   };
 }
+
+/** A one-off asked again within this many seconds gets the earlier one's id in a warning (REUSE_WINDOW_S overrides). */
+const REUSE_WINDOW_S = 900;
+
+/** Told to the caller with a 2xx: e.g. an identical recent measurement whose answer could be reused. */
+export type Warning = { code: "duplicate"; detail: string; measurement: number };
 
 /** Why a creation request was refused: the HTTP status, what to tell the user, and when to retry (429). */
 export type Refusal = { ok: false; status: 400 | 402 | 429; detail: string; retry_after?: number };
@@ -78,11 +87,30 @@ export class Brain extends SqlDurableObject<Env> {
    * ledger (its results' cost for the first day: every requested probe, once for a one-off), and schedules it on
    * probes. If the account cannot cover them all, nothing is created.
    */
-  async create(req: CreateMeasurements, owner: string): Promise<{ ok: true; ids: number[] } | Refusal> {
+  async create(req: CreateMeasurements, owner: string): Promise<{ ok: true; ids: number[]; warnings: Warning[] } | Refusal> {
     const now = Math.floor(Date.now() / 1000);
-    const refused = this.checkQuotas(req, owner, now);
+    // The tenth user asking the same question: an identical public one-off answered recently is named, and with
+    // "reuse": true taken instead of a new measurement, at no cost.
+    const warnings: Warning[] = [];
+    const reused = new Map<number, number>();  // definition index → the measurement whose answer it takes
+    const window = Number(this.env.REUSE_WINDOW_S ?? REUSE_WINDOW_S);
+    req.definitions.forEach((def, i) => {
+      const question = questionOf(req, def);
+      if (!question) return;
+      const earlier = this.sql<{ id: number; creation_time: number }>(
+        `SELECT id, creation_time FROM measurements WHERE question = ? AND creation_time >= ? AND status_id NOT IN (?, ?)
+         ORDER BY id DESC LIMIT 1`, question, now - window, STATUS.noSuitableProbes.id, STATUS.failed.id)[0];
+      if (!earlier) return;
+      warnings.push({ code: "duplicate", measurement: earlier.id,
+        detail: `Measurement ${earlier.id} asked the same question ${now - earlier.creation_time} s ago (same type, target, options and probes)${req.reuse ? "; its results are yours, at no cost" : "; send \"reuse\": true to take its results instead"}.` });
+      if (req.reuse) reused.set(i, earlier.id);
+    });
+    const fresh = req.definitions.filter((_, i) => !reused.has(i));
+    if (fresh.length === 0) return { ok: true, ids: req.definitions.map((_, i) => reused.get(i)!), warnings };
+    const asked = { ...req, definitions: fresh };
+    const refused = this.checkQuotas(asked, owner, now);
     if (refused) return refused;
-    const rows = req.definitions.map((def) => {
+    const rows = fresh.map((def) => {
       const isOneoff = def.is_oneoff ?? req.is_oneoff ?? false;
       const start = toUnixOr(def.start_time ?? req.start_time, now);
       const stop = isOneoff ? null : toUnixOr(def.stop_time ?? req.stop_time, null);
@@ -91,9 +119,9 @@ export class Brain extends SqlDurableObject<Env> {
       const requested = req.probes.reduce((n, s) => n + s.requested, 0);
       return this.sql<MeasurementRow>(
         `INSERT INTO measurements (type, definition, sources, status_id, status_when, creation_time, start_time, stop_time,
-           interval, spread, is_oneoff, probes_requested, owner) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+           interval, spread, is_oneoff, probes_requested, owner, question) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         def.type, JSON.stringify(def), JSON.stringify(req.probes), now, now, Math.max(start, now), stop, interval, spread,
-        isOneoff ? 1 : 0, requested, owner)[0]!;
+        isOneoff ? 1 : 0, requested, owner, questionOf(req, def))[0]!;
     });
     const ledger = this.env.LEDGER.getByName(owner);
     const estimates = rows.map((r) => firstDayCost(r));
@@ -111,7 +139,8 @@ export class Brain extends SqlDurableObject<Env> {
       };
     }
     for (const row of rows) await this.schedule(row);
-    return { ok: true, ids: rows.map((r) => r.id) };
+    let next = 0;
+    return { ok: true, ids: req.definitions.map((_, i) => reused.get(i) ?? rows[next++]!.id), warnings };
   }
 
   /**
@@ -298,6 +327,17 @@ export class Brain extends SqlDurableObject<Env> {
     const rows = this.sql<MeasurementRow>(`SELECT * FROM measurements ${clause} ORDER BY id DESC LIMIT ? OFFSET ?`, ...binds, limit, offset);
     return { count, rows };
   }
+}
+
+/**
+ * What a public one-off asks, as a key: its type, target, measurement options and probe sources (not its
+ * description, tags or start time). Null for what is never reused: periodic or private measurements, or one-offs
+ * scheduled for later.
+ */
+function questionOf(req: CreateMeasurements, def: Definition): string | null {
+  const oneoff = def.is_oneoff ?? req.is_oneoff ?? false;
+  if (!oneoff || def.is_public === false || (def.start_time ?? req.start_time) !== undefined) return null;
+  return JSON.stringify([specOf(def), def.target ?? null, req.probes]);
 }
 
 function quota(detail: string): Refusal {

@@ -214,6 +214,8 @@ export const CreateMeasurements = z.object({
   stop_time: unixOrIso.optional(),
   is_oneoff: z.boolean().optional(),
   bill_to: z.string().optional(),
+  /** Not Atlas: take the answer of an identical recent one-off (named in the response's warnings) at no cost. */
+  reuse: z.boolean().optional(),
 }).superRefine((req, ctx) => {
   req.definitions.forEach((d, i) => {
     if (d.type === "dns" && !d.use_probe_resolver && !d.target) {

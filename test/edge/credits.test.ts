@@ -145,3 +145,35 @@ describe("quotas (Atlas's defaults)", () => {
     expect((await createPing(await newKey("patient"), [{ type: "country", value: "AQ", requested: 1 }])).status).toBe(201);
   });
 });
+
+describe("reusing answers", () => {
+  it("names an identical recent one-off in a warning, and with reuse: true answers with it at no cost", async () => {
+    const first = await newKey("first asker");
+    const tenth = await newKey("tenth asker", 1000);
+    const probe = await enroll({ country_code: "IT" });
+    const { socket } = await connect(probe, { slots: 10 });
+    const ask = (key: string, extra: Record<string, unknown> = {}, target = "192.0.2.50") => post("/api/v2/measurements/", {
+      definitions: [{ type: "ping", af: 4, target, description: `asked by ${key.slice(0, 4)}` }],
+      probes: [{ type: "probes", value: String(probe.id), requested: 1 }], is_oneoff: true, ...extra,
+    }, { Authorization: `Key ${key}` });
+    const original = (await (await ask(first)).json()) as { measurements: number[]; warnings?: unknown };
+    expect(original.warnings).toBeUndefined();
+    const m1 = original.measurements[0]!;
+    await socket.next("measure");
+
+    // Asked again by another account: it runs as asked, and is told about the earlier one.
+    const again = (await (await ask(tenth)).json()) as { measurements: number[]; warnings: { code: string; measurement: number; detail: string }[] };
+    expect(again.measurements[0]).not.toBe(m1);
+    expect(again.warnings).toEqual([{ code: "duplicate", measurement: m1, detail: expect.stringMatching(/same question .* send "reuse": true/) }]);
+    await socket.next("measure");
+    const spent = await credits(tenth);
+    expect(spent.reserved).toBe(6);
+
+    // With reuse: the earlier measurement is the answer, nothing is created or set aside.
+    const reused = (await (await ask(tenth, { reuse: true })).json()) as { measurements: number[]; warnings: { measurement: number }[] };
+    expect(reused.measurements).toEqual([again.measurements[0]]);
+    expect(await credits(tenth)).toMatchObject({ reserved: spent.reserved, current_balance: spent.current_balance });
+    // Another target is another question.
+    expect(((await (await ask(tenth, {}, "192.0.2.51")).json()) as { warnings?: unknown }).warnings).toBeUndefined();
+  });
+});

@@ -102,7 +102,7 @@ export async function createMeasurements(request: IRequest, env: Env): Promise<R
   checkTimes(parsed.data);
   const created = await env.BRAIN.getByName(BRAIN_NAME).create(parsed.data, account);
   if (!created.ok) throw new ApiError(created.status, created.detail, [], created.retry_after ? { "Retry-After": String(created.retry_after) } : {});
-  return Response.json({ measurements: created.ids }, { status: 201 });
+  return Response.json(created.warnings.length ? { measurements: created.ids, warnings: created.warnings } : { measurements: created.ids }, { status: 201 });
 }
 
 export async function listMeasurements(request: IRequest, env: Env): Promise<Response> {
