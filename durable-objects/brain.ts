@@ -7,6 +7,7 @@ import {
 import type { Participant, ProbeFilter } from "./controller.ts";
 import type { Env } from "./env.ts";
 import { controllerStub, shardByName, shardsForSource } from "./shards.ts";
+import { groupBy } from "./group-by.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
 
 const MIGRATIONS = [
@@ -22,6 +23,11 @@ const MIGRATIONS = [
   // A one-off's question (type, target, options, probe set), to find a recent identical one whose answer can be reused.
   `ALTER TABLE measurements ADD COLUMN question TEXT;
    CREATE INDEX measurements_question ON measurements (question, creation_time);`,
+  // Crowd signals: many accounts measuring one target within a short window.
+  `ALTER TABLE measurements ADD COLUMN target TEXT;
+   CREATE INDEX measurements_target ON measurements (target, creation_time);
+   CREATE TABLE alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, target TEXT NOT NULL, accounts INTEGER NOT NULL,
+     window_s INTEGER NOT NULL, time INTEGER NOT NULL, measurements TEXT NOT NULL);`,
   // Creation requests per account in the last minute, for the rate limit.
   `CREATE TABLE creations (owner TEXT NOT NULL, at INTEGER NOT NULL);
    CREATE INDEX creations_owner ON creations (owner, at);
@@ -42,6 +48,12 @@ export function quotas(env: Env) {
 
 /** A one-off asked again within this many seconds gets the earlier one's id in a warning (REUSE_WINDOW_S overrides). */
 const REUSE_WINDOW_S = 900;
+
+/** The crowd signal: this many distinct accounts measuring one target within the window raise an alert. */
+const CROWD_ACCOUNTS = 5;
+const CROWD_WINDOW_S = 600;
+
+export type Alert = { id: number; type: "crowd"; target: string; accounts: number; window_s: number; time: number; measurements: number[] };
 
 /** Told to the caller with a 2xx: e.g. an identical recent measurement whose answer could be reused. */
 export type Warning = { code: "duplicate"; detail: string; measurement: number };
@@ -71,7 +83,11 @@ export type MeasurementRow = {
   probes_scheduled: number;
   participants: string;
   owner: string;
+  target: string | null;
 };
+
+/** Atlas's participation request: add probes from a source, or remove probes by id (`value` "1,2,3"). */
+export type ParticipationRequest = ({ action: "add" } & ProbeSource) | { action: "remove"; type: "probes"; value: string; requested?: number };
 
 export type MeasurementFilter = { ids?: number[]; status?: number[]; type?: string; is_oneoff?: boolean; owner?: string };
 
@@ -119,9 +135,9 @@ export class Brain extends SqlDurableObject<Env> {
       const requested = req.probes.reduce((n, s) => n + s.requested, 0);
       return this.sql<MeasurementRow>(
         `INSERT INTO measurements (type, definition, sources, status_id, status_when, creation_time, start_time, stop_time,
-           interval, spread, is_oneoff, probes_requested, owner, question) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+           interval, spread, is_oneoff, probes_requested, owner, question, target) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         def.type, JSON.stringify(def), JSON.stringify(req.probes), now, now, Math.max(start, now), stop, interval, spread,
-        isOneoff ? 1 : 0, requested, owner, questionOf(req, def))[0]!;
+        isOneoff ? 1 : 0, requested, owner, questionOf(req, def), def.is_public === false ? null : def.target?.toLowerCase() ?? null)[0]!;
     });
     const ledger = this.env.LEDGER.getByName(owner);
     const estimates = rows.map((r) => firstDayCost(r));
@@ -139,6 +155,7 @@ export class Brain extends SqlDurableObject<Env> {
       };
     }
     for (const row of rows) await this.schedule(row);
+    for (const target of new Set(rows.map((r) => r.target).filter((t): t is string => t !== null))) this.crowd(target, now);
     let next = 0;
     return { ok: true, ids: req.definitions.map((_, i) => reused.get(i) ?? rows[next++]!.id), warnings };
   }
@@ -197,25 +214,7 @@ export class Brain extends SqlDurableObject<Env> {
       start_time: row.start_time,
       stop_time: row.stop_time,
     };
-    const participants: Participant[] = [];
-    let failures = 0, asked = 0;
-    for (const source of sources) {
-      let want = source.requested;
-      for (const shard of shardsForSource(source)) {
-        if (want <= 0) break;
-        asked++;
-        try {
-          const got = await controllerStub(this.env.CONTROLLER, shard).dispatch({
-            assignment, filter: filterOf(source), want, exclude: participants.map((p) => p.probe_id),
-          });
-          participants.push(...got);
-          want -= got.length;
-        } catch (e) {
-          failures++;
-          console.error(`brain: dispatch of ${row.id} to ${shard.name} failed: ${String(e)}`);
-        }
-      }
-    }
+    const { participants, failures, asked } = await this.dispatch(row.id, assignment, sources, []);
     const now = Math.floor(Date.now() / 1000);
     let status: Status;
     if (participants.length === 0) status = asked > 0 && failures === asked ? STATUS.failed : STATUS.noSuitableProbes;
@@ -234,6 +233,70 @@ export class Brain extends SqlDurableObject<Env> {
       this.timer(row.id, row.stop_time, "stop");
     }
     await this.armAlarm();
+  }
+
+  /** Asks the shards of each source, in order, for probes until the source is filled; `exclude`: already taking part. */
+  private async dispatch(msmId: number, assignment: Assignment, sources: ProbeSource[], exclude: number[]): Promise<{ participants: Participant[]; failures: number; asked: number }> {
+    const participants: Participant[] = [];
+    let failures = 0, asked = 0;
+    for (const source of sources) {
+      let want = source.requested;
+      for (const shard of shardsForSource(source)) {
+        if (want <= 0) break;
+        asked++;
+        try {
+          const got = await controllerStub(this.env.CONTROLLER, shard).dispatch({
+            assignment, filter: filterOf(source), want, exclude: [...exclude, ...participants.map((p) => p.probe_id)],
+          });
+          participants.push(...got);
+          want -= got.length;
+        } catch (e) {
+          failures++;
+          console.error(`brain: dispatch of ${msmId} to ${shard.name} failed: ${String(e)}`);
+        }
+      }
+    }
+    return { participants, failures, asked };
+  }
+
+  /**
+   * POST /measurements/{id}/participation-requests/: adds probes (from sources, as at creation; their first day's
+   * cost is set aside first) or removes probes (by id) from a running measurement of the caller's account.
+   */
+  async participate(id: number, owner: string, requests: ParticipationRequest[]): Promise<{ ok: true; added: number[]; removed: number[] } | Refusal | { ok: false; status: 403 | 404 | 409; detail: string }> {
+    const row = this.get(id);
+    if (!row) return { ok: false, status: 404, detail: `No measurement with id ${id}.` };
+    if (row.owner !== owner) return { ok: false, status: 403, detail: `Measurement ${id} belongs to another account.` };
+    if (row.status_id > STATUS.ongoing.id) return { ok: false, status: 409, detail: `Measurement ${id} is no longer running.` };
+    let participants = JSON.parse(row.participants) as Participant[];
+    const added: number[] = [], removed: number[] = [];
+    const adds = requests.filter((r) => r.action === "add").map(({ action: _, ...source }) => source as ProbeSource);
+    if (adds.length) {
+      const perProbe = firstDayCost({ ...row, probes_requested: 1 });
+      const wanted = perProbe * adds.reduce((n, s) => n + s.requested, 0);
+      const outcome = await this.env.LEDGER.getByName(owner).reserve(`participate:${id}:${row.probes_requested}:${Date.now()}`, id, wanted);
+      if (!outcome.ok) {
+        return { ok: false, status: 402, detail: `Not enough credits: adding these probes needs ${wanted} credits set aside, and the account has ${"available" in outcome ? outcome.available : 0} free.` };
+      }
+      const def = JSON.parse(row.definition) as Definition;
+      const assignment: Assignment = { msm_id: id, spec: specOf(def), interval: row.interval, spread: row.spread ?? 0, start_time: row.start_time, stop_time: row.stop_time };
+      const got = await this.dispatch(id, assignment, adds, participants.map((p) => p.probe_id));
+      participants = [...participants, ...got.participants];
+      added.push(...got.participants.map((p) => p.probe_id));
+    }
+    for (const r of requests.filter((r) => r.action === "remove")) {
+      const ids = new Set(r.value.split(",").map(Number));
+      const leaving = participants.filter((p) => ids.has(p.probe_id));
+      for (const [shard, ps] of groupBy(leaving, (p) => p.shard)) {
+        const s = shardByName(shard);
+        if (s) await controllerStub(this.env.CONTROLLER, s).stop(id, ps.map((p) => p.probe_id));
+      }
+      participants = participants.filter((p) => !ids.has(p.probe_id));
+      removed.push(...leaving.map((p) => p.probe_id));
+    }
+    this.sql("UPDATE measurements SET participants = ?, probes_scheduled = ?, probes_requested = probes_requested + ? WHERE id = ?",
+      JSON.stringify(participants), participants.length, added.length, id);
+    return { ok: true, added, removed };
   }
 
   private timer(msmId: number, at: number, action: Action): void {
@@ -303,6 +366,28 @@ export class Brain extends SqlDurableObject<Env> {
       settled.push(c.request_id);
     }
     return settled;
+  }
+
+  /**
+   * The crowd signal (the talk's "the crowd says something is going on with X"): when public measurements of one
+   * target from CROWD_ACCOUNTS distinct accounts were created within CROWD_WINDOW_S, an alert is raised — once per
+   * window and target.
+   */
+  private crowd(target: string, now: number): void {
+    const window = Number(this.env.CROWD_WINDOW_S ?? CROWD_WINDOW_S), threshold = Number(this.env.CROWD_ACCOUNTS ?? CROWD_ACCOUNTS);
+    const recent = this.sql<{ id: number; owner: string }>("SELECT id, owner FROM measurements WHERE target = ? AND creation_time > ? ORDER BY id", target, now - window);
+    const accounts = new Set(recent.map((r) => r.owner)).size;
+    if (accounts < threshold) return;
+    if (this.sql("SELECT 1 FROM alerts WHERE target = ? AND time > ?", target, now - window).length) return;
+    this.sql("INSERT INTO alerts (type, target, accounts, window_s, time, measurements) VALUES ('crowd', ?, ?, ?, ?, ?)",
+      target, accounts, window, now, JSON.stringify(recent.map((r) => r.id)));
+  }
+
+  /** GET /api/v2/alerts/: newest first. */
+  alerts(offset: number, limit: number): { count: number; alerts: Alert[] } {
+    const count = this.sql<{ n: number }>("SELECT COUNT(*) AS n FROM alerts")[0]!.n;
+    const rows = this.sql<Omit<Alert, "measurements"> & { measurements: string }>("SELECT * FROM alerts ORDER BY id DESC LIMIT ? OFFSET ?", limit, offset);
+    return { count, alerts: rows.map((r) => ({ ...r, measurements: JSON.parse(r.measurements) as number[] })) };
   }
 
   /** DELETE /measurements/{id}/: stop by its owner. */

@@ -7,6 +7,7 @@ import {
 } from "../protocol/index.ts";
 import { batchKey, partitionOf } from "../storage/layout.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
+import { groupBy } from "./group-by.ts";
 import { SqlDurableObject } from "./sql.ts";
 import { verifyAssignment } from "./tokens.ts";
 
@@ -401,8 +402,10 @@ export class Controller extends SqlDurableObject<Env> {
   }
 
   /** Stops a measurement on every probe of this shard that runs it. */
-  stop(msmId: number): number {
-    const probes = this.sql<{ probe_id: number }>("UPDATE assignments SET stopped = 1 WHERE msm_id = ? RETURNING probe_id", msmId);
+  /** Stops a measurement on this shard's probes (on those listed, when `probeIds` is given). */
+  stop(msmId: number, probeIds?: number[]): number {
+    const only = probeIds ? ` AND probe_id IN (${probeIds.map(Number).join(",") || "NULL"})` : "";
+    const probes = this.sql<{ probe_id: number }>(`UPDATE assignments SET stopped = 1 WHERE msm_id = ?${only} RETURNING probe_id`, msmId);
     for (const { probe_id } of probes) {
       for (const ws of this.ctx.getWebSockets(`probe:${probe_id}`)) this.send(ws, { type: "stop", msm_id: msmId });
     }
@@ -435,18 +438,6 @@ export class Controller extends SqlDurableObject<Env> {
       r2_writes: this.stat("r2_writes"), results_written: this.stat("results_written"),
     };
   }
-}
-
-/** Items grouped by key, in first-seen order of the keys and input order within each group. */
-function groupBy<K, V>(items: readonly V[], key: (v: V) => K): Map<K, V[]> {
-  const groups = new Map<K, V[]>();
-  for (const v of items) {
-    const k = key(v);
-    const g = groups.get(k);
-    if (g) g.push(v);
-    else groups.set(k, [v]);
-  }
-  return groups;
 }
 
 function matches(a: ProbeAttachment, f: ProbeFilter): boolean {

@@ -25,6 +25,9 @@ export interface Env {
   FLUSH_RESULTS?: string;
   /** Longest a result waits in a controller before its batch is written to R2 (ms). */
   FLUSH_INTERVAL_MS?: string;
+  /** The crowd signal: distinct accounts (default 5) measuring one target within CROWD_WINDOW_S (default 600). */
+  CROWD_ACCOUNTS?: string;
+  CROWD_WINDOW_S?: string;
   /** Seconds within which an identical public one-off is offered for reuse (default 900). */
   REUSE_WINDOW_S?: string;
   /** Per-account quotas (brain.ts `quotas`; Atlas's defaults when unset). */

@@ -2,9 +2,10 @@
 import { Router } from "itty-router";
 import type { Env } from "../durable-objects/env.ts";
 import { controllers, createKey, enrollProbe, flushController, grantCredits, setProbeDisabled, usage } from "./api/admin.ts";
+import { listAlerts } from "./api/alerts.ts";
 import { credits, creditItems, transfer } from "./api/credits.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
-import { createMeasurements, getMeasurement, listMeasurements, stopMeasurement } from "./api/measurements.ts";
+import { createMeasurements, getMeasurement, listMeasurements, participationRequests, stopMeasurement } from "./api/measurements.ts";
 import { getProbe, listProbes } from "./api/probes.ts";
 import { getLatest, getResults } from "./api/results.ts";
 import { challenge, connect, edgeKey, register } from "./registration.ts";
@@ -35,8 +36,10 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/measurements/my", listMeasurements)
   .get("/api/v2/measurements/:id", getMeasurement)
   .delete("/api/v2/measurements/:id", stopMeasurement)
+  .post("/api/v2/measurements/:id/participation-requests", participationRequests)
   .get("/api/v2/measurements/:id/results", getResults)
   .get("/api/v2/measurements/:id/latest", getLatest)
+  .get("/api/v2/alerts", listAlerts)
   .get("/api/v2/credits", credits)
   .get("/api/v2/credits/income-items", creditItems)
   .get("/api/v2/credits/expense-items", creditItems)

@@ -177,3 +177,50 @@ describe("reusing answers", () => {
     expect(((await (await ask(tenth, {}, "192.0.2.51")).json()) as { warnings?: unknown }).warnings).toBeUndefined();
   });
 });
+
+describe("crowd signal", () => {
+  it("raises one alert when five accounts measure the same target within ten minutes", async () => {
+    const target = "192.0.2.99";
+    const alertsFor = async () => ((await (await call("/api/v2/alerts/")).json()) as { results: { type: string; target: string; accounts: number; measurements: string[] }[] })
+      .results.filter((a) => a.target === target);
+    const keys = await Promise.all(Array.from({ length: 6 }, (_, i) => newKey(`crowd ${i}`)));
+    for (const key of keys.slice(0, 4)) expect((await createPing(key, [{ type: "country", value: "AQ", requested: 1 }], { target })).status).toBe(201);
+    expect(await alertsFor()).toEqual([]);
+    await createPing(keys[4]!, [{ type: "country", value: "AQ", requested: 1 }], { target });
+    const [alert] = await alertsFor();
+    expect(alert).toMatchObject({ type: "crowd", target, accounts: 5 });
+    expect(alert!.measurements).toHaveLength(5);
+    expect(alert!.measurements[0]).toMatch(/\/api\/v2\/measurements\/\d+\/$/);
+    // A sixth account in the same window: still the one alert.
+    await createPing(keys[5]!, [{ type: "country", value: "AQ", requested: 1 }], { target });
+    expect(await alertsFor()).toHaveLength(1);
+  });
+});
+
+describe("participation requests", () => {
+  it("adds probes to a running measurement (setting their cost aside) and removes probes by id", async () => {
+    const key = await newKey("changer", 100_000);
+    const a = await enroll({ country_code: "AT" }), b = await enroll({ country_code: "AT" });
+    const pa = await connect(a), pb = await connect(b);
+    const res = await createPing(key, [{ type: "probes", value: String(a.id), requested: 1 }], { interval: 3600, target: "192.0.2.60" });
+    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    await pa.socket.next("measure");
+    const reservedBefore = (await credits(key)).reserved;
+    const change = (body: unknown, k = key) => post(`/api/v2/measurements/${id}/participation-requests/`, body, { Authorization: `Key ${k}` });
+
+    const added = await change([{ action: "add", type: "probes", value: String(b.id), requested: 1 }]);
+    expect(added.status).toBe(201);
+    expect(await added.json()).toEqual({ added: [b.id], removed: [] });
+    expect((await pb.socket.next("measure")).assignment.msm_id).toBe(id);
+    // One more probe for a day at 3 credits a result, 24 results: 72 more set aside.
+    expect((await credits(key)).reserved).toBe(reservedBefore + 72);
+
+    expect(await (await change([{ action: "remove", type: "probes", value: String(a.id) }])).json()).toEqual({ added: [], removed: [a.id] });
+    expect((await pa.socket.next("stop")).msm_id).toBe(id);
+    const msm = (await (await call(`/api/v2/measurements/${id}/`)).json()) as { probes: { id: number }[]; participant_count: number };
+    expect(msm.probes.map((p) => p.id)).toEqual([b.id]);
+
+    expect((await change([{ action: "add", type: "probes", value: String(a.id), requested: 1 }], await newKey("stranger"))).status).toBe(403);
+    expect((await errorOf(await change([{ action: "remove", type: "country", value: "AT" }]))).errors[0]!.source).toEqual({ pointer: "/0/type" });
+  });
+});

@@ -1,10 +1,11 @@
 // /api/v2/measurements/: create, list, read, stop — Atlas's request and object shapes.
 import type { IRequest } from "itty-router";
-import type { MeasurementRow } from "../../durable-objects/brain.ts";
+import { z } from "zod";
+import type { MeasurementRow, ParticipationRequest } from "../../durable-objects/brain.ts";
 import type { Participant } from "../../durable-objects/controller.ts";
 import { BRAIN_NAME, type Env, flag } from "../../durable-objects/env.ts";
 import {
-  builtinDescription, builtinType, CreateMeasurements, creditsPerResult, type Definition, isIPv4, isIPv6, isNonPublicAddress, specOf, STATUS, toUnix,
+  builtinDescription, builtinType, CreateMeasurements, creditsPerResult, ProbeSource, type Definition, isIPv4, isIPv6, isNonPublicAddress, specOf, STATUS, toUnix,
 } from "../../protocol/index.ts";
 import { requireKey, apiKey } from "./auth.ts";
 import { ApiError, fieldError, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
@@ -156,4 +157,37 @@ export async function stopMeasurement(request: IRequest, env: Env): Promise<Resp
   if (outcome === "not-found") throw new ApiError(404, `No measurement with id ${id}.`);
   if (outcome === "not-owner") throw new ApiError(403, `Measurement ${id} belongs to another account.`);
   return new Response(null, { status: 204 });
+}
+
+const Removal = z.object({
+  action: z.literal("remove"), type: z.literal("probes", 'Probes are removed by id: type must be "probes".'),
+  value: z.string().regex(/^\d+(,\d+)*$/, "value must be a comma-separated list of probe ids."), requested: z.number().int().optional(),
+});
+const Addition = z.object({ action: z.literal("add") }).and(ProbeSource);
+const ParticipationList = z.array(z.object({ action: z.enum(["add", "remove"], 'action must be "add" or "remove".') }).passthrough())
+  .min(1, "At least one request is needed.").max(100);
+
+/** Each request checked against its action's shape, errors pointing into it (`/0/type`). */
+function participationRequestsOf(body: unknown): ParticipationRequest[] {
+  const list = ParticipationList.safeParse(body);
+  if (!list.success) throw validationError(list.error);
+  return list.data.map((r, i) => {
+    const parsed = (r.action === "add" ? Addition : Removal).safeParse(r);
+    if (!parsed.success) throw validationError(parsed.error, `/${i}`);
+    return parsed.data as ParticipationRequest;
+  });
+}
+
+/**
+ * POST /measurements/{id}/participation-requests/ (Atlas's body: `[{"action":"add"|"remove","type","value","requested"}]`):
+ * adds probes from sources (their first day's cost set aside first) or removes probes by id. Answers 201
+ * `{"added":[probe ids],"removed":[probe ids]}`.
+ */
+export async function participationRequests(request: IRequest, env: Env): Promise<Response> {
+  const { account } = await requireKey(request, env);
+  const id = measurementId(request);
+  const requests = participationRequestsOf(await readJson(request));
+  const out = await env.BRAIN.getByName(BRAIN_NAME).participate(id, account, requests);
+  if (!out.ok) throw new ApiError(out.status, out.detail);
+  return Response.json({ added: out.added, removed: out.removed }, { status: 201 });
 }
