@@ -402,6 +402,13 @@ export class Controller extends SqlDurableObject<Env> {
   }
 
   /** Stops a measurement on every probe of this shard that runs it. */
+  /** Closes a probe's socket (an operator disabled it: it cannot register again until enabled). */
+  drop(probeId: number, reason: string): number {
+    const sockets = this.ctx.getWebSockets(`probe:${probeId}`);
+    for (const ws of sockets) ws.close(4003, reason.slice(0, 120));
+    return sockets.length;
+  }
+
   /** Stops a measurement on this shard's probes (on those listed, when `probeIds` is given). */
   stop(msmId: number, probeIds?: number[]): number {
     const only = probeIds ? ` AND probe_id IN (${probeIds.map(Number).join(",") || "NULL"})` : "";

@@ -2,6 +2,7 @@
 // controller shard reports, and API keys (stored as SHA-256 hashes) with the account each belongs to. One instance,
 // named "registry".
 import { compactVerify, importJWK } from "jose";
+import { isIPv4, isNonPublicAddress } from "../protocol/index.ts";
 import type { Env } from "./env.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
 
@@ -29,6 +30,10 @@ const MIGRATIONS = [
    ALTER TABLE probes ADD COLUMN accrued_until INTEGER;
    CREATE TABLE payouts (request_id TEXT PRIMARY KEY, owner TEXT NOT NULL, probe_id INTEGER NOT NULL, credits INTEGER NOT NULL);`,
 ];
+
+/** Atlas's limits on software-probe farming (reference/atlas.md §3): probes connected per address and per /24. */
+export const PROBES_PER_ADDRESS = 2;
+export const PROBES_PER_PREFIX = 4;
 
 /** Credits a probe's owner earns per connected minute (Atlas: 15). */
 export const CREDITS_PER_MINUTE = 15;
@@ -121,7 +126,12 @@ export class Registry extends SqlDurableObject<Env> {
    * Step 2: the probe's proof is a compact EdDSA JWS over {"probe_id","nonce"} signed with its enrolled key.
    * The nonce is consumed before the signature is checked, so a proof can never be used twice.
    */
-  async register(probeId: number, proof: string): Promise<{ ok: true; probe: ProbeRecord } | Refusal> {
+  /**
+   * Step 2: checks the signed answer to the challenge, and Atlas's limits on probe farming: at most
+   * PROBES_PER_ADDRESS other probes connected from the same public IPv4 address, and PROBES_PER_PREFIX from its /24
+   * (private and loopback addresses, as in a lab or locally, are not limited).
+   */
+  async register(probeId: number, proof: string, address: string | null = null): Promise<{ ok: true; probe: ProbeRecord } | Refusal> {
     const probe = this.probe(probeId);
     if (!probe) return { ok: false, reason: `unknown probe ${probeId}` };
     if (probe.disabled) return { ok: false, reason: `probe ${probeId} is disabled` };
@@ -144,6 +154,13 @@ export class Registry extends SqlDurableObject<Env> {
     if (current.used) return { ok: false, reason: "challenge already answered (replayed proof)" };
     if (current.expires < Date.now()) return { ok: false, reason: "challenge expired: request a new one" };
     this.sql("UPDATE challenges SET used = 1 WHERE probe_id = ?", probeId);
+    if (address && isIPv4(address) && !isNonPublicAddress(address)) {
+      const same = this.sql<{ n: number }>("SELECT COUNT(*) AS n FROM probes WHERE status_id = 1 AND address_v4 = ? AND id != ?", address, probeId)[0]!.n;
+      if (same >= PROBES_PER_ADDRESS) return { ok: false, reason: `${same} probes are already connected from ${address}: at most ${PROBES_PER_ADDRESS} per address` };
+      const prefix = address.split(".").slice(0, 3).join(".") + ".";
+      const near = this.sql<{ n: number }>("SELECT COUNT(*) AS n FROM probes WHERE status_id = 1 AND address_v4 LIKE ? AND id != ?", `${prefix}%`, probeId)[0]!.n;
+      if (near >= PROBES_PER_PREFIX) return { ok: false, reason: `${near} probes are already connected from ${prefix}0/24: at most ${PROBES_PER_PREFIX} per /24` };
+    }
     return { ok: true, probe };
   }
 

@@ -19,7 +19,7 @@ export async function register(request: IRequest, env: Env): Promise<Response> {
   const parsed = RegisterRequest.safeParse(await readJson(request, 8192));
   if (!parsed.success) throw validationError(parsed.error);
   const registry = env.REGISTRY.getByName(REGISTRY_NAME);
-  const out = await registry.register(parsed.data.probe_id, parsed.data.proof);
+  const out = await registry.register(parsed.data.probe_id, parsed.data.proof, request.headers.get("CF-Connecting-IP"));
   if (!out.ok) throw new ApiError(403, out.reason);
   const p = out.probe;
   // Where is the probe? The registry's record first, else what the anycast edge saw; either may be missing.

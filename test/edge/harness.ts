@@ -44,18 +44,21 @@ export async function challenge(probeId: number): Promise<Response> {
   return post("/probe/v1/challenge", { probe_id: probeId });
 }
 
-export async function register(p: TestProbe, cf?: Record<string, unknown>): Promise<RegisterResponse> {
+/** `address`: the probe's public address, as Cloudflare's CF-Connecting-IP header would carry it. */
+export async function register(p: TestProbe, cf?: Record<string, unknown>, address?: string): Promise<RegisterResponse> {
   const c = (await (await challenge(p.id)).json()) as { nonce: string };
   const proof = await sign(p.keys.privateKey, { probe_id: p.id, nonce: c.nonce });
   const res = await call("/probe/v1/register", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ probe_id: p.id, proof }), cf,
+    method: "POST", headers: { "Content-Type": "application/json", ...(address ? { "CF-Connecting-IP": address } : {}) },
+    body: JSON.stringify({ probe_id: p.id, proof }), cf,
   });
   if (res.status !== 200) throw new Error(`register: ${res.status} ${await res.text()}`);
   return (await res.json()) as RegisterResponse;
 }
 
-export function upgrade(url: string, token: string | null, protocol = SUBPROTOCOL): Promise<Response> {
+export function upgrade(url: string, token: string | null, protocol = SUBPROTOCOL, address?: string): Promise<Response> {
   const headers: Record<string, string> = { Upgrade: "websocket", "Sec-WebSocket-Protocol": protocol };
+  if (address) headers["CF-Connecting-IP"] = address;
   if (token) headers.Authorization = `Bearer ${token}`;
   return exports.default.fetch(new Request(url.replace(/^ws/, "http"), { headers }));
 }
@@ -98,9 +101,9 @@ export class ProbeSocket {
   }
 }
 
-export async function connect(p: TestProbe, opts: { slots?: number; cf?: Record<string, unknown> } = {}): Promise<{ socket: ProbeSocket; reg: RegisterResponse }> {
-  const reg = await register(p, opts.cf);
-  const res = await upgrade(reg.websocket_url, reg.token);
+export async function connect(p: TestProbe, opts: { slots?: number; cf?: Record<string, unknown>; address?: string } = {}): Promise<{ socket: ProbeSocket; reg: RegisterResponse }> {
+  const reg = await register(p, opts.cf, opts.address);
+  const res = await upgrade(reg.websocket_url, reg.token, SUBPROTOCOL, opts.address);
   if (res.status !== 101 || !res.webSocket) throw new Error(`connect: ${res.status} ${await res.text()}`);
   res.webSocket.accept();
   const socket = new ProbeSocket(res.webSocket);

@@ -191,3 +191,28 @@ describe("controller admission", () => {
     expect(await status()).toBe("Disconnected");
   });
 });
+
+describe("probe governance", () => {
+  it("drops a connected probe the operator disables", async () => {
+    const p = await enroll({ country_code: "DK" });
+    const { socket } = await connect(p);
+    const closed = new Promise<{ code: number; reason: string }>((r) => socket.ws.addEventListener("close", (e) => r({ code: e.code, reason: e.reason })));
+    const res = await post(`/admin/probes/${p.id}/disable`, {}, { Authorization: `Bearer ${ADMIN}` });
+    expect(await res.json()).toEqual({ id: p.id, disabled: true, dropped: 1 });
+    expect(await closed).toEqual({ code: 4003, reason: "probe disabled by the operator" });
+  });
+
+  it("limits probes per public address and per /24, as Atlas limits farming; private addresses are not limited", async () => {
+    const probes = await Promise.all(Array.from({ length: 6 }, () => enroll({ country_code: "FI" })));
+    await connect(probes[0]!, { address: "81.2.69.10" });
+    await connect(probes[1]!, { address: "81.2.69.10" });
+    await expect(connect(probes[2]!, { address: "81.2.69.10" })).rejects.toThrow(/2 probes are already connected from 81\.2\.69\.10: at most 2 per address/);
+    await connect(probes[2]!, { address: "81.2.69.11" });
+    await connect(probes[3]!, { address: "81.2.69.12" });
+    await expect(connect(probes[4]!, { address: "81.2.69.13" })).rejects.toThrow(/4 probes are already connected from 81\.2\.69\.0\/24: at most 4 per \/24/);
+    // A probe reconnecting from its own address is not counted against itself.
+    await connect(probes[0]!, { address: "81.2.69.10" });
+    await connect(probes[4]!, { address: "10.1.2.3" });
+    await connect(probes[5]!, { address: "10.1.2.3" });
+  });
+});

@@ -37,7 +37,10 @@ export async function setProbeDisabled(request: IRequest, env: Env): Promise<Res
   if (!["disable", "enable"].includes(request.params.action ?? "")) throw new ApiError(404, "Use /disable or /enable.");
   const p = await env.REGISTRY.getByName(REGISTRY_NAME).setDisabled(id, disabled);
   if (!p) throw new ApiError(404, `No probe with id ${request.params.id}.`);
-  return Response.json({ id, disabled });
+  // A disabled probe is also dropped by its controller now, not only refused at its next registration.
+  const shard = disabled && p.shard ? shardByName(p.shard) : undefined;
+  const dropped = shard ? await controllerStub(env.CONTROLLER, shard).drop(id, "probe disabled by the operator") : 0;
+  return Response.json({ id, disabled, dropped });
 }
 
 const Credits = z.number().int("credits must be a whole number.").min(0).max(1_000_000_000_000);
