@@ -29,7 +29,19 @@ const MIGRATIONS = [
    ALTER TABLE probes ADD COLUMN unpaid_uptime INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE probes ADD COLUMN accrued_until INTEGER;
    CREATE TABLE payouts (request_id TEXT PRIMARY KEY, owner TEXT NOT NULL, probe_id INTEGER NOT NULL, credits INTEGER NOT NULL);`,
+  // Keys have a public id, grants (what they may do) and a validity window; keys made before get every grant.
+  `ALTER TABLE api_keys ADD COLUMN uuid TEXT;
+   ALTER TABLE api_keys ADD COLUMN grants TEXT NOT NULL DEFAULT '["create_measurements","stop_measurements","get_credits","transfer_credits","manage_keys"]';
+   ALTER TABLE api_keys ADD COLUMN valid_from INTEGER;
+   ALTER TABLE api_keys ADD COLUMN valid_to INTEGER;
+   UPDATE api_keys SET uuid = 'key-' || substr(hash, 1, 24) WHERE uuid IS NULL;
+   CREATE UNIQUE INDEX api_keys_uuid ON api_keys (uuid);`,
 ];
+
+/** What a key may do. */
+export const GRANTS = ["create_measurements", "stop_measurements", "get_credits", "transfer_credits", "manage_keys"] as const;
+export type Grant = (typeof GRANTS)[number];
+export type KeyRecord = { uuid: string; label: string; account: string; enabled: boolean; grants: Grant[]; valid_from: number | null; valid_to: number | null; created: number };
 
 /** Atlas's limits on software-probe farming (reference/atlas.md §3): probes connected per address and per /24. */
 export const PROBES_PER_ADDRESS = 2;
@@ -251,14 +263,37 @@ export class Registry extends SqlDurableObject<Env> {
     return { count, probes };
   }
 
-  addKey(hash: string, label: string, account?: string): string {
+  addKey(hash: string, label: string, account?: string, o: { grants?: Grant[]; valid_from?: number | null; valid_to?: number | null } = {}): KeyRecord {
     const owner = account ?? accountOfHash(hash);
-    this.sql("INSERT OR REPLACE INTO api_keys (hash, label, enabled, created, account) VALUES (?, ?, 1, ?, ?)", hash, label, Date.now(), owner);
-    return owner;
+    this.sql(`INSERT OR REPLACE INTO api_keys (hash, label, enabled, created, account, uuid, grants, valid_from, valid_to)
+              VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)`,
+      hash, label, Date.now(), owner, crypto.randomUUID(), JSON.stringify(o.grants ?? GRANTS), o.valid_from ?? null, o.valid_to ?? null);
+    return this.keys(owner).find((k) => k.uuid === this.sql<{ uuid: string }>("SELECT uuid FROM api_keys WHERE hash = ?", hash)[0]!.uuid)!;
   }
 
-  /** The account of an enabled key, or null if the key is unknown or disabled. */
-  keyAccount(hash: string): string | null {
-    return this.sql<{ account: string }>("SELECT account FROM api_keys WHERE hash = ? AND enabled = 1", hash)[0]?.account ?? null;
+  /**
+   * The account and grants of a key that is enabled and within its validity window, or why it is not usable.
+   */
+  keyAccount(hash: string): { account: string; grants: Grant[] } | { refused: string } {
+    const k = this.sql<{ account: string; enabled: number; grants: string; valid_from: number | null; valid_to: number | null }>(
+      "SELECT account, enabled, grants, valid_from, valid_to FROM api_keys WHERE hash = ?", hash)[0];
+    const now = Math.floor(Date.now() / 1000);
+    if (!k || !k.enabled) return { refused: "The provided API key does not exist or is disabled." };
+    if (k.valid_from !== null && now < k.valid_from) return { refused: `The provided API key is valid only from ${new Date(k.valid_from * 1000).toISOString()}.` };
+    if (k.valid_to !== null && now >= k.valid_to) return { refused: `The provided API key expired at ${new Date(k.valid_to * 1000).toISOString()}.` };
+    return { account: k.account, grants: JSON.parse(k.grants) as Grant[] };
+  }
+
+  /** An account's keys (never their secrets). */
+  keys(account: string): KeyRecord[] {
+    return this.sql<{ uuid: string; label: string; account: string; enabled: number; grants: string; valid_from: number | null; valid_to: number | null; created: number }>(
+      "SELECT uuid, label, account, enabled, grants, valid_from, valid_to, created FROM api_keys WHERE account = ? ORDER BY created", account)
+      .map((k) => ({ ...k, enabled: k.enabled === 1, grants: JSON.parse(k.grants) as Grant[] }));
+  }
+
+  /** Enables or disables one of an account's keys; null if the account has no such key. */
+  setKeyEnabled(account: string, uuid: string, enabled: boolean): KeyRecord | null {
+    if (!this.sql("UPDATE api_keys SET enabled = ? WHERE account = ? AND uuid = ? RETURNING uuid", enabled ? 1 : 0, account, uuid).length) return null;
+    return this.keys(account).find((k) => k.uuid === uuid) ?? null;
   }
 }

@@ -4,6 +4,7 @@ import type { Env } from "../durable-objects/env.ts";
 import { controllers, createKey, enrollProbe, flushController, grantCredits, setProbeDisabled, usage } from "./api/admin.ts";
 import { listAlerts } from "./api/alerts.ts";
 import { credits, creditItems, transfer } from "./api/credits.ts";
+import { createApiKey, listKeys, updateKey } from "./api/keys.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
 import { createMeasurements, getMeasurement, listMeasurements, participationRequests, stopMeasurement } from "./api/measurements.ts";
 import { getProbe, listProbes } from "./api/probes.ts";
@@ -44,6 +45,9 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/credits/income-items", creditItems)
   .get("/api/v2/credits/expense-items", creditItems)
   .post("/api/v2/credits/transfers", transfer)
+  .get("/api/v2/keys", listKeys)
+  .post("/api/v2/keys", createApiKey)
+  .patch("/api/v2/keys/:uuid", updateKey)
   .get("/api/v2/probes", listProbes)
   .get("/api/v2/probes/:id", getProbe)
   .all("*", (request) => {

@@ -224,3 +224,36 @@ describe("participation requests", () => {
     expect((await errorOf(await change([{ action: "remove", type: "country", value: "AT" }]))).errors[0]!.source).toEqual({ pointer: "/0/type" });
   });
 });
+
+describe("API keys", () => {
+  it("lists, creates and disables an account's keys; grants and validity windows are enforced", async () => {
+    const admin = await newKey("owner key");
+    const auth = (key: string) => ({ Authorization: `Key ${key}` });
+    const listed = (await (await call("/api/v2/keys/", { headers: auth(admin) })).json()) as { count: number; results: { label: string; grants: { permission: string }[] }[] };
+    expect(listed).toMatchObject({ count: 1, results: [{ label: "owner key" }] });
+    expect(listed.results[0]!.grants.map((g) => g.permission)).toContain("manage_keys");
+
+    const made = await post("/api/v2/keys/", { label: "read credits only", grants: ["get_credits"] }, auth(admin));
+    expect(made.status).toBe(201);
+    const reader = (await made.json()) as { key: string; uuid: string; grants: { permission: string }[] };
+    expect(reader.grants).toEqual([{ permission: "get_credits" }]);
+    // Same account: it sees the same balance; it may not create measurements, nor manage keys.
+    expect((await credits(reader.key)).account).toBe((await credits(admin)).account);
+    const refused = await createPing(reader.key, [{ type: "country", value: "AQ", requested: 1 }]);
+    expect(refused.status).toBe(403);
+    expect((await errorOf(refused)).detail).toBe('This key may not do that: it lacks the "create_measurements" grant.');
+    expect((await call("/api/v2/keys/", { headers: auth(reader.key) })).status).toBe(403);
+
+    const later = (await (await post("/api/v2/keys/", { label: "from next year", valid_from: Math.floor(Date.now() / 1000) + 365 * 86_400 }, auth(admin))).json()) as { key: string };
+    expect((await errorOf(await call("/api/v2/credits/", { headers: auth(later.key) }))).detail).toMatch(/valid only from \d{4}-/);
+    const bad = await post("/api/v2/keys/", { label: "x", grants: ["launch_missiles"] }, auth(admin));
+    expect((await errorOf(bad)).errors[0]!.source).toEqual({ pointer: "/grants/0" });
+
+    const off = await call(`/api/v2/keys/${reader.uuid}/`, { method: "PATCH", headers: { ...auth(admin), "Content-Type": "application/json" }, body: JSON.stringify({ enabled: false }) });
+    expect(await off.json()).toMatchObject({ uuid: reader.uuid, enabled: false });
+    expect((await errorOf(await call("/api/v2/credits/", { headers: auth(reader.key) }))).detail).toBe("The provided API key does not exist or is disabled.");
+    // Another account cannot touch this account's keys.
+    const other = await newKey("other account");
+    expect((await call(`/api/v2/keys/${reader.uuid}/`, { method: "PATCH", headers: { ...auth(other), "Content-Type": "application/json" }, body: JSON.stringify({ enabled: true }) })).status).toBe(404);
+  });
+});

@@ -60,7 +60,7 @@ export async function createKey(request: IRequest, env: Env): Promise<Response> 
   if (!parsed.success) throw validationError(parsed.error);
   const key = parsed.data.key ?? crypto.randomUUID();
   const hash = await sha256Hex(key);
-  const account = await env.REGISTRY.getByName(REGISTRY_NAME).addKey(hash, parsed.data.label, parsed.data.account);
+  const { account } = await env.REGISTRY.getByName(REGISTRY_NAME).addKey(hash, parsed.data.label, parsed.data.account);
   if (parsed.data.credits) await env.LEDGER.getByName(account).credit(`key-grant:${hash}`, parsed.data.credits, "grant", `with key "${parsed.data.label}"`);
   return Response.json({ key, label: parsed.data.label, account }, { status: 201 });
 }

@@ -3,6 +3,7 @@
 // account, which owns the measurements made with it and pays for them.
 import type { Env } from "../../durable-objects/env.ts";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
+import type { Grant } from "../../durable-objects/registry.ts";
 import { ApiError } from "./errors.ts";
 
 export async function sha256Hex(s: string): Promise<string> {
@@ -10,8 +11,8 @@ export async function sha256Hex(s: string): Promise<string> {
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Who is calling: the account of the request's key (and the key's hash), or null for an anonymous request. */
-export type Caller = { account: string; key: string };
+/** Who is calling: the account of the request's key, the key's hash and its grants. */
+export type Caller = { account: string; key: string; grants: Grant[] };
 
 /** The caller of a request with a key, or null for an anonymous request. Unknown or multiple keys → 403. */
 export async function apiKey(request: Request, env: Env): Promise<Caller | null> {
@@ -26,15 +27,17 @@ export async function apiKey(request: Request, env: Env): Promise<Caller | null>
   if (keys.length === 0) return null;
   if (keys.length > 1) throw new ApiError(403, "Several API keys were sent; send exactly one.");
   const hash = await sha256Hex(keys[0]!);
-  const account = await env.REGISTRY.getByName(REGISTRY_NAME).keyAccount(hash);
-  if (!account) throw new ApiError(403, "The provided API key does not exist or is disabled.");
-  return { account, key: hash };
+  const found = await env.REGISTRY.getByName(REGISTRY_NAME).keyAccount(hash);
+  if ("refused" in found) throw new ApiError(403, found.refused);
+  return { account: found.account, key: hash, grants: found.grants };
 }
 
-export async function requireKey(request: Request, env: Env): Promise<Caller> {
-  const key = await apiKey(request, env);
-  if (!key) throw new ApiError(403, "Authentication credentials were not provided.");
-  return key;
+/** The caller, whose key must carry `grant`. */
+export async function requireKey(request: Request, env: Env, grant: Grant): Promise<Caller> {
+  const caller = await apiKey(request, env);
+  if (!caller) throw new ApiError(403, "Authentication credentials were not provided.");
+  if (!caller.grants.includes(grant)) throw new ApiError(403, `This key may not do that: it lacks the "${grant}" grant.`);
+  return caller;
 }
 
 /** Operator endpoints (/admin/…) take `Authorization: Bearer <ADMIN_TOKEN>`. */

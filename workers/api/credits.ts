@@ -9,7 +9,7 @@ import { ApiError, readJson, validationError } from "./errors.ts";
 import { page, pageOf } from "./pagination.ts";
 
 export async function credits(request: IRequest, env: Env): Promise<Response> {
-  const { account } = await requireKey(request, env);
+  const { account } = await requireKey(request, env, "get_credits");
   const url = new URL(request.url);
   const ledger = env.LEDGER.getByName(account);
   const b = await ledger.balance();
@@ -31,7 +31,7 @@ export async function credits(request: IRequest, env: Env): Promise<Response> {
 }
 
 export async function creditItems(request: IRequest, env: Env): Promise<Response> {
-  const { account } = await requireKey(request, env);
+  const { account } = await requireKey(request, env, "get_credits");
   const url = new URL(request.url);
   const direction = url.pathname.includes("/income-items") ? "income" : "expense";
   const { offset, limit } = pageOf(url);
@@ -55,7 +55,7 @@ const Transfer = z.object({
  * recipient, both under one request id, so a retry after any failure completes the transfer exactly once.
  */
 export async function transfer(request: IRequest, env: Env): Promise<Response> {
-  const { account } = await requireKey(request, env);
+  const { account } = await requireKey(request, env, "transfer_credits");
   const parsed = Transfer.safeParse(await readJson(request));
   if (!parsed.success) throw validationError(parsed.error);
   const t = parsed.data;

@@ -94,7 +94,7 @@ function checkTimes(req: CreateMeasurements): void {
 }
 
 export async function createMeasurements(request: IRequest, env: Env): Promise<Response> {
-  const { account } = await requireKey(request, env);
+  const { account } = await requireKey(request, env, "create_measurements");
   const body = await readJson(request);
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw fieldError("", "The body must be a JSON object.");
   const parsed = CreateMeasurements.safeParse(body);
@@ -151,7 +151,7 @@ export async function getMeasurement(request: IRequest, env: Env): Promise<Respo
 }
 
 export async function stopMeasurement(request: IRequest, env: Env): Promise<Response> {
-  const { account } = await requireKey(request, env);
+  const { account } = await requireKey(request, env, "stop_measurements");
   const id = measurementId(request);
   const outcome = await env.BRAIN.getByName(BRAIN_NAME).stop(id, account);
   if (outcome === "not-found") throw new ApiError(404, `No measurement with id ${id}.`);
@@ -184,7 +184,7 @@ function participationRequestsOf(body: unknown): ParticipationRequest[] {
  * `{"added":[probe ids],"removed":[probe ids]}`.
  */
 export async function participationRequests(request: IRequest, env: Env): Promise<Response> {
-  const { account } = await requireKey(request, env);
+  const { account } = await requireKey(request, env, "create_measurements");
   const id = measurementId(request);
   const requests = participationRequestsOf(await readJson(request));
   const out = await env.BRAIN.getByName(BRAIN_NAME).participate(id, account, requests);

@@ -1,0 +1,51 @@
+// /api/v2/keys/: an account's API keys — list, create (the key is shown once; only its SHA-256 is kept), enable or
+// disable. Needs a key with the "manage_keys" grant. A key's grants limit what it may do; its validity window when.
+import type { IRequest } from "itty-router";
+import { z } from "zod";
+import { type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
+import { GRANTS, type KeyRecord } from "../../durable-objects/registry.ts";
+import { requireKey, sha256Hex } from "./auth.ts";
+import { ApiError, readJson, validationError } from "./errors.ts";
+
+const unix = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true }).transform((s) => Math.floor(Date.parse(s) / 1000))]);
+
+const NewKey = z.object({
+  label: z.string().min(1).max(128),
+  grants: z.array(z.enum(GRANTS, `grants are: ${GRANTS.join(", ")}.`)).min(1).optional(),
+  valid_from: unix.nullable().optional(),
+  valid_to: unix.nullable().optional(),
+}).refine((k) => k.valid_from == null || k.valid_to == null || k.valid_to > k.valid_from, { path: ["valid_to"], message: "valid_to must be later than valid_from." });
+
+function keyObject(k: KeyRecord, origin: string): Record<string, unknown> {
+  return {
+    uuid: k.uuid, label: k.label, enabled: k.enabled, grants: k.grants.map((permission) => ({ permission })),
+    valid_from: k.valid_from, valid_to: k.valid_to, created_at: Math.floor(k.created / 1000), url: `${origin}/api/v2/keys/${k.uuid}/`,
+  };
+}
+
+export async function listKeys(request: IRequest, env: Env): Promise<Response> {
+  const { account } = await requireKey(request, env, "manage_keys");
+  const keys = await env.REGISTRY.getByName(REGISTRY_NAME).keys(account);
+  const origin = new URL(request.url).origin;
+  return Response.json({ count: keys.length, next: null, previous: null, results: keys.map((k) => keyObject(k, origin)) });
+}
+
+export async function createApiKey(request: IRequest, env: Env): Promise<Response> {
+  const { account } = await requireKey(request, env, "manage_keys");
+  const parsed = NewKey.safeParse(await readJson(request));
+  if (!parsed.success) throw validationError(parsed.error);
+  const key = crypto.randomUUID();
+  const record = await env.REGISTRY.getByName(REGISTRY_NAME).addKey(await sha256Hex(key), parsed.data.label, account, parsed.data);
+  return Response.json({ ...keyObject(record, new URL(request.url).origin), key }, { status: 201 });
+}
+
+const Change = z.object({ enabled: z.boolean() });
+
+export async function updateKey(request: IRequest, env: Env): Promise<Response> {
+  const { account } = await requireKey(request, env, "manage_keys");
+  const parsed = Change.safeParse(await readJson(request));
+  if (!parsed.success) throw validationError(parsed.error);
+  const record = await env.REGISTRY.getByName(REGISTRY_NAME).setKeyEnabled(account, request.params.uuid ?? "", parsed.data.enabled);
+  if (!record) throw new ApiError(404, `No key "${request.params.uuid}" in this account.`);
+  return Response.json(keyObject(record, new URL(request.url).origin));
+}
