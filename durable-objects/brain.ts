@@ -56,7 +56,7 @@ const CROWD_WINDOW_S = 600;
 export type Alert = { id: number; type: "crowd"; target: string; accounts: number; window_s: number; time: number; measurements: number[] };
 
 /** Told to the caller with a 2xx: e.g. an identical recent measurement whose answer could be reused. */
-export type Warning = { code: "duplicate"; detail: string; measurement: number };
+export type Warning = { code: "duplicate" | "fewer_probes"; detail: string; measurement: number };
 
 /** Why a creation request was refused: the HTTP status, what to tell the user, and when to retry (429). */
 export type Refusal = { ok: false; status: 400 | 402 | 429; detail: string; retry_after?: number };
@@ -154,7 +154,13 @@ export class Brain extends SqlDurableObject<Env> {
         detail: `Not enough credits: these measurements need ${wanted} credits set aside for their first day's results, and the account has ${available} free. Credits are earned by hosting probes, or transferred.`,
       };
     }
-    for (const row of rows) await this.schedule(row);
+    for (const row of rows) {
+      const scheduled = await this.schedule(row);
+      // A request that cannot be fully met gets what exists, and says so.
+      if (scheduled < row.probes_requested) {
+        warnings.push({ code: "fewer_probes", measurement: row.id, detail: `${scheduled} of the ${row.probes_requested} probes requested could be given.` });
+      }
+    }
     for (const target of new Set(rows.map((r) => r.target).filter((t): t is string => t !== null))) this.crowd(target, now);
     let next = 0;
     return { ok: true, ids: req.definitions.map((_, i) => reused.get(i) ?? rows[next++]!.id), warnings };
@@ -203,7 +209,8 @@ export class Brain extends SqlDurableObject<Env> {
     return null;
   }
 
-  private async schedule(row: MeasurementRow): Promise<void> {
+  /** Gives a new measurement to probes; returns how many took it. */
+  private async schedule(row: MeasurementRow): Promise<number> {
     const def = JSON.parse(row.definition) as Definition;
     const sources = JSON.parse(row.sources) as ProbeSource[];
     const assignment: Assignment = {
@@ -224,7 +231,7 @@ export class Brain extends SqlDurableObject<Env> {
       JSON.stringify(participants), participants.length, status.id, now, row.id);
     if (participants.length === 0) {
       await this.env.LEDGER.getByName(row.owner).release(`release:${row.id}`, row.id);
-      return;
+      return 0;
     }
     if (status === STATUS.scheduled) this.timer(row.id, row.start_time, "start");
     if (row.is_oneoff) {
@@ -233,13 +240,18 @@ export class Brain extends SqlDurableObject<Env> {
       this.timer(row.id, row.stop_time, "stop");
     }
     await this.armAlarm();
+    return participants.length;
   }
 
   /** Asks the shards of each source, in order, for probes until the source is filled; `exclude`: already taking part. */
   private async dispatch(msmId: number, assignment: Assignment, sources: ProbeSource[], exclude: number[]): Promise<{ participants: Participant[]; failures: number; asked: number }> {
     const participants: Participant[] = [];
     let failures = 0, asked = 0;
-    for (const source of sources) {
+    for (const given of sources) {
+      // An "msm" source reuses the probes of that measurement.
+      const source: ProbeSource = given.type === "msm"
+        ? { ...given, type: "probes", value: (JSON.parse(this.get(Number(given.value))?.participants ?? "[]") as Participant[]).map((p) => p.probe_id).join(",") || "0" }
+        : given;
       let want = source.requested;
       for (const shard of shardsForSource(source)) {
         if (want <= 0) break;

@@ -191,8 +191,8 @@ export function runSeconds(spec: MeasurementSpec): number {
 export const AREAS = ["WW", "West", "North-Central", "South-Central", "North-East", "South-East"] as const;
 
 export const ProbeSource = z.object({
-  type: z.enum(["area", "country", "asn", "prefix", "probes"], {
-    error: "type must be one of area, country, asn, prefix, probes.",
+  type: z.enum(["area", "country", "asn", "prefix", "probes", "msm"], {
+    error: "type must be one of area, country, asn, prefix, probes, msm.",
   }),
   value: z.union([z.string(), z.number()]).transform(String),
   requested: z.number().int().min(1).max(1000),
@@ -204,6 +204,7 @@ export const ProbeSource = z.object({
   if (s.type === "asn" && !/^\d{1,10}$/.test(s.value)) bad("asn must be a number.");
   if (s.type === "prefix" && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(s.value)) bad("prefix must be an address/length.");
   if (s.type === "probes" && !/^\d+(,\d+)*$/.test(s.value)) bad("probes must be a comma-separated list of probe ids.");
+  if (s.type === "msm" && !/^\d+$/.test(s.value)) bad("msm must be a measurement id (its probes are reused).");
 });
 export type ProbeSource = z.infer<typeof ProbeSource>;
 

@@ -257,3 +257,18 @@ describe("API keys", () => {
     expect((await call(`/api/v2/keys/${reader.uuid}/`, { method: "PATCH", headers: { ...auth(other), "Content-Type": "application/json" }, body: JSON.stringify({ enabled: true }) })).status).toBe(404);
   });
 });
+
+describe("probe sources", () => {
+  it("reuses a measurement's probes (msm source), and says when fewer probes than requested could be given", async () => {
+    const key = await newKey("reuser");
+    const probe = await enroll({ country_code: "BE" });
+    const { socket } = await connect(probe, { slots: 10 });
+    const first = ((await (await createPing(key, [{ type: "probes", value: String(probe.id), requested: 1 }], { target: "192.0.2.70" })).json()) as { measurements: number[] }).measurements[0]!;
+    await socket.next("measure");
+    const res = await createPing(key, [{ type: "msm", value: String(first), requested: 5 }], { target: "192.0.2.71" });
+    const body = (await res.json()) as { measurements: number[]; warnings: { code: string; measurement: number; detail: string }[] };
+    expect((await socket.next("measure")).assignment.msm_id).toBe(body.measurements[0]);
+    expect(body.warnings).toEqual([{ code: "fewer_probes", measurement: body.measurements[0], detail: "1 of the 5 probes requested could be given." }]);
+    expect((await errorOf(await createPing(key, [{ type: "msm", value: "latest", requested: 1 }]))).errors[0]!.source).toEqual({ pointer: "/probes/0/value" });
+  });
+});
