@@ -26,6 +26,7 @@ Try:
     -d '{"definitions":[{"type":"ping","af":4,"target":"127.0.0.1","description":"first ping"}],
          "probes":[{"type":"area","value":"WW","requested":3}],"is_oneoff":true}'
   curl -s ${edge.url}/api/v2/measurements/<id>/results/
+  curl -s ${edge.url}/api/v2/credits/ -H 'Authorization: Key ${key}'   (1,000,000 credits to start; the probes earn more)
 Ctrl-C stops everything.`);
 
 let stopping = false;
