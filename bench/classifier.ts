@@ -42,6 +42,13 @@ for (const [name, t, r] of rows) {
 }
 console.log(`\n(${packets} packets per run; CPU = user + sys of the whole process, start-up included)`);
 
+// The cheap path: decisions a sure port or signature answer made before nDPI was asked (weighted combiner), timed
+// in the addon (plug-ins + combiner per flow), over every capture once.
+const { classifyFiles } = await import("../classifier-native/index.ts");
+const decisions = (await classifyFiles(captures, { plugins: ["port", "signature", "ndpi"], combiner: "weighted", flows: false, timing: true })).stats.timing ?? {};
+const cheap = ["port (sure)", "signature (sure)"].flatMap((p) => decisions[p] ? [`${p}: ${decisions[p].decisions} decisions, median ${decisions[p].median_us.toFixed(2)} µs, p90 ${decisions[p].p90_us.toFixed(2)} µs`] : []);
+console.log(`cheap path (weighted combiner) — ${cheap.join("; ")} (goal: median ≤ 2 µs)`);
+
 // Flow state: malloc'd bytes per flow with 1,000,000 concurrent flows in the table (tools/flow_memory.cc).
 const native = join(import.meta.dirname, "..", "classifier-native");
 const tool = join(work, "flow_memory");

@@ -66,9 +66,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
-  // Real early payload: every flow of the captures, through the engine (the port plug-in only).
+  // Real early payload: every flow of the captures, through the engine (with the signature plug-in, so the flow
+  // table keeps each direction's first payload bytes).
   classifier::Options o;
   o.data_dir = data;
+  o.plugins = {"signature"};
   classifier::Engine engine;
   if (!engine.Init(o, error)) { std::fprintf(stderr, "%s\n", error.c_str()); return 1; }
   for (int i = 2; i < argc; i++) { engine.ProcessFile(argv[i], error); error.clear(); }
@@ -77,6 +79,10 @@ int main(int argc, char** argv) {
   for (const auto& f : engine.flows())
     for (int d = 0; d < 2; d++)
       if (f.prefix_len[d]) prefixes.push_back({f.proto, d, f.prefix[d], f.prefix_len[d]});
+  if (prefixes.empty()) {
+    std::fprintf(stderr, "no flow in these captures carried payload\n");
+    return 1;
+  }
 
   // PCRE2 with JIT, as the plug-in compiles them.
   pcre2_match_data* md = pcre2_match_data_create(4, nullptr);
