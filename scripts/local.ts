@@ -208,8 +208,10 @@ export async function startLocalSystem(o: {
   stateDir: string; port: number; httpsPort: number; apiKey?: string; sites?: ProbeSite[]; quiet?: boolean;
   /** Agent config entries every probe gets on top of the defaults (e.g. `slots`, `builtins`). */
   probeConfig?: Record<string, unknown>;
+  /** Edge variables on top of the local defaults (e.g. quotas). */
+  vars?: Record<string, string>;
 }): Promise<LocalSystem> {
-  const edge = await startEdge({ stateDir: o.stateDir, port: o.port, quiet: o.quiet ?? true });
+  const edge = await startEdge({ stateDir: o.stateDir, port: o.port, quiet: o.quiet ?? true, vars: o.vars });
   const front = await startHttpsFront(o.stateDir, o.httpsPort, edge.url);
   const sites = o.sites ?? LOCAL_SITES;
   // The local account starts with a million credits (granted once, however often the system restarts).
