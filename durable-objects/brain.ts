@@ -454,11 +454,12 @@ function toUnixOr<T>(v: number | string | undefined, fallback: T): number | T {
 }
 
 function filterOf(source: ProbeSource): ProbeFilter {
+  const tags = source.tags ? { tags: source.tags } : {};
   switch (source.type) {
-    case "country": return { country: source.value };
-    case "asn": return { asn: Number(source.value) };
-    case "prefix": return { prefix: source.value };
-    case "probes": return { probe_ids: source.value.split(",").map(Number) };
-    default: return {};
+    case "country": return { country: source.value, ...tags };
+    case "asn": return { asn: Number(source.value), ...tags };
+    case "prefix": return { prefix: source.value, ...tags };
+    case "probes": return { probe_ids: source.value.split(",").map(Number), ...tags };
+    default: return tags;
   }
 }

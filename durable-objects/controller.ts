@@ -49,6 +49,7 @@ export type ProbeAttachment = {
   country_code: string | null;
   asn_v4: number | null;
   prefix_v4: string | null;
+  tags?: string[];
   address: string | null;
   connected_since: number;
   /** When the probe last sent anything (unix seconds); probes send a status at least every heartbeat. */
@@ -57,7 +58,7 @@ export type ProbeAttachment = {
   free_slots: number;
 };
 
-export type ProbeFilter = { country?: string; asn?: number; prefix?: string; probe_ids?: number[] };
+export type ProbeFilter = { country?: string; asn?: number; prefix?: string; probe_ids?: number[]; tags?: { include?: string[]; exclude?: string[] } };
 
 export type DispatchOrder = { assignment: Assignment; filter: ProbeFilter; want: number; exclude: number[] };
 export type Participant = { probe_id: number; shard: string; country_code: string | null; asn_v4: number | null };
@@ -110,6 +111,7 @@ export class Controller extends SqlDurableObject<Env> {
       country_code: claims.country_code,
       asn_v4: claims.asn_v4,
       prefix_v4: claims.prefix_v4,
+      tags: claims.tags ?? [],
       address: request.headers.get("CF-Connecting-IP"),
       connected_since: now,
       last_seen: now,
@@ -452,6 +454,8 @@ function matches(a: ProbeAttachment, f: ProbeFilter): boolean {
   if (f.country && a.country_code?.toUpperCase() !== f.country.toUpperCase()) return false;
   if (f.asn !== undefined && a.asn_v4 !== f.asn) return false;
   if (f.prefix && !inPrefix(a, f.prefix)) return false;
+  if (f.tags?.include?.some((t) => !(a.tags ?? []).includes(t))) return false;
+  if (f.tags?.exclude?.some((t) => (a.tags ?? []).includes(t))) return false;
   return true;
 }
 

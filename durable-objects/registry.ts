@@ -36,6 +36,8 @@ const MIGRATIONS = [
    ALTER TABLE api_keys ADD COLUMN valid_to INTEGER;
    UPDATE api_keys SET uuid = 'key-' || substr(hash, 1, 24) WHERE uuid IS NULL;
    CREATE UNIQUE INDEX api_keys_uuid ON api_keys (uuid);`,
+  // Probe tags (as Atlas's user tags, set by the operator), matched by measurement sources' include/exclude.
+  `ALTER TABLE probes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';`,
 ];
 
 /** What a key may do. */
@@ -77,12 +79,15 @@ export type ProbeRecord = {
   shard: string | null;
   disabled: number;
   owner: string | null;
+  /** JSON array of the probe's tags. */
+  tags: string;
 };
 
 export type Enrollment = {
   public_key: string;
   /** The account that hosts the probe and earns its credits. */
   owner?: string | null;
+  tags?: string[];
   description?: string;
   country_code?: string | null;
   asn_v4?: number | null;
@@ -110,10 +115,10 @@ export class Registry extends SqlDurableObject<Env> {
     if (existing) return { ok: false, reason: `this public key is already enrolled as probe ${existing.id}` };
     const now = Math.floor(Date.now() / 1000);
     const row = this.sql<ProbeRecord>(
-      `INSERT INTO probes (public_key, description, country_code, asn_v4, prefix_v4, latitude, longitude, status_since, enrolled_at, owner)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      `INSERT INTO probes (public_key, description, country_code, asn_v4, prefix_v4, latitude, longitude, status_since, enrolled_at, owner, tags)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       e.public_key, e.description ?? "", e.country_code?.toUpperCase() ?? null, e.asn_v4 ?? null, e.prefix_v4 ?? null,
-      e.latitude ?? null, e.longitude ?? null, now, now, e.owner ?? null,
+      e.latitude ?? null, e.longitude ?? null, now, now, e.owner ?? null, JSON.stringify(e.tags ?? []),
     )[0]!;
     return { ok: true, probe: row };
   }

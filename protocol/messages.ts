@@ -67,4 +67,6 @@ export type AssignmentClaims = {
   country_code: string | null;
   asn_v4: number | null;
   prefix_v4: string | null;
+  /** Operator-set probe tags, matched by sources' include/exclude. */
+  tags?: string[];
 };

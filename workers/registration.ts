@@ -36,6 +36,7 @@ export async function register(request: IRequest, env: Env): Promise<Response> {
     country_code: p.country_code ?? (cf.country as string | undefined) ?? null,
     asn_v4: p.asn_v4 ?? (typeof cf.asn === "number" ? cf.asn : null),
     prefix_v4: p.prefix_v4,
+    tags: JSON.parse(p.tags) as string[],
   });
   const url = new URL(request.url);
   const ws = `${url.protocol === "https:" ? "wss" : "ws"}://${url.host}/probe/v1/controllers/${shard.name}`;

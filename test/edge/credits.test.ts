@@ -271,4 +271,20 @@ describe("probe sources", () => {
     expect(body.warnings).toEqual([{ code: "fewer_probes", measurement: body.measurements[0], detail: "1 of the 5 probes requested could be given." }]);
     expect((await errorOf(await createPing(key, [{ type: "msm", value: "latest", requested: 1 }]))).errors[0]!.source).toEqual({ pointer: "/probes/0/value" });
   });
+
+  it("matches probe tags: include and exclude", async () => {
+    const key = await newKey("tagger");
+    const home = await enroll({ country_code: "LU", tags: ["home", "ipv6-works"] });
+    const dc = await enroll({ country_code: "LU", tags: ["datacentre"] });
+    const [h, d] = [await connect(home), await connect(dc)];
+    const probe = (await (await call(`/api/v2/probes/${home.id}/`)).json()) as { tags: { name: string; slug: string }[] };
+    expect(probe.tags).toEqual([{ name: "home", slug: "home" }, { name: "ipv6-works", slug: "ipv6-works" }]);
+    const only = async (tags: Record<string, string[]>, target: string) =>
+      ((await (await createPing(key, [{ type: "country", value: "LU", requested: 2, tags }], { target })).json()) as { measurements: number[] }).measurements[0]!;
+    const homes = await only({ include: ["home"] }, "192.0.2.80");
+    expect((await h.socket.next("measure")).assignment.msm_id).toBe(homes);
+    const others = await only({ exclude: ["home"] }, "192.0.2.81");
+    expect((await d.socket.next("measure")).assignment.msm_id).toBe(others);
+    expect(h.socket.has("measure") || d.socket.has("measure")).toBe(false);
+  });
 });

@@ -26,7 +26,7 @@ export async function errorOf(res: Response): Promise<{ status: number; detail: 
 
 export type TestProbe = { id: number; keys: CryptoKeyPair; publicKey: string };
 
-export type Site = { country_code?: string; asn_v4?: number; prefix_v4?: string; latitude?: number; longitude?: number; owner?: string };
+export type Site = { country_code?: string; asn_v4?: number; prefix_v4?: string; latitude?: number; longitude?: number; owner?: string; tags?: string[] };
 
 export async function enroll(site: Site = {}): Promise<TestProbe> {
   const keys = (await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as CryptoKeyPair;

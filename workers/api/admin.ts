@@ -19,6 +19,7 @@ const Enrollment = z.object({
   longitude: z.number().min(-180).max(180).nullable().optional(),
   /** The account hosting the probe: it earns the probe's uptime credits. */
   owner: Account.nullable().optional(),
+  tags: z.array(z.string().regex(/^[a-z0-9-]{1,64}$/, "tags are lower-case letters, digits and '-'.")).max(50).optional(),
 });
 
 export async function enrollProbe(request: IRequest, env: Env): Promise<Response> {

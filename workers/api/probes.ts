@@ -29,7 +29,7 @@ export function probeObject(p: ProbeRecord): Record<string, unknown> {
     is_public: true,
     status: { id: p.status_id, name: PROBE_STATUS[p.status_id], since: new Date(p.status_since * 1000).toISOString().replace(".000Z", "Z") },
     status_since: p.status_since,
-    tags: [],
+    tags: (JSON.parse(p.tags) as string[]).map((t) => ({ name: t, slug: t })),
     total_uptime: p.total_uptime + (p.status_id === 1 ? Math.max(0, Math.floor(Date.now() / 1000) - p.status_since) : 0),
   };
 }
