@@ -141,12 +141,23 @@ export class Brain extends SqlDurableObject<Env> {
     });
     const ledger = this.env.LEDGER.getByName(owner);
     const estimates = rows.map((r) => firstDayCost(r));
+    // Undoes the rows and any reservation made for them (releasing one never made changes nothing) when the request
+    // cannot go ahead.
+    const undo = async () => {
+      for (const r of rows) await ledger.release(`release:${r.id}`, r.id).catch(() => undefined);
+      this.sql(`DELETE FROM measurements WHERE id IN (${rows.map(() => "?").join(",")})`, ...rows.map((r) => r.id));
+    };
     for (let i = 0; i < rows.length; i++) {
-      const outcome = await ledger.reserve(`reserve:${rows[i]!.id}`, rows[i]!.id, estimates[i]!);
+      let outcome;
+      try {
+        outcome = await ledger.reserve(`reserve:${rows[i]!.id}`, rows[i]!.id, estimates[i]!);
+      } catch (e) {
+        await undo();  // the ledger could not answer: nothing is created (a reservation it made is freed); retry
+        throw e;
+      }
       if (outcome.ok) continue;
       // Not enough for all of them: undo, and say how much was wanted against what is free.
-      for (const r of rows.slice(0, i)) await ledger.release(`release:${r.id}`, r.id);
-      this.sql(`DELETE FROM measurements WHERE id IN (${rows.map(() => "?").join(",")})`, ...rows.map((r) => r.id));
+      await undo();
       const available = ("available" in outcome ? outcome.available : 0) + estimates.slice(0, i).reduce((a, b) => a + b, 0);
       const wanted = estimates.reduce((a, b) => a + b, 0);
       return {

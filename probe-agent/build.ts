@@ -22,7 +22,7 @@ export const BUNDLE = join(import.meta.dirname, "dist", "vantage-probe.mjs");
  */
 export const NODE_FLAGS = ["--lite-mode", "--no-expose-wasm", "--max-semi-space-size=1", "--single-threaded-gc"];
 /** Environment the agent runs with: two malloc arenas, not one per thread-pool thread that ever allocated (−2 MB). */
-export const NODE_ENV = { MALLOC_ARENA_MAX: "2" };
+export const AGENT_ENV = { MALLOC_ARENA_MAX: "2" };
 
 const builtinsByRequire: Plugin = {
   name: "builtins-by-require",
@@ -51,7 +51,7 @@ export async function buildProbe(): Promise<string> {
     plugins: [builtinsByRequire],
     // require() for the shims above and for CommonJS dependencies (ws), inside an ES module.
     // Executable with its flags: `probe-agent/dist/vantage-probe.mjs run --config FILE`.
-    banner: { js: `#!/usr/bin/env -S ${Object.entries(NODE_ENV).map(([k, v]) => `${k}=${v}`).join(" ")} node ${NODE_FLAGS.join(" ")}\nimport{createRequire as __vantageRequire}from"node:module";const require=__vantageRequire(import.meta.url);` },
+    banner: { js: `#!/usr/bin/env -S ${Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${v}`).join(" ")} node ${NODE_FLAGS.join(" ")}\nimport{createRequire as __vantageRequire}from"node:module";const require=__vantageRequire(import.meta.url);` },
   });
   chmodSync(BUNDLE, 0o755);
   return BUNDLE;

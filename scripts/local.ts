@@ -9,7 +9,7 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BUNDLE, NODE_ENV, NODE_FLAGS } from "../probe-agent/build.ts";
+import { BUNDLE, AGENT_ENV, NODE_FLAGS } from "../probe-agent/build.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -172,7 +172,7 @@ export type ProbeProcess = { probe: LocalProbe; process: ChildProcess; output: (
 export function startProbe(probe: LocalProbe, opts: { quiet?: boolean } = {}): ProbeProcess {
   if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build:probe`);
   const child = spawn(process.execPath, [...NODE_FLAGS, BUNDLE, "run", "--config", probe.configPath], {
-    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...NODE_ENV },
+    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...AGENT_ENV },
   });
   let log = "";
   const collect = (d: Buffer) => { log += d.toString(); if (!opts.quiet) process.stderr.write(d); };

@@ -1,5 +1,7 @@
-// Credits through the API: what creating a measurement sets aside, the 402 when an account cannot cover it (and
-// nothing created), the reservation freed when the measurement ends, transfers between accounts, and the items.
+// Accounts and the brain's rules for them, through the API: credits (what creation sets aside, the 402 and nothing
+// created, charges for stored results, forced stop, uptime earnings, transfers and items), quotas and the creation
+// rate limit, reusing answers, the crowd signal, participation requests, API keys with grants, and probe sources
+// (msm, tags, fewer probes than requested).
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
