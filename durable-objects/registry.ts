@@ -51,7 +51,9 @@ export const PROBES_PER_PREFIX = 4;
 
 /** Credits a probe's owner earns per connected minute (Atlas: 15). */
 export const CREDITS_PER_MINUTE = 15;
-/** How often uptime is paid out. */
+/** A probe disconnected this long is Abandoned (status 3) until it connects again. */
+export const ABANDON_AFTER_S = 30 * 86_400;
+/** How often uptime is paid out (and abandonment checked). */
 export const PAYOUT_INTERVAL_S = 3600;
 
 /** The account a key belongs to when none was named: its own, derived from its hash. */
@@ -127,6 +129,23 @@ export class Registry extends SqlDurableObject<Env> {
     return this.sql<ProbeRecord>("UPDATE probes SET disabled = ? WHERE id = ? RETURNING *", disabled ? 1 : 0, id)[0] ?? null;
   }
 
+  /**
+   * The operator writes a probe off (status 4, Written Off: gone for good; refused at registration like a disabled
+   * one), or takes it back (disconnected until it connects again).
+   */
+  setWrittenOff(id: number, writtenOff: boolean): ProbeRecord | null {
+    const now = Math.floor(Date.now() / 1000);
+    return writtenOff
+      ? this.sql<ProbeRecord>(`UPDATE probes SET status_id = 4, status_since = ?, disabled = 1,
+           total_uptime = total_uptime + CASE WHEN status_id = 1 THEN MAX(0, ? - status_since) ELSE 0 END WHERE id = ? RETURNING *`, now, now, id)[0] ?? null
+      : this.sql<ProbeRecord>("UPDATE probes SET status_id = 2, status_since = ?, disabled = 0 WHERE id = ? AND status_id = 4 RETURNING *", now, id)[0] ?? null;
+  }
+
+  /** Marks probes disconnected for longer than ABANDON_AFTER_S as Abandoned (status 3); returns how many. */
+  abandon(now = Math.floor(Date.now() / 1000)): number {
+    return this.sql("UPDATE probes SET status_id = 3, status_since = ? WHERE status_id = 2 AND status_since <= ? RETURNING id", now, now - ABANDON_AFTER_S).length;
+  }
+
   /** Step 1 of registration: a fresh single-use nonce for this probe (replaces any earlier one). */
   challenge(probeId: number): { ok: true; nonce: string; expires: number } | Refusal {
     const probe = this.probe(probeId);
@@ -197,6 +216,7 @@ export class Registry extends SqlDurableObject<Env> {
         this.sql(`UPDATE probes SET status_id = 2, status_since = ?, total_uptime = total_uptime + MAX(0, ? - status_since),
                     unpaid_uptime = unpaid_uptime + MAX(0, ? - COALESCE(accrued_until, ?)), accrued_until = NULL WHERE id = ?`,
           e.at, e.at, e.at, e.at, e.probe_id);
+        void this.armPayout();
       }
     }
     this.reportLoad(e.shard, e.connected, e.capacity);
@@ -233,13 +253,15 @@ export class Registry extends SqlDurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    this.abandon();
     await this.payout();
     await this.armPayout(true);
   }
 
-  /** Keeps the payout alarm set while any owned probe is connected or any payout waits. */
+  /** Keeps the hourly alarm set while an owned probe is connected, a payout waits, or a probe may be abandoned. */
   private async armPayout(rearm = false): Promise<void> {
-    const busy = this.sql<{ n: number }>("SELECT (SELECT COUNT(*) FROM probes WHERE owner IS NOT NULL AND (status_id = 1 OR unpaid_uptime > 0)) + (SELECT COUNT(*) FROM payouts) AS n")[0]!.n;
+    const busy = this.sql<{ n: number }>(`SELECT (SELECT COUNT(*) FROM probes WHERE (owner IS NOT NULL AND (status_id = 1 OR unpaid_uptime > 0)) OR status_id = 2)
+                                             + (SELECT COUNT(*) FROM payouts) AS n`)[0]!.n;
     if (!busy) return;
     if (rearm || (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + PAYOUT_INTERVAL_S * 1000);
   }

@@ -202,6 +202,32 @@ describe("probe governance", () => {
     expect(await closed).toEqual({ code: 4003, reason: "probe disabled by the operator" });
   });
 
+  it("writes a probe off (dropped, refused, Written Off) and takes it back; marks long-disconnected probes Abandoned", async () => {
+    const status = async (id: number) => ((await (await call(`/api/v2/probes/${id}/`)).json()) as { status: { id: number; name: string } }).status;
+    const gone = await enroll({ country_code: "IS" });
+    const { socket } = await connect(gone);
+    const closed = new Promise<number>((r) => socket.ws.addEventListener("close", (e) => r(e.code)));
+    expect(await (await post(`/admin/probes/${gone.id}/write-off`, {}, { Authorization: `Bearer ${ADMIN}` })).json()).toMatchObject({ disabled: true, dropped: 1 });
+    expect(await closed).toBe(4003);
+    expect(await status(gone.id)).toMatchObject({ id: 4, name: "Written Off" });
+    await expect(connect(gone)).rejects.toThrow(/disabled/);
+    expect((await post(`/admin/probes/${gone.id}/take-back`, {}, { Authorization: `Bearer ${ADMIN}` })).status).toBe(200);
+    expect(await status(gone.id)).toMatchObject({ id: 2, name: "Disconnected" });
+    await connect(gone);
+    expect(await status(gone.id)).toMatchObject({ id: 1, name: "Connected" });
+
+    const quiet = await enroll({ country_code: "IS" });
+    const q = await connect(quiet);
+    q.socket.ws.close();
+    const registry = env.REGISTRY.getByName("registry");
+    for (let i = 0; i < 50 && (await status(quiet.id)).id !== 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await registry.abandon(Math.floor(Date.now() / 1000) + 29 * 86_400)).toBe(0);
+    expect(await registry.abandon(Math.floor(Date.now() / 1000) + 31 * 86_400)).toBeGreaterThanOrEqual(1);
+    expect(await status(quiet.id)).toMatchObject({ id: 3, name: "Abandoned" });
+    await connect(quiet);
+    expect(await status(quiet.id)).toMatchObject({ id: 1, name: "Connected" });
+  });
+
   it("limits probes per public address and per /24, as Atlas limits farming; private addresses are not limited", async () => {
     const probes = await Promise.all(Array.from({ length: 6 }, () => enroll({ country_code: "FI" })));
     await connect(probes[0]!, { address: "81.2.69.10" });

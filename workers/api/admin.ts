@@ -34,13 +34,15 @@ export async function enrollProbe(request: IRequest, env: Env): Promise<Response
 export async function setProbeDisabled(request: IRequest, env: Env): Promise<Response> {
   requireAdmin(request, env);
   const id = Number(request.params.id);
-  const disabled = request.params.action === "disable";
-  if (!["disable", "enable"].includes(request.params.action ?? "")) throw new ApiError(404, "Use /disable or /enable.");
-  const p = await env.REGISTRY.getByName(REGISTRY_NAME).setDisabled(id, disabled);
-  if (!p) throw new ApiError(404, `No probe with id ${request.params.id}.`);
+  const action = request.params.action ?? "";
+  if (!["disable", "enable", "write-off", "take-back"].includes(action)) throw new ApiError(404, "Use /disable, /enable, /write-off or /take-back.");
+  const registry = env.REGISTRY.getByName(REGISTRY_NAME);
+  const disabled = action === "disable" || action === "write-off";
+  const p = action === "write-off" || action === "take-back" ? await registry.setWrittenOff(id, action === "write-off") : await registry.setDisabled(id, disabled);
+  if (!p) throw new ApiError(404, action === "take-back" ? `Probe ${request.params.id} does not exist or is not written off.` : `No probe with id ${request.params.id}.`);
   // A disabled probe is also dropped by its controller now, not only refused at its next registration.
   const shard = disabled && p.shard ? shardByName(p.shard) : undefined;
-  const dropped = shard ? await controllerStub(env.CONTROLLER, shard).drop(id, "probe disabled by the operator") : 0;
+  const dropped = shard ? await controllerStub(env.CONTROLLER, shard).drop(id, `probe ${action === "write-off" ? "written off" : "disabled"} by the operator`) : 0;
   return Response.json({ id, disabled, dropped });
 }
 
