@@ -50,6 +50,8 @@ export type ProbeAttachment = {
   asn_v4: number | null;
   prefix_v4: string | null;
   tags?: string[];
+  /** Latitude,longitude to 0.1° (about a city), from the registry; null when unknown. */
+  cell?: string | null;
   address: string | null;
   connected_since: number;
   /** When the probe last sent anything (unix seconds); probes send a status at least every heartbeat. */
@@ -112,6 +114,7 @@ export class Controller extends SqlDurableObject<Env> {
       asn_v4: claims.asn_v4,
       prefix_v4: claims.prefix_v4,
       tags: claims.tags ?? [],
+      cell: claims.cell ?? null,
       address: request.headers.get("CF-Connecting-IP"),
       connected_since: now,
       last_seen: now,
@@ -382,12 +385,12 @@ export class Controller extends SqlDurableObject<Env> {
       if (order.exclude.includes(a.probe_id) || !matches(a, order.filter)) continue;
       candidates.push({ ws, a });
     }
-    // Round-robin over ASNs: the i-th probe of every ASN before the (i+1)-th of any.
-    const queues = [...groupBy(candidates, (c) => c.a.asn_v4).values()];
-    const picked: { ws: WebSocket; a: ProbeAttachment }[] = [];
-    for (let i = 0; picked.length < order.want && queues.some((q) => i < q.length); i++) {
-      for (const q of queues) if (i < q.length && picked.length < order.want) picked.push(q[i]!);
-    }
+    // Diversity first: round-robin over ASNs (the i-th probe of every ASN before the (i+1)-th of any), each ASN's
+    // probes in turn round-robin over cities (a probe of every city before a second of any), and among a city's
+    // probes the least loaded (most free slots) first.
+    const byLoad = (xs: typeof candidates) => [...xs].sort((x, y) => y.a.free_slots - x.a.free_slots);
+    const queues = [...groupBy(candidates, (c) => c.a.asn_v4).values()].map((asn) => interleave([...groupBy(asn, (c) => c.a.cell ?? null).values()].map(byLoad)));
+    const picked = interleave(queues).slice(0, order.want);
     const as = order.assignment;
     this.ctx.storage.transactionSync(() => {
       for (const { a } of picked) {
@@ -447,6 +450,13 @@ export class Controller extends SqlDurableObject<Env> {
       r2_writes: this.stat("r2_writes"), results_written: this.stat("results_written"),
     };
   }
+}
+
+/** The first of each list, then the second of each, and so on. */
+function interleave<T>(lists: T[][]): T[] {
+  const out: T[] = [];
+  for (let i = 0; out.length < lists.reduce((n, l) => n + l.length, 0); i++) for (const l of lists) if (i < l.length) out.push(l[i]!);
+  return out;
 }
 
 function matches(a: ProbeAttachment, f: ProbeFilter): boolean {

@@ -69,4 +69,6 @@ export type AssignmentClaims = {
   prefix_v4: string | null;
   /** Operator-set probe tags, matched by sources' include/exclude. */
   tags?: string[];
+  /** Where the probe is, to a tenth of a degree (about a city): dispatch spreads a measurement over cities. */
+  cell?: string | null;
 };

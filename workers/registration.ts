@@ -37,6 +37,7 @@ export async function register(request: IRequest, env: Env): Promise<Response> {
     asn_v4: p.asn_v4 ?? (typeof cf.asn === "number" ? cf.asn : null),
     prefix_v4: p.prefix_v4,
     tags: JSON.parse(p.tags) as string[],
+    cell: p.latitude !== null && p.longitude !== null ? `${p.latitude.toFixed(1)},${p.longitude.toFixed(1)}` : null,
   });
   const url = new URL(request.url);
   const ws = `${url.protocol === "https:" ? "wss" : "ws"}://${url.host}/probe/v1/controllers/${shard.name}`;

@@ -59,6 +59,18 @@ describe("dispatch", () => {
     for (const s of socks) s.socket.ws.close();
   });
 
+  it("within an ASN, spreads over cities first, and prefers the probe with the most free slots", async () => {
+    const asn = 65010;
+    // Two probes in Gothenburg (6 and 8 free slots), one in Malmö (2): two probes go to both cities, Gothenburg's
+    // being its least loaded — not to the two least loaded probes, both in Gothenburg.
+    const gbg = [await enroll({ country_code: "SE", asn_v4: asn, latitude: 57.71, longitude: 11.97 }), await enroll({ country_code: "SE", asn_v4: asn, latitude: 57.69, longitude: 11.95 })];
+    const mmo = await enroll({ country_code: "SE", asn_v4: asn, latitude: 55.6, longitude: 13.0 });
+    const socks = [await connect(gbg[0]!, { slots: 6 }), await connect(gbg[1]!, { slots: 8 }), await connect(mmo, { slots: 2 })];
+    const two = await measurement(await created(await createPing(key, [{ type: "asn", value: String(asn), requested: 2 }])));
+    expect(two.probes.map((p) => p.id).sort()).toEqual([gbg[1]!.id, mmo.id].sort());
+    for (const s of socks) s.socket.ws.close();
+  });
+
   it("says No suitable probes when none match", async () => {
     const m = await measurement(await created(await createPing(key, [{ type: "country", value: "AQ", requested: 3 }])));
     expect(m.status).toMatchObject({ id: 6, name: "No suitable probes" });
