@@ -264,19 +264,24 @@ export class Brain extends SqlDurableObject<Env> {
         ? { ...given, type: "probes", value: (JSON.parse(this.get(Number(given.value))?.participants ?? "[]") as Participant[]).map((p) => p.probe_id).join(",") || "0" }
         : given;
       let want = source.requested;
-      for (const shard of shardsForSource(source)) {
-        if (want <= 0) break;
-        asked++;
-        try {
-          const got = await controllerStub(this.env.CONTROLLER, shard).dispatch({
-            assignment, filter: filterOf(source), want, exclude: [...exclude, ...participants.map((p) => p.probe_id)],
-          });
-          participants.push(...got);
-          want -= got.length;
-        } catch (e) {
-          failures++;
-          console.error(`brain: dispatch of ${msmId} to ${shard.name} failed: ${String(e)}`);
+      // Busy controllers give fewer on the first pass, so the load spreads over shards; what is still missing is
+      // asked for again with nothing held back, so no probe that exists is left out.
+      for (const busyOk of [false, true]) {
+        for (const shard of shardsForSource(source)) {
+          if (want <= 0) break;
+          asked++;
+          try {
+            const got = await controllerStub(this.env.CONTROLLER, shard).dispatch({
+              assignment, filter: filterOf(source), want, exclude: [...exclude, ...participants.map((p) => p.probe_id)], busyOk,
+            });
+            participants.push(...got);
+            want -= got.length;
+          } catch (e) {
+            failures++;
+            console.error(`brain: dispatch of ${msmId} to ${shard.name} failed: ${String(e)}`);
+          }
         }
+        if (want <= 0) break;
       }
     }
     return { participants, failures, asked };

@@ -62,7 +62,11 @@ export type ProbeAttachment = {
 
 export type ProbeFilter = { country?: string; asn?: number; prefix?: string; probe_ids?: number[]; tags?: { include?: string[]; exclude?: string[] } };
 
-export type DispatchOrder = { assignment: Assignment; filter: ProbeFilter; want: number; exclude: number[] };
+/** `busyOk` false: a busy controller (BUSY_FREE_SHARE of its probes' slots free, or less) gives at most half of `want`. */
+export type DispatchOrder = { assignment: Assignment; filter: ProbeFilter; want: number; exclude: number[]; busyOk?: boolean };
+
+/** A controller whose connected probes have at most this share of their slots free is busy. */
+export const BUSY_FREE_SHARE = 0.25;
 export type Participant = { probe_id: number; shard: string; country_code: string | null; asn_v4: number | null };
 
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
@@ -375,8 +379,10 @@ export class Controller extends SqlDurableObject<Env> {
   dispatch(order: DispatchOrder): Participant[] {
     const candidates: { ws: WebSocket; a: ProbeAttachment }[] = [];
     const now = Math.floor(Date.now() / 1000);
+    let slots = 0, free = 0;
     for (const ws of this.ctx.getWebSockets()) {
       const a = ws.deserializeAttachment() as ProbeAttachment | null;
+      if (a && ws.readyState === WebSocket.OPEN) { slots += a.slots; free += a.free_slots; }
       if (!a || ws.readyState !== WebSocket.OPEN || a.free_slots < 1) continue;
       if (now - a.last_seen > SILENT_AFTER_S) {
         ws.close(4001, "silent for too long");
@@ -390,7 +396,9 @@ export class Controller extends SqlDurableObject<Env> {
     // probes the least loaded (most free slots) first.
     const byLoad = (xs: typeof candidates) => [...xs].sort((x, y) => y.a.free_slots - x.a.free_slots);
     const queues = [...groupBy(candidates, (c) => c.a.asn_v4).values()].map((asn) => interleave([...groupBy(asn, (c) => c.a.cell ?? null).values()].map(byLoad)));
-    const picked = interleave(queues).slice(0, order.want);
+    // Load-aware: a busy shard gives at most half on the brain's first pass (explicit probe ids are always given).
+    const busy = !order.busyOk && !order.filter.probe_ids && slots > 0 && free / slots <= BUSY_FREE_SHARE;
+    const picked = interleave(queues).slice(0, busy ? Math.ceil(order.want / 2) : order.want);
     const as = order.assignment;
     this.ctx.storage.transactionSync(() => {
       for (const { a } of picked) {

@@ -71,6 +71,37 @@ describe("dispatch", () => {
     for (const s of socks) s.socket.ws.close();
   });
 
+  it("load-aware: a busy controller gives half on the first pass, another fills the rest; alone it gives all", async () => {
+    const asn = 65020;
+    // San Francisco (wnam-0, asked first for an ASN source): 4 probes with 1 of 4 slots free — 25 %: busy.
+    const sf = await Promise.all(Array.from({ length: 4 }, () => enroll({ country_code: "US", asn_v4: asn, latitude: 37.7, longitude: -122.4 })));
+    const busy = [];
+    for (const p of sf) {
+      const c = await connect(p, { slots: 4 });
+      c.socket.send({ type: "status", free_slots: 1 });
+      await c.socket.next("status_ack");
+      busy.push(c);
+    }
+    // São Paulo (sam-0): 2 idle probes.
+    const sp = await Promise.all(Array.from({ length: 2 }, () => enroll({ country_code: "BR", asn_v4: asn, latitude: -23.5, longitude: -46.6 })));
+    const idle = await Promise.all(sp.map((p) => connect(p, { slots: 4 })));
+    const spread = await measurement(await created(await createPing(key, [{ type: "asn", value: String(asn), requested: 4 }])));
+    const ids = spread.probes.map((p) => p.id);
+    expect(ids.filter((id) => sf.some((p) => p.id === id))).toHaveLength(2);
+    expect(ids.filter((id) => sp.some((p) => p.id === id))).toHaveLength(2);
+    // Where only the busy shard has such probes, the brain's second pass takes what it held back: all 4, not 2.
+    const only = await Promise.all(Array.from({ length: 4 }, () => enroll({ country_code: "US", asn_v4: asn + 1, latitude: 37.7, longitude: -122.4 })));
+    for (const p of only) {
+      const c = await connect(p, { slots: 4 });
+      c.socket.send({ type: "status", free_slots: 1 });
+      await c.socket.next("status_ack");
+      busy.push(c);
+    }
+    const all = await measurement(await created(await createPing(key, [{ type: "asn", value: String(asn + 1), requested: 4 }])));
+    expect(all.probes_scheduled).toBe(4);
+    for (const c of [...busy, ...idle]) c.socket.ws.close();
+  });
+
   it("says No suitable probes when none match", async () => {
     const m = await measurement(await created(await createPing(key, [{ type: "country", value: "AQ", requested: 3 }])));
     expect(m.status).toMatchObject({ id: 6, name: "No suitable probes" });
