@@ -2,10 +2,14 @@
 // vantage: the operator's command. Enrolls probes by public key, disables and re-enables them, creates API keys,
 // and makes the edge's signing key pair for a deployment.
 import { generateKeyPairSync } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { signRelease } from "../protocol/release.ts";
 
 const USAGE = `usage: npm run vantage -- <command> [options]
   edge-keys                                   print a new EDGE_PRIVATE_JWK / EDGE_PUBLIC_JWK pair for wrangler
+  release-keys                                print a new release key pair (probes pin the public one)
+  sign-release --bundle FILE --version V      sign an agent bundle with RELEASE_PRIVATE_JWK; writes FILE.manifest.json
   enroll-probe --public-key=K [--country CC] [--asn N] [--prefix P/len] [--lat X --lon Y] [--description D]
                [--owner ACCOUNT]              enroll a probe (its key from \`vantage-probe enroll\`); prints its id;
                                               the owner account earns 15 credits per connected minute
@@ -45,10 +49,26 @@ async function main(): Promise<number> {
       asn: { type: "string" }, prefix: { type: "string" }, lat: { type: "string" }, lon: { type: "string" },
       description: { type: "string" }, label: { type: "string" }, help: { type: "boolean", short: "h" },
       account: { type: "string" }, credits: { type: "string" }, "request-id": { type: "string" }, owner: { type: "string" },
+      bundle: { type: "string" }, version: { type: "string" },
     },
   });
   const [command, arg] = positionals;
   if (values.help || !command) { console.log(USAGE); return command ? 0 : 2; }
+  if (command === "release-keys") {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    console.log(`RELEASE_PRIVATE_JWK='${JSON.stringify(privateKey.export({ format: "jwk" }))}'`);
+    console.log(`RELEASE_PUBLIC_JWK='${JSON.stringify(publicKey.export({ format: "jwk" }))}'`);
+    return 0;
+  }
+  if (command === "sign-release") {
+    const jwk = process.env.RELEASE_PRIVATE_JWK;
+    if (!values.bundle || !values.version) throw new Error("sign-release needs --bundle FILE and --version V");
+    if (!jwk) throw new Error("sign-release needs the release private key in RELEASE_PRIVATE_JWK (from `vantage release-keys`)");
+    const manifest = await signRelease(readFileSync(values.bundle), values.version, JSON.parse(jwk) as JsonWebKey);
+    writeFileSync(`${values.bundle}.manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
+    console.log(`${values.bundle}.manifest.json: ${manifest.version} sha256 ${manifest.sha256}`);
+    return 0;
+  }
   if (command === "edge-keys") {
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     console.log(`EDGE_PRIVATE_JWK='${JSON.stringify(privateKey.export({ format: "jwk" }))}'`);

@@ -2,10 +2,12 @@
 // `vantage enroll-probe`, disables it, and the edge refuses its registration with the reason; `vantage create-key`
 // makes a key the API accepts. Also: wrangler accepts the deploy configuration as complete.
 import { execFile } from "node:child_process";
+import { copyFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BUNDLE, NODE_FLAGS } from "../../probe-agent/build.ts";
+import { type ReleaseManifest, verifyRelease } from "../../protocol/release.ts";
 import { type Edge, ROOT, startEdge } from "../../scripts/local.ts";
 import { freePort, tempDir } from "./system.ts";
 
@@ -53,6 +55,32 @@ describe("operator and probe commands against a running edge", () => {
     const res = await fetch(`${edge.url}/api/v2/measurements/my/`, { headers: { Authorization: `Key ${stdout.trim()}` } });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { count: number }).count).toBe(0);
+  });
+});
+
+describe("signed releases of the agent", () => {
+  it("signs the shipped bundle; a probe's check refuses it altered, with an edited manifest, or under another key", async () => {
+    const dir = tempDir("release");
+    const keys = (await node("cli/vantage.ts", ["release-keys"])).stdout;
+    const jwk = (name: string) => JSON.parse(new RegExp(`${name}='(.*)'`).exec(keys)![1]!) as JsonWebKey;
+    const bundle = join(dir, "vantage-probe.mjs");
+    copyFileSync(BUNDLE, bundle);
+    await node("cli/vantage.ts", ["sign-release", "--bundle", bundle, "--version", "0.2.0"], { RELEASE_PRIVATE_JWK: JSON.stringify(jwk("RELEASE_PRIVATE_JWK")) });
+    const manifest = JSON.parse(readFileSync(`${bundle}.manifest.json`, "utf8")) as ReleaseManifest;
+    const bytes = new Uint8Array(readFileSync(bundle));
+    const pinned = jwk("RELEASE_PUBLIC_JWK");
+    expect(manifest).toMatchObject({ version: "0.2.0", size: bytes.byteLength, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(await verifyRelease(bytes, manifest, pinned)).toBeNull();
+
+    const altered = bytes.slice();
+    altered[100] = altered[100]! ^ 1;
+    expect(await verifyRelease(altered, manifest, pinned)).toMatch(/SHA-256 is not the signed one/);
+    expect(await verifyRelease(bytes, { ...manifest, version: "9.9.9" }, pinned)).toMatch(/signature does not verify/);
+    expect(await verifyRelease(bytes, { ...manifest, signature: "" }, pinned)).toMatch(/signature does not verify/);
+    const other = JSON.parse(/RELEASE_PUBLIC_JWK='(.*)'/.exec((await node("cli/vantage.ts", ["release-keys"])).stdout)![1]!) as JsonWebKey;
+    expect(await verifyRelease(bytes, manifest, other)).toMatch(/signature does not verify/);
+    await expect(node("cli/vantage.ts", ["sign-release", "--bundle", bundle, "--version", "latest"], { RELEASE_PRIVATE_JWK: JSON.stringify(jwk("RELEASE_PRIVATE_JWK")) }))
+      .rejects.toMatchObject({ stderr: expect.stringContaining('version must look like 1.2.3 (got "latest")') });
   });
 });
 
