@@ -2,7 +2,7 @@
 // controller shard reports, and API keys (stored as SHA-256 hashes) with the account each belongs to. One instance,
 // named "registry".
 import { compactVerify, importJWK } from "jose";
-import { isIPv4, isNonPublicAddress } from "../protocol/index.ts";
+import { base64url, isIPv4, isNonPublicAddress } from "../protocol/index.ts";
 import type { Env } from "./env.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
 
@@ -152,7 +152,7 @@ export class Registry extends SqlDurableObject<Env> {
     if (!probe) return { ok: false, reason: `unknown probe ${probeId}` };
     if (probe.disabled) return { ok: false, reason: `probe ${probeId} is disabled` };
     const bytes = crypto.getRandomValues(new Uint8Array(32));
-    const nonce = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    const nonce = base64url.encode(bytes);
     const expires = Date.now() + CHALLENGE_TTL_MS;
     this.sql("INSERT OR REPLACE INTO challenges (probe_id, nonce, expires, used) VALUES (?, ?, ?, 0)", probeId, nonce, expires);
     return { ok: true, nonce, expires };

@@ -5,21 +5,13 @@
 
 export type ReleaseManifest = { version: string; sha256: string; size: number; signature: string };
 
+import { base64url, sha256Hex } from "./encoding.ts";
+
 const encoder = new TextEncoder();
 
 /** The bytes the release key signs. */
 export function releaseMessage(m: Pick<ReleaseManifest, "version" | "sha256" | "size">): Uint8Array {
   return encoder.encode(`vantage-release-v1\n${m.version}\n${m.sha256}\n${m.size}\n`);
-}
-
-const b64url = {
-  encode: (b: Uint8Array) => btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""),
-  decode: (s: string) => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)),
-};
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Signs a bundle as release `version` with the release private key (an Ed25519 JWK). */
@@ -28,7 +20,7 @@ export async function signRelease(bundle: Uint8Array, version: string, privateJw
   const key = await crypto.subtle.importKey("jwk", privateJwk, { name: "Ed25519" }, false, ["sign"]);
   const m = { version, sha256: await sha256Hex(bundle), size: bundle.byteLength };
   const signature = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, key, releaseMessage(m)));
-  return { ...m, signature: b64url.encode(signature) };
+  return { ...m, signature: base64url.encode(signature) };
 }
 
 /** Why a release must not run, or null if the bundle is the signed release the manifest describes. */
@@ -37,7 +29,7 @@ export async function verifyRelease(bundle: Uint8Array, manifest: ReleaseManifes
   if ((await sha256Hex(bundle)) !== manifest.sha256) return "its SHA-256 is not the signed one (the bundle was altered)";
   let signature: Uint8Array;
   try {
-    signature = b64url.decode(manifest.signature);
+    signature = base64url.decode(manifest.signature);
   } catch {
     return "its signature is not base64url";
   }

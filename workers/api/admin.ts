@@ -3,7 +3,8 @@ import type { IRequest } from "itty-router";
 import { z } from "zod";
 import { BRAIN_NAME, type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { controllerStub, SHARDS, shardByName } from "../../durable-objects/shards.ts";
-import { requireAdmin, sha256Hex } from "./auth.ts";
+import { sha256Hex } from "../../protocol/index.ts";
+import { requireAdmin } from "./auth.ts";
 import { ApiError, readJson, validationError } from "./errors.ts";
 import { probeObject } from "./probes.ts";
 

@@ -4,12 +4,8 @@
 import type { Env } from "../../durable-objects/env.ts";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import type { Grant } from "../../durable-objects/registry.ts";
+import { sha256Hex } from "../../protocol/index.ts";
 import { ApiError } from "./errors.ts";
-
-export async function sha256Hex(s: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s));
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** Who is calling: the account of the request's key, the key's hash and its grants. */
 export type Caller = { account: string; key: string; grants: Grant[] };

@@ -4,7 +4,8 @@ import type { IRequest } from "itty-router";
 import { z } from "zod";
 import { type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { GRANTS, type KeyRecord } from "../../durable-objects/registry.ts";
-import { requireKey, sha256Hex } from "./auth.ts";
+import { sha256Hex } from "../../protocol/index.ts";
+import { requireKey } from "./auth.ts";
 import { ApiError, readJson, validationError } from "./errors.ts";
 
 const unix = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true }).transform((s) => Math.floor(Date.parse(s) / 1000))]);
