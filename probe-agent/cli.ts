@@ -1,6 +1,5 @@
 // vantage-probe: `enroll` prints this probe's public key (making the key pair on first use);
 // `run` registers with the edge and measures until stopped.
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 const USAGE = `usage:
@@ -22,9 +21,6 @@ async function main(): Promise<number> {
   }
   if (command === "run") {
     if (!values.config) { console.error("run needs --config FILE"); return 2; }
-    // Ping trains run on libuv's thread pool: size it for every slot before anything starts the pool.
-    const slots = Number((JSON.parse(readFileSync(values.config, "utf8")) as { slots?: number }).slots ?? 8);
-    process.env.UV_THREADPOOL_SIZE ??= String(slots + 4);
     const { loadConfig } = await import("./config.ts");
     const { Agent } = await import("./agent.ts");
     const config = loadConfig(values.config);

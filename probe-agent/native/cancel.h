@@ -1,6 +1,7 @@
 // Cancellation of running measurements: JavaScript calls cancel(id); the worker thread running that measurement
-// waits in poll() on its sockets and on the measurement's eventfd, so it wakes at once and stops. No periodic
-// wake-ups: a ping train of 10 packets costs its packets' syscalls and nothing more.
+// (a traceroute) waits in poll() on its sockets and on the measurement's eventfd, so it wakes at once and stops. No
+// periodic wake-ups. Ping trains share the ping engine's thread, which is woken by the engine instead: their
+// cancel has no eventfd of its own.
 #pragma once
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -16,7 +17,7 @@ namespace vantage {
 
 class Cancel {
  public:
-  Cancel() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  explicit Cancel(bool with_fd) : fd_(with_fd ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1) {}
   ~Cancel() {
     if (fd_ >= 0) close(fd_);
   }
@@ -59,9 +60,12 @@ inline std::map<int, CancelFlag>& cancel_flags() {
   return flags;
 }
 
-/** The cancel of measurement `id` (0 = not cancellable), registered until release(). */
-inline CancelFlag cancel_register(int id) {
-  auto flag = std::make_shared<Cancel>();
+/**
+ * The cancel of measurement `id` (0 = not cancellable), registered until release(); `with_fd` for runs that wait in
+ * Cancel::poll().
+ */
+inline CancelFlag cancel_register(int id, bool with_fd = true) {
+  auto flag = std::make_shared<Cancel>(with_fd);
   if (id == 0) return flag;
   std::lock_guard<std::mutex> lock(cancel_mutex());
   cancel_flags()[id] = flag;

@@ -30,7 +30,7 @@ const addon = createRequire(import.meta.url)(join(AGENT_DIR, "native/build/Relea
 
 let nextCancelId = 1;
 
-/** Runs a native measurement that stops at once when `signal` aborts (the worker thread polls an eventfd too). */
+/** Runs a native measurement that stops at once when `signal` aborts (its thread is woken: an eventfd). */
 async function cancellable<S, R>(run: (spec: S & Cancellable) => Promise<R>, spec: S, signal?: AbortSignal): Promise<R> {
   if (!signal) return run(spec as S & Cancellable);
   const cancel_id = nextCancelId = nextCancelId >= 0x7fffffff ? 1 : nextCancelId + 1;

@@ -11,6 +11,7 @@
 #include <napi.h>
 
 #include "cancel.h"
+#include "thread_job.h"
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -674,55 +675,38 @@ TraceOutcome Trace(const TraceSpec& spec, const vantage::CancelFlag& cancelled) 
   return DgramTracer(spec, cancelled).Run();
 }
 
-class TraceWorker : public Napi::AsyncWorker {
- public:
-  TraceWorker(Napi::Env env, TraceSpec spec)
-      : Napi::AsyncWorker(env, "vantage:traceroute"), spec_(std::move(spec)), cancelled_(vantage::cancel_register(spec_.cancel_id)),
-        deferred_(Napi::Promise::Deferred::New(env)) {}
-  ~TraceWorker() override { vantage::cancel_release(spec_.cancel_id); }
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { outcome_ = Trace(spec_, cancelled_); }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Object o = Napi::Object::New(env);
-    if (!outcome_.error.empty()) o.Set("error", outcome_.error);
-    o.Set("src_addr", outcome_.src_addr);
-    Napi::Array list = Napi::Array::New(env, outcome_.replies.size());
-    for (size_t i = 0; i < outcome_.replies.size(); i++) {
-      const Reply& r = outcome_.replies[i];
-      Napi::Object e = Napi::Object::New(env);
-      e.Set("hop", r.hop);
-      e.Set("probe", r.probe);
-      e.Set("timeout", r.timeout);
-      if (r.late) e.Set("late", r.late);
-      if (!r.timeout) {
-        e.Set("from", r.from);
-        e.Set("rtt", r.rtt_ms);
-        e.Set("size", r.size);
-        e.Set("ttl", r.ttl);
-        e.Set("ittl", r.ittl);
-        e.Set("icmp_type", r.icmp_type);
-        e.Set("icmp_code", r.icmp_code);
-        e.Set("from_destination", r.from_destination);
-        e.Set("tcp_flags", r.tcp_flags);
-        if (!r.ext.empty()) {
-          e.Set("ext", Napi::Buffer<uint8_t>::Copy(env, r.ext.data(), r.ext.size()));
-          e.Set("rfc4884", r.rfc4884);
-        }
+Napi::Value TraceObject(Napi::Env env, const TraceOutcome& outcome) {
+  Napi::Object o = Napi::Object::New(env);
+  if (!outcome.error.empty()) o.Set("error", outcome.error);
+  o.Set("src_addr", outcome.src_addr);
+  Napi::Array list = Napi::Array::New(env, outcome.replies.size());
+  for (size_t i = 0; i < outcome.replies.size(); i++) {
+    const Reply& r = outcome.replies[i];
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("hop", r.hop);
+    e.Set("probe", r.probe);
+    e.Set("timeout", r.timeout);
+    if (r.late) e.Set("late", r.late);
+    if (!r.timeout) {
+      e.Set("from", r.from);
+      e.Set("rtt", r.rtt_ms);
+      e.Set("size", r.size);
+      e.Set("ttl", r.ttl);
+      e.Set("ittl", r.ittl);
+      e.Set("icmp_type", r.icmp_type);
+      e.Set("icmp_code", r.icmp_code);
+      e.Set("from_destination", r.from_destination);
+      e.Set("tcp_flags", r.tcp_flags);
+      if (!r.ext.empty()) {
+        e.Set("ext", Napi::Buffer<uint8_t>::Copy(env, r.ext.data(), r.ext.size()));
+        e.Set("rfc4884", r.rfc4884);
       }
-      list.Set(static_cast<uint32_t>(i), e);
     }
-    o.Set("replies", list);
-    deferred_.Resolve(o);
+    list.Set(static_cast<uint32_t>(i), e);
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  TraceSpec spec_;
-  vantage::CancelFlag cancelled_;
-  TraceOutcome outcome_;
-  Napi::Promise::Deferred deferred_;
-};
+  o.Set("replies", list);
+  return o;
+}
 
 int Int(const Napi::Object& o, const char* k, int fallback) {
   Napi::Value v = o.Get(k);
@@ -761,10 +745,12 @@ Napi::Value Traceroute(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "traceroute(spec): a field is out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto* w = new TraceWorker(env, s);
-  Napi::Promise promise = w->Promise();
-  w->Queue();
-  return promise;
+  vantage::CancelFlag cancelled = vantage::cancel_register(s.cancel_id);
+  return vantage::RunOnThread<TraceOutcome>(env, "vantage-trace", [s, cancelled] {
+    TraceOutcome outcome = Trace(s, cancelled);
+    vantage::cancel_release(s.cancel_id);
+    return outcome;
+  }, TraceObject);
 }
 
 }  // namespace
