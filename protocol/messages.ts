@@ -1,7 +1,7 @@
 // The probe ↔ controller protocol, version 1 (docs/protocol.md). One JSON object per WebSocket frame, each with a
 // `type`. Both sides validate every frame they receive with these schemas.
-import { z } from "zod";
-import { MeasurementSpec, Result } from "./atlas.ts";
+import * as z from "zod/mini";
+import { intIn, MeasurementSpec, Result } from "./atlas.ts";
 
 export const PROTOCOL_VERSION = 1;
 /** WebSocket sub-protocol both sides must agree on. */
@@ -13,52 +13,52 @@ export const SUBPROTOCOL = "vantage.v1";
  * the controller store each result exactly once however often it is resent.
  */
 export const Submission = z.object({
-  seq: z.number().int().positive(),
+  seq: z.int().check(z.positive()),
   result: Result,
 });
-export type Submission = z.infer<typeof Submission>;
+export type Submission = z.output<typeof Submission>;
 
 export const ProbeMessage = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("hello"), agent: z.string().max(100), slots: z.number().int().min(1).max(1000), free_slots: z.number().int().min(0), running: z.array(z.number().int()).max(10_000) }),
-  z.object({ type: z.literal("status"), free_slots: z.number().int().min(0).max(1000) }),
-  z.object({ type: z.literal("results"), results: z.array(Submission).min(1).max(1000) }),
+  z.object({ type: z.literal("hello"), agent: z.string().check(z.maxLength(100)), slots: intIn(1, 1000), free_slots: z.int().check(z.minimum(0)), running: z.array(z.int()).check(z.maxLength(10_000)) }),
+  z.object({ type: z.literal("status"), free_slots: intIn(0, 1000) }),
+  z.object({ type: z.literal("results"), results: z.array(Submission).check(z.minLength(1), z.maxLength(1000)) }),
 ]);
-export type ProbeMessage = z.infer<typeof ProbeMessage>;
+export type ProbeMessage = z.output<typeof ProbeMessage>;
 
 export const Assignment = z.object({
-  msm_id: z.number().int().positive(),
+  msm_id: z.int().check(z.positive()),
   spec: MeasurementSpec,
   /** Seconds between runs; null for a one-off. */
-  interval: z.number().int().positive().nullable(),
-  spread: z.number().int().min(0),
-  start_time: z.number().int(),
-  stop_time: z.number().int().nullable(),
+  interval: z.nullable(z.int().check(z.positive())),
+  spread: z.int().check(z.minimum(0)),
+  start_time: z.int(),
+  stop_time: z.nullable(z.int()),
 });
-export type Assignment = z.infer<typeof Assignment>;
+export type Assignment = z.output<typeof Assignment>;
 
 export const ControllerMessage = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("welcome"), probe_id: z.number().int(), shard: z.string(), server_time: z.number(), allow_private_targets: z.boolean() }),
+  z.object({ type: z.literal("welcome"), probe_id: z.int(), shard: z.string(), server_time: z.number(), allow_private_targets: z.boolean() }),
   z.object({ type: z.literal("status_ack"), server_time: z.number() }),
   z.object({ type: z.literal("measure"), assignment: Assignment }),
-  z.object({ type: z.literal("stop"), msm_id: z.number().int() }),
+  z.object({ type: z.literal("stop"), msm_id: z.int() }),
   /** Every result with seq ≤ upto is durable (or was refused): the probe may forget it. */
-  z.object({ type: z.literal("ack"), upto: z.number().int() }),
+  z.object({ type: z.literal("ack"), upto: z.int() }),
   /** A frame or a result (seq) was refused; the reason names what is wrong. */
-  z.object({ type: z.literal("reject"), seq: z.number().int().nullable(), reason: z.string() }),
+  z.object({ type: z.literal("reject"), seq: z.nullable(z.int()), reason: z.string() }),
 ]);
-export type ControllerMessage = z.infer<typeof ControllerMessage>;
+export type ControllerMessage = z.output<typeof ControllerMessage>;
 
 /** Registration: the probe signs `{probe_id, nonce}` as a compact EdDSA JWS with its own key. */
-export const ChallengeRequest = z.object({ probe_id: z.number().int().positive() });
-export const RegisterRequest = z.object({ probe_id: z.number().int().positive(), proof: z.string().max(4096) });
+export const ChallengeRequest = z.object({ probe_id: z.int().check(z.positive()) });
+export const RegisterRequest = z.object({ probe_id: z.int().check(z.positive()), proof: z.string().check(z.maxLength(4096)) });
 export const RegisterResponse = z.object({
-  probe_id: z.number().int(),
+  probe_id: z.int(),
   shard: z.string(),
   token: z.string(),
   websocket_url: z.string(),
   expires: z.number(),
 });
-export type RegisterResponse = z.infer<typeof RegisterResponse>;
+export type RegisterResponse = z.output<typeof RegisterResponse>;
 
 /** Claims of the assignment token the edge issues (audience = the controller shard). */
 export type AssignmentClaims = {

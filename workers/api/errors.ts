@@ -1,5 +1,5 @@
 // Atlas's error body: {"error":{"status","code","title","detail","errors":[{"source":{"pointer"|"parameter"},"detail"}]}}.
-import type { z } from "zod";
+import type { $ZodError } from "zod/v4/core";
 
 export type ErrorItem = { source: { pointer: string } | { parameter: string }; detail: string };
 
@@ -31,7 +31,7 @@ export function errorResponse(e: ApiError): Response {
 }
 
 /** A zod failure as a 400 naming each offending field by JSON pointer. */
-export function validationError(error: z.ZodError, prefix = ""): ApiError {
+export function validationError(error: $ZodError, prefix = ""): ApiError {
   const errors = error.issues.map((i) => ({
     source: { pointer: `${prefix}/${i.path.map((p) => String(p).replace(/~/g, "~0").replace(/\//g, "~1")).join("/")}` },
     detail: i.code === "invalid_type" && i.input === undefined ? "This field is required." : i.message,
