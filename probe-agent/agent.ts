@@ -23,6 +23,8 @@ const MAX_FRAME_RESULTS = 200;
 const STATUS_COALESCE_MS = 50;
 /** A run may take this much longer than its spec allows before it is cut off. */
 const RUN_GRACE_S = 10;
+/** Why a run was aborted. */
+const STOPPED = "stopped", DEADLINE = "deadline";
 
 /**
  * Exponential backoff with full jitter (uniform in [0, min(cap, base·2^attempt))): a deploy closes every probe's
@@ -66,7 +68,7 @@ export class Agent {
   private running = 0;
   private readonly queue: (() => Promise<void>)[] = [];
   private readonly periodic = new Map<number, NodeJS.Timeout>();
-  /** Runs in flight, by measurement: aborted when the measurement is stopped. */
+  /** Runs in flight, by measurement: aborted when the measurement is stopped or the agent stops. */
   private readonly inFlight = new Map<number, Set<AbortController>>();
   private readonly oneoffsRun = new Set<number>();
   private lastSync: number | null = null;
@@ -76,7 +78,6 @@ export class Agent {
   private lingerTimer: NodeJS.Timeout | null = null;
   /** Results stored since the last frame was sent. */
   private unsent = 0;
-  private readonly shutdown = new AbortController();
   private readonly builtins: Builtins;
   private readonly monitor: MonitoredInterface | null;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -101,7 +102,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.shutdown.abort();
+    for (const runs of this.inFlight.values()) for (const run of runs) run.abort(STOPPED);
     this.builtins.stop();
     this.monitor?.stop();
     for (const t of this.periodic.values()) clearTimeout(t);
@@ -191,18 +192,25 @@ export class Agent {
   }
 
   private send(m: ProbeMessage): boolean {
+    return this.sendText(JSON.stringify(m));
+  }
+
+  private sendText(text: string): boolean {
     if (this.ws?.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(JSON.stringify(m));
+    this.ws.send(text);
     return true;
   }
 
-  /** Offers every spooled result not yet sent on this connection, oldest first. */
+  /**
+   * Offers every spooled result not yet sent on this connection, oldest first, in `results` frames made of the
+   * submissions' journalled JSON (each result is serialised once).
+   */
   private flushSpool(): void {
     this.unsent = 0;
     const pending = this.spool.pending(this.sentUpTo);
     for (let i = 0; i < pending.length; i += MAX_FRAME_RESULTS) {
       const chunk = pending.slice(i, i + MAX_FRAME_RESULTS);
-      if (!this.send({ type: "results", results: chunk })) return;
+      if (!this.sendText(`{"type":"results","results":[${chunk.map((e) => e.json).join(",")}]}`)) return;
       this.sentUpTo = chunk[chunk.length - 1]!.seq;
     }
   }
@@ -235,7 +243,7 @@ export class Agent {
         const t = this.periodic.get(m.msm_id);
         if (t) clearTimeout(t);
         this.periodic.delete(m.msm_id);
-        for (const run of this.inFlight.get(m.msm_id) ?? []) run.abort();
+        for (const run of this.inFlight.get(m.msm_id) ?? []) run.abort(STOPPED);
         this.log("info", `measurement ${m.msm_id} stopped`);
         return;
       }
@@ -340,25 +348,27 @@ export class Agent {
   }
 
   private async run(a: Assignment, opts: RunOptions = {}): Promise<void> {
+    // One controller per run, aborted by a stop (nothing is reported) or by its deadline (what it measured by then
+    // is): one timer per run, not AbortSignal.timeout + AbortSignal.any, which cost a signal each and weak tracking.
     const stopper = new AbortController();
     const runs = this.inFlight.get(a.msm_id) ?? new Set();
     this.inFlight.set(a.msm_id, runs.add(stopper));
-    // Every run has a deadline: what it measured by then is reported.
-    const deadline = AbortSignal.timeout((runSeconds(a.spec) + RUN_GRACE_S) * 1000);
+    const deadline = setTimeout(() => stopper.abort(DEADLINE), (runSeconds(a.spec) + RUN_GRACE_S) * 1000);
     try {
       const result = await runMeasurement(a.spec, {
         msmId: a.msm_id, probeId: this.config.probe_id, step: a.interval, lts: this.lts(),
         allowPrivate: opts.allowPrivate ?? this.config.allow_private_targets, forbidden: this.config.forbidden_targets,
         resolvers: this.config.resolvers,
-        signal: AbortSignal.any([this.shutdown.signal, stopper.signal, deadline]),
+        signal: stopper.signal,
       });
       // A stopped measurement, or an agent shutting down, reports nothing for the interrupted run.
-      if (stopper.signal.aborted || this.shutdown.signal.aborted) return;
+      if (stopper.signal.reason === STOPPED || this.stopped) return;
       opts.onResult?.(result);
       this.store(result);
     } catch (e) {
       this.log("error", `measurement ${a.msm_id} failed to run: ${(e as Error).message}`);
     } finally {
+      clearTimeout(deadline);
       runs.delete(stopper);
       if (runs.size === 0) this.inFlight.delete(a.msm_id);
     }

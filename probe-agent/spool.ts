@@ -18,17 +18,19 @@ const SEGMENT_BYTES = 1 << 20;
 const ACK_WRITE_MS = 1000;
 
 type Segment = { first: number; last: number; path: string };
-type Waiter = { line: string; submission: Submission; resolve: (s: Submission) => void; reject: (e: Error) => void };
+/** A durable submission as it is journalled and sent: its JSON text, kept so it is serialised once. */
+export type Spooled = { seq: number; msmId: number; json: string };
+type Waiter = { entry: Spooled; resolve: (e: Spooled) => void; reject: (e: Error) => void };
 
 const segmentName = (first: number) => `${String(first).padStart(16, "0")}.log`;
 
 /** What is on disk in a state directory: the acknowledged mark and every journalled submission, in order. */
-function readJournal(dir: string): { acked: number; segments: Segment[]; sizes: number[]; submissions: Submission[]; tornTail: { path: string; size: number } | null } {
+function readJournal(dir: string): { acked: number; segments: Segment[]; sizes: number[]; entries: Spooled[]; tornTail: { path: string; size: number } | null } {
   let acked = 0;
   try { acked = Number(readFileSync(join(dir, "acked"), "utf8")) || 0; } catch { /* nothing acknowledged yet */ }
   const segments: Segment[] = [];
   const sizes: number[] = [];
-  const submissions: Submission[] = [];
+  const entries: Spooled[] = [];
   let tornTail = null;
   const names = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d{16}\.log$/.test(f)).sort() : [];
   for (const name of names) {
@@ -43,13 +45,13 @@ function readJournal(dir: string): { acked: number; segments: Segment[]; sizes: 
     for (const line of text.slice(0, end).split("\n")) {
       if (!line) continue;
       const s = JSON.parse(line) as Submission;
-      submissions.push(s);
+      entries.push({ seq: s.seq, msmId: s.result.msm_id, json: line });
       last = s.seq;
     }
     segments.push({ first, last, path });
     sizes.push(size);
   }
-  return { acked, segments, sizes, submissions, tornTail };
+  return { acked, segments, sizes, entries, tornTail };
 }
 
 export class Spool {
@@ -57,7 +59,7 @@ export class Spool {
   private seq: number;
   private acked: number;
   /** Durable, unacknowledged submissions; seqs only grow, so insertion order is send order. */
-  private readonly entries = new Map<number, Submission>();
+  private readonly entries = new Map<number, Spooled>();
   private readonly segments: Segment[];
   /** The segment appended to, its open file and its size. */
   private active: { segment: Segment; file: FileHandle | null; bytes: number };
@@ -73,7 +75,7 @@ export class Spool {
     if (journal.tornTail) truncateSync(journal.tornTail.path, journal.tornTail.size);
     this.acked = journal.acked;
     this.segments = journal.segments;
-    for (const s of journal.submissions) if (s.seq > this.acked) this.entries.set(s.seq, s);
+    for (const e of journal.entries) if (e.seq > this.acked) this.entries.set(e.seq, e);
     const newest = this.segments.at(-1);
     this.seq = Math.max(this.acked, newest?.last ?? 0);
     // Appends go on in the newest segment; a first start makes one, named with the first seq it will hold.
@@ -85,29 +87,30 @@ export class Spool {
   /** What a restart of the agent on this state directory would offer the controller, oldest first. */
   static unacknowledged(stateDir: string): Submission[] {
     const j = readJournal(join(stateDir, "spool"));
-    return j.submissions.filter((s) => s.seq > j.acked);
+    return j.entries.filter((e) => e.seq > j.acked).map((e) => JSON.parse(e.json) as Submission);
   }
 
-  /** Stores a result; resolves with its submission (seq assigned) once it is durable. */
-  add(result: Result): Promise<Submission> {
-    const submission: Submission = { seq: ++this.seq, result };
+  /** Stores a result; resolves with its entry (seq assigned) once it is durable. */
+  add(result: Result): Promise<Spooled> {
+    const seq = ++this.seq;
+    const entry = { seq, msmId: result.msm_id, json: JSON.stringify({ seq, result } satisfies Submission) };
     return new Promise((resolve, reject) => {
-      this.batch.push({ line: JSON.stringify(submission) + "\n", submission, resolve, reject });
+      this.batch.push({ entry, resolve, reject });
       this.writing ??= this.commit();
     });
   }
 
   /** Unacknowledged durable results with a seq above `after`, in send order. */
-  pending(after = 0): Submission[] {
-    const out: Submission[] = [];
-    for (const [seq, s] of this.entries) if (seq > after) out.push(s);
+  pending(after = 0): Spooled[] {
+    const out: Spooled[] = [];
+    for (const [seq, e] of this.entries) if (seq > after) out.push(e);
     return out;
   }
 
   /** Whether a result of this measurement is waiting (written or being written) for acknowledgement. */
   holds(msmId: number): boolean {
-    for (const s of this.entries.values()) if (s.result.msm_id === msmId) return true;
-    return this.batch.some((w) => w.submission.result.msm_id === msmId);
+    for (const e of this.entries.values()) if (e.msmId === msmId) return true;
+    return this.batch.some((w) => w.entry.msmId === msmId);
   }
 
   /** The controller has every result up to `upto`: forget them, and the segments that hold nothing else. */
@@ -152,19 +155,19 @@ export class Spool {
       const batch = this.batch;
       this.batch = [];
       try {
-        if (this.active.bytes >= SEGMENT_BYTES) await this.roll(batch[0]!.submission.seq);
+        if (this.active.bytes >= SEGMENT_BYTES) await this.roll(batch[0]!.entry.seq);
         this.active.file ??= await open(this.active.segment.path, "a", 0o600);
-        const data = batch.map((w) => w.line).join("");
+        const data = batch.map((w) => w.entry.json + "\n").join("");
         await this.active.file.write(data);
         await this.active.file.datasync();
         this.active.bytes += Buffer.byteLength(data);
-        this.active.segment.last = batch.at(-1)!.submission.seq;
+        this.active.segment.last = batch.at(-1)!.entry.seq;
         for (const w of batch) {
-          this.entries.set(w.submission.seq, w.submission);
-          w.resolve(w.submission);
+          this.entries.set(w.entry.seq, w.entry);
+          w.resolve(w.entry);
         }
       } catch (e) {
-        for (const w of batch) w.reject(new Error(`spool: cannot store result ${w.submission.seq}: ${(e as Error).message}`));
+        for (const w of batch) w.reject(new Error(`spool: cannot store result ${w.entry.seq}: ${(e as Error).message}`));
       }
     }
     this.writing = null;

@@ -3,7 +3,7 @@
 import { appendFileSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { PingResult, Result } from "../../protocol/index.ts";
+import { PingResult, Result, type Submission } from "../../protocol/index.ts";
 import { backoffDelay } from "../../probe-agent/agent.ts";
 import { AgentConfig } from "../../probe-agent/config.ts";
 import { errorResult } from "../../probe-agent/measure/index.ts";
@@ -82,7 +82,7 @@ describe("spool", () => {
     // (the controller refuses it again): what a restart offers is exactly what was not acknowledged.
     const after = new Spool(dir);
     expect(after.pending().map((p) => p.seq)).toEqual([3, 4]);
-    expect(after.pending()[0]!.result.timestamp).toBe(1_700_000_003);
+    expect((JSON.parse(after.pending()[0]!.json) as Submission).result.timestamp).toBe(1_700_000_003);
     after.ack(4);
     await after.close();
     expect(new Spool(dir).size).toBe(0);
