@@ -3,7 +3,7 @@
 // measurements; the packet rate one agent paces and RTT timestamp precision next to iputils ping (both through the
 // measurement engine directly). Needs root (or ping_group_range) and GNU time.
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PingResult } from "../protocol/index.ts";
 import { LOCAL_SITES, startLocalSystem } from "../scripts/local.ts";
@@ -49,7 +49,19 @@ const usage = () => {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   const ticks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]!;
-  return { cpu: (Number(stat[11]) + Number(stat[12])) / ticks, maxrssKiB: Number(hwm) };
+  return { cpu: (Number(stat[11]) + Number(stat[12])) / ticks, maxrssKiB: Number(hwm), threads: threadCpu() };
+};
+/** CPU seconds per thread kind (the main thread, libuv's pool, V8's and ours), from /proc/PID/task. */
+const threadCpu = () => {
+  const ticks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const [name, rest] = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").split("(")[1]!.split(") ") as [string, string];
+    const f = rest.split(" ");
+    const kind = tid === String(pid) ? "main" : name.replace(/\d+$/, "");
+    byName.set(kind, (byName.get(kind) ?? 0) + (Number(f[11]) + Number(f[12])) / ticks);
+  }
+  return byName;
 };
 await new Promise((r) => setTimeout(r, 2000));
 const idle = usage();
@@ -92,11 +104,12 @@ row("CPU per ping result (ms)", agentPerResult.toFixed(3), scamperPerResult.toFi
 row("  agent incl. start-up and registration (ms)", (loaded.cpu * 1000 / results).toFixed(3), "", "");
 row("peak RSS (MB)", (loaded.maxrssKiB / 1024).toFixed(1), (sc.maxrssKiB / 1024).toFixed(1), "goal ≤ 60 MB");
 row("  agent connected, before any measurement (MB)", (idle.maxrssKiB / 1024).toFixed(1), "", "");
+console.log(`  agent CPU per result by thread (ms): ${[...loaded.threads].map(([k, v]) => `${k} ${(((v - (idle.threads.get(k) ?? 0)) * 1000) / results).toFixed(3)}`).join(", ")}`);
 console.log(`ratio agent/scamper: CPU per result ${(agentPerResult / scamperPerResult).toFixed(2)}×, peak RSS ${(loaded.maxrssKiB / sc.maxrssKiB).toFixed(2)}×`);
 
 // 2. Pacing: 100 concurrent trains of 16 packets, 2 ms apart.
 const pace = JSON.parse(execFileSync(process.execPath, [join(import.meta.dirname, "agent-load.ts"), "3", String(CONCURRENCY), "16", "2"], {
-  encoding: "utf8", env: { ...process.env, UV_THREADPOOL_SIZE: String(CONCURRENCY + 4) }, maxBuffer: 64 * 1024 * 1024,
+  encoding: "utf8", maxBuffer: 64 * 1024 * 1024,
 })) as { sent: number; received: number; wall: number };
 console.log(`\npacing: ${pace.sent} echo requests in ${pace.wall.toFixed(2)} s = ${(pace.sent / pace.wall).toFixed(0)} packets/s from one agent (${pace.received} replies)`);
 
