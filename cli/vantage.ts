@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 // vantage: the operator's command. Enrolls probes by public key, disables and re-enables them, creates API keys,
-// and makes the edge's signing key pair for a deployment.
+// makes the edge's signing key pair for a deployment, and builds, signs, publishes and rolls out agent releases.
 import { generateKeyPairSync } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { signRelease } from "../protocol/release.ts";
+import { type ReleaseManifest, signRelease } from "../protocol/release.ts";
 
 const USAGE = `usage: npm run vantage -- <command> [options]
   edge-keys                                   print a new EDGE_PRIVATE_JWK / EDGE_PUBLIC_JWK pair for wrangler
   release-keys                                print a new release key pair (probes pin the public one)
+  build-release --version V --out FILE        build the agent bundle as release V
   sign-release --bundle FILE --version V      sign an agent bundle with RELEASE_PRIVATE_JWK; writes FILE.manifest.json
+  publish-release --bundle FILE               upload a signed bundle (with FILE.manifest.json) to the edge
+  rollout V --percent P [--max-failures N]    offer release V to P % of the probes (again: widen); the rollout halts
+                                              itself after N refusals or rollbacks (default 1)
+  rollout-status | rollout-halt               the latest rollout and its probes' reports | stop offering it
   enroll-probe --public-key=K [--country CC] [--asn N] [--prefix P/len] [--lat X --lon Y] [--description D]
                [--owner ACCOUNT]              enroll a probe (its key from \`vantage-probe enroll\`); prints its id;
                                               the owner account earns 15 credits per connected minute
@@ -22,9 +27,11 @@ const USAGE = `usage: npm run vantage -- <command> [options]
 options for the edge: --edge URL (or VANTAGE_EDGE, default http://127.0.0.1:8787)
                       --admin-token T (or VANTAGE_ADMIN_TOKEN)`;
 
-async function call(edge: string, token: string, path: string, body: unknown): Promise<Record<string, unknown>> {
+async function call(edge: string, token: string, path: string, body?: unknown, init: { method?: string; headers?: Record<string, string>; raw?: Uint8Array } = {}): Promise<Record<string, unknown>> {
   const res = await fetch(new URL(path, edge), {
-    method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body: JSON.stringify(body),
+    method: init.method ?? (body === undefined && !init.raw ? "GET" : "POST"),
+    headers: { ...(init.raw ? { "Content-Type": "application/octet-stream" } : { "Content-Type": "application/json" }), Authorization: `Bearer ${token}`, ...init.headers },
+    body: init.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
   });
   const json = (await res.json().catch(() => ({}))) as { error?: { detail?: string; errors?: { source: { pointer?: string }; detail: string }[] } } & Record<string, unknown>;
   if (!res.ok) {
@@ -49,7 +56,8 @@ async function main(): Promise<number> {
       asn: { type: "string" }, prefix: { type: "string" }, lat: { type: "string" }, lon: { type: "string" },
       description: { type: "string" }, label: { type: "string" }, help: { type: "boolean", short: "h" },
       account: { type: "string" }, credits: { type: "string" }, "request-id": { type: "string" }, owner: { type: "string" },
-      bundle: { type: "string" }, version: { type: "string" },
+      bundle: { type: "string" }, version: { type: "string" }, out: { type: "string" }, percent: { type: "string" },
+      "max-failures": { type: "string" },
     },
   });
   const [command, arg] = positionals;
@@ -67,6 +75,12 @@ async function main(): Promise<number> {
     const manifest = await signRelease(readFileSync(values.bundle), values.version, JSON.parse(jwk) as JsonWebKey);
     writeFileSync(`${values.bundle}.manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
     console.log(`${values.bundle}.manifest.json: ${manifest.version} sha256 ${manifest.sha256}`);
+    return 0;
+  }
+  if (command === "build-release") {
+    if (!values.version || !values.out) throw new Error("build-release needs --version V and --out FILE");
+    const { buildProbe } = await import("../probe-agent/build.ts");
+    console.log(await buildProbe({ version: values.version, outfile: values.out }));
     return 0;
   }
   if (command === "edge-keys") {
@@ -99,6 +113,27 @@ async function main(): Promise<number> {
     case "create-key": {
       if (!values.label) throw new Error("create-key needs --label");
       console.log((await call(edge, token, "/admin/keys", { label: values.label, account: values.account, credits: number("credits", values.credits) })).key);
+      return 0;
+    }
+    case "publish-release": {
+      if (!values.bundle) throw new Error("publish-release needs --bundle FILE (signed: FILE.manifest.json next to it)");
+      const manifest = JSON.parse(readFileSync(`${values.bundle}.manifest.json`, "utf8")) as ReleaseManifest;
+      const out = await call(edge, token, `/admin/releases/${manifest.version}`, undefined, {
+        method: "PUT", raw: readFileSync(values.bundle),
+        headers: { "Vantage-Release-Sha256": manifest.sha256, "Vantage-Release-Size": String(manifest.size), "Vantage-Release-Signature": manifest.signature },
+      });
+      console.log(`release ${String(out.version)} published (${String(out.bytes)} bytes)`);
+      return 0;
+    }
+    case "rollout": {
+      if (!arg || !values.percent) throw new Error("rollout needs a version and --percent P");
+      const out = await call(edge, token, "/admin/rollouts", { version: arg, percent: number("percent", values.percent), max_failures: number("max-failures", values["max-failures"]) });
+      console.log(JSON.stringify(out, null, 2));
+      return 0;
+    }
+    case "rollout-status":
+    case "rollout-halt": {
+      console.log(JSON.stringify(await call(edge, token, command === "rollout-halt" ? "/admin/rollouts/halt" : "/admin/rollouts", command === "rollout-halt" ? {} : undefined), null, 2));
       return 0;
     }
     case "grant-credits": {

@@ -4,9 +4,10 @@
 import {
   type Assignment, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS, toUnix,
 } from "../protocol/index.ts";
+import { type ReleaseManifest, type ReleaseOffer } from "../protocol/release.ts";
 import type { Participant, ProbeFilter } from "./controller.ts";
 import type { Env } from "./env.ts";
-import { controllerStub, shardByName, shardsForSource } from "./shards.ts";
+import { controllerStub, SHARDS, shardByName, shardsForSource } from "./shards.ts";
 import { groupBy } from "./group-by.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
 
@@ -32,7 +33,21 @@ const MIGRATIONS = [
   `CREATE TABLE creations (owner TEXT NOT NULL, at INTEGER NOT NULL);
    CREATE INDEX creations_owner ON creations (owner, at);
    CREATE INDEX measurements_owner ON measurements (owner, status_id);`,
+  // Staged rollouts of signed agent releases, and what each probe reported of the release it was offered.
+  `CREATE TABLE rollouts (id INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL, manifest TEXT NOT NULL,
+     percent INTEGER NOT NULL, max_failures INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT, created INTEGER NOT NULL);
+   CREATE TABLE rollout_reports (rollout_id INTEGER NOT NULL, probe_id INTEGER NOT NULL, state TEXT NOT NULL,
+     detail TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (rollout_id, probe_id));`,
 ];
+
+/** A staged rollout as the operator sees it (`GET /admin/rollouts`). */
+export type Rollout = {
+  id: number; version: string; manifest: ReleaseManifest; percent: number; max_failures: number;
+  state: "active" | "halted" | "superseded"; reason: string | null; created: number;
+  probes: { running: number; refused: number; rolled_back: number };
+  failures: { probe_id: number; state: string; detail: string; at: number }[];
+};
+type RolloutRow = Omit<Rollout, "manifest" | "probes" | "failures"> & { manifest: string };
 
 /** Atlas's per-account quotas, each overridable by the operator with a QUOTA_* variable (docs/api.md). */
 export function quotas(env: Env) {
@@ -351,6 +366,84 @@ export class Brain extends SqlDurableObject<Env> {
     const now = Math.floor(Date.now() / 1000);
     return this.sql(`UPDATE measurements SET status_id = ?, status_when = ? WHERE id = ? AND status_id IN (${from.join(",")}) RETURNING id`,
       status.id, now, id).length > 0;
+  }
+
+  // ── signed agent releases ────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Starts (or widens) the staged rollout of a release: `percent` of the probes, chosen by inRollout(), are offered
+   * it by their controllers. The same version again changes the percentage and the failure limit of the rollout
+   * in progress; another version supersedes it.
+   */
+  async startRollout(manifest: ReleaseManifest, percent: number, maxFailures: number): Promise<Rollout> {
+    const now = Math.floor(Date.now() / 1000);
+    const active = this.currentRollout();
+    if (active?.state === "active" && active.version === manifest.version) {
+      this.sql("UPDATE rollouts SET percent = ?, max_failures = ? WHERE id = ?", percent, maxFailures, active.id);
+    } else {
+      this.ctx.storage.transactionSync(() => {
+        this.sql("UPDATE rollouts SET state = 'superseded', reason = ? WHERE state = 'active'", `superseded by ${manifest.version}`);
+        this.sql("INSERT INTO rollouts (version, manifest, percent, max_failures, state, created) VALUES (?, ?, ?, ?, 'active', ?)",
+          manifest.version, JSON.stringify(manifest), percent, maxFailures, now);
+      });
+    }
+    const rollout = this.currentRollout()!;
+    await this.announce(rollout);
+    return rollout;
+  }
+
+  /** Stops offering the release in progress; probes that already run it keep it (roll out the old one to undo). */
+  async haltRollout(reason: string): Promise<Rollout | null> {
+    const active = this.currentRollout();
+    if (active?.state !== "active") return active;
+    this.sql("UPDATE rollouts SET state = 'halted', reason = ? WHERE id = ?", reason, active.id);
+    const halted = this.currentRollout()!;
+    await this.announce(halted);
+    return halted;
+  }
+
+  /**
+   * A probe's report on the release it was offered. Refusals and rollbacks count as failures; at the rollout's
+   * limit it halts, so a bad release stops at the first few probes.
+   */
+  async releaseReport(r: { rollout: number; probe_id: number; version: string; state: "running" | "refused" | "rolled_back"; detail: string }): Promise<void> {
+    const row = this.sql<RolloutRow>("SELECT * FROM rollouts WHERE id = ?", r.rollout)[0];
+    if (!row || row.version !== r.version) return;
+    this.sql(`INSERT INTO rollout_reports (rollout_id, probe_id, state, detail, at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (rollout_id, probe_id) DO UPDATE SET state = excluded.state, detail = excluded.detail, at = excluded.at`,
+      r.rollout, r.probe_id, r.state, r.detail, Math.floor(Date.now() / 1000));
+    const failures = this.sql<{ n: number }>("SELECT COUNT(*) AS n FROM rollout_reports WHERE rollout_id = ? AND state != 'running'", r.rollout)[0]!.n;
+    if (row.state === "active" && r.state !== "running" && failures >= row.max_failures) {
+      await this.haltRollout(`${failures} probe(s) failed the release; last: probe ${r.probe_id} ${r.state.replace("_", " ")}: ${r.detail}`);
+    }
+  }
+
+  /** The latest rollout, with what its probes reported. */
+  currentRollout(): Rollout | null {
+    const row = this.sql<RolloutRow>("SELECT * FROM rollouts ORDER BY id DESC LIMIT 1")[0];
+    if (!row) return null;
+    const reports = this.sql<{ probe_id: number; state: string; detail: string; at: number }>(
+      "SELECT probe_id, state, detail, at FROM rollout_reports WHERE rollout_id = ? ORDER BY at, probe_id", row.id);
+    const count = (state: string) => reports.filter((x) => x.state === state).length;
+    return {
+      ...row, manifest: JSON.parse(row.manifest) as ReleaseManifest,
+      probes: { running: count("running"), refused: count("refused"), rolled_back: count("rolled_back") },
+      failures: reports.filter((x) => x.state !== "running"),
+    };
+  }
+
+  /** Tells every controller what its probes should run now (nothing new, once a rollout is halted). */
+  private async announce(rollout: Rollout): Promise<void> {
+    const offer: (ReleaseOffer & { percent: number }) | null = rollout.state === "active"
+      ? { ...rollout.manifest, rollout: rollout.id, path: `/probe/v1/releases/${rollout.version}`, percent: rollout.percent }
+      : null;
+    await Promise.all(SHARDS.map(async (shard) => {
+      try {
+        await controllerStub(this.env.CONTROLLER, shard).setRelease(offer);
+      } catch (e) {
+        console.error(`brain: announcing the release to ${shard.name} failed: ${String(e)}`);
+      }
+    }));
   }
 
   /**

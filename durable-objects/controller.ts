@@ -5,6 +5,7 @@ import {
   type Assignment, builtinType, type ControllerMessage, inCidr, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
   type Result, type Submission, SUBPROTOCOL, USER_MSM_MIN,
 } from "../protocol/index.ts";
+import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
 import { batchKey, partitionOf } from "../storage/layout.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
 import { groupBy } from "./group-by.ts";
@@ -58,7 +59,12 @@ export type ProbeAttachment = {
   last_seen: number;
   slots: number;
   free_slots: number;
+  /** The agent's version, from its hello ("vantage-probe/1.2.3"). */
+  version?: string;
 };
+
+/** The release this controller's probes are offered, with the share of probes the rollout has reached. */
+type ReleaseTarget = ReleaseOffer & { percent: number };
 
 export type ProbeFilter = { country?: string; asn?: number; prefix?: string; probe_ids?: number[]; tags?: { include?: string[]; exclude?: string[] } };
 
@@ -197,12 +203,20 @@ export class Controller extends SqlDurableObject<Env> {
     switch (m.type) {
       case "hello": {
         // Only now, with its slots known, is the probe ready for work: that is when it counts as Connected.
-        ws.serializeAttachment({ ...a, slots: m.slots, free_slots: m.free_slots });
+        const hello = { ...a, slots: m.slots, free_slots: m.free_slots, version: /\/([^/\s]+)$/.exec(m.agent)?.[1] };
+        ws.serializeAttachment(hello);
         this.report(a.probe_id, "connected", a.address, a.connected_since);
         this.send(ws, { type: "status_ack", server_time: Date.now() / 1000 });
         for (const assignment of this.activeAssignments(a.probe_id)) {
           if (!m.running.includes(assignment.msm_id)) this.send(ws, { type: "measure", assignment });
         }
+        this.offerRelease(ws, hello, await this.ctx.storage.get<ReleaseTarget>("release"));
+        return;
+      }
+      case "release_status": {
+        const brain = this.env.BRAIN.getByName(BRAIN_NAME);
+        this.ctx.waitUntil(brain.releaseReport({ rollout: m.rollout, probe_id: a.probe_id, version: m.version, state: m.state, detail: m.detail })
+          .catch((e: unknown) => console.error(`controller ${this.shard}: release report failed: ${String(e)}`)));
         return;
       }
       case "status":
@@ -212,6 +226,25 @@ export class Controller extends SqlDurableObject<Env> {
       case "results":
         return this.ingest(ws, a, m.results);
     }
+  }
+
+  // ── signed agent releases ────────────────────────────────────────────────────────────────────────────────────
+
+  /** The brain's word on what probes should run (null: nothing new); offered at once to the connected ones. */
+  async setRelease(target: ReleaseTarget | null): Promise<void> {
+    if (target) await this.ctx.storage.put("release", target);
+    else await this.ctx.storage.delete("release");
+    for (const ws of this.ctx.getWebSockets()) {
+      const a = ws.deserializeAttachment() as ProbeAttachment | null;
+      if (a) this.offerRelease(ws, a, target ?? undefined);
+    }
+  }
+
+  /** Offers the release to a probe in its rollout's share that says (in its hello) it runs another version. */
+  private offerRelease(ws: WebSocket, a: ProbeAttachment, target: ReleaseTarget | undefined): void {
+    if (!target || !a.version || a.version === target.version || !inRollout(a.probe_id, target.version, target.percent)) return;
+    const { percent: _, ...offer } = target;
+    this.send(ws, { type: "release", ...offer });
   }
 
   private activeAssignments(probeId: number): Assignment[] {

@@ -14,7 +14,9 @@ import { type Identity, loadIdentity, signChallenge } from "./identity.ts";
 import { Builtins, type RunOptions } from "./builtins.ts";
 import { MonitoredInterface } from "./classifier.ts";
 import { errorResult, runMeasurement } from "./measure/index.ts";
+import type { Releases } from "./release.ts";
 import { Spool } from "./spool.ts";
+import { AGENT_VERSION } from "./version.ts";
 
 export type Log = (level: "info" | "warn" | "error", msg: string) => void;
 
@@ -35,28 +37,38 @@ export function backoffDelay(attempt: number, base: number, cap: number, random:
 }
 
 /**
- * POSTs JSON with node:http(s). Not fetch(): the first fetch loads undici and compiles its HTTP parser to
- * WebAssembly, about 14 MB of RSS for two requests per connection.
+ * One HTTP request with node:http(s), the body read whole (at most `maxBytes`). Not fetch(): the first fetch loads
+ * undici and compiles its HTTP parser to WebAssembly, about 14 MB of RSS for two requests per connection.
  */
-export function postJson(url: URL, body: unknown, timeoutMs: number): Promise<{ status: number; json: unknown }> {
-  const data = JSON.stringify(body);
+export function httpRequest(url: URL, o: { method: "GET" | "POST"; json?: unknown; timeoutMs: number; maxBytes?: number }): Promise<{ status: number; body: Buffer }> {
+  const data = o.json === undefined ? undefined : JSON.stringify(o.json);
+  const maxBytes = o.maxBytes ?? 1 << 20;
   return new Promise((resolve, reject) => {
     const req = (url.protocol === "https:" ? https : http).request(url, {
-      method: "POST", headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) }, timeout: timeoutMs,
+      method: o.method, timeout: o.timeoutMs,
+      headers: data === undefined ? {} : { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) },
     }, (res) => {
       const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("error", reject);
-      res.on("end", () => {
-        let json: unknown = {};
-        try { json = JSON.parse(Buffer.concat(chunks).toString("utf8")); } catch { /* not JSON: the status says what happened */ }
-        resolve({ status: res.statusCode ?? 0, json });
+      let bytes = 0;
+      res.on("data", (c: Buffer) => {
+        if ((bytes += c.length) > maxBytes) req.destroy(new Error(`answer larger than ${maxBytes} bytes`));
+        else chunks.push(c);
       });
+      res.on("error", reject);
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
     });
-    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${o.timeoutMs / 1000} s`)));
     req.on("error", reject);
     req.end(data);
   });
+}
+
+/** POSTs JSON; the answer's JSON ({} when it is not JSON: the status says what happened). */
+export async function postJson(url: URL, body: unknown, timeoutMs: number): Promise<{ status: number; json: unknown }> {
+  const res = await httpRequest(url, { method: "POST", json: body, timeoutMs });
+  let json: unknown = {};
+  try { json = JSON.parse(res.body.toString("utf8")); } catch { /* not JSON */ }
+  return { status: res.status, json };
 }
 
 export class Agent {
@@ -83,10 +95,16 @@ export class Agent {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly config: AgentConfig;
   private readonly log: Log;
+  private readonly releases: Releases | null;
+  /** The registration endpoint that answered last: releases are downloaded from it. */
+  private edge: URL | null = null;
+  /** Whether the controller answered this connection's hello. */
+  private helloAnswered = false;
 
-  constructor(config: AgentConfig, log: Log) {
+  constructor(config: AgentConfig, log: Log, releases: Releases | null = null) {
     this.config = config;
     this.log = log;
+    this.releases = releases;
     this.identity = loadIdentity(config.state_dir);
     this.spool = new Spool(config.state_dir);
     this.builtins = new Builtins(config.builtins, (a, opts) => this.enqueue(a, opts));
@@ -97,6 +115,7 @@ export class Agent {
     this.log("info", `probe ${this.config.probe_id}: starting with ${this.spool.size} spooled result(s)`);
     this.builtins.start();
     this.monitor?.start();
+    this.releases?.startProbation(() => this.stop());
     void this.connect();
   }
 
@@ -133,6 +152,7 @@ export class Agent {
         // Only an edge holding the pinned key can have signed this token.
         const edgeKey = await importJWK({ ...this.config.edge_public_jwk, alg: "EdDSA" }, "EdDSA");
         await jwtVerify(reg.token, edgeKey, { audience: `controller:${reg.shard}`, subject: String(this.config.probe_id) });
+        this.edge = new URL(base);
         return reg;
       } catch (e) {
         lastError = e;
@@ -158,8 +178,9 @@ export class Agent {
     ws.on("open", () => {
       this.attempt = 0;
       this.sentUpTo = 0;
+      this.helloAnswered = false;
       this.log("info", `connected to controller ${reg.shard}`);
-      this.send({ type: "hello", agent: "vantage-probe/0.1.0", slots: this.config.slots, free_slots: this.freeSlots(), running: [...this.periodic.keys()] });
+      this.send({ type: "hello", agent: `vantage-probe/${AGENT_VERSION}`, slots: this.config.slots, free_slots: this.freeSlots(), running: [...this.periodic.keys()] });
       this.flushSpool();
       this.heartbeat = setInterval(() => {
         if (!alive) { ws.terminate(); return; }
@@ -234,8 +255,22 @@ export class Agent {
     const m = parsed.data;
     switch (m.type) {
       case "welcome":
+        this.lastSync = performance.now();
+        return;
       case "status_ack":
         this.lastSync = performance.now();
+        // The controller answered the hello: this version works end to end.
+        if (!this.helloAnswered) {
+          this.helloAnswered = true;
+          this.releases?.healthy();
+          this.sendReleaseReports();
+        }
+        return;
+      case "release":
+        if (this.releases && this.edge) {
+          const { type: _, ...offer } = m;
+          void this.releases.offer(offer, this.edge, () => this.stop()).then(() => this.sendReleaseReports(), (e: unknown) => this.log("error", `release ${m.version}: ${(e as Error).message}`));
+        }
         return;
       case "measure":
         return this.accept(m.assignment);
@@ -255,6 +290,12 @@ export class Agent {
         if (m.seq !== null) this.spool.drop(m.seq);
         return;
     }
+  }
+
+  /** Tells the controller how releases offered to this probe went (kept on disk until a connection takes them). */
+  private sendReleaseReports(): void {
+    if (!this.releases || this.ws?.readyState !== WebSocket.OPEN) return;
+    for (const r of this.releases.takeReports()) this.send({ type: "release_status", ...r });
   }
 
   // ── measurements ───────────────────────────────────────────────────────────────────────────────────────────

@@ -8,7 +8,7 @@
 // facade that touches every export, including the lazy `WebSocket` getter that loads undici and compiles its llhttp
 // WebAssembly (~8 MB) though the agent never uses it.
 import { build, type Plugin } from "esbuild";
-import { chmodSync } from "node:fs";
+import { chmodSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { join } from "node:path";
 
@@ -36,10 +36,17 @@ const builtinsByRequire: Plugin = {
   },
 };
 
-export async function buildProbe(): Promise<string> {
+/**
+ * Builds the agent bundle: by default the installed one, stamped with the package's version; `version` and
+ * `outfile` build a release to sign (`vantage sign-release`).
+ */
+export async function buildProbe(o: { version?: string; outfile?: string } = {}): Promise<string> {
+  const outfile = o.outfile ?? BUNDLE;
+  const version = o.version ?? (JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8")) as { version: string }).version;
   await build({
     entryPoints: [join(import.meta.dirname, "cli.ts")],
-    outfile: BUNDLE,
+    outfile,
+    define: { __VANTAGE_AGENT_VERSION__: JSON.stringify(version) },
     bundle: true,
     platform: "node",
     format: "esm",
@@ -53,8 +60,8 @@ export async function buildProbe(): Promise<string> {
     // Executable with its flags: `probe-agent/dist/vantage-probe.mjs run --config FILE`.
     banner: { js: `#!/usr/bin/env -S ${Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${v}`).join(" ")} node ${NODE_FLAGS.join(" ")}\nimport{createRequire as __vantageRequire}from"node:module";const require=__vantageRequire(import.meta.url);` },
   });
-  chmodSync(BUNDLE, 0o755);
-  return BUNDLE;
+  chmodSync(outfile, 0o755);
+  return outfile;
 }
 
 if (import.meta.main) await buildProbe();

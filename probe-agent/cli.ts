@@ -23,11 +23,18 @@ async function main(): Promise<number> {
     if (!values.config) { console.error("run needs --config FILE"); return 2; }
     const { loadConfig } = await import("./config.ts");
     const { Agent } = await import("./agent.ts");
+    const { Releases } = await import("./release.ts");
+    const { AGENT_VERSION } = await import("./version.ts");
     const config = loadConfig(values.config);
-    const agent = new Agent(config, (level, msg) => {
-      const line = `${new Date().toISOString()} ${level} probe ${config.probe_id}: ${msg}`;
+    const log = (level: "info" | "warn" | "error", msg: string) => {
+      const line = `${new Date().toISOString()} ${level} probe ${config.probe_id} (${AGENT_VERSION}): ${msg}`;
       (level === "info" ? console.log : console.error)(line);
-    });
+    };
+    // A signed release this probe switched to runs instead of the installed bundle (probe-agent/release.ts).
+    const releases = new Releases(config, values.config, log);
+    const release = await releases.atStart();
+    if (release) releases.become(release);
+    const agent = new Agent(config, log, releases);
     agent.start();
     await new Promise<void>((resolve) => {
       for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => void agent.stop().then(resolve));

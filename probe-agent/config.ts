@@ -13,6 +13,10 @@ export const AgentConfig = z.object({
   registration_urls: z.array(z.url()).check(z.minLength(1)),
   /** The edge's Ed25519 public key as a JWK. */
   edge_public_jwk: z.looseObject({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string() }),
+  /** The release key's Ed25519 public JWK (`vantage release-keys`): only releases it signed are run. Without it, none. */
+  release_public_jwk: opt(z.looseObject({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string() })),
+  /** How long a new release has to reach its controller before it is rolled back. */
+  release_health_s: def(intIn(5, 3600), 120),
   state_dir: z.string(),
   /** Measurements run at once; the controller is told how many are free. */
   slots: def(intIn(1, 256), 8),

@@ -2,6 +2,7 @@
 // `type`. Both sides validate every frame they receive with these schemas.
 import * as z from "zod/mini";
 import { intIn, MeasurementSpec, Result } from "./atlas.ts";
+import { RELEASE_VERSION } from "./release.ts";
 
 export const PROTOCOL_VERSION = 1;
 /** WebSocket sub-protocol both sides must agree on. */
@@ -22,6 +23,11 @@ export const ProbeMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("hello"), agent: z.string().check(z.maxLength(100)), slots: intIn(1, 1000), free_slots: z.int().check(z.minimum(0)), running: z.array(z.int()).check(z.maxLength(10_000)) }),
   z.object({ type: z.literal("status"), free_slots: intIn(0, 1000) }),
   z.object({ type: z.literal("results"), results: z.array(Submission).check(z.minLength(1), z.maxLength(1000)) }),
+  /** How a release offered to this probe went: running (healthy), refused (not signed as pinned) or rolled back. */
+  z.object({
+    type: z.literal("release_status"), rollout: z.int().check(z.positive()), version: z.string().check(z.maxLength(64)),
+    state: z.enum(["running", "refused", "rolled_back"]), detail: z.string().check(z.maxLength(500)),
+  }),
 ]);
 export type ProbeMessage = z.output<typeof ProbeMessage>;
 
@@ -45,6 +51,12 @@ export const ControllerMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ack"), upto: z.int() }),
   /** A frame or a result (seq) was refused; the reason names what is wrong. */
   z.object({ type: z.literal("reject"), seq: z.nullable(z.int()), reason: z.string() }),
+  /** Run this signed release (fetched from `path` on the edge), if its signature verifies with the pinned key. */
+  z.object({
+    type: z.literal("release"), rollout: z.int().check(z.positive()), version: z.string().check(z.regex(RELEASE_VERSION)),
+    sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/)), size: z.int().check(z.positive()), signature: z.string().check(z.maxLength(200)),
+    path: z.string().check(z.regex(/^\/probe\/v1\/releases\/[0-9A-Za-z.-]+$/)),
+  }),
 ]);
 export type ControllerMessage = z.output<typeof ControllerMessage>;
 

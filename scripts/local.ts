@@ -167,20 +167,35 @@ export async function provisionProbe(edge: Edge, dir: string, site: ProbeSite, e
   return { id, stateDir: dir, configPath };
 }
 
-export type ProbeProcess = { probe: LocalProbe; process: ChildProcess; output: () => string; stop: () => Promise<void> };
+export type ProbeProcess = { probe: LocalProbe; readonly process: ChildProcess; output: () => string; stop: () => Promise<void> };
 
+/**
+ * Runs a probe's agent (its bundle, with its flags) and, as a service manager would (systemd's Restart=), starts it
+ * again a second after it exits on its own: that is what rolls back a release that dies (probe-agent/release.ts).
+ */
 export function startProbe(probe: LocalProbe, opts: { quiet?: boolean } = {}): ProbeProcess {
   if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build:probe`);
-  const child = spawn(process.execPath, [...NODE_FLAGS, BUNDLE, "run", "--config", probe.configPath], {
-    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...AGENT_ENV },
-  });
   let log = "";
+  let stopping = false;
   const collect = (d: Buffer) => { log += d.toString(); if (!opts.quiet) process.stderr.write(d); };
-  child.stdout!.on("data", collect);
-  child.stderr!.on("data", collect);
+  const run = (): ChildProcess => {
+    const c = spawn(process.execPath, [...NODE_FLAGS, BUNDLE, "run", "--config", probe.configPath], {
+      cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...AGENT_ENV },
+    });
+    c.stdout!.on("data", collect);
+    c.stderr!.on("data", collect);
+    c.once("exit", (code, signal) => {
+      if (stopping) return;
+      collect(Buffer.from(`[probe ${probe.id}: the agent exited (${signal ?? `code ${code}`}); starting it again in 1 s]\n`));
+      setTimeout(() => { if (!stopping) child = run(); }, 1000);
+    });
+    return c;
+  };
+  let child = run();
   return {
-    probe, process: child, output: () => log,
+    probe, get process() { return child; }, output: () => log,
     stop: async () => {
+      stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise<void>((r) => child.once("exit", () => r()));
       child.kill("SIGTERM");

@@ -7,6 +7,10 @@
 // One object is one batch written by one controller: Atlas results, one JSON per line, covering outbox rows
 // <first>..<last> of that controller. The name is deterministic, so a retried write lands on the same key and
 // `If-None-Match: *` makes it write-once.
+//
+//   releases/<version>/vantage-probe.mjs
+//
+// Signed agent releases (workers/api/releases.ts), their manifest in the object's custom metadata.
 
 export function partitionOf(type: string, timestamp: number): { type: string; date: string; hour: string } {
   const iso = new Date(timestamp * 1000).toISOString();
@@ -25,4 +29,9 @@ export function* resultsInBatch<T extends { msm_id: number }>(body: string, msmI
     const r = JSON.parse(line) as T;
     if (r.msm_id === msmId) yield r;
   }
+}
+
+/** Where a published agent release is kept. */
+export function releaseKey(version: string): string {
+  return `releases/${version}/vantage-probe.mjs`;
 }

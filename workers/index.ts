@@ -8,6 +8,7 @@ import { createApiKey, listKeys, updateKey } from "./api/keys.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
 import { createMeasurements, getMeasurement, listMeasurements, participationRequests, stopMeasurement } from "./api/measurements.ts";
 import { getProbe, listProbes } from "./api/probes.ts";
+import { downloadRelease, getRollout, haltRollout, startRollout, uploadRelease } from "./api/releases.ts";
 import { getLatest, getResults } from "./api/results.ts";
 import { challenge, connect, edgeKey, register } from "./registration.ts";
 
@@ -22,6 +23,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .post("/probe/v1/challenge", challenge)
   .post("/probe/v1/register", register)
   .get("/probe/v1/controllers/:shard", connect)
+  .get("/probe/v1/releases/:version", downloadRelease)
   // operators
   .post("/admin/probes", enrollProbe)
   .post("/admin/probes/:id/:action", setProbeDisabled)
@@ -30,6 +32,10 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/admin/controllers", controllers)
   .get("/admin/usage", usage)
   .post("/admin/controllers/:shard/flush", flushController)
+  .put("/admin/releases/:version", uploadRelease)
+  .post("/admin/rollouts", startRollout)
+  .post("/admin/rollouts/halt", haltRollout)
+  .get("/admin/rollouts", getRollout)
   // users: RIPE Atlas REST API v2
   .post("/api/v2/measurements", createMeasurements)
   .post("/api/v2/measurements/my", createMeasurements)

@@ -101,7 +101,8 @@ export class ProbeSocket {
   }
 }
 
-export async function connect(p: TestProbe, opts: { slots?: number; cf?: Record<string, unknown>; address?: string } = {}): Promise<{ socket: ProbeSocket; reg: RegisterResponse }> {
+/** `agent`: what the probe says it runs in its hello (an agent says "vantage-probe/<version>"). */
+export async function connect(p: TestProbe, opts: { slots?: number; cf?: Record<string, unknown>; address?: string; agent?: string } = {}): Promise<{ socket: ProbeSocket; reg: RegisterResponse }> {
   const reg = await register(p, opts.cf, opts.address);
   const res = await upgrade(reg.websocket_url, reg.token, SUBPROTOCOL, opts.address);
   if (res.status !== 101 || !res.webSocket) throw new Error(`connect: ${res.status} ${await res.text()}`);
@@ -109,7 +110,7 @@ export async function connect(p: TestProbe, opts: { slots?: number; cf?: Record<
   const socket = new ProbeSocket(res.webSocket);
   await socket.next("welcome");
   const slots = opts.slots ?? 4;
-  socket.send({ type: "hello", agent: "test", slots, free_slots: slots, running: [] });
+  socket.send({ type: "hello", agent: opts.agent ?? "test", slots, free_slots: slots, running: [] });
   await socket.next("status_ack");
   return { socket, reg };
 }
