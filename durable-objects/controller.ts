@@ -3,7 +3,7 @@
 // outbox to R2 in batches (one object per partition per flush), keeping a per-measurement index of the batches.
 import {
   type Assignment, builtinType, type ControllerMessage, inCidr, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
-  type Result, type Submission, SUBPROTOCOL, USER_MSM_MIN,
+  creditsPerResult, HOST_SHARE_MILLI_PER_CREDIT, type Result, type Submission, SUBPROTOCOL, USER_MSM_MIN,
 } from "../protocol/index.ts";
 import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
 import { batchKey, partitionOf } from "../storage/layout.ts";
@@ -42,7 +42,18 @@ const MIGRATIONS = [
    INSERT INTO sealed (key, type, date, hour, first_id, last_id)
      SELECT batch_key, type, date, hour, MIN(id), MAX(id) FROM outbox WHERE batch_key IS NOT NULL GROUP BY batch_key;
    INSERT OR REPLACE INTO stats (name, value) SELECT 'sealed_upto', COALESCE(MAX(id), 0) FROM outbox WHERE batch_key IS NOT NULL;`,
+  // Hosts' share of what their probes' results cost, in thousandths of a credit: accrued in the row each results
+  // frame writes anyway (the probe's high-water mark), paid through the registry in whole credits. `paying_milli`
+  // marks a payout on its way (its request id is derived from it, so a retry pays once).
+  `ALTER TABLE probe_seq ADD COLUMN share_milli INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE probe_seq ADD COLUMN paid_milli INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE probe_seq ADD COLUMN paying_milli INTEGER;
+   ALTER TABLE probe_seq ADD COLUMN paid_at INTEGER NOT NULL DEFAULT 0;`,
 ];
+
+/** Hosts are paid their share once this much is due, or at the first flush an hour after their last payout. */
+const HOST_PAYOUT_CREDITS = 1000;
+const HOST_PAYOUT_INTERVAL_S = 3600;
 
 /** What the controller keeps about each connected probe, in the socket attachment (survives hibernation). */
 export type ProbeAttachment = {
@@ -263,6 +274,7 @@ export class Controller extends SqlDurableObject<Env> {
     const accepted: Result[] = [];
     const finishedOneOffs = new Set<number>();
     const now = Math.floor(Date.now() / 1000);
+    let shareMilli = 0;
     for (const s of submissions) {
       if (s.seq <= upto) continue; // already stored (a resend after reconnect), or out of order
       upto = s.seq;
@@ -271,13 +283,16 @@ export class Controller extends SqlDurableObject<Env> {
       const given = this.sql<{ assignment: string; periodic: number }>(
         "SELECT assignment, periodic FROM assignments WHERE msm_id = ? AND probe_id = ?", r.msm_id, a.probe_id)[0];
       // Built-in measurements are every probe's own: no assignment, but their type is fixed by their id.
-      const type = given ? (JSON.parse(given.assignment) as Assignment).spec.type : builtinType(r.msm_id);
+      const assignment = given ? JSON.parse(given.assignment) as Assignment : null;
+      const type = assignment ? assignment.spec.type : builtinType(r.msm_id);
       if (!type) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} was not given to this probe`); continue; }
       if (type !== r.type) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} is a ${type}, not a ${r.type}`); continue; }
       if (a.address) r.from = a.address;
       r.stored_timestamp = now;
       accepted.push(r);
       if (given && !given.periodic) finishedOneOffs.add(r.msm_id);
+      // Users pay for their results (built-in ones are free), and the probe's host earns a share of it.
+      if (assignment && r.msm_id >= USER_MSM_MIN) shareMilli += creditsPerResult(assignment.spec, !given!.periodic) * HOST_SHARE_MILLI_PER_CREDIT;
     }
     if (upto > stored) {
       const groups = groupBy(accepted, (r) => {
@@ -294,7 +309,8 @@ export class Controller extends SqlDurableObject<Env> {
             rs.map((r) => JSON.stringify(r) + "\n").join(""),
           );
         }
-        this.sql("INSERT OR REPLACE INTO probe_seq (probe_id, seq) VALUES (?, ?)", a.probe_id, upto);
+        this.sql(`INSERT INTO probe_seq (probe_id, seq, share_milli) VALUES (?, ?, ?)
+                    ON CONFLICT (probe_id) DO UPDATE SET seq = excluded.seq, share_milli = share_milli + excluded.share_milli`, a.probe_id, upto, shareMilli);
         for (const msm of finishedOneOffs) this.sql("UPDATE assignments SET done = 1 WHERE msm_id = ? AND probe_id = ?", msm, a.probe_id);
       });
       if (accepted.length) await this.scheduleFlush();
@@ -331,6 +347,31 @@ export class Controller extends SqlDurableObject<Env> {
       console.error(`controller ${this.shard}: charging results failed, will retry: ${String(e)}`);
     }
     await this.scheduleFlush();
+  }
+
+  /**
+   * Pays hosts their share in whole credits (registry → the owner's ledger): a probe's due payout is first marked
+   * (`paying_milli`), then sent under a request id made from that mark, then recorded as paid; a retry after any
+   * failure sends the same payout again, which the registry and the ledger take once.
+   */
+  private async payHosts(): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    this.sql(`UPDATE probe_seq SET paying_milli = paid_milli + (share_milli - paid_milli) / 1000 * 1000
+                WHERE paying_milli IS NULL AND share_milli - paid_milli >= 1000 AND (share_milli - paid_milli >= ? OR paid_at <= ?)`,
+      HOST_PAYOUT_CREDITS * 1000, now - HOST_PAYOUT_INTERVAL_S);
+    const due = this.sql<{ probe_id: number; paid_milli: number; paying_milli: number }>(
+      "SELECT probe_id, paid_milli, paying_milli FROM probe_seq WHERE paying_milli IS NOT NULL LIMIT 500");
+    if (due.length === 0) return;
+    try {
+      await this.env.REGISTRY.getByName(REGISTRY_NAME).resultShares(due.map((d) => ({
+        request_id: `results:${this.shard}:${d.probe_id}:${d.paying_milli}`, probe_id: d.probe_id, credits: (d.paying_milli - d.paid_milli) / 1000,
+      })));
+      this.ctx.storage.transactionSync(() => {
+        for (const d of due) this.sql("UPDATE probe_seq SET paid_milli = paying_milli, paying_milli = NULL, paid_at = ? WHERE probe_id = ?", now, d.probe_id);
+      });
+    } catch (e) {
+      console.error(`controller ${this.shard}: paying hosts their share failed, will retry: ${String(e)}`);
+    }
   }
 
   private flushing: Promise<{ objects: number; results: number }> | null = null;
@@ -402,6 +443,7 @@ export class Controller extends SqlDurableObject<Env> {
       results += count;
     }
     await this.charge();
+    await this.payHosts();
     this.saveUsage();
     return { objects, results };
   }

@@ -240,7 +240,9 @@ export class Registry extends SqlDurableObject<Env> {
     let credited = 0;
     for (const p of this.sql<{ request_id: string; owner: string; probe_id: number; credits: number }>("SELECT * FROM payouts")) {
       try {
-        const out = await this.env.LEDGER.getByName(p.owner).credit(p.request_id, p.credits, "probe_uptime", `probe ${p.probe_id}`);
+        const results = p.request_id.startsWith("results:");
+        const out = await this.env.LEDGER.getByName(p.owner).credit(p.request_id, p.credits, results ? "probe_results" : "probe_uptime",
+          `probe ${p.probe_id}${results ? ": share of its results" : ""}`);
         if (out.ok) {
           this.sql("DELETE FROM payouts WHERE request_id = ?", p.request_id);
           credited += p.credits;
@@ -250,6 +252,22 @@ export class Registry extends SqlDurableObject<Env> {
       }
     }
     return { credited, pending: this.sql<{ n: number }>("SELECT COUNT(*) AS n FROM payouts")[0]!.n };
+  }
+
+  /**
+   * Hosts' shares of their probes' results, from a controller (each payout under its own request id): queued with
+   * the uptime payouts and credited to the probes' owners. A probe without an owner earns nobody anything.
+   */
+  async resultShares(payouts: { request_id: string; probe_id: number; credits: number }[]): Promise<void> {
+    this.ctx.storage.transactionSync(() => {
+      for (const p of payouts) {
+        const owner = this.probe(p.probe_id)?.owner;
+        if (owner && p.credits > 0) {
+          this.sql("INSERT OR IGNORE INTO payouts (request_id, owner, probe_id, credits) VALUES (?, ?, ?, ?)", p.request_id, owner, p.probe_id, p.credits);
+        }
+      }
+    });
+    await this.payout();
   }
 
   override async alarm(): Promise<void> {

@@ -20,3 +20,9 @@ export function creditsPerResult(spec: MeasurementSpec, isOneoff: boolean): numb
   })();
   return base * (isOneoff ? 2 : 1);
 }
+
+/**
+ * A probe's host earns this share of what each result it delivers costs (in thousandths of a credit per credit):
+ * 10 %, on top of 15 credits per connected minute.
+ */
+export const HOST_SHARE_MILLI_PER_CREDIT = 100;

@@ -1,5 +1,5 @@
 // Accounts and the brain's rules for them, through the API: credits (what creation sets aside, the 402 and nothing
-// created, charges for stored results, forced stop, uptime earnings, transfers and items), quotas and the creation
+// created, charges for stored results, forced stop, uptime earnings, hosts' share of results, transfers and items), quotas and the creation
 // rate limit, reusing answers, the crowd signal, participation requests, API keys with grants, and probe sources
 // (msm, tags, fewer probes than requested).
 import { runInDurableObject } from "cloudflare:test";
@@ -90,6 +90,53 @@ describe("credits", () => {
     expect(c.income_items).toEqual([
       expect.objectContaining({ type: "probe_uptime", amount: 15 }), expect.objectContaining({ type: "probe_uptime", amount: 150 }),
     ]);
+  });
+
+  it("pays a probe's host 10 % of what its results cost, in whole credits, once however often a payout is retried", async () => {
+    const host = await newKey("results-host", 0);
+    const account = (await credits(host)).account;
+    const probe = await enroll({ country_code: "NL", owner: account });
+    const { socket } = await connect(probe);
+    const user = await newKey("results-user", 10_000);
+    // A one-off ping of 3 packets: 6 credits per result, so the host earns 0.6 per result.
+    const id = ((await (await createPing(user, [{ type: "probes", value: String(probe.id), requested: 1 }], { packets: 3 })).json()) as { measurements: number[] }).measurements[0]!;
+    await socket.next("measure");
+    let seq = 0;
+    const deliver = async (n: number) => {
+      socket.send({ type: "results", results: Array.from({ length: n }, () => ++seq).map((s) => ({ seq: s, result: pingResult(id, probe.id, 1_795_000_000 + s) })) });
+      expect((await socket.next("ack")).upto).toBe(seq);
+    };
+    const flush = () => post("/admin/controllers/weur-0/flush", {}, { Authorization: `Bearer ${ADMIN}` });
+    const shares = async () => ((await credits(host, "?include=income_items")).income_items as { type: string; amount: number }[]).filter((i) => i.type === "probe_results");
+
+    await deliver(10);
+    await flush();
+    expect(await shares()).toEqual([expect.objectContaining({ amount: 6 })]);
+    await flush();
+    expect(await shares()).toHaveLength(1);
+
+    // 1.2 credits more are due, but within the hour since the last payout only 1,000 credits would be paid out.
+    await deliver(2);
+    await flush();
+    expect(await shares()).toHaveLength(1);
+    const controller = env.CONTROLLER.getByName("weur-0");
+    const row = () => runInDurableObject(controller, (_o, state) => state.storage.sql.exec<{ share_milli: number; paid_milli: number }>(
+      "SELECT share_milli, paid_milli FROM probe_seq WHERE probe_id = ?", probe.id).one());
+    expect(await row()).toEqual({ share_milli: 7200, paid_milli: 6000 });
+    // An hour later: the whole credit is paid, the 0.2 carried.
+    await runInDurableObject(controller, (_o, state) => { state.storage.sql.exec("UPDATE probe_seq SET paid_at = paid_at - 3600"); });
+    await flush();
+    expect((await shares()).map((i) => i.amount)).toEqual([1, 6]);
+    expect(await row()).toEqual({ share_milli: 7200, paid_milli: 7000 });
+
+    // A payout sent but not recorded as paid (the controller restarted in between) is sent again and taken once.
+    await runInDurableObject(controller, (_o, state) => {
+      state.storage.sql.exec("UPDATE probe_seq SET paid_milli = 6000, paying_milli = 7000 WHERE probe_id = ?", probe.id);
+    });
+    await flush();
+    expect((await shares()).map((i) => i.amount)).toEqual([1, 6]);
+    expect((await credits(host)).current_balance).toBe(7);
+    expect(await row()).toEqual({ share_milli: 7200, paid_milli: 7000 });
   });
 
   it("transfers free credits to another account, once per request id, and lists both sides' items", async () => {
