@@ -38,7 +38,18 @@ const MIGRATIONS = [
      percent INTEGER NOT NULL, max_failures INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT, created INTEGER NOT NULL);
    CREATE TABLE rollout_reports (rollout_id INTEGER NOT NULL, probe_id INTEGER NOT NULL, state TEXT NOT NULL,
      detail TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (rollout_id, probe_id));`,
+  // Atlas's participation requests, each with its id: a measurement's probe sources at creation ("add") and every
+  // later request to add or remove probes.
+  `CREATE TABLE participation_requests (id INTEGER PRIMARY KEY AUTOINCREMENT, msm_id INTEGER NOT NULL, action TEXT NOT NULL,
+     type TEXT NOT NULL, value TEXT NOT NULL, requested INTEGER, tags TEXT, created_at INTEGER NOT NULL);
+   CREATE INDEX participation_requests_msm ON participation_requests (msm_id, id);`,
 ];
+
+/** A participation request as Atlas lists it. */
+export type ParticipationRecord = {
+  id: number; measurement: number; action: "add" | "remove"; type: string; value: string; requested: number | null;
+  tags: { include?: string[]; exclude?: string[] } | null; created_at: number;
+};
 
 /** A staged rollout as the operator sees it (`GET /admin/rollouts`). */
 export type Rollout = {
@@ -161,7 +172,9 @@ export class Brain extends SqlDurableObject<Env> {
     const undo = async () => {
       for (const r of rows) await ledger.release(`release:${r.id}`, r.id).catch(() => undefined);
       this.sql(`DELETE FROM measurements WHERE id IN (${rows.map(() => "?").join(",")})`, ...rows.map((r) => r.id));
+      this.sql(`DELETE FROM participation_requests WHERE msm_id IN (${rows.map(() => "?").join(",")})`, ...rows.map((r) => r.id));
     };
+    for (const r of rows) this.recordParticipation(r.id, req.probes.map((source) => ({ action: "add" as const, ...source })), now);
     for (let i = 0; i < rows.length; i++) {
       let outcome;
       try {
@@ -306,7 +319,7 @@ export class Brain extends SqlDurableObject<Env> {
    * POST /measurements/{id}/participation-requests/: adds probes (from sources, as at creation; their first day's
    * cost is set aside first) or removes probes (by id) from a running measurement of the caller's account.
    */
-  async participate(id: number, owner: string, requests: ParticipationRequest[]): Promise<{ ok: true; added: number[]; removed: number[] } | Refusal | { ok: false; status: 403 | 404 | 409; detail: string }> {
+  async participate(id: number, owner: string, requests: ParticipationRequest[]): Promise<{ ok: true; request_ids: number[]; added: number[]; removed: number[] } | Refusal | { ok: false; status: 403 | 404 | 409; detail: string }> {
     const row = this.get(id);
     if (!row) return { ok: false, status: 404, detail: `No measurement with id ${id}.` };
     if (row.owner !== owner) return { ok: false, status: 403, detail: `Measurement ${id} belongs to another account.` };
@@ -339,7 +352,22 @@ export class Brain extends SqlDurableObject<Env> {
     }
     this.sql("UPDATE measurements SET participants = ?, probes_scheduled = ?, probes_requested = probes_requested + ? WHERE id = ?",
       JSON.stringify(participants), participants.length, added.length, id);
-    return { ok: true, added, removed };
+    return { ok: true, request_ids: this.recordParticipation(id, requests, Math.floor(Date.now() / 1000)), added, removed };
+  }
+
+  private recordParticipation(msmId: number, requests: ParticipationRequest[], at: number): number[] {
+    return requests.map((r) => this.sql<{ id: number }>(
+      "INSERT INTO participation_requests (msm_id, action, type, value, requested, tags, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+      msmId, r.action, r.type, r.value, r.requested ?? null, "tags" in r && r.tags ? JSON.stringify(r.tags) : null, at)[0]!.id);
+  }
+
+  /** A measurement's participation requests, oldest first; or one by its id (`id`). */
+  participationRequests(f: { msm_id?: number; id?: number }, offset: number, limit: number): { count: number; requests: ParticipationRecord[] } {
+    const where = new Where().eq("msm_id", f.msm_id).eq("id", f.id);
+    const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM participation_requests ${where}`, ...where.binds)[0]!.n;
+    const rows = this.sql<Omit<ParticipationRecord, "tags" | "measurement"> & { msm_id: number; tags: string | null }>(
+      `SELECT * FROM participation_requests ${where} ORDER BY id LIMIT ? OFFSET ?`, ...where.binds, limit, offset);
+    return { count, requests: rows.map(({ msm_id, tags, ...r }) => ({ ...r, measurement: msm_id, tags: tags ? JSON.parse(tags) as ParticipationRecord["tags"] : null })) };
   }
 
   private timer(msmId: number, at: number, action: Action): void {

@@ -6,7 +6,9 @@ import { listAlerts } from "./api/alerts.ts";
 import { credits, creditItems, transfer } from "./api/credits.ts";
 import { createApiKey, listKeys, updateKey } from "./api/keys.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
-import { createMeasurements, getMeasurement, listMeasurements, participationRequests, stopMeasurement } from "./api/measurements.ts";
+import {
+  createMeasurements, getMeasurement, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, stopMeasurement,
+} from "./api/measurements.ts";
 import { getProbe, listProbes } from "./api/probes.ts";
 import { downloadRelease, getRollout, haltRollout, startRollout, uploadRelease } from "./api/releases.ts";
 import { getLatest, getResults } from "./api/results.ts";
@@ -44,6 +46,8 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/measurements/:id", getMeasurement)
   .delete("/api/v2/measurements/:id", stopMeasurement)
   .post("/api/v2/measurements/:id/participation-requests", participationRequests)
+  .get("/api/v2/measurements/:id/participation-requests", listParticipationRequests)
+  .get("/api/v2/participation-requests/:id", getParticipationRequest)
   .get("/api/v2/measurements/:id/results", getResults)
   .get("/api/v2/measurements/:id/latest", getLatest)
   .get("/api/v2/alerts", listAlerts)

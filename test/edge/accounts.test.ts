@@ -247,7 +247,7 @@ describe("crowd signal", () => {
 });
 
 describe("participation requests", () => {
-  it("adds probes to a running measurement (setting their cost aside) and removes probes by id", async () => {
+  it("adds probes to a running measurement (setting their cost aside), removes probes by id, and lists every request with its id", async () => {
     const key = await newKey("changer", 100_000);
     const a = await enroll({ country_code: "AT" }), b = await enroll({ country_code: "AT" });
     const pa = await connect(a), pb = await connect(b);
@@ -259,15 +259,29 @@ describe("participation requests", () => {
 
     const added = await change([{ action: "add", type: "probes", value: String(b.id), requested: 1 }]);
     expect(added.status).toBe(201);
-    expect(await added.json()).toEqual({ added: [b.id], removed: [] });
+    const addedBody = (await added.json()) as { request_ids: number[]; added: number[]; removed: number[] };
+    expect(addedBody).toEqual({ request_ids: [expect.any(Number)], added: [b.id], removed: [] });
     expect((await pb.socket.next("measure")).assignment.msm_id).toBe(id);
     // One more probe for a day at 3 credits a result, 24 results: 72 more set aside.
     expect((await credits(key)).reserved).toBe(reservedBefore + 72);
 
-    expect(await (await change([{ action: "remove", type: "probes", value: String(a.id) }])).json()).toEqual({ added: [], removed: [a.id] });
+    const removedBody = (await (await change([{ action: "remove", type: "probes", value: String(a.id) }])).json()) as { request_ids: number[] };
+    expect(removedBody).toEqual({ request_ids: [expect.any(Number)], added: [], removed: [a.id] });
     expect((await pa.socket.next("stop")).msm_id).toBe(id);
     const msm = (await (await call(`/api/v2/measurements/${id}/`)).json()) as { probes: { id: number }[]; participant_count: number };
     expect(msm.probes.map((p) => p.id)).toEqual([b.id]);
+
+    // As Atlas lists them: the creation's source, then each request, with ids and links.
+    type Listed = { count: number; results: { id: number; action: string; type: string; value: string; requested: number | null; self: string }[] };
+    const listed = (await (await call(`/api/v2/measurements/${id}/participation-requests/`)).json()) as Listed;
+    expect(listed.count).toBe(3);
+    expect(listed.results.map((r) => [r.action, r.type, r.value, r.requested])).toEqual([
+      ["add", "probes", String(a.id), 1], ["add", "probes", String(b.id), 1], ["remove", "probes", String(a.id), null],
+    ]);
+    expect(listed.results.slice(1).map((r) => r.id)).toEqual([addedBody.request_ids[0], removedBody.request_ids[0]]);
+    const one = await call(new URL(listed.results[1]!.self).pathname);
+    expect(await one.json()).toMatchObject({ id: addedBody.request_ids[0], measurement: id, action: "add" });
+    expect((await call("/api/v2/participation-requests/999999/")).status).toBe(404);
 
     expect((await change([{ action: "add", type: "probes", value: String(a.id), requested: 1 }], await newKey("stranger"))).status).toBe(403);
     expect((await errorOf(await change([{ action: "remove", type: "country", value: "AT" }]))).errors[0]!.source).toEqual({ pointer: "/0/type" });

@@ -1,7 +1,7 @@
 // /api/v2/measurements/: create, list, read, stop — Atlas's request and object shapes.
 import type { IRequest } from "itty-router";
 import { z } from "zod";
-import type { MeasurementRow, ParticipationRequest } from "../../durable-objects/brain.ts";
+import type { MeasurementRow, ParticipationRecord, ParticipationRequest } from "../../durable-objects/brain.ts";
 import type { Participant } from "../../durable-objects/controller.ts";
 import { BRAIN_NAME, type Env, flag } from "../../durable-objects/env.ts";
 import {
@@ -181,7 +181,7 @@ function participationRequestsOf(body: unknown): ParticipationRequest[] {
 /**
  * POST /measurements/{id}/participation-requests/ (Atlas's body: `[{"action":"add"|"remove","type","value","requested"}]`):
  * adds probes from sources (their first day's cost set aside first) or removes probes by id. Answers 201
- * `{"added":[probe ids],"removed":[probe ids]}`.
+ * `{"request_ids":[one per request, as Atlas],"added":[probe ids],"removed":[probe ids]}`.
  */
 export async function participationRequests(request: IRequest, env: Env): Promise<Response> {
   const { account } = await requireKey(request, env, "create_measurements");
@@ -189,5 +189,28 @@ export async function participationRequests(request: IRequest, env: Env): Promis
   const requests = participationRequestsOf(await readJson(request));
   const out = await env.BRAIN.getByName(BRAIN_NAME).participate(id, account, requests);
   if (!out.ok) throw new ApiError(out.status, out.detail);
-  return Response.json({ added: out.added, removed: out.removed }, { status: 201 });
+  return Response.json({ request_ids: out.request_ids, added: out.added, removed: out.removed }, { status: 201 });
+}
+
+function participationObject(origin: string, r: ParticipationRecord) {
+  return { ...r, self: `${origin}/api/v2/participation-requests/${r.id}/` };
+}
+
+/** GET /measurements/{id}/participation-requests/: its probe sources at creation, then every later request. */
+export async function listParticipationRequests(request: IRequest, env: Env): Promise<Response> {
+  const url = new URL(request.url);
+  const id = measurementId(request);
+  const brain = env.BRAIN.getByName(BRAIN_NAME);
+  if (!(await brain.get(id))) throw new ApiError(404, `No measurement with id ${id}.`);
+  const { offset, limit } = pageOf(url);
+  const { count, requests } = await brain.participationRequests({ msm_id: id }, offset, limit);
+  return Response.json(page(url, count, requests.map((r) => participationObject(url.origin, r))));
+}
+
+/** GET /participation-requests/{id}/ */
+export async function getParticipationRequest(request: IRequest, env: Env): Promise<Response> {
+  const id = Number(request.params.id);
+  const found = Number.isSafeInteger(id) && id > 0 ? (await env.BRAIN.getByName(BRAIN_NAME).participationRequests({ id }, 0, 1)).requests[0] : undefined;
+  if (!found) throw new ApiError(404, `No participation request with id ${request.params.id}.`);
+  return Response.json(participationObject(new URL(request.url).origin, found));
 }
