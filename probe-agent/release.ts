@@ -69,6 +69,12 @@ export class Releases {
         return s.trial.file;
       }
     }
+    if (s.current && this.running === this.installed && compareVersions(AGENT_VERSION, s.current.version) >= 0) {
+      // The installed agent was upgraded past the release (a package upgrade): it wins.
+      this.log("info", `the installed agent ${AGENT_VERSION} is not older than release ${s.current.version}: running it`);
+      s.current = null;
+      this.save(s);
+    }
     if (s.current && s.current.file !== this.running) {
       // Checked again at every start: a release file altered on disk is not run.
       const why = await this.check(s.current);
@@ -213,4 +219,16 @@ function writeDurably(path: string, data: Buffer, mode: number): void {
   renameSync(tmp, path);
   const d = openSync(join(path, ".."), "r");
   try { fsyncSync(d); } finally { closeSync(d); }
+}
+
+/** Orders versions like 1.2.3 and 1.2.3-rc.1 (a pre-release before its release), numerically part by part. */
+export function compareVersions(a: string, b: string): number {
+  const [coreA = "", preA] = a.split("-", 2) as [string, string | undefined];
+  const [coreB = "", preB] = b.split("-", 2) as [string, string | undefined];
+  const x = coreA.split(".").map(Number), y = coreB.split(".").map(Number);
+  for (let i = 0; i < 3; i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+  if (preA === preB) return 0;
+  if (preA === undefined) return 1;
+  if (preB === undefined) return -1;
+  return preA < preB ? -1 : 1;
 }

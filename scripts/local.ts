@@ -30,6 +30,22 @@ export function edgeSecrets(stateDir: string): EdgeSecrets {
   return secrets;
 }
 
+/**
+ * The local deployment's release key pair, made once per state directory (release-keys.json, mode 0600): local
+ * probes pin its public half, and `vantage sign-release` signs with the private half (RELEASE_PRIVATE_JWK).
+ */
+export function releaseKeys(stateDir: string): { RELEASE_PRIVATE_JWK: string; RELEASE_PUBLIC_JWK: string; path: string } {
+  const path = join(stateDir, "release-keys.json");
+  if (!existsSync(path)) {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    writeFileSync(path, JSON.stringify({
+      RELEASE_PRIVATE_JWK: JSON.stringify(privateKey.export({ format: "jwk" })), RELEASE_PUBLIC_JWK: JSON.stringify(publicKey.export({ format: "jwk" })),
+    }, null, 2), { mode: 0o600 });
+  }
+  return { ...(JSON.parse(readFileSync(path, "utf8")) as { RELEASE_PRIVATE_JWK: string; RELEASE_PUBLIC_JWK: string }), path };
+}
+
 export type Edge = {
   url: string;
   secrets: EdgeSecrets;
@@ -186,7 +202,9 @@ export function startProbe(probe: LocalProbe, opts: { quiet?: boolean } = {}): P
     c.stderr!.on("data", collect);
     c.once("exit", (code, signal) => {
       if (stopping) return;
-      collect(Buffer.from(`[probe ${probe.id}: the agent exited (${signal ?? `code ${code}`}); starting it again in 1 s]\n`));
+      const notice = `[probe ${probe.id}: the agent exited (${signal ?? `code ${code}`}); starting it again in 1 s]\n`;
+      collect(Buffer.from(notice));
+      if (opts.quiet) process.stderr.write(notice);
       setTimeout(() => { if (!stopping) child = run(); }, 1000);
     });
     return c;
@@ -232,7 +250,9 @@ export async function startLocalSystem(o: {
   // The local account starts with a million credits (granted once, however often the system restarts).
   const { key, account } = await admin<{ key: string; account: string }>(edge, "/admin/keys", { label: "local", credits: 1_000_000, ...(o.apiKey ? { key: o.apiKey } : {}) });
   // The local account hosts the local probes, so their uptime earns it credits.
-  const probes = await Promise.all(sites.map((site, i) => provisionProbe(edge, join(o.stateDir, "probes", String(i + 1)), site, o.probeConfig, account)));
+  // Local probes pin the local release key (unless told otherwise), so releases can be rolled out to them.
+  const probeConfig = { release_public_jwk: JSON.parse(releaseKeys(o.stateDir).RELEASE_PUBLIC_JWK) as JsonWebKey, ...o.probeConfig };
+  const probes = await Promise.all(sites.map((site, i) => provisionProbe(edge, join(o.stateDir, "probes", String(i + 1)), site, probeConfig, account)));
   const agents = probes.map((p) => startProbe(p, { quiet: o.quiet ?? true }));
   const stop = async () => {
     await Promise.all(agents.map((a) => a.stop()));

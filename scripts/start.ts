@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { buildProbe } from "../probe-agent/build.ts";
-import { LOCAL_SITES, ROOT, startLocalSystem } from "./local.ts";
+import { LOCAL_SITES, releaseKeys, ROOT, startLocalSystem } from "./local.ts";
 
 const state = join(ROOT, ".vantage");
 const givenKey = process.env.VANTAGE_API_KEY;
@@ -27,6 +27,13 @@ Try:
          "probes":[{"type":"area","value":"WW","requested":3}],"is_oneoff":true}'
   curl -s ${edge.url}/api/v2/measurements/<id>/results/
   curl -s ${edge.url}/api/v2/credits/ -H 'Authorization: Key ${key}'   (1,000,000 credits to start; the probes earn more)
+
+Roll out an agent release to the probes (they pin the release key in ${releaseKeys(state).path}):
+  export VANTAGE_EDGE=${edge.url} VANTAGE_ADMIN_TOKEN=${edge.secrets.ADMIN_TOKEN}
+  export RELEASE_PRIVATE_JWK="$(node -p "require('${releaseKeys(state).path}').RELEASE_PRIVATE_JWK")"
+  npm run vantage -- build-release --version 0.2.0 --out /tmp/vantage-probe-0.2.0.mjs
+  npm run vantage -- sign-release --bundle /tmp/vantage-probe-0.2.0.mjs --version 0.2.0
+  npm run vantage -- publish-release --bundle /tmp/vantage-probe-0.2.0.mjs && npm run vantage -- rollout 0.2.0 --percent 100
 Ctrl-C stops everything.`);
 
 let stopping = false;
@@ -41,8 +48,4 @@ process.on("SIGTERM", () => void shutdown(0));
 edge.process.on("exit", (code) => {
   if (!stopping) { console.error(`the edge exited (${code}):\n${edge.output().slice(-3000)}`); void shutdown(1); }
 });
-for (const agent of system.agents) {
-  agent.process.on("exit", (code) => {
-    if (!stopping) console.error(`probe ${agent.probe.id} exited (${code}):\n${agent.output().slice(-2000)}`);
-  });
-}
+// Agents that exit are started again by startProbe, as a service manager would, and say so on stderr.

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compareVersions } from "../../probe-agent/release.ts";
 import type { PingResult } from "../../protocol/index.ts";
 import { type LocalSystem, ROOT, startLocalSystem } from "../../scripts/local.ts";
 import { freePort, icmpUnavailable, tempDir, until } from "./system.ts";
@@ -15,6 +16,13 @@ const run = promisify(execFile);
 const dir = tempDir("release");
 
 type Rollout = { version: string; state: string; reason: string | null; probes: { running: number; refused: number; rolled_back: number }; failures: { state: string; detail: string }[] };
+
+describe("release versions", () => {
+  it("orders versions part by part, a pre-release before its release", () => {
+    expect(["0.10.0", "0.2.0", "0.2.0-rc.1", "1.0.0", "0.2.1"].sort(compareVersions)).toEqual(["0.2.0-rc.1", "0.2.0", "0.2.1", "0.10.0", "1.0.0"]);
+    expect(compareVersions("0.3.0", "0.3.0")).toBe(0);
+  });
+});
 
 describe("signed releases on a real agent", () => {
   let system: LocalSystem;
