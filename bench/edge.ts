@@ -15,6 +15,8 @@ const INGEST_PROBES = Number(process.env.BENCH_INGEST_PROBES ?? 100);
 const INGEST_FRAMES = Number(process.env.BENCH_INGEST_FRAMES ?? 20);
 const FRAME_RESULTS = Number(process.env.BENCH_FRAME_RESULTS ?? 100);
 const CONCURRENCY = 32;
+const STREAM_SUBSCRIBERS = 10;
+const STREAM_FRAMES = 50;
 
 const SITES = [
   { country_code: "NL", latitude: 52.4, longitude: 4.9 }, { country_code: "US", latitude: 40.7, longitude: -74 },
@@ -77,6 +79,15 @@ function next(p: SimProbe, type: ControllerMessage["type"]): Promise<ControllerM
     };
     p.waiters.push(w);
   });
+}
+
+/** A periodic ping's Atlas result, as an agent sends it. */
+function pingResult(msm: number, probeId: number, timestamp: number) {
+  return {
+    fw: 5020, mver: "1.0.0", lts: 1, msm_id: msm, msm_name: "Ping", prb_id: probeId, timestamp, from: "192.0.2.9",
+    src_addr: "192.0.2.9", dst_addr: "192.0.2.1", dst_name: "192.0.2.1", af: 4, type: "ping", proto: "ICMP", size: 48, ttl: 60,
+    sent: 3, rcvd: 3, dup: 0, min: 10.1, avg: 10.5, max: 11.2, step: 60, result: [{ rtt: 10.1 }, { rtt: 10.2 }, { rtt: 11.2 }],
+  };
 }
 
 async function main(): Promise<void> {
@@ -155,10 +166,7 @@ async function main(): Promise<void> {
     for (let f = 0; f < INGEST_FRAMES; f++) {
       const results = Array.from({ length: FRAME_RESULTS }, (_, i) => {
         const seq = f * FRAME_RESULTS + i + 1;
-        return { seq, result: {
-          fw: 5020, mver: "1.0.0", lts: 1, msm_id: msm, msm_name: "Ping", prb_id: p.id, timestamp: base + seq, from: "192.0.2.9",
-          src_addr: "192.0.2.9", dst_addr: "192.0.2.1", dst_name: "192.0.2.1", af: 4, type: "ping", proto: "ICMP", size: 48, ttl: 60,
-          sent: 3, rcvd: 3, dup: 0, min: 10.1, avg: 10.5, max: 11.2, step: 60, result: [{ rtt: 10.1 }, { rtt: 10.2 }, { rtt: 11.2 }] } };
+        return { seq, result: pingResult(msm, p.id, base + seq) };
       });
       p.ws!.send(JSON.stringify({ type: "results", results }));
       const ack = (await next(p, "ack")) as { upto: number };
@@ -178,6 +186,41 @@ async function main(): Promise<void> {
   const rows = usageAfter.rows_written - usageBefore.rows_written;
   const cost = { requests: (requests * 0.15) / 1e6, rows: (rows * 1) / 1e6, r2: (writes * 4.5) / 1e6 };
   const perMillion = (x: number) => (x * 1e6) / written;
+
+  // 4. Stream latency: STREAM_SUBSCRIBERS clients subscribed to the measurement on /stream/; one probe sends frames
+  // of 10 results one after another; each result's latency is its arrival at a subscriber minus the moment its
+  // frame was acknowledged (stored). Each subscriber must get each result exactly once.
+  const subscribers = await Promise.all(Array.from({ length: STREAM_SUBSCRIBERS }, async () => {
+    const ws = new WebSocket(`${edge.url.replace(/^http/, "ws")}/stream/`);
+    const got: { timestamp: number; at: number }[] = [];
+    ws.on("message", (d) => {
+      const [event, payload] = JSON.parse(String(d)) as [string, { timestamp: number }];
+      if (event === "atlas_result") got.push({ timestamp: payload.timestamp, at: performance.now() });
+    });
+    await new Promise((r, j) => { ws.once("open", r); ws.once("error", j); });
+    const subscribed = new Promise((r) => ws.once("message", r));
+    ws.send(JSON.stringify(["atlas_subscribe", { streamType: "result", msm }]));
+    await subscribed;
+    return { ws, got };
+  }));
+  const streamer = ingestors[0]!;
+  const storedAt = new Map<number, number>();
+  let seq = INGEST_FRAMES * FRAME_RESULTS;
+  for (let f = 0; f < STREAM_FRAMES; f++) {
+    const results = Array.from({ length: 10 }, () => {
+      seq++;
+      return { seq, result: pingResult(msm, streamer.id, base + seq) };
+    });
+    streamer.ws!.send(JSON.stringify({ type: "results", results }));
+    await next(streamer, "ack");
+    const at = performance.now();
+    for (const r of results) storedAt.set(r.result.timestamp, at);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  const latencies = subscribers.flatMap((s) => s.got.map((g) => g.at - storedAt.get(g.timestamp)!));
+  const exactlyOnce = subscribers.every((s) => s.got.length === storedAt.size && new Set(s.got.map((g) => g.timestamp)).size === storedAt.size);
+  for (const s of subscribers) s.ws.close();
 
   for (const p of probes) p.ws?.terminate();
   await edge.stop();
@@ -201,7 +244,11 @@ async function main(): Promise<void> {
   const total = perMillion(cost.requests + cost.rows + cost.r2);
   row("Cloudflare cost per million results (USD)", total.toFixed(4), "≤ 0.05", total <= 0.05);
   console.log(`  of which DO requests $${perMillion(cost.requests).toFixed(4)} (${(requests * 1e6 / written).toFixed(0)} per million results), SQLite rows $${perMillion(cost.rows).toFixed(4)} (${(rows * 1e6 / written).toFixed(0)} per million), R2 $${perMillion(cost.r2).toFixed(4)}`);
-  console.log(`\nratios to target: fan-out p95 ${(p95 / 250).toFixed(2)}× the budget, ingestion ${(perShard / 5000).toFixed(2)}× the floor, R2 writes ${(writesPerK / 1).toFixed(3)}× the ceiling`);
+  const s50 = quantile(latencies, 0.5), s95 = quantile(latencies, 0.95);
+  row(`stream: results to ${STREAM_SUBSCRIBERS} subscribers, p50 (ms)`, s50.toFixed(1), "—", null);
+  row("stream: p95 after the result is stored (ms)", s95.toFixed(1), "≤ 1000", s95 <= 1000);
+  row("stream: every result exactly once to each", exactlyOnce ? "yes" : "NO", "yes", exactlyOnce);
+  console.log(`\nratios to target: fan-out p95 ${(p95 / 250).toFixed(2)}× the budget, ingestion ${(perShard / 5000).toFixed(2)}× the floor, stream p95 ${(s95 / 1000).toFixed(3)}× the budget, R2 writes ${(writesPerK / 1).toFixed(3)}× the ceiling`);
   console.log(`(${written} results in ${writes} R2 objects; workerd RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MiB for ${PROBES} sockets)`);
   if (arrivals.length < Math.min(PROBES, 1000)) console.log(`WARNING: only ${arrivals.length} probes received the command`);
 }

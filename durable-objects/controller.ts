@@ -10,6 +10,7 @@ import { batchKey, partitionOf } from "../storage/layout.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
 import { groupBy } from "./group-by.ts";
 import { SqlDurableObject } from "./sql.ts";
+import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
 import { verifyAssignment } from "./tokens.ts";
 
 const MIGRATIONS = [
@@ -160,10 +161,17 @@ export class Controller extends SqlDurableObject<Env> {
     if (!a) return;
     // A socket replaced by the same probe's newer connection closes after that one opened: the probe is still here.
     const stillHere = this.ctx.getWebSockets(`probe:${a.probe_id}`).some((w) => w !== ws && w.readyState === WebSocket.OPEN);
-    if (!stillHere) this.report(a.probe_id, "disconnected", a.address, Math.floor(Date.now() / 1000));
+    if (!stillHere) this.report(a.probe_id, "disconnected", a.address, Math.floor(Date.now() / 1000), a);
   }
 
-  private report(probeId: number, event: "connected" | "disconnected", address: string | null, at: number): void {
+  private report(probeId: number, event: "connected" | "disconnected", address: string | null, at: number, a?: ProbeAttachment): void {
+    if (a) {
+      const status: ProbeStatusEvent = {
+        prb_id: probeId, event: event === "connected" ? "connect" : "disconnect", timestamp: at, asn: a.asn_v4, country_code: a.country_code, prefix: a.prefix_v4,
+      };
+      this.ctx.waitUntil(this.streamInterest().then((i) => (i?.probestatus ? this.env.STREAM.getByName(STREAM_NAME).probeStatus(status) : undefined))
+        .catch((e: unknown) => console.error(`controller ${this.shard}: probe status to the stream failed: ${String(e)}`)));
+    }
     const connected = this.ctx.getWebSockets().filter((w) => w.readyState === WebSocket.OPEN || w.readyState === WebSocket.CONNECTING).length;
     const registry = this.env.REGISTRY.getByName(REGISTRY_NAME);
     this.ctx.waitUntil(
@@ -216,7 +224,7 @@ export class Controller extends SqlDurableObject<Env> {
         // Only now, with its slots known, is the probe ready for work: that is when it counts as Connected.
         const hello = { ...a, slots: m.slots, free_slots: m.free_slots, version: /\/([^/\s]+)$/.exec(m.agent)?.[1] };
         ws.serializeAttachment(hello);
-        this.report(a.probe_id, "connected", a.address, a.connected_since);
+        this.report(a.probe_id, "connected", a.address, a.connected_since, a);
         this.send(ws, { type: "status_ack", server_time: Date.now() / 1000 });
         for (const assignment of this.activeAssignments(a.probe_id)) {
           if (!m.running.includes(assignment.msm_id)) this.send(ws, { type: "measure", assignment });
@@ -313,10 +321,42 @@ export class Controller extends SqlDurableObject<Env> {
                     ON CONFLICT (probe_id) DO UPDATE SET seq = excluded.seq, share_milli = share_milli + excluded.share_milli`, a.probe_id, upto, shareMilli);
         for (const msm of finishedOneOffs) this.sql("UPDATE assignments SET done = 1 WHERE msm_id = ? AND probe_id = ?", msm, a.probe_id);
       });
-      if (accepted.length) await this.scheduleFlush();
+      if (accepted.length) {
+        await this.scheduleFlush();
+        this.ctx.waitUntil(this.toStream(accepted));
+      }
     }
     // The output gate holds this frame until the writes above are durable: an ack never precedes the data.
     this.send(ws, { type: "ack", upto });
+  }
+
+  // ── the result stream ──────────────────────────────────────────────────────────────────────────────────────
+
+  private interest: Interest | null | undefined;
+
+  /** What the stream's subscribers want, as the hub last said (kept in storage across evictions). */
+  private async streamInterest(): Promise<Interest | null> {
+    if (this.interest === undefined) this.interest = (await this.ctx.storage.get<Interest>("stream_interest")) ?? null;
+    return this.interest;
+  }
+
+  /** The stream hub tells every controller what is subscribed whenever that changes. */
+  async setStreamInterest(interest: Interest): Promise<void> {
+    this.interest = interest;
+    await this.ctx.storage.put("stream_interest", interest);
+  }
+
+  /** Sends the hub the stored results someone subscribed to (one copy, whatever the number of subscribers). */
+  private async toStream(results: Result[]): Promise<void> {
+    const i = await this.streamInterest();
+    if (!i || (!i.all && !i.msm.length && !i.prb.length && !i.type.length)) return;
+    const wanted = i.all ? results : results.filter((r) => i.msm.includes(r.msm_id) || i.prb.includes(r.prb_id) || i.type.includes(r.type));
+    if (!wanted.length) return;
+    try {
+      await this.env.STREAM.getByName(STREAM_NAME).publish(wanted);
+    } catch (e) {
+      console.error(`controller ${this.shard}: results to the stream failed: ${String(e)}`);
+    }
   }
 
   // ── batches to R2 ──────────────────────────────────────────────────────────────────────────────────────────

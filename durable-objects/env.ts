@@ -2,6 +2,7 @@ import type { Brain } from "./brain.ts";
 import type { Controller } from "./controller.ts";
 import type { Ledger } from "./ledger.ts";
 import type { Registry } from "./registry.ts";
+import type { StreamHub } from "./stream.ts";
 
 /** Bindings and settings of the edge (wrangler.toml; secrets in .dev.vars locally). */
 export interface Env {
@@ -10,6 +11,8 @@ export interface Env {
   /** One credit ledger per account, by account id. */
   LEDGER: DurableObjectNamespace<Ledger>;
   REGISTRY: DurableObjectNamespace<Registry>;
+  /** The result stream's hub (/stream/). */
+  STREAM: DurableObjectNamespace<StreamHub>;
   RESULTS: R2Bucket;
   /** Ed25519 private JWK (secret) that signs assignment tokens. */
   EDGE_PRIVATE_JWK: string;

@@ -1,6 +1,7 @@
 // The edge Worker: probe registration and the RIPE Atlas REST API v2 subset (docs/api.md). Exports the DO classes.
 import { Router } from "itty-router";
 import type { Env } from "../durable-objects/env.ts";
+import { STREAM_NAME } from "../durable-objects/stream.ts";
 import { controllers, createKey, enrollProbe, flushController, grantCredits, setProbeDisabled, usage } from "./api/admin.ts";
 import { listAlerts } from "./api/alerts.ts";
 import { credits, creditItems, transfer } from "./api/credits.ts";
@@ -18,6 +19,7 @@ export { Brain } from "../durable-objects/brain.ts";
 export { Controller } from "../durable-objects/controller.ts";
 export { Ledger } from "../durable-objects/ledger.ts";
 export { Registry } from "../durable-objects/registry.ts";
+export { StreamHub } from "../durable-objects/stream.ts";
 
 const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   // probes
@@ -38,7 +40,8 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .post("/admin/rollouts", startRollout)
   .post("/admin/rollouts/halt", haltRollout)
   .get("/admin/rollouts", getRollout)
-  // users: RIPE Atlas REST API v2
+  // users: the result stream (RIPE Atlas streaming protocol) and the RIPE Atlas REST API v2
+  .get("/stream", (request: Request, env: Env) => env.STREAM.getByName(STREAM_NAME).fetch(request))
   .post("/api/v2/measurements", createMeasurements)
   .post("/api/v2/measurements/my", createMeasurements)
   .get("/api/v2/measurements", listMeasurements)

@@ -4,6 +4,6 @@
 declare namespace Cloudflare {
   interface GlobalProps {
     mainModule: typeof import("../../workers/index.ts");
-    durableNamespaces: "Brain" | "Controller" | "Registry";
+    durableNamespaces: "Brain" | "Controller" | "Registry" | "Ledger" | "StreamHub";
   }
 }

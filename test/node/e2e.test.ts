@@ -3,6 +3,7 @@
 import https from "node:https";
 import net from "node:net";
 import { describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { HttpResult, type PingResult, SslcertResult, TracerouteResult } from "../../protocol/index.ts";
 import { makeTestPki } from "./pki.ts";
 import { LOCAL_SITES } from "../../scripts/local.ts";
@@ -90,6 +91,33 @@ describe.skipIf(noIcmp !== null)("a one-off ping from three probes, through the 
     const list = (res.body as { results: { country_code: string; asn_v4: number; status: { name: string } }[] }).results;
     expect(list.map((p) => `${p.country_code}:${p.asn_v4}`).sort()).toEqual(LOCAL_SITES.map((s) => `${s.country_code}:${s.asn_v4}`).sort());
     expect(list.every((p) => p.status.name === "Connected")).toBe(true);
+  });
+
+  it("streams every result of a measurement to a subscriber over wss://, once, as the probes deliver them", async () => {
+    const { front, key, probes } = local();
+    const ws = new WebSocket(`${front.url.replace(/^https/, "wss")}/stream/`, { rejectUnauthorized: false });
+    const frames: [string, unknown][] = [];
+    ws.on("message", (d) => frames.push(JSON.parse(String(d)) as [string, unknown]));
+    await new Promise((r, j) => { ws.once("open", r); ws.once("error", j); });
+    const created = await httpsJson(`${front.url}/api/v2/measurements/?key=${key}`, {
+      method: "POST",
+      body: { definitions: [{ type: "ping", af: 4, target: "127.0.0.1", description: "streamed", packets: 2, packet_interval: 100 }],
+        probes: [{ type: "area", value: "WW", requested: 3 }], is_oneoff: true },
+    });
+    const id = (created.body as { measurements: number[] }).measurements[0]!;
+    // Subscribed after creation: the backlog covers results stored before the subscription took effect.
+    ws.send(JSON.stringify(["atlas_subscribe", { streamType: "result", msm: id, sendBacklog: true }]));
+    const results = await until("three streamed results", async () => {
+      const got = frames.filter((f) => f[0] === "atlas_result").map((f) => f[1] as PingResult);
+      return got.length >= 3 ? got : null;
+    }, 60_000, 100);
+    await new Promise((r) => setTimeout(r, 1500));  // nothing more may come
+    const all = frames.filter((f) => f[0] === "atlas_result").map((f) => f[1] as PingResult);
+    expect(frames[0]).toEqual(["atlas_subscribed", { streamType: "result", msm: id, sendBacklog: true }]);
+    expect(all).toHaveLength(3);
+    expect(results.map((r) => r.prb_id).sort()).toEqual(probes.map((p) => p.id).sort());
+    expect(results.every((r) => r.msm_id === id && r.type === "ping" && r.rcvd === 2)).toBe(true);
+    ws.close();
   });
 
   it("has agents that listen on no port", async () => {

@@ -1,42 +1,16 @@
 // /api/v2/measurements/{id}/results/ and /latest/: results read back through the per-measurement index the
 // controllers keep (R2 batch keys plus not-yet-flushed results), never by listing the bucket.
 import type { IRequest } from "itty-router";
-import type { Participant } from "../../durable-objects/controller.ts";
-import { BRAIN_NAME, type Env } from "../../durable-objects/env.ts";
-import { controllerStub, SHARDS, shardByName } from "../../durable-objects/shards.ts";
-import { builtinType, type Result } from "../../protocol/index.ts";
-import { resultsInBatch } from "../../storage/layout.ts";
+import type { Env } from "../../durable-objects/env.ts";
+import { readResults } from "../../durable-objects/results.ts";
+import type { Result } from "../../protocol/index.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
 import { measurementId } from "./measurements.ts";
 
-/** The shards that hold a measurement's results: its participants' — or, for a built-in, every shard. */
-async function shardsOf(env: Env, id: number): Promise<string[]> {
-  if (builtinType(id)) return SHARDS.map((s) => s.name);
-  const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
-  if (!row) throw new ApiError(404, `No measurement with id ${id}.`);
-  return [...new Set((JSON.parse(row.participants) as Participant[]).map((p) => p.shard))];
-}
-
 async function collect(env: Env, id: number, start: number | null, stop: number | null): Promise<Result[]> {
-  const shards = await shardsOf(env, id);
-  const bodies = await Promise.all(shards.map(async (name) => {
-    const shard = shardByName(name);
-    if (!shard) return [];
-    const index = await controllerStub(env.CONTROLLER, shard).resultIndex(id, start, stop);
-    const objects = await Promise.all(index.keys.map(async (key) => (await env.RESULTS.get(key))?.text() ?? ""));
-    return [...objects, index.pending];
-  }));
-  // A result is identified by (probe, start time): readers de-duplicate, so a batch written twice by a retry or a
-  // probe that resent to another shard never shows a result twice.
-  const seen = new Map<string, Result>();
-  for (const body of bodies.flat()) {
-    for (const r of resultsInBatch<Result>(body, id)) {
-      if (start !== null && r.timestamp < start) continue;
-      if (stop !== null && r.timestamp > stop) continue;
-      seen.set(`${r.prb_id}:${r.timestamp}`, r);
-    }
-  }
-  return [...seen.values()].sort((a, b) => a.timestamp - b.timestamp || a.prb_id - b.prb_id);
+  const results = await readResults(env, id, start, stop);
+  if (!results) throw new ApiError(404, `No measurement with id ${id}.`);
+  return results;
 }
 
 function format(url: URL): "json" | "txt" {
