@@ -187,7 +187,18 @@ async function main(): Promise<void> {
   const cost = { requests: (requests * 0.15) / 1e6, rows: (rows * 1) / 1e6, r2: (writes * 4.5) / 1e6 };
   const perMillion = (x: number) => (x * 1e6) / written;
 
-  // 4. Stream latency: STREAM_SUBSCRIBERS clients subscribed to the measurement on /stream/; one probe sends frames
+  // 4. Archive bundles of the ingested hours (built the way the hourly job builds them, through the admin route).
+  const hours = [...new Set(Array.from({ length: INGEST_FRAMES * FRAME_RESULTS }, (_, i) => new Date((base + i + 1) * 1000).toISOString().slice(0, 13)))];
+  const bundleStart = performance.now();
+  let bundled = 0, bundleBytes = 0;
+  for (const hour of hours) {
+    const m = await post(edge, "/admin/bundles/build", { type: "ping", hour }, adminHeaders) as { count?: number; bytes?: number };
+    bundled += m.count ?? 0;
+    bundleBytes += m.bytes ?? 0;
+  }
+  const bundleSeconds = (performance.now() - bundleStart) / 1000;
+
+  // 5. Stream latency: STREAM_SUBSCRIBERS clients subscribed to the measurement on /stream/; one probe sends frames
   // of 10 results one after another; each result's latency is its arrival at a subscriber minus the moment its
   // frame was acknowledged (stored). Each subscriber must get each result exactly once.
   const subscribers = await Promise.all(Array.from({ length: STREAM_SUBSCRIBERS }, async () => {
@@ -244,6 +255,8 @@ async function main(): Promise<void> {
   const total = perMillion(cost.requests + cost.rows + cost.r2);
   row("Cloudflare cost per million results (USD)", total.toFixed(4), "≤ 0.05", total <= 0.05);
   console.log(`  of which DO requests $${perMillion(cost.requests).toFixed(4)} (${(requests * 1e6 / written).toFixed(0)} per million results), SQLite rows $${perMillion(cost.rows).toFixed(4)} (${(rows * 1e6 / written).toFixed(0)} per million), R2 $${perMillion(cost.r2).toFixed(4)}`);
+  row("bundles: results built per second", (bundled / bundleSeconds).toFixed(0), "—", null);
+  row("bundles: compressed bytes per result", (bundleBytes / bundled).toFixed(1), "—", null);
   const s50 = quantile(latencies, 0.5), s95 = quantile(latencies, 0.95);
   row(`stream: results to ${STREAM_SUBSCRIBERS} subscribers, p50 (ms)`, s50.toFixed(1), "—", null);
   row("stream: p95 after the result is stored (ms)", s95.toFixed(1), "≤ 1000", s95 <= 1000);

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { type ReleaseManifest, signRelease } from "../protocol/release.ts";
 
-const USAGE = `usage: npm run vantage -- <command> [options]
+const USAGE = `usage: npx vantage <command> [options]   (or: npm run vantage -- <command> [options])
   edge-keys                                   print a new EDGE_PRIVATE_JWK / EDGE_PUBLIC_JWK pair for wrangler
   release-keys                                print a new release key pair (probes pin the public one)
   build-release --version V --out FILE        build the agent bundle as release V
@@ -15,6 +15,11 @@ const USAGE = `usage: npm run vantage -- <command> [options]
   rollout V --percent P [--max-failures N]    offer release V to P % of the probes (again: widen); the rollout halts
                                               itself after N refusals or rollbacks (default 1)
   rollout-status | rollout-halt               the latest rollout and its probes' reports | stop offering it
+  bundles build --type T --hour YYYY-MM-DDTHH build that hour's archive bundle now (what the hourly job does)
+  bundles pull [--type T] --from YYYY-MM-DD [--to YYYY-MM-DD] --dir D [--via worker|s3]
+               [--s3-endpoint URL --s3-bucket B [--s3-region R]]
+                                              download bundles into D (type=/date=/hour=), resumable, checked
+                                              against their SHA-256; needs no credential (the S3 store: AWS_*)
   enroll-probe --public-key=K [--country CC] [--asn N] [--prefix P/len] [--lat X --lon Y] [--description D]
                [--owner ACCOUNT]              enroll a probe (its key from \`vantage-probe enroll\`); prints its id;
                                               the owner account earns 15 credits per connected minute
@@ -57,7 +62,9 @@ async function main(): Promise<number> {
       description: { type: "string" }, label: { type: "string" }, help: { type: "boolean", short: "h" },
       account: { type: "string" }, credits: { type: "string" }, "request-id": { type: "string" }, owner: { type: "string" },
       bundle: { type: "string" }, version: { type: "string" }, out: { type: "string" }, percent: { type: "string" },
-      "max-failures": { type: "string" },
+      "max-failures": { type: "string" }, type: { type: "string" }, hour: { type: "string" }, from: { type: "string" },
+      to: { type: "string" }, dir: { type: "string" }, via: { type: "string" }, "s3-endpoint": { type: "string" },
+      "s3-bucket": { type: "string" }, "s3-region": { type: "string" },
     },
   });
   const [command, arg] = positionals;
@@ -90,6 +97,21 @@ async function main(): Promise<number> {
     return 0;
   }
   const edge = values.edge ?? process.env.VANTAGE_EDGE ?? "http://127.0.0.1:8787";
+  if (command === "bundles" && arg === "pull") {
+    if (!values.from || !values.dir) throw new Error("bundles pull needs --from YYYY-MM-DD and --dir D");
+    if (values.via !== undefined && values.via !== "worker" && values.via !== "s3") throw new Error('--via must be "worker" or "s3"');
+    if (values["s3-endpoint"] && !values["s3-bucket"]) throw new Error("--s3-endpoint needs --s3-bucket");
+    const { pullBundles } = await import("./bundles.ts");
+    const tty = process.stderr.isTTY;
+    const summary = await pullBundles({
+      edge, dir: values.dir, type: values.type, from: values.from, to: values.to ?? values.from, via: values.via as "worker" | "s3" | undefined,
+      s3: values["s3-endpoint"] ? { endpoint: values["s3-endpoint"], bucket: values["s3-bucket"]!, region: values["s3-region"] ?? "auto" } : undefined,
+      progress: tty ? (line) => process.stderr.write(`\r${line}`) : undefined,
+    });
+    if (tty) process.stderr.write("\n");
+    console.log(`${summary.bundles} bundle(s): ${summary.pulled} pulled (${summary.bytes} bytes), ${summary.upToDate} already up to date, all checked against their SHA-256`);
+    return 0;
+  }
   const token = values["admin-token"] ?? process.env.VANTAGE_ADMIN_TOKEN;
   if (!token) throw new Error("the operator credential is missing: pass --admin-token or set VANTAGE_ADMIN_TOKEN");
   switch (command) {
@@ -129,6 +151,12 @@ async function main(): Promise<number> {
       if (!arg || !values.percent) throw new Error("rollout needs a version and --percent P");
       const out = await call(edge, token, "/admin/rollouts", { version: arg, percent: number("percent", values.percent), max_failures: number("max-failures", values["max-failures"]) });
       console.log(JSON.stringify(out, null, 2));
+      return 0;
+    }
+    case "bundles": {
+      if (arg !== "build" || !values.type || !values.hour) throw new Error("bundles build needs --type T and --hour YYYY-MM-DDTHH (or: bundles pull)");
+      const out = await call(edge, token, "/admin/bundles/build", { type: values.type, hour: values.hour });
+      console.log(out.built ? `${String(out.name)}: ${String(out.count)} results, ${String(out.bytes)} bytes, sha256 ${String(out.sha256)}` : String(out.detail));
       return 0;
     }
     case "rollout-status":

@@ -2,7 +2,7 @@
 // then the next, until the request is filled), and drives each measurement's status over time with one DO alarm
 // multiplexing many timers. One instance, named "brain".
 import {
-  type Assignment, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS, toUnix,
+  type Assignment, builtinType, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS, toUnix,
 } from "../protocol/index.ts";
 import { type ReleaseManifest, type ReleaseOffer } from "../protocol/release.ts";
 import type { Participant, ProbeFilter } from "./controller.ts";
@@ -551,6 +551,16 @@ export class Brain extends SqlDurableObject<Env> {
 
   get(id: number): MeasurementRow | null {
     return this.sql<MeasurementRow>("SELECT * FROM measurements WHERE id = ?", id)[0] ?? null;
+  }
+
+  /** Which of these measurements are public (built-ins are; unknown ones are not): archive bundles hold only those. */
+  publicFlags(ids: number[]): Record<number, boolean> {
+    const out: Record<number, boolean> = {};
+    for (const id of ids) {
+      const row = builtinType(id) ? null : this.get(id);
+      out[id] = builtinType(id) !== null || (row !== null && (JSON.parse(row.definition) as Definition).is_public !== false);
+    }
+    return out;
   }
 
   list(f: MeasurementFilter, offset: number, limit: number): { count: number; rows: MeasurementRow[] } {

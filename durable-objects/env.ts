@@ -40,6 +40,14 @@ export interface Env {
   QUOTA_CREDITS_PER_DAY?: string;
   QUOTA_SAME_TARGET?: string;
   QUOTA_CREATES_PER_MINUTE?: string;
+  /** Signs bundle download links (secret); without it, a key derived from EDGE_PRIVATE_JWK. */
+  BUNDLE_LINK_SECRET?: string;
+  /** R2's S3 endpoint and credentials (secrets): bundle downloads then redirect to presigned URLs. */
+  S3_ENDPOINT?: string;
+  S3_BUCKET?: string;
+  S3_REGION?: string;
+  S3_ACCESS_KEY_ID?: string;
+  S3_SECRET_ACCESS_KEY?: string;
 }
 
 export const REGISTRY_NAME = "registry";

@@ -4,6 +4,9 @@ import type { Env } from "../durable-objects/env.ts";
 import { STREAM_NAME } from "../durable-objects/stream.ts";
 import { controllers, createKey, enrollProbe, flushController, grantCredits, setProbeDisabled, usage } from "./api/admin.ts";
 import { listAlerts } from "./api/alerts.ts";
+import { bundleData, buildBundleRoute, downloadBundle, getBundle, listBundlesRoute } from "./api/bundles.ts";
+import { buildBundle, previousHour } from "./bundles.ts";
+import { BUNDLE_TYPES } from "../storage/bundles.ts";
 import { credits, creditItems, transfer } from "./api/credits.ts";
 import { createApiKey, listKeys, updateKey } from "./api/keys.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
@@ -40,6 +43,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .post("/admin/rollouts", startRollout)
   .post("/admin/rollouts/halt", haltRollout)
   .get("/admin/rollouts", getRollout)
+  .post("/admin/bundles/build", buildBundleRoute)
   // users: the result stream (RIPE Atlas streaming protocol) and the RIPE Atlas REST API v2
   .get("/stream", (request: Request, env: Env) => env.STREAM.getByName(STREAM_NAME).fetch(request))
   .post("/api/v2/measurements", createMeasurements)
@@ -54,6 +58,10 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/measurements/:id/results", getResults)
   .get("/api/v2/measurements/:id/latest", getLatest)
   .get("/api/v2/alerts", listAlerts)
+  .get("/api/v2/bundles", listBundlesRoute)
+  .get("/api/v2/bundles/:name", getBundle)
+  .get("/api/v2/bundles/:name/download", downloadBundle)
+  .get("/api/v2/bundles/:name/data", bundleData)
   .get("/api/v2/credits", credits)
   .get("/api/v2/credits/income-items", creditItems)
   .get("/api/v2/credits/expense-items", creditItems)
@@ -82,5 +90,11 @@ export default {
       console.error(`unhandled error on ${request.method} ${url.pathname}:`, e);
       return errorResponse(new ApiError(500, "Internal error; it has been logged."));
     }
+  },
+  /** The hourly Cron Trigger: the previous hour's bundles, one per result type. */
+  async scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
+    const { date, hour } = previousHour(controller.scheduledTime);
+    ctx.waitUntil(Promise.all(BUNDLE_TYPES.map((type) => buildBundle(env, type, date, hour)
+      .catch((e: unknown) => console.error(`bundle ${type} ${date}T${hour}: ${String(e)}`)))));
   },
 } satisfies ExportedHandler<Env>;
