@@ -50,6 +50,8 @@ const MIGRATIONS = [
    ALTER TABLE probe_seq ADD COLUMN paid_milli INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE probe_seq ADD COLUMN paying_milli INTEGER;
    ALTER TABLE probe_seq ADD COLUMN paid_at INTEGER NOT NULL DEFAULT 0;`,
+  // Queries across measurements find a time range's batches (GET /api/v2/results/).
+  `CREATE INDEX batches_time ON batches (max_ts, min_ts);`,
 ];
 
 /** Hosts are paid their share once this much is due, or at the first flush an hour after their last payout. */
@@ -555,6 +557,19 @@ export class Controller extends SqlDurableObject<Env> {
     const pending = this.sql<{ body: string }>(
       "SELECT body FROM outbox WHERE ',' || msm_ids || ',' LIKE ? AND max_ts >= ? AND min_ts <= ? ORDER BY id",
       `%,${msmId},%`, lo, hi).map((r) => r.body).join("");
+    return { keys, pending };
+  }
+
+  /**
+   * Every batch key holding results of `type` (any, if null) that started between `start` and `stop`, and the
+   * matching results not yet flushed: what a query across measurements reads.
+   */
+  resultsIn(start: number, stop: number, type: string | null): { keys: string[]; pending: string } {
+    const prefix = `results/type=${type ?? ""}%`;
+    const keys = this.sql<{ key: string }>(
+      "SELECT DISTINCT key FROM batches WHERE max_ts >= ? AND min_ts <= ? AND key LIKE ? ORDER BY key", start, stop, prefix).map((r) => r.key);
+    const pending = this.sql<{ body: string }>(
+      "SELECT body FROM outbox WHERE max_ts >= ? AND min_ts <= ? AND (? IS NULL OR type = ?) ORDER BY id", start, stop, type, type).map((r) => r.body).join("");
     return { keys, pending };
   }
 

@@ -1,11 +1,13 @@
 // /api/v2/measurements/{id}/results/ and /latest/: results read back through the per-measurement index the
 // controllers keep (R2 batch keys plus not-yet-flushed results), never by listing the bucket.
 import type { IRequest } from "itty-router";
-import type { Env } from "../../durable-objects/env.ts";
+import { BRAIN_NAME, type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { readResults } from "../../durable-objects/results.ts";
-import type { Result } from "../../protocol/index.ts";
+import { controllerStub, SHARDS } from "../../durable-objects/shards.ts";
+import { inCidr, isCidr, MEASUREMENT_TYPES, type Result } from "../../protocol/index.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
 import { measurementId } from "./measurements.ts";
+import { page, pageOf } from "./pagination.ts";
 
 async function collect(env: Env, id: number, start: number | null, stop: number | null): Promise<Result[]> {
   const results = await readResults(env, id, start, stop);
@@ -57,4 +59,59 @@ export async function getLatest(request: IRequest, env: Env): Promise<Response> 
   }
   if (fmt === "txt") return respond(Object.values(byProbe).flat(), fmt);
   return Response.json(byProbe);
+}
+
+/** Longest time range one query across measurements covers (seconds). */
+const MAX_QUERY_S = 86_400;
+
+/**
+ * GET /api/v2/results/?start&stop[&type][&probe_ids][&asn][&country_code][&target_prefix] — results of public
+ * measurements across measurements, oldest first, paginated. Answered from the controllers' batch index by time (never
+ * by listing the bucket); probe ASN and country through the registry.
+ */
+export async function queryResults(request: IRequest, env: Env): Promise<Response> {
+  const url = new URL(request.url);
+  const start = intParam(url, "start");
+  const stop = intParam(url, "stop");
+  if (start === undefined) throw parameterError("start", "Enter the range's start as a unix timestamp.");
+  if (stop === undefined) throw parameterError("stop", "Enter the range's end as a unix timestamp.");
+  if (stop < start) throw parameterError("stop", "stop is before start.");
+  if (stop - start > MAX_QUERY_S) throw parameterError("stop", `A query covers at most ${MAX_QUERY_S} seconds; page through longer periods.`);
+  const type = url.searchParams.get("type");
+  if (type !== null && !(MEASUREMENT_TYPES as readonly string[]).includes(type)) throw parameterError("type", `Enter one of ${MEASUREMENT_TYPES.join(", ")}.`);
+  const prefix = url.searchParams.get("target_prefix");
+  if (prefix !== null && !isCidr(prefix)) throw parameterError("target_prefix", "Enter a prefix such as 192.0.2.0/24 or 2001:db8::/32.");
+  const asn = intParam(url, "asn", 0, 4_294_967_295);
+  const country = url.searchParams.get("country_code");
+  if (country !== null && !/^[A-Za-z]{2}$/.test(country)) throw parameterError("country_code", "Enter a two-letter country code.");
+
+  // The probes asked for: by id, and by the registry's ASN and country.
+  let probes = intListParam(url, "probe_ids") ? new Set(intListParam(url, "probe_ids")) : null;
+  if (asn !== undefined || country !== null) {
+    const found = (await env.REGISTRY.getByName(REGISTRY_NAME).listProbes({ asn_v4: asn, country_code: country ?? undefined }, 0, 1_000_000)).probes.map((p) => p.id);
+    probes = new Set(found.filter((id) => !probes || probes.has(id)));
+  }
+
+  const seen = new Map<string, Result>();
+  if (!probes || probes.size > 0) {
+    const bodies = await Promise.all(SHARDS.map(async (shard) => {
+      const index = await controllerStub(env.CONTROLLER, shard).resultsIn(start, stop, type);
+      return [...await Promise.all(index.keys.map(async (key) => (await env.RESULTS.get(key))?.text() ?? "")), index.pending];
+    }));
+    for (const body of bodies.flat()) {
+      for (const line of body.split("\n")) {
+        if (!line) continue;
+        const r = JSON.parse(line) as Result;
+        if (r.timestamp < start || r.timestamp > stop || (type !== null && r.type !== type) || (probes && !probes.has(r.prb_id))) continue;
+        if (prefix !== null && !("dst_addr" in r && typeof r.dst_addr === "string" && r.dst_addr && inCidr(r.dst_addr, prefix))) continue;
+        seen.set(`${r.msm_id}:${r.prb_id}:${r.timestamp}`, r);
+      }
+    }
+  }
+  // Public measurements only, as in the archive bundles.
+  const isPublic = await env.BRAIN.getByName(BRAIN_NAME).publicFlags([...new Set([...seen.values()].map((r) => r.msm_id))]);
+  const results = [...seen.values()].filter((r) => isPublic[r.msm_id])
+    .sort((a, b) => a.timestamp - b.timestamp || a.prb_id - b.prb_id || a.msm_id - b.msm_id);
+  const { offset, limit } = pageOf(url);
+  return Response.json(page(url, results.length, results.slice(offset, offset + limit)));
 }

@@ -1,0 +1,80 @@
+// Queries across measurements (GET /api/v2/results/) against brute force: generated results of several probes
+// (two countries, two ASNs) and measurements (two targets, one private), partly flushed to R2 and partly still in a
+// controller's outbox, filtered by time, type, probe, ASN, country and target prefix, and paginated.
+import { describe, expect, it } from "vitest";
+import { inCidr } from "../../protocol/index.ts";
+import { ADMIN, call, connect, createPing, enroll, errorOf, newKey, pingResult, post } from "./harness.ts";
+
+type R = ReturnType<typeof pingResult>;
+const T0 = Date.parse("2026-11-21T00:00:00Z") / 1000;
+
+describe("queries across measurements", () => {
+  it("answers every filter exactly as brute force over what was stored, page by page", async () => {
+    const key = await newKey("querier");
+    const sites = [
+      { country_code: "NL", asn_v4: 64496 }, { country_code: "NL", asn_v4: 64497 }, { country_code: "DE", asn_v4: 64497 },
+    ];
+    const probes = await Promise.all(sites.map((s) => enroll(s)));
+    const sockets = await Promise.all(probes.map(async (p) => (await connect(p)).socket));
+    const source = [{ type: "probes", value: probes.map((p) => p.id).join(","), requested: probes.length }];
+    const create = async (target: string, extra: Record<string, unknown> = {}) => {
+      const id = ((await (await createPing(key, source, { interval: 3600, target, ...extra })).json()) as { measurements: number[] }).measurements[0]!;
+      for (const s of sockets) await s.next("measure");
+      return id;
+    };
+    const toA = await create("192.0.2.10"), toB = await create("198.51.100.20"), hidden = await create("192.0.2.11", { is_public: false });
+    const targets: Record<number, string> = { [toA]: "192.0.2.10", [toB]: "198.51.100.20", [hidden]: "192.0.2.11" };
+
+    // 3 probes × 3 measurements × 12 runs, 10 minutes apart: the first half flushed to R2, the rest in the outbox.
+    const stored: R[] = [];
+    const seqs = probes.map(() => 0);
+    const deliver = async (runs: number[]) => {
+      for (const [i, p] of probes.entries()) {
+        const results = runs.flatMap((k) => [toA, toB, hidden].map((m) => ({ ...pingResult(m, p.id, T0 + k * 600 + i), dst_addr: targets[m]!, dst_name: targets[m]! })));
+        sockets[i]!.send({ type: "results", results: results.map((result) => ({ seq: ++seqs[i]!, result })) });
+        await sockets[i]!.next("ack");
+        stored.push(...results);
+      }
+    };
+    await deliver([0, 1, 2, 3, 4, 5]);
+    for (const shard of ["weur-0", "eeur-0"]) await post(`/admin/controllers/${shard}/flush`, {}, { Authorization: `Bearer ${ADMIN}` });
+    await deliver([6, 7, 8, 9, 10, 11]);
+
+    const query = async (q: string) => {
+      const all: R[] = [];
+      for (let url: string | null = `/api/v2/results/?${q}&page_size=7`; url;) {
+        const res = await call(url.replace(/^https?:\/\/[^/]+/, ""));
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as { count: number; next: string | null; results: R[] };
+        all.push(...body.results);
+        url = body.next;
+      }
+      return all.map((r) => `${r.msm_id}:${r.prb_id}:${r.timestamp}`);
+    };
+    const brute = (keep: (r: R) => boolean) => stored.filter((r) => r.msm_id !== hidden && keep(r))
+      .sort((a, b) => a.timestamp - b.timestamp || a.prb_id - b.prb_id || a.msm_id - b.msm_id)
+      .map((r) => `${r.msm_id}:${r.prb_id}:${r.timestamp}`);
+    const inRange = (lo: number, hi: number) => (r: R) => r.timestamp >= lo && r.timestamp <= hi;
+    const country = Object.fromEntries(probes.map((p, i) => [p.id, sites[i]!]));
+
+    const lo = T0 + 1500, hi = T0 + 5400;  // spans the flushed and the unflushed halves
+    const range = `start=${lo}&stop=${hi}`;
+    expect(await query(range)).toEqual(brute(inRange(lo, hi)));
+    expect((await query(range)).length).toBeGreaterThan(20);
+    expect(await query(`${range}&type=ping`)).toEqual(brute(inRange(lo, hi)));
+    expect(await query(`${range}&type=dns`)).toEqual([]);
+    expect(await query(`${range}&probe_ids=${probes[1]!.id}`)).toEqual(brute((r) => inRange(lo, hi)(r) && r.prb_id === probes[1]!.id));
+    expect(await query(`${range}&asn=64497`)).toEqual(brute((r) => inRange(lo, hi)(r) && country[r.prb_id]!.asn_v4 === 64497));
+    expect(await query(`${range}&country_code=nl&asn=64497`)).toEqual(brute((r) => inRange(lo, hi)(r) && r.prb_id === probes[1]!.id));
+    expect(await query(`${range}&target_prefix=198.51.100.0/24`)).toEqual(brute((r) => inRange(lo, hi)(r) && inCidr(r.dst_addr, "198.51.100.0/24")));
+    expect(await query(`${range}&country_code=FR`)).toEqual([]);
+  });
+
+  it("refuses a query it cannot answer, naming the parameter", async () => {
+    const param = async (q: string) => (await errorOf(await call(`/api/v2/results/?${q}`))).errors[0]!.source;
+    expect(await param("stop=10")).toEqual({ parameter: "start" });
+    expect(await param(`start=${T0}&stop=${T0 + 90_000}`)).toEqual({ parameter: "stop" });
+    expect(await param(`start=${T0}&stop=${T0 + 60}&type=smoke`)).toEqual({ parameter: "type" });
+    expect(await param(`start=${T0}&stop=${T0 + 60}&target_prefix=192.0.2.0`)).toEqual({ parameter: "target_prefix" });
+  });
+});
