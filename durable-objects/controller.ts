@@ -6,7 +6,7 @@ import {
   creditsPerResult, HOST_SHARE_MILLI_PER_CREDIT, type Result, type Submission, SUBPROTOCOL, USER_MSM_MIN,
 } from "../protocol/index.ts";
 import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
-import { batchKey, partitionOf } from "../storage/layout.ts";
+import { type AggregateGroup, aggregateKey, type BatchAggregate, batchKey, partitionOf } from "../storage/layout.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
 import { groupBy } from "./group-by.ts";
 import { SqlDurableObject } from "./sql.ts";
@@ -462,13 +462,19 @@ export class Controller extends SqlDurableObject<Env> {
         customMetadata: { results: String(count), shard: this.shard },
       });
       const perMsm = new Map<number, { min: number; max: number; count: number }>();
+      const rtts: { prb_id: number; target: string; rtt: number }[] = [];
       for (const r of rows) {
         for (const line of r.body.split("\n")) {
           if (!line) continue;
-          const { msm_id, timestamp } = JSON.parse(line) as { msm_id: number; timestamp: number };
-          const e = perMsm.get(msm_id) ?? { min: timestamp, max: timestamp, count: 0 };
-          perMsm.set(msm_id, { min: Math.min(e.min, timestamp), max: Math.max(e.max, timestamp), count: e.count + 1 });
+          const res = JSON.parse(line) as Result;
+          const e = perMsm.get(res.msm_id) ?? { min: res.timestamp, max: res.timestamp, count: 0 };
+          perMsm.set(res.msm_id, { min: Math.min(e.min, res.timestamp), max: Math.max(e.max, res.timestamp), count: e.count + 1 });
+          if (res.type === "ping" && res.avg >= 0 && res.dst_addr) rtts.push({ prb_id: res.prb_id, target: res.dst_addr, rtt: res.avg });
         }
+      }
+      if (type === "ping" && rtts.length) {
+        const aggregate: BatchAggregate = { type: "ping", date, hour, groups: await this.aggregateByAs(rtts) };
+        await this.env.RESULTS.put(aggregateKey(key), JSON.stringify(aggregate), { httpMetadata: { contentType: "application/json" } });
       }
       this.ctx.storage.transactionSync(() => {
         for (const [msm, e] of perMsm) {
@@ -488,6 +494,26 @@ export class Controller extends SqlDurableObject<Env> {
     await this.payHosts();
     this.saveUsage();
     return { objects, results };
+  }
+
+  /**
+   * RTT samples grouped by the probe's ASN and the target, as the Atlas talk's per-AS aggregates: the ASN from the
+   * probe's socket, or the registry for a probe that is not connected here.
+   */
+  private async aggregateByAs(rtts: { prb_id: number; target: string; rtt: number }[]): Promise<AggregateGroup[]> {
+    const asn = new Map<number, number | null>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const a = ws.deserializeAttachment() as ProbeAttachment | null;
+      if (a) asn.set(a.probe_id, a.asn_v4);
+    }
+    const missing = [...new Set(rtts.map((r) => r.prb_id))].filter((id) => !asn.has(id));
+    if (missing.length) {
+      const { probes } = await this.env.REGISTRY.getByName(REGISTRY_NAME).listProbes({ ids: missing }, 0, missing.length);
+      for (const p of probes) asn.set(p.id, p.asn_v4);
+    }
+    return [...groupBy(rtts, (r) => `${asn.get(r.prb_id) ?? ""}|${r.target}`).values()].map((g) => ({
+      asn: asn.get(g[0]!.prb_id) ?? null, target: g[0]!.target, samples: g.map((r) => r.rtt),
+    }));
   }
 
   // ── RPC from the brain and the API ─────────────────────────────────────────────────────────────────────────

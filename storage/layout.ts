@@ -8,6 +8,7 @@
 // <first>..<last> of that controller. The name is deterministic, so a retried write lands on the same key and
 // `If-None-Match: *` makes it write-once.
 //
+//   aggregates/type=ping/date=…/hour=…/shard=…/<first>-<last>.json   per-AS RTT samples of that batch (aggregateKey)
 //   releases/<version>/vantage-probe.mjs
 //
 // Signed agent releases (workers/api/releases.ts), their manifest in the object's custom metadata.
@@ -30,6 +31,17 @@ export function* resultsInBatch<T extends { msm_id: number }>(body: string, msmI
     if (r.msm_id === msmId) yield r;
   }
 }
+
+/**
+ * The per-AS aggregate written next to a batch of ping results (same partitions, `aggregates/` for `results/`):
+ * for each (probe ASN, target) the batch's RTT samples, so aggregates of any set of batches merge exactly.
+ */
+export function aggregateKey(batch: string): string {
+  return batch.replace(/^results\//, "aggregates/").replace(/\.jsonl$/, ".json");
+}
+
+export type AggregateGroup = { asn: number | null; target: string; samples: number[] };
+export type BatchAggregate = { type: "ping"; date: string; hour: string; groups: AggregateGroup[] };
 
 /** Where a published agent release is kept. */
 export function releaseKey(version: string): string {

@@ -15,7 +15,7 @@ import {
 } from "./api/measurements.ts";
 import { getProbe, listProbes } from "./api/probes.ts";
 import { downloadRelease, getRollout, haltRollout, startRollout, uploadRelease } from "./api/releases.ts";
-import { getLatest, getResults, queryResults } from "./api/results.ts";
+import { getLatest, getResults, queryAggregates, queryResults } from "./api/results.ts";
 import { challenge, connect, edgeKey, register } from "./registration.ts";
 
 export { Brain } from "../durable-objects/brain.ts";
@@ -58,6 +58,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/measurements/:id/results", getResults)
   .get("/api/v2/measurements/:id/latest", getLatest)
   .get("/api/v2/results", queryResults)
+  .get("/api/v2/aggregates", queryAggregates)
   .get("/api/v2/alerts", listAlerts)
   .get("/api/v2/bundles", listBundlesRoute)
   .get("/api/v2/bundles/:name", getBundle)

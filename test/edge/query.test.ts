@@ -70,6 +70,56 @@ describe("queries across measurements", () => {
     expect(await query(`${range}&country_code=FR`)).toEqual([]);
   });
 
+  it("aggregates ping RTT per probe ASN and target per hour, merged exactly across probes, batches and shards", async () => {
+    const key = await newKey("aggregator");
+    const sites = [{ country_code: "FR", asn_v4: 64510 }, { country_code: "FR", asn_v4: 64510 }, { country_code: "PL", asn_v4: 64511 }];
+    const probes = await Promise.all(sites.map((s) => enroll(s)));
+    const sockets = await Promise.all(probes.map(async (p) => (await connect(p)).socket));
+    const source = [{ type: "probes", value: probes.map((p) => p.id).join(","), requested: probes.length }];
+    const targets = ["192.0.2.30", "192.0.2.31"];
+    const ids: number[] = [];
+    for (const target of targets) {
+      ids.push(((await (await createPing(key, source, { interval: 3600, target })).json()) as { measurements: number[] }).measurements[0]!);
+      for (const s of sockets) await s.next("measure");
+    }
+    const T1 = Date.parse("2026-11-22T00:00:00Z") / 1000;
+    const stored: { asn: number; target: string; hour: string; avg: number }[] = [];
+    let rtt = 7;
+    for (const [i, p] of probes.entries()) {
+      // Two frames per probe (two batches' worth after two flushes), results over two hours, RTTs all different.
+      for (const half of [0, 1]) {
+        const results = [0, 1, 2, 3, 4, 5].flatMap((k) => ids.map((m, t) => {
+          rtt = (rtt * 7919) % 1000;
+          const avg = rtt / 10;
+          const timestamp = T1 + half * 3600 + k * 500 + i;
+          stored.push({ asn: sites[i]!.asn_v4, target: targets[t]!, hour: new Date(timestamp * 1000).toISOString().slice(0, 13), avg });
+          return { ...pingResult(m, p.id, timestamp), dst_addr: targets[t]!, dst_name: targets[t]!, avg, min: avg, max: avg };
+        }));
+        sockets[i]!.send({ type: "results", results: results.map((result, j) => ({ seq: half * 1000 + j + 1, result })) });
+        await sockets[i]!.next("ack");
+        for (const shard of ["weur-0", "eeur-0"]) await post(`/admin/controllers/${shard}/flush`, {}, { Authorization: `Bearer ${ADMIN}` });
+      }
+    }
+    const quantile = (xs: number[], q: number) => {
+      const s = [...xs].sort((a, b) => a - b), pos = (s.length - 1) * q, lo = Math.floor(pos);
+      return Math.round((s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (pos - lo)) * 1000) / 1000;
+    };
+    const brute = (keep: (x: (typeof stored)[number]) => boolean) => {
+      const groups = new Map<string, number[]>();
+      for (const x of stored.filter(keep)) groups.set(`${x.hour}|${x.asn}|${x.target}`, [...(groups.get(`${x.hour}|${x.asn}|${x.target}`) ?? []), x.avg]);
+      return [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, xs]) => {
+        const [hour, asn, target] = k.split("|");
+        return { hour, asn: Number(asn), target, results: xs.length, median_rtt: quantile(xs, 0.5), p5_rtt: quantile(xs, 0.05), p95_rtt: quantile(xs, 0.95) };
+      });
+    };
+    const aggregates = async (q: string) => ((await (await call(`/api/v2/aggregates/?${q}`)).json()) as { results: unknown[] }).results;
+    const day = `start=${T1}&stop=${T1 + 7199}`;
+    expect(await aggregates(day)).toEqual(brute(() => true));
+    expect(await aggregates(`${day}&asn=64510`)).toEqual(brute((x) => x.asn === 64510));
+    expect(await aggregates(`start=${T1 + 3600}&stop=${T1 + 3700}&target=192.0.2.31`)).toEqual(brute((x) => x.hour === "2026-11-22T01" && x.target === "192.0.2.31"));
+    expect((await aggregates(day)).length).toBe(8);  // 2 hours × 2 ASNs × 2 targets
+  });
+
   it("refuses a query it cannot answer, naming the parameter", async () => {
     const param = async (q: string) => (await errorOf(await call(`/api/v2/results/?${q}`))).errors[0]!.source;
     expect(await param("stop=10")).toEqual({ parameter: "start" });

@@ -5,6 +5,7 @@ import { BRAIN_NAME, type Env, REGISTRY_NAME } from "../../durable-objects/env.t
 import { readResults } from "../../durable-objects/results.ts";
 import { controllerStub, SHARDS } from "../../durable-objects/shards.ts";
 import { inCidr, isCidr, MEASUREMENT_TYPES, type Result } from "../../protocol/index.ts";
+import { aggregateKey, type BatchAggregate } from "../../storage/layout.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
 import { measurementId } from "./measurements.ts";
 import { page, pageOf } from "./pagination.ts";
@@ -64,6 +65,17 @@ export async function getLatest(request: IRequest, env: Env): Promise<Response> 
 /** Longest time range one query across measurements covers (seconds). */
 const MAX_QUERY_S = 86_400;
 
+/** The required `start`/`stop` of a query across measurements (unix seconds, inclusive, at most a day apart). */
+function timeRange(url: URL): { start: number; stop: number } {
+  const start = intParam(url, "start");
+  const stop = intParam(url, "stop");
+  if (start === undefined) throw parameterError("start", "Enter the range's start as a unix timestamp.");
+  if (stop === undefined) throw parameterError("stop", "Enter the range's end as a unix timestamp.");
+  if (stop < start) throw parameterError("stop", "stop is before start.");
+  if (stop - start > MAX_QUERY_S) throw parameterError("stop", `A query covers at most ${MAX_QUERY_S} seconds; page through longer periods.`);
+  return { start, stop };
+}
+
 /**
  * GET /api/v2/results/?start&stop[&type][&probe_ids][&asn][&country_code][&target_prefix] — results of public
  * measurements across measurements, oldest first, paginated. Answered from the controllers' batch index by time (never
@@ -71,12 +83,7 @@ const MAX_QUERY_S = 86_400;
  */
 export async function queryResults(request: IRequest, env: Env): Promise<Response> {
   const url = new URL(request.url);
-  const start = intParam(url, "start");
-  const stop = intParam(url, "stop");
-  if (start === undefined) throw parameterError("start", "Enter the range's start as a unix timestamp.");
-  if (stop === undefined) throw parameterError("stop", "Enter the range's end as a unix timestamp.");
-  if (stop < start) throw parameterError("stop", "stop is before start.");
-  if (stop - start > MAX_QUERY_S) throw parameterError("stop", `A query covers at most ${MAX_QUERY_S} seconds; page through longer periods.`);
+  const { start, stop } = timeRange(url);
   const type = url.searchParams.get("type");
   if (type !== null && !(MEASUREMENT_TYPES as readonly string[]).includes(type)) throw parameterError("type", `Enter one of ${MEASUREMENT_TYPES.join(", ")}.`);
   const prefix = url.searchParams.get("target_prefix");
@@ -114,4 +121,46 @@ export async function queryResults(request: IRequest, env: Env): Promise<Respons
     .sort((a, b) => a.timestamp - b.timestamp || a.prb_id - b.prb_id || a.msm_id - b.msm_id);
   const { offset, limit } = pageOf(url);
   return Response.json(page(url, results.length, results.slice(offset, offset + limit)));
+}
+
+/** The value below which a share `q` of the sorted samples lies (linear interpolation, as DuckDB's quantile_cont). */
+function quantile(sorted: number[], q: number): number {
+  const pos = (sorted.length - 1) * q, lo = Math.floor(pos);
+  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (pos - lo);
+}
+
+/**
+ * GET /api/v2/aggregates/?start&stop[&asn][&target] — ping RTT per probe ASN and target per hour (the hours that
+ * overlap the range): results, median, 5th and 95th percentile of the results' average RTTs. Merged exactly from the
+ * per-batch samples controllers store next to the raw results (flushed results: a few seconds behind).
+ */
+export async function queryAggregates(request: IRequest, env: Env): Promise<Response> {
+  const url = new URL(request.url);
+  const { start, stop } = timeRange(url);
+  const asn = intParam(url, "asn", 0, 4_294_967_295);
+  const target = url.searchParams.get("target");
+  const groups = new Map<string, { asn: number | null; target: string; hour: string; samples: number[] }>();
+  await Promise.all(SHARDS.map(async (shard) => {
+    // An hour's batches are indexed by their results' times: ask for the whole hours the range touches.
+    const index = await controllerStub(env.CONTROLLER, shard).resultsIn(start - (start % 3600), stop - (stop % 3600) + 3599, "ping");
+    for (const key of index.keys) {
+      const aggregate = await (await env.RESULTS.get(aggregateKey(key)))?.json<BatchAggregate>();
+      if (!aggregate) continue;
+      const hour = `${aggregate.date}T${aggregate.hour}`;
+      for (const g of aggregate.groups) {
+        if ((asn !== undefined && g.asn !== asn) || (target !== null && g.target !== target)) continue;
+        const k = `${hour}|${g.asn}|${g.target}`;
+        const e = groups.get(k) ?? { asn: g.asn, target: g.target, hour, samples: [] };
+        e.samples.push(...g.samples);
+        groups.set(k, e);
+      }
+    }
+  }));
+  const rows = [...groups.values()].map((g) => {
+    const s = g.samples.sort((a, b) => a - b);
+    const r3 = (x: number) => Math.round(x * 1000) / 1000;
+    return { hour: g.hour, asn: g.asn, target: g.target, results: s.length, median_rtt: r3(quantile(s, 0.5)), p5_rtt: r3(quantile(s, 0.05)), p95_rtt: r3(quantile(s, 0.95)) };
+  }).sort((a, b) => a.hour.localeCompare(b.hour) || (a.asn ?? -1) - (b.asn ?? -1) || a.target.localeCompare(b.target));
+  const { offset, limit } = pageOf(url);
+  return Response.json(page(url, rows.length, rows.slice(offset, offset + limit)));
 }
