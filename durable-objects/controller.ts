@@ -472,7 +472,8 @@ export class Controller extends SqlDurableObject<Env> {
           if (res.type === "ping" && res.avg >= 0 && res.dst_addr) rtts.push({ prb_id: res.prb_id, target: res.dst_addr, rtt: res.avg });
         }
       }
-      if (type === "ping" && rtts.length) {
+      const aggregated = type === "ping" && rtts.length > 0;
+      if (aggregated) {
         const aggregate: BatchAggregate = { type: "ping", date, hour, groups: await this.aggregateByAs(rtts) };
         await this.env.RESULTS.put(aggregateKey(key), JSON.stringify(aggregate), { httpMetadata: { contentType: "application/json" } });
       }
@@ -484,7 +485,7 @@ export class Controller extends SqlDurableObject<Env> {
         }
         this.sql(`DELETE FROM outbox WHERE ${inBatch}`, first, last, type, date, hour);
         this.sql("DELETE FROM sealed WHERE key = ?", key);
-        this.bump("r2_writes", 1);
+        this.bump("r2_writes", aggregated ? 2 : 1);  // the batch, and its aggregate
         this.bump("results_written", count);
       });
       objects++;
