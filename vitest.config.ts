@@ -21,6 +21,8 @@ export default defineConfig({
                 ALLOW_PRIVATE_TARGETS: "true",
                 FLUSH_RESULTS: "1000",
                 FLUSH_INTERVAL_MS: "60000",
+                // Small enough for test/edge/stream.test.ts to exceed with a few hundred results.
+                STREAM_MAX_BYTES_PER_MINUTE: "100000",
               },
             },
           }),

@@ -40,6 +40,8 @@ export interface Env {
   QUOTA_CREDITS_PER_DAY?: string;
   QUOTA_SAME_TARGET?: string;
   QUOTA_CREATES_PER_MINUTE?: string;
+  /** Bytes one stream subscriber may be sent per minute before it is disconnected (default 64 MiB). */
+  STREAM_MAX_BYTES_PER_MINUTE?: string;
   /** Signs bundle download links (secret); without it, a key derived from EDGE_PRIVATE_JWK. */
   BUNDLE_LINK_SECRET?: string;
   /** R2's S3 endpoint and credentials (secrets): bundle downloads then redirect to presigned URLs. */

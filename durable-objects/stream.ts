@@ -6,9 +6,14 @@
 // Fan-out: whenever subscriptions change, the hub tells every controller what is subscribed (before it answers
 // `atlas_subscribed`), and controllers send the hub each stored frame's matching results once; the hub writes each
 // result once to every socket whose subscription matches.
-// So a result crosses one hop per subscriber socket, never a copy per subscriber through the DOs. A subscriber whose
-// socket does not keep up (more than MAX_BUFFERED_BYTES queued) gets an `atlas_error` and is disconnected, so no
-// client can make the hub buffer without bound.
+// So a result crosses one hop per subscriber socket, never a copy per subscriber through the DOs.
+//
+// Bounding what a subscriber can make the hub hold: workerd does not implement WebSocket.bufferedAmount
+// (cloudflare/workerd#988; checked: undefined here), so the hub cannot see a subscriber that stops reading. It caps
+// what it sends each subscriber per minute (STREAM_MAX_BYTES_PER_MINUTE, 64 MiB) and disconnects one that asks for
+// more, with an `atlas_error` saying so; where bufferedAmount exists, a subscriber more than MAX_BUFFERED_BYTES
+// behind is disconnected too. A subscriber that stops reading can thus queue at most the cap per minute until its
+// connection dies.
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { MEASUREMENT_TYPES, type Result } from "../protocol/index.ts";
@@ -17,8 +22,10 @@ import { readResults } from "./results.ts";
 import { controllerStub, SHARDS } from "./shards.ts";
 
 export const STREAM_NAME = "stream";
-/** A socket with more than this queued and not yet sent is too slow: dropped. */
+/** A socket with more than this queued and not yet sent is too slow: dropped (where the runtime tells). */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** What one subscriber may be sent per minute unless STREAM_MAX_BYTES_PER_MINUTE says otherwise. */
+const MAX_BYTES_PER_MINUTE = 64 * 1024 * 1024;
 /** `sendBacklog`: results of the measurement stored in this many seconds before the subscription. */
 export const BACKLOG_S = 3600;
 /** Subscriptions one socket may hold. */
@@ -57,6 +64,8 @@ export class StreamHub extends DurableObject<Env> {
   private interestCache: Interest | null = null;
   /** Results sent to a socket since its backlog began (the backlog and live results can overlap). */
   private readonly sentSince = new Map<WebSocket, Set<string>>();
+  /** Bytes sent to each socket in its current minute. */
+  private readonly volume = new Map<WebSocket, { since: number; bytes: number }>();
 
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
@@ -172,11 +181,13 @@ export class StreamHub extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
     this.sentSince.delete(ws);
+    this.volume.delete(ws);
     await this.interestChanged();
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     this.sentSince.delete(ws);
+    this.volume.delete(ws);
     await this.interestChanged();
   }
 
@@ -185,18 +196,33 @@ export class StreamHub extends DurableObject<Env> {
   }
 
 
-  /** Sends a frame; false (and the socket closed) when the subscriber is gone or too far behind. */
+  /** Sends a frame; false (and the socket closed) when the subscriber is gone, too far behind, or asks too much. */
   private send(ws: WebSocket, frame: [string, unknown]): boolean {
     try {
-      if (typeof ws.bufferedAmount === "number" && ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-        ws.send(JSON.stringify(["atlas_error", `too slow: more than ${MAX_BUFFERED_BYTES} bytes waited for this subscriber; disconnected`]));
-        ws.close(1008, "subscriber too slow");
-        return false;
+      const text = JSON.stringify(frame);
+      const buffered = (ws as { bufferedAmount?: unknown }).bufferedAmount;
+      if (typeof buffered === "number" && buffered > MAX_BUFFERED_BYTES) {
+        return this.drop(ws, `too slow: more than ${MAX_BUFFERED_BYTES} bytes waited for this subscriber`);
       }
-      ws.send(JSON.stringify(frame));
+      const limit = Number(this.env.STREAM_MAX_BYTES_PER_MINUTE) || MAX_BYTES_PER_MINUTE;
+      const now = Date.now();
+      const v = this.volume.get(ws);
+      const used = v && now - v.since < 60_000 ? v : { since: now, bytes: 0 };
+      used.bytes += text.length;
+      this.volume.set(ws, used);
+      if (used.bytes > limit) return this.drop(ws, `more than ${limit} bytes a minute for this subscriber; subscribe to less (a measurement, probe or type)`);
+      ws.send(text);
       return true;
     } catch {
       return false;
     }
+  }
+
+  private drop(ws: WebSocket, why: string): false {
+    ws.send(JSON.stringify(["atlas_error", `${why}; disconnected`]));
+    ws.close(1008, "subscriber dropped");
+    this.volume.delete(ws);
+    this.sentSince.delete(ws);
+    return false;
   }
 }

@@ -158,7 +158,14 @@ export class Releases {
       this.downloading = false;
     }
     await stopAgent();
-    this.become(this.load().trial!.file);
+    try {
+      this.become(this.load().trial!.file);
+    } catch (e) {
+      // The agent is stopped and could not become the release: roll it back and let the service manager start the
+      // installed bundle again.
+      this.rollBack(this.load(), `it could not be started: ${(e as Error).message}`);
+      process.exit(1);
+    }
   }
 
   private refuse(s: ReleaseState, o: ReleaseOffer, why: string): void {

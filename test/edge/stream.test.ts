@@ -111,6 +111,24 @@ describe("the result stream", () => {
     expect(await s.next("atlas_probestatus")).toMatchObject({ prb_id: probe.id, event: "disconnect" });
   });
 
+  it("disconnects a subscriber that asks for more than its share a minute, saying so, and serves the others on", async () => {
+    const busy = await measurementWithProbe("IT");
+    const quiet = await measurementWithProbe("IT");
+    const greedy = await subscriber(), modest = await subscriber();
+    greedy.send(["atlas_subscribe", { streamType: "result" }]);  // everything
+    modest.send(["atlas_subscribe", { streamType: "result", msm: quiet.id }]);
+    await greedy.next("atlas_subscribed");
+    await modest.next("atlas_subscribed");
+    // ~430 bytes a result: 400 results are more than the 100,000 bytes a minute this test edge allows.
+    for (let f = 0; f < 4; f++) await busy.deliver(Array.from({ length: 100 }, (_, i) => 1_795_100_000 + f * 100 + i));
+    expect(await greedy.next("atlas_error")).toMatch(/more than 100000 bytes a minute .* disconnected/);
+    const got = (await greedy.drain("atlas_result", 100)).length;
+    expect(got).toBeGreaterThan(150);
+    expect(got).toBeLessThan(400);
+    await quiet.deliver([1_795_200_000, 1_795_200_001]);
+    expect(await modest.drain("atlas_result", 500)).toHaveLength(2);
+  });
+
   it("answers bad frames and subscriptions with atlas_error naming what is wrong", async () => {
     const s = await subscriber();
     s.send(["atlas_subscribe", { streamType: "everything" }]);
