@@ -62,6 +62,11 @@ const resultKey = (r: Result) => `${r.msm_id}:${r.prb_id}:${r.timestamp}`;
 
 export class StreamHub extends DurableObject<Env> {
   private interestCache: Interest | null = null;
+  /**
+   * Each open socket's subscriptions, read from the attachments once after a wake-up and kept in step with them, so
+   * publishing a frame does not deserialize every socket's attachment.
+   */
+  private subscribers: Map<WebSocket, Subscription[]> | null = null;
   /** Results sent to a socket since its backlog began (the backlog and live results can overlap). */
   private readonly sentSince = new Map<WebSocket, Set<string>>();
   /** Bytes sent to each socket in its current minute. */
@@ -73,7 +78,7 @@ export class StreamHub extends DurableObject<Env> {
     }
     const pair = new WebSocketPair();
     this.ctx.acceptWebSocket(pair[1]);
-    pair[1].serializeAttachment({ subscriptions: [] } satisfies Attachment);
+    this.subscribe(pair[1], []);
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
@@ -101,7 +106,7 @@ export class StreamHub extends DurableObject<Env> {
     };
     const a = ws.deserializeAttachment() as Attachment;
     if (event === "atlas_unsubscribe") {
-      ws.serializeAttachment({ subscriptions: a.subscriptions.filter((s) => !sameSubscription(s, sub)) } satisfies Attachment);
+      this.subscribe(ws, a.subscriptions.filter((s) => !sameSubscription(s, sub)));
       await this.interestChanged();
       return void this.send(ws, ["atlas_unsubscribed", payload ?? {}]);
     }
@@ -110,7 +115,7 @@ export class StreamHub extends DurableObject<Env> {
     }
     if (a.subscriptions.length >= MAX_SUBSCRIPTIONS) return this.error(ws, `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`);
     if (!a.subscriptions.some((s) => sameSubscription(s, sub))) {
-      ws.serializeAttachment({ subscriptions: [...a.subscriptions, sub] } satisfies Attachment);
+      this.subscribe(ws, [...a.subscriptions, sub]);
       // Every controller knows before the client is told: from atlas_subscribed on, no stored result is missed.
       await this.interestChanged();
     }
@@ -129,6 +134,17 @@ export class StreamHub extends DurableObject<Env> {
     }
   }
 
+  /** Sets a socket's subscriptions: its attachment (which survives hibernation) and the in-memory index. */
+  private subscribe(ws: WebSocket, subscriptions: Subscription[]): void {
+    ws.serializeAttachment({ subscriptions } satisfies Attachment);
+    this.subscribers?.set(ws, subscriptions);
+  }
+
+  private subscriptionsBySocket(): Map<WebSocket, Subscription[]> {
+    this.subscribers ??= new Map(this.ctx.getWebSockets().map((ws) => [ws, (ws.deserializeAttachment() as Attachment | null)?.subscriptions ?? []]));
+    return this.subscribers;
+  }
+
   /** Recomputes what is subscribed and tells every controller (they send only that). */
   private async interestChanged(): Promise<void> {
     this.interestCache = null;
@@ -140,7 +156,7 @@ export class StreamHub extends DurableObject<Env> {
   /** Everything any socket subscribed to, for controllers to send only what someone wants. */
   interest(): Interest {
     if (this.interestCache) return this.interestCache;
-    const subs = this.ctx.getWebSockets().flatMap((ws) => (ws.deserializeAttachment() as Attachment | null)?.subscriptions ?? []);
+    const subs = [...this.subscriptionsBySocket().values()].flat();
     const results = subs.filter((s) => s.stream === "result");
     const interest: Interest = {
       msm: [...new Set(results.flatMap((s) => (s.msm === undefined ? [] : [s.msm])))],
@@ -155,8 +171,7 @@ export class StreamHub extends DurableObject<Env> {
   /** Results a controller stored: each goes once to every socket with a matching subscription. */
   publish(results: Result[]): number {
     let sent = 0;
-    for (const ws of this.ctx.getWebSockets()) {
-      const subs = (ws.deserializeAttachment() as Attachment | null)?.subscriptions ?? [];
+    for (const [ws, subs] of this.subscriptionsBySocket()) {
       const already = this.sentSince.get(ws);
       for (const r of results) {
         if (!subs.some((s) => matches(s, r))) continue;
@@ -173,19 +188,20 @@ export class StreamHub extends DurableObject<Env> {
 
   /** A probe connected or disconnected. */
   probeStatus(e: ProbeStatusEvent): void {
-    for (const ws of this.ctx.getWebSockets()) {
-      const subs = (ws.deserializeAttachment() as Attachment | null)?.subscriptions ?? [];
+    for (const [ws, subs] of this.subscriptionsBySocket()) {
       if (subs.some((s) => s.stream === "probestatus" && (s.prb === undefined || s.prb === e.prb_id))) this.send(ws, ["atlas_probestatus", e]);
     }
   }
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
+    this.subscribers?.delete(ws);
     this.sentSince.delete(ws);
     this.volume.delete(ws);
     await this.interestChanged();
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    this.subscribers?.delete(ws);
     this.sentSince.delete(ws);
     this.volume.delete(ws);
     await this.interestChanged();
@@ -221,6 +237,7 @@ export class StreamHub extends DurableObject<Env> {
   private drop(ws: WebSocket, why: string): false {
     ws.send(JSON.stringify(["atlas_error", `${why}; disconnected`]));
     ws.close(1008, "subscriber dropped");
+    this.subscribers?.delete(ws);
     this.volume.delete(ws);
     this.sentSince.delete(ws);
     return false;
