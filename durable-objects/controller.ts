@@ -462,19 +462,21 @@ export class Controller extends SqlDurableObject<Env> {
         customMetadata: { results: String(count), shard: this.shard },
       });
       const perMsm = new Map<number, { min: number; max: number; count: number }>();
-      const rtts: { prb_id: number; target: string; rtt: number }[] = [];
+      const rtts: { msm_id: number; prb_id: number; target: string; rtt: number }[] = [];
       for (const r of rows) {
         for (const line of r.body.split("\n")) {
           if (!line) continue;
           const res = JSON.parse(line) as Result;
           const e = perMsm.get(res.msm_id) ?? { min: res.timestamp, max: res.timestamp, count: 0 };
           perMsm.set(res.msm_id, { min: Math.min(e.min, res.timestamp), max: Math.max(e.max, res.timestamp), count: e.count + 1 });
-          if (res.type === "ping" && res.avg >= 0 && res.dst_addr) rtts.push({ prb_id: res.prb_id, target: res.dst_addr, rtt: res.avg });
+          if (res.type === "ping" && res.avg >= 0 && res.dst_addr) rtts.push({ msm_id: res.msm_id, prb_id: res.prb_id, target: res.dst_addr, rtt: res.avg });
         }
       }
-      const aggregated = type === "ping" && rtts.length > 0;
+      // Public measurements only: an aggregate names its targets, and a private measurement's target is its owner's.
+      const publicRtts = type === "ping" ? await this.onlyPublic(rtts) : [];
+      const aggregated = publicRtts.length > 0;
       if (aggregated) {
-        const aggregate: BatchAggregate = { type: "ping", date, hour, groups: await this.aggregateByAs(rtts) };
+        const aggregate: BatchAggregate = { type: "ping", date, hour, groups: await this.aggregateByAs(publicRtts) };
         await this.env.RESULTS.put(aggregateKey(key), JSON.stringify(aggregate), { httpMetadata: { contentType: "application/json" } });
       }
       this.ctx.storage.transactionSync(() => {
@@ -501,6 +503,17 @@ export class Controller extends SqlDurableObject<Env> {
    * RTT samples grouped by the probe's ASN and the target, as the Atlas talk's per-AS aggregates: the ASN from the
    * probe's socket, or the registry for a probe that is not connected here.
    */
+  private readonly publicMeasurements = new Map<number, boolean>();
+
+  /** The samples of public measurements (asked of the brain once per measurement; publicity never changes). */
+  private async onlyPublic<T extends { msm_id: number }>(samples: T[]): Promise<T[]> {
+    const unknown = [...new Set(samples.map((s) => s.msm_id))].filter((id) => !this.publicMeasurements.has(id));
+    if (unknown.length) {
+      for (const [id, flag] of Object.entries(await this.env.BRAIN.getByName(BRAIN_NAME).publicFlags(unknown))) this.publicMeasurements.set(Number(id), flag);
+    }
+    return samples.filter((s) => this.publicMeasurements.get(s.msm_id));
+  }
+
   private async aggregateByAs(rtts: { prb_id: number; target: string; rtt: number }[]): Promise<AggregateGroup[]> {
     const asn = new Map<number, number | null>();
     for (const ws of this.ctx.getWebSockets()) {

@@ -82,19 +82,23 @@ describe("queries across measurements", () => {
       ids.push(((await (await createPing(key, source, { interval: 3600, target })).json()) as { measurements: number[] }).measurements[0]!);
       for (const s of sockets) await s.next("measure");
     }
+    // A private measurement's target must not appear in the aggregates.
+    const secret = ((await (await createPing(key, source, { interval: 3600, target: "198.51.100.99", is_public: false })).json()) as { measurements: number[] }).measurements[0]!;
+    for (const s of sockets) await s.next("measure");
     const T1 = Date.parse("2026-11-22T00:00:00Z") / 1000;
     const stored: { asn: number; target: string; hour: string; avg: number }[] = [];
     let rtt = 7;
     for (const [i, p] of probes.entries()) {
       // Two frames per probe (two batches' worth after two flushes), results over two hours, RTTs all different.
       for (const half of [0, 1]) {
-        const results = [0, 1, 2, 3, 4, 5].flatMap((k) => ids.map((m, t) => {
+        const hidden = { ...pingResult(secret, p.id, T1 + half * 3600 + 3000 + i), dst_addr: "198.51.100.99", dst_name: "198.51.100.99" };
+        const results = [hidden, ...[0, 1, 2, 3, 4, 5].flatMap((k) => ids.map((m, t) => {
           rtt = (rtt * 7919) % 1000;
           const avg = rtt / 10;
           const timestamp = T1 + half * 3600 + k * 500 + i;
           stored.push({ asn: sites[i]!.asn_v4, target: targets[t]!, hour: new Date(timestamp * 1000).toISOString().slice(0, 13), avg });
           return { ...pingResult(m, p.id, timestamp), dst_addr: targets[t]!, dst_name: targets[t]!, avg, min: avg, max: avg };
-        }));
+        }))];
         sockets[i]!.send({ type: "results", results: results.map((result, j) => ({ seq: half * 1000 + j + 1, result })) });
         await sockets[i]!.next("ack");
         for (const shard of ["weur-0", "eeur-0"]) await post(`/admin/controllers/${shard}/flush`, {}, { Authorization: `Bearer ${ADMIN}` });
