@@ -17,7 +17,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { MEASUREMENT_TYPES, type Result } from "../protocol/index.ts";
-import type { Env } from "./env.ts";
+import { BRAIN_NAME, type Env } from "./env.ts";
 import { readResults } from "./results.ts";
 import { controllerStub, SHARDS } from "./shards.ts";
 
@@ -69,6 +69,8 @@ export class StreamHub extends DurableObject<Env> {
   private subscribers: Map<WebSocket, Subscription[]> | null = null;
   /** Results sent to a socket since its backlog began (the backlog and live results can overlap). */
   private readonly sentSince = new Map<WebSocket, Set<string>>();
+  /** Which measurements are public (the stream carries only theirs; publicity never changes). */
+  private readonly publicMeasurements = new Map<number, boolean>();
   /** Bytes sent to each socket in its current minute. */
   private readonly volume = new Map<WebSocket, { since: number; bytes: number }>();
 
@@ -112,6 +114,9 @@ export class StreamHub extends DurableObject<Env> {
     }
     if (p.sendBacklog && sub.stream === "result" && sub.msm === undefined) {
       return this.error(ws, "sendBacklog needs msm: the backlog is a measurement's recent results");
+    }
+    if (sub.msm !== undefined && (await this.isPublic([sub.msm])).get(sub.msm) === false) {
+      return this.error(ws, `measurement ${sub.msm} does not exist or is not public: the stream carries public measurements only`);
     }
     if (a.subscriptions.length >= MAX_SUBSCRIPTIONS) return this.error(ws, `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`);
     if (!a.subscriptions.some((s) => sameSubscription(s, sub))) {
@@ -168,8 +173,21 @@ export class StreamHub extends DurableObject<Env> {
     return (this.interestCache = interest);
   }
 
-  /** Results a controller stored: each goes once to every socket with a matching subscription. */
-  publish(results: Result[]): number {
+  private async isPublic(ids: number[]): Promise<Map<number, boolean>> {
+    const unknown = [...new Set(ids)].filter((id) => !this.publicMeasurements.has(id));
+    if (unknown.length) {
+      for (const [id, flag] of Object.entries(await this.env.BRAIN.getByName(BRAIN_NAME).publicFlags(unknown))) this.publicMeasurements.set(Number(id), flag);
+    }
+    return this.publicMeasurements;
+  }
+
+  /**
+   * Results a controller stored: each goes once to every socket with a matching subscription. Like Atlas's stream,
+   * it carries public measurements' results only.
+   */
+  async publish(stored: Result[]): Promise<number> {
+    const flags = await this.isPublic(stored.map((r) => r.msm_id));
+    const results = stored.filter((r) => flags.get(r.msm_id));
     let sent = 0;
     for (const [ws, subs] of this.subscriptionsBySocket()) {
       const already = this.sentSince.get(ws);

@@ -124,6 +124,22 @@ describe("queries across measurements", () => {
     expect((await aggregates(day)).length).toBe(8);  // 2 hours × 2 ASNs × 2 targets
   });
 
+  it("gives a private measurement's results to its owner's keys only", async () => {
+    const owner = await newKey("private-owner"), stranger = await newKey("stranger");
+    const probe = await enroll({ country_code: "AT" });
+    const { socket } = await connect(probe);
+    const id = ((await (await createPing(owner, [{ type: "probes", value: String(probe.id), requested: 1 }], { interval: 3600, is_public: false, target: "192.0.2.201" })).json()) as { measurements: number[] }).measurements[0]!;
+    await socket.next("measure");
+    socket.send({ type: "results", results: [{ seq: 1, result: pingResult(id, probe.id, T0 + 5) }] });
+    await socket.next("ack");
+    for (const path of [`/api/v2/measurements/${id}/results/`, `/api/v2/measurements/${id}/latest/`]) {
+      expect((await errorOf(await call(path))).detail).toContain("is not public");
+      expect((await call(path, { headers: { Authorization: `Key ${stranger}` } })).status).toBe(403);
+      expect((await call(path, { headers: { Authorization: `Key ${owner}` } })).status).toBe(200);
+    }
+    expect(((await (await call(`/api/v2/measurements/${id}/results/?key=${owner}`)).json()) as unknown[]).length).toBe(1);
+  });
+
   it("refuses a query it cannot answer, naming the parameter", async () => {
     const param = async (q: string) => (await errorOf(await call(`/api/v2/results/?${q}`))).errors[0]!.source;
     expect(await param("stop=10")).toEqual({ parameter: "start" });

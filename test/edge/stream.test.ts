@@ -100,6 +100,26 @@ describe("the result stream", () => {
     expect(got.map((r) => r.timestamp).sort()).toEqual([now - 20, now - 10, now]);
   });
 
+  it("carries public measurements only: a private one's results reach no subscriber, and it cannot be subscribed to", async () => {
+    const key = await newKey("private-streamer");
+    const probe = await enroll({ country_code: "ES" });
+    const { socket } = await connect(probe);
+    const res = await createPing(key, [{ type: "probes", value: String(probe.id), requested: 1 }], { interval: 3600, is_public: false, target: "192.0.2.200" });
+    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    await socket.next("measure");
+    const everything = await subscriber(), byProbe = await subscriber(), direct = await subscriber();
+    everything.send(["atlas_subscribe", { streamType: "result" }]);
+    byProbe.send(["atlas_subscribe", { streamType: "result", prb: probe.id }]);
+    await everything.next("atlas_subscribed");
+    await byProbe.next("atlas_subscribed");
+    direct.send(["atlas_subscribe", { streamType: "result", msm: id }]);
+    expect(await direct.next("atlas_error")).toContain("not public");
+    socket.send({ type: "results", results: [{ seq: 1, result: pingResult(id, probe.id, 1_795_300_000) }] });
+    await socket.next("ack");
+    expect(await everything.drain("atlas_result", 500)).toEqual([]);
+    expect(await byProbe.drain("atlas_result", 100)).toEqual([]);
+  });
+
   it("streams probe connections and disconnections", async () => {
     const s = await subscriber();
     s.send(["atlas_subscribe", { streamType: "probestatus" }]);
@@ -140,7 +160,6 @@ describe("the result stream", () => {
     s.send(["atlas_listen", {}]);
     expect(await s.next("atlas_error")).toContain('unknown event "atlas_listen"');
     s.send(["atlas_subscribe", { streamType: "result", msm: 999_999_999, sendBacklog: true }]);
-    await s.next("atlas_subscribed");
-    expect(await s.next("atlas_error")).toContain("no measurement with id 999999999");
+    expect(await s.next("atlas_error")).toContain("measurement 999999999 does not exist or is not public");
   });
 });

@@ -4,13 +4,25 @@ import type { IRequest } from "itty-router";
 import { BRAIN_NAME, type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { readResults } from "../../durable-objects/results.ts";
 import { controllerStub, SHARDS } from "../../durable-objects/shards.ts";
-import { inCidr, isCidr, MEASUREMENT_TYPES, type Result } from "../../protocol/index.ts";
+import { builtinType, type Definition, inCidr, isCidr, MEASUREMENT_TYPES, type Result } from "../../protocol/index.ts";
+import { apiKey } from "./auth.ts";
 import { aggregateKey, type BatchAggregate } from "../../storage/layout.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
 import { measurementId } from "./measurements.ts";
 import { page, pageOf } from "./pagination.ts";
 
-async function collect(env: Env, id: number, start: number | null, stop: number | null): Promise<Result[]> {
+/**
+ * A measurement's results between `start` and `stop`. A private measurement's are its owner's: the request must carry
+ * a key of the account that owns it (403 otherwise, as Atlas answers for non-public measurements).
+ */
+async function collect(request: IRequest, env: Env, id: number, start: number | null, stop: number | null): Promise<Result[]> {
+  if (!builtinType(id)) {
+    const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
+    if (!row) throw new ApiError(404, `No measurement with id ${id}.`);
+    if ((JSON.parse(row.definition) as Definition).is_public === false && (await apiKey(request, env))?.account !== row.owner) {
+      throw new ApiError(403, `Measurement ${id} is not public: send a key of the account that owns it.`);
+    }
+  }
   const results = await readResults(env, id, start, stop);
   if (!results) throw new ApiError(404, `No measurement with id ${id}.`);
   return results;
@@ -38,7 +50,7 @@ export async function getResults(request: IRequest, env: Env): Promise<Response>
   const start = intParam(url, "start") ?? null;
   const stop = intParam(url, "stop") ?? null;
   const probes = intListParam(url, "probe_ids");
-  let results = await collect(env, id, start, stop);
+  let results = await collect(request, env, id, start, stop);
   if (probes) results = results.filter((r) => probes.includes(r.prb_id));
   return respond(results, fmt);
 }
@@ -51,7 +63,7 @@ export async function getLatest(request: IRequest, env: Env): Promise<Response> 
   const versions = intParam(url, "versions", 1, 10) ?? 1;
   const lookback = intParam(url, "lookback_days", 0, 365) ?? (probes ? 0 : 7);
   const start = lookback === 0 ? null : Math.floor(Date.now() / 1000) - lookback * 86_400;
-  const results = await collect(env, id, start, null);
+  const results = await collect(request, env, id, start, null);
   const byProbe: Record<string, Result[]> = {};
   for (const r of results.reverse()) {
     if (probes && !probes.includes(r.prb_id)) continue;
