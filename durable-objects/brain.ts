@@ -43,6 +43,9 @@ const MIGRATIONS = [
   `CREATE TABLE participation_requests (id INTEGER PRIMARY KEY AUTOINCREMENT, msm_id INTEGER NOT NULL, action TEXT NOT NULL,
      type TEXT NOT NULL, value TEXT NOT NULL, requested INTEGER, tags TEXT, created_at INTEGER NOT NULL);
    CREATE INDEX participation_requests_msm ON participation_requests (msm_id, id);`,
+  // Whether a measurement is public, as a column: lists show other accounts' public measurements only.
+  `ALTER TABLE measurements ADD COLUMN is_public INTEGER NOT NULL DEFAULT 1;
+   UPDATE measurements SET is_public = 0 WHERE json_extract(definition, '$.is_public') = 0;`,
 ];
 
 /** A participation request as Atlas lists it. */
@@ -115,7 +118,8 @@ export type MeasurementRow = {
 /** Atlas's participation request: add probes from a source, or remove probes by id (`value` "1,2,3"). */
 export type ParticipationRequest = ({ action: "add" } & ProbeSource) | { action: "remove"; type: "probes"; value: string; requested?: number };
 
-export type MeasurementFilter = { ids?: number[]; status?: number[]; type?: string; is_oneoff?: boolean; owner?: string };
+/** `visible_to`: only public measurements and this account's (null: public ones only); undefined: all. */
+export type MeasurementFilter = { ids?: number[]; status?: number[]; type?: string; is_oneoff?: boolean; owner?: string; visible_to?: string | null };
 
 type Action = "start" | "stop" | "finish";
 
@@ -161,9 +165,10 @@ export class Brain extends SqlDurableObject<Env> {
       const requested = req.probes.reduce((n, s) => n + s.requested, 0);
       return this.sql<MeasurementRow>(
         `INSERT INTO measurements (type, definition, sources, status_id, status_when, creation_time, start_time, stop_time,
-           interval, spread, is_oneoff, probes_requested, owner, question, target) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+           interval, spread, is_oneoff, probes_requested, owner, question, target, is_public) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         def.type, JSON.stringify(def), JSON.stringify(req.probes), now, now, Math.max(start, now), stop, interval, spread,
-        isOneoff ? 1 : 0, requested, owner, questionOf(req, def), def.is_public === false ? null : def.target?.toLowerCase() ?? null)[0]!;
+        isOneoff ? 1 : 0, requested, owner, questionOf(req, def), def.is_public === false ? null : def.target?.toLowerCase() ?? null,
+        def.is_public === false ? 0 : 1)[0]!;
     });
     const ledger = this.env.LEDGER.getByName(owner);
     const estimates = rows.map((r) => firstDayCost(r));
@@ -566,6 +571,7 @@ export class Brain extends SqlDurableObject<Env> {
   list(f: MeasurementFilter, offset: number, limit: number): { count: number; rows: MeasurementRow[] } {
     const where = new Where().in("id", f.ids).in("status_id", f.status).eq("type", f.type)
       .eq("is_oneoff", f.is_oneoff === undefined ? undefined : f.is_oneoff ? 1 : 0).eq("owner", f.owner);
+    if (f.visible_to !== undefined) where.raw("is_public = 1 OR owner = ?", f.visible_to);
     const [clause, binds] = [String(where), where.binds];
     const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM measurements ${clause}`, ...binds)[0]!.n;
     const rows = this.sql<MeasurementRow>(`SELECT * FROM measurements ${clause} ORDER BY id DESC LIMIT ? OFFSET ?`, ...binds, limit, offset);

@@ -79,6 +79,13 @@ export class Where {
     return this;
   }
 
+  /** Any other condition, e.g. an OR the helpers above do not make. */
+  raw(condition: string, ...binds: unknown[]): this {
+    this.parts.push(`(${condition})`);
+    this.binds.push(...binds);
+    return this;
+  }
+
   toString(): string {
     return this.parts.length ? `WHERE ${this.parts.join(" AND ")}` : "";
   }

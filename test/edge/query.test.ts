@@ -124,7 +124,7 @@ describe("queries across measurements", () => {
     expect((await aggregates(day)).length).toBe(8);  // 2 hours × 2 ASNs × 2 targets
   });
 
-  it("gives a private measurement's results to its owner's keys only", async () => {
+  it("gives a private measurement's results and definition to its owner's keys only", async () => {
     const owner = await newKey("private-owner"), stranger = await newKey("stranger");
     const probe = await enroll({ country_code: "AT" });
     const { socket } = await connect(probe);
@@ -138,6 +138,14 @@ describe("queries across measurements", () => {
       expect((await call(path, { headers: { Authorization: `Key ${owner}` } })).status).toBe(200);
     }
     expect(((await (await call(`/api/v2/measurements/${id}/results/?key=${owner}`)).json()) as unknown[]).length).toBe(1);
+    // Its definition (target included) too: shown to its owner, not to others, and listed for its owner only.
+    expect((await call(`/api/v2/measurements/${id}/`)).status).toBe(403);
+    expect((await call(`/api/v2/measurements/${id}/`, { headers: { Authorization: `Key ${owner}` } })).status).toBe(200);
+    const listed = async (headers: Record<string, string>) =>
+      ((await (await call(`/api/v2/measurements/?id__in=${id}`, { headers })).json()) as { results: { id: number }[] }).results.map((m) => m.id);
+    expect(await listed({})).toEqual([]);
+    expect(await listed({ Authorization: `Key ${stranger}` })).toEqual([]);
+    expect(await listed({ Authorization: `Key ${owner}` })).toEqual([id]);
   });
 
   it("refuses a query it cannot answer, naming the parameter", async () => {

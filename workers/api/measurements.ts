@@ -119,8 +119,17 @@ export async function listMeasurements(request: IRequest, env: Env): Promise<Res
   const { count, rows } = await env.BRAIN.getByName(BRAIN_NAME).list({
     ids, status, type: url.searchParams.get("type") ?? undefined,
     is_oneoff: oneoff === null ? undefined : oneoff === "true", owner: mine ? key!.account : undefined,
+    // Other accounts' private measurements are not listed (their targets are their owners' business).
+    visible_to: key?.account ?? null,
   }, offset, limit);
   return Response.json(page(url, count, rows.map((r) => measurementObject(r, url.origin))));
+}
+
+/** A private measurement (its definition, results) is its owner's: 403 unless the request carries an owning key. */
+export async function requireVisible(request: Request, env: Env, row: MeasurementRow): Promise<void> {
+  if ((JSON.parse(row.definition) as Definition).is_public === false && (await apiKey(request, env))?.account !== row.owner) {
+    throw new ApiError(403, `Measurement ${row.id} is not public: send a key of the account that owns it.`);
+  }
 }
 
 export function measurementId(request: IRequest): number {
@@ -147,6 +156,7 @@ export async function getMeasurement(request: IRequest, env: Env): Promise<Respo
   if (builtinType(id)) return Response.json(builtinObject(id, new URL(request.url).origin));
   const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
   if (!row) throw new ApiError(404, `No measurement with id ${id}.`);
+  await requireVisible(request, env, row);
   return Response.json(measurementObject(row, new URL(request.url).origin));
 }
 

@@ -4,11 +4,10 @@ import type { IRequest } from "itty-router";
 import { BRAIN_NAME, type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { readResults } from "../../durable-objects/results.ts";
 import { controllerStub, SHARDS } from "../../durable-objects/shards.ts";
-import { builtinType, type Definition, inCidr, isCidr, MEASUREMENT_TYPES, type Result } from "../../protocol/index.ts";
-import { apiKey } from "./auth.ts";
+import { builtinType, inCidr, isCidr, MEASUREMENT_TYPES, type Result } from "../../protocol/index.ts";
 import { aggregateKey, type BatchAggregate } from "../../storage/layout.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
-import { measurementId } from "./measurements.ts";
+import { measurementId, requireVisible } from "./measurements.ts";
 import { page, pageOf } from "./pagination.ts";
 
 /**
@@ -19,9 +18,7 @@ async function collect(request: IRequest, env: Env, id: number, start: number | 
   if (!builtinType(id)) {
     const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
     if (!row) throw new ApiError(404, `No measurement with id ${id}.`);
-    if ((JSON.parse(row.definition) as Definition).is_public === false && (await apiKey(request, env))?.account !== row.owner) {
-      throw new ApiError(403, `Measurement ${id} is not public: send a key of the account that owns it.`);
-    }
+    await requireVisible(request, env, row);
   }
   const results = await readResults(env, id, start, stop);
   if (!results) throw new ApiError(404, `No measurement with id ${id}.`);
