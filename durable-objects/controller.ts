@@ -9,6 +9,7 @@ import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
 import { type AggregateGroup, aggregateKey, type BatchAggregate, batchKey, partitionOf } from "../storage/layout.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
 import { groupBy } from "./group-by.ts";
+import { PublicMeasurements } from "./public.ts";
 import { SqlDurableObject } from "./sql.ts";
 import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
 import { verifyAssignment } from "./tokens.ts";
@@ -335,6 +336,7 @@ export class Controller extends SqlDurableObject<Env> {
   // ── the result stream ──────────────────────────────────────────────────────────────────────────────────────
 
   private interest: Interest | null | undefined;
+  private readonly publicMeasurements = new PublicMeasurements(this.env);
 
   /** What the stream's subscribers want, as the hub last said (kept in storage across evictions). */
   private async streamInterest(): Promise<Interest | null> {
@@ -473,7 +475,7 @@ export class Controller extends SqlDurableObject<Env> {
         }
       }
       // Public measurements only: an aggregate names its targets, and a private measurement's target is its owner's.
-      const publicRtts = type === "ping" ? await this.onlyPublic(rtts) : [];
+      const publicRtts = type === "ping" ? await this.publicMeasurements.only(rtts) : [];
       const aggregated = publicRtts.length > 0;
       if (aggregated) {
         const aggregate: BatchAggregate = { type: "ping", date, hour, groups: await this.aggregateByAs(publicRtts) };
@@ -503,17 +505,6 @@ export class Controller extends SqlDurableObject<Env> {
    * RTT samples grouped by the probe's ASN and the target, as the Atlas talk's per-AS aggregates: the ASN from the
    * probe's socket, or the registry for a probe that is not connected here.
    */
-  private readonly publicMeasurements = new Map<number, boolean>();
-
-  /** The samples of public measurements (asked of the brain once per measurement; publicity never changes). */
-  private async onlyPublic<T extends { msm_id: number }>(samples: T[]): Promise<T[]> {
-    const unknown = [...new Set(samples.map((s) => s.msm_id))].filter((id) => !this.publicMeasurements.has(id));
-    if (unknown.length) {
-      for (const [id, flag] of Object.entries(await this.env.BRAIN.getByName(BRAIN_NAME).publicFlags(unknown))) this.publicMeasurements.set(Number(id), flag);
-    }
-    return samples.filter((s) => this.publicMeasurements.get(s.msm_id));
-  }
-
   private async aggregateByAs(rtts: { prb_id: number; target: string; rtt: number }[]): Promise<AggregateGroup[]> {
     const asn = new Map<number, number | null>();
     for (const ws of this.ctx.getWebSockets()) {

@@ -14,6 +14,12 @@ async function shardsOf(env: Env, id: number): Promise<string[] | null> {
   return [...new Set((JSON.parse(row.participants) as Participant[]).map((p) => p.shard))];
 }
 
+/** The JSON-lines bodies a controller's index answer points to: its R2 batches, then its results not yet flushed. */
+export async function indexBodies(env: Env, index: { keys: string[]; pending: string }): Promise<string[]> {
+  const objects = await Promise.all(index.keys.map(async (key) => (await env.RESULTS.get(key))?.text() ?? ""));
+  return [...objects, index.pending];
+}
+
 /** A measurement's results between `start` and `stop` (unix seconds, inclusive), oldest first; null if it does not exist. */
 export async function readResults(env: Env, id: number, start: number | null, stop: number | null): Promise<Result[] | null> {
   const shards = await shardsOf(env, id);
@@ -21,9 +27,7 @@ export async function readResults(env: Env, id: number, start: number | null, st
   const bodies = await Promise.all(shards.map(async (name) => {
     const shard = shardByName(name);
     if (!shard) return [];
-    const index = await controllerStub(env.CONTROLLER, shard).resultIndex(id, start, stop);
-    const objects = await Promise.all(index.keys.map(async (key) => (await env.RESULTS.get(key))?.text() ?? ""));
-    return [...objects, index.pending];
+    return indexBodies(env, await controllerStub(env.CONTROLLER, shard).resultIndex(id, start, stop));
   }));
   // A result is identified by (probe, start time): readers de-duplicate, so a batch written twice by a retry or a
   // probe that resent to another shard never shows a result twice.

@@ -17,7 +17,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { MEASUREMENT_TYPES, type Result } from "../protocol/index.ts";
-import { BRAIN_NAME, type Env } from "./env.ts";
+import type { Env } from "./env.ts";
+import { PublicMeasurements } from "./public.ts";
 import { readResults } from "./results.ts";
 import { controllerStub, SHARDS } from "./shards.ts";
 
@@ -69,8 +70,8 @@ export class StreamHub extends DurableObject<Env> {
   private subscribers: Map<WebSocket, Subscription[]> | null = null;
   /** Results sent to a socket since its backlog began (the backlog and live results can overlap). */
   private readonly sentSince = new Map<WebSocket, Set<string>>();
-  /** Which measurements are public (the stream carries only theirs; publicity never changes). */
-  private readonly publicMeasurements = new Map<number, boolean>();
+  /** The stream carries public measurements' results only. */
+  private readonly publicMeasurements = new PublicMeasurements(this.env);
   /** Bytes sent to each socket in its current minute. */
   private readonly volume = new Map<WebSocket, { since: number; bytes: number }>();
 
@@ -115,7 +116,7 @@ export class StreamHub extends DurableObject<Env> {
     if (p.sendBacklog && sub.stream === "result" && sub.msm === undefined) {
       return this.error(ws, "sendBacklog needs msm: the backlog is a measurement's recent results");
     }
-    if (sub.msm !== undefined && (await this.isPublic([sub.msm])).get(sub.msm) === false) {
+    if (sub.msm !== undefined && !(await this.publicMeasurements.is(sub.msm))) {
       return this.error(ws, `measurement ${sub.msm} does not exist or is not public: the stream carries public measurements only`);
     }
     if (a.subscriptions.length >= MAX_SUBSCRIPTIONS) return this.error(ws, `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`);
@@ -173,21 +174,12 @@ export class StreamHub extends DurableObject<Env> {
     return (this.interestCache = interest);
   }
 
-  private async isPublic(ids: number[]): Promise<Map<number, boolean>> {
-    const unknown = [...new Set(ids)].filter((id) => !this.publicMeasurements.has(id));
-    if (unknown.length) {
-      for (const [id, flag] of Object.entries(await this.env.BRAIN.getByName(BRAIN_NAME).publicFlags(unknown))) this.publicMeasurements.set(Number(id), flag);
-    }
-    return this.publicMeasurements;
-  }
-
   /**
    * Results a controller stored: each goes once to every socket with a matching subscription. Like Atlas's stream,
    * it carries public measurements' results only.
    */
   async publish(stored: Result[]): Promise<number> {
-    const flags = await this.isPublic(stored.map((r) => r.msm_id));
-    const results = stored.filter((r) => flags.get(r.msm_id));
+    const results = await this.publicMeasurements.only(stored);
     let sent = 0;
     for (const [ws, subs] of this.subscriptionsBySocket()) {
       const already = this.sentSince.get(ws);

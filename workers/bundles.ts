@@ -6,7 +6,8 @@
 // the results API. Building is idempotent: batches are read in key order, results de-duplicated by (measurement,
 // probe, start time) and kept as stored, and gzip writes no time stamp, so a rebuild of an unchanged hour is
 // byte-identical.
-import { BRAIN_NAME, type Env } from "../durable-objects/env.ts";
+import type { Env } from "../durable-objects/env.ts";
+import { PublicMeasurements } from "../durable-objects/public.ts";
 import { base64url, type Result, sha256Hex } from "../protocol/index.ts";
 import { type BundleManifest, bundleKey, bundleName, dayIndexKey, manifestKey } from "../storage/bundles.ts";
 
@@ -25,8 +26,7 @@ export async function buildBundle(env: Env, type: string, date: string, hour: st
   } while (cursor);
   keys.sort();
 
-  const brain = env.BRAIN.getByName(BRAIN_NAME);
-  const isPublic = new Map<number, boolean>();
+  const publicMeasurements = new PublicMeasurements(env);
   const seen = new Set<string>();
   const gzip = new CompressionStream("gzip");
   const writer = gzip.writable.getWriter();
@@ -39,15 +39,14 @@ export async function buildBundle(env: Env, type: string, date: string, hour: st
   let count = 0, first = Infinity, last = -Infinity;
   for (const key of keys) {
     const lines = ((await (await env.RESULTS.get(key))?.text()) ?? "").split("\n").filter(Boolean);
-    const results = lines.map((l) => JSON.parse(l) as Result);
-    const unknown = [...new Set(results.map((r) => r.msm_id))].filter((id) => !isPublic.has(id));
-    if (unknown.length) for (const [id, flag] of Object.entries(await brain.publicFlags(unknown))) isPublic.set(Number(id), flag);
+    // Each result with its stored line, which goes into the bundle as it is.
+    const results = await publicMeasurements.only(lines.map((line) => ({ ...(JSON.parse(line) as Result), line })));
     let text = "";
-    results.forEach((r, i) => {
+    results.forEach((r) => {
       const id = `${r.msm_id}:${r.prb_id}:${r.timestamp}`;
-      if (!isPublic.get(r.msm_id) || seen.has(id)) return;
+      if (seen.has(id)) return;
       seen.add(id);
-      text += lines[i] + "\n";
+      text += r.line + "\n";
       count++;
       first = Math.min(first, r.timestamp);
       last = Math.max(last, r.timestamp);

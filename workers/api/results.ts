@@ -2,7 +2,8 @@
 // controllers keep (R2 batch keys plus not-yet-flushed results), never by listing the bucket.
 import type { IRequest } from "itty-router";
 import { BRAIN_NAME, type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
-import { readResults } from "../../durable-objects/results.ts";
+import { PublicMeasurements } from "../../durable-objects/public.ts";
+import { indexBodies, readResults } from "../../durable-objects/results.ts";
 import { controllerStub, SHARDS } from "../../durable-objects/shards.ts";
 import { builtinType, inCidr, isCidr, MEASUREMENT_TYPES, type Result } from "../../protocol/index.ts";
 import { aggregateKey, type BatchAggregate } from "../../storage/layout.ts";
@@ -110,10 +111,7 @@ export async function queryResults(request: IRequest, env: Env): Promise<Respons
 
   const seen = new Map<string, Result>();
   if (!probes || probes.size > 0) {
-    const bodies = await Promise.all(SHARDS.map(async (shard) => {
-      const index = await controllerStub(env.CONTROLLER, shard).resultsIn(start, stop, type);
-      return [...await Promise.all(index.keys.map(async (key) => (await env.RESULTS.get(key))?.text() ?? "")), index.pending];
-    }));
+    const bodies = await Promise.all(SHARDS.map(async (shard) => indexBodies(env, await controllerStub(env.CONTROLLER, shard).resultsIn(start, stop, type))));
     for (const body of bodies.flat()) {
       for (const line of body.split("\n")) {
         if (!line) continue;
@@ -125,8 +123,7 @@ export async function queryResults(request: IRequest, env: Env): Promise<Respons
     }
   }
   // Public measurements only, as in the archive bundles.
-  const isPublic = await env.BRAIN.getByName(BRAIN_NAME).publicFlags([...new Set([...seen.values()].map((r) => r.msm_id))]);
-  const results = [...seen.values()].filter((r) => isPublic[r.msm_id])
+  const results = (await new PublicMeasurements(env).only([...seen.values()]))
     .sort((a, b) => a.timestamp - b.timestamp || a.prb_id - b.prb_id || a.msm_id - b.msm_id);
   const { offset, limit } = pageOf(url);
   return Response.json(page(url, results.length, results.slice(offset, offset + limit)));
