@@ -49,14 +49,21 @@ if [ ! -x node_modules/.bin/node ] || [ ! -x node_modules/.bin/wrangler ] || [ p
   echo "bootstrap: installing npm packages"
   npm ci --no-audit --no-fund
 fi
-if [ ! -f probe-agent/native/build/Release/vantage_icmp.node ]; then
+# An addon is (re)built when it is missing or older than one of its sources.
+stale() {
+  out=$1; shift
+  [ -f "$out" ] || return 0
+  for f in "$@"; do [ "$f" -nt "$out" ] && return 0; done
+  return 1
+}
+if stale probe-agent/native/build/Release/vantage_icmp.node probe-agent/native/binding.gyp probe-agent/native/*.cc probe-agent/native/*.h; then
   echo "bootstrap: building the probe's ICMP addon"
   npm run install
 fi
 
 # The traffic classifier (C++: libpcap, nDPI, vectorscan) is built for the tests and benchmarks; a build error stops them.
 if [ "$1" != start ] && [ -f /usr/include/pcap/pcap.h ] && [ -f /usr/include/ndpi/ndpi_api.h ] && [ -f /usr/include/hs/hs.h ] &&
-   [ ! -f classifier-native/build/Release/vantage_classifier.node ]; then
+   stale classifier-native/build/Release/vantage_classifier.node classifier-native/binding.gyp classifier-native/src/*; then
   echo "bootstrap: building the traffic classifier"
   npm run --silent build:classifier
 fi

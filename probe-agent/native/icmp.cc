@@ -112,6 +112,7 @@ class Train {
 
   /** Sends the packets that are due; true when the train is over (all answered, timed out, or cancelled). */
   bool Step() {
+    touched_ = false;
     if (cancelled_->load()) {
       out_.error = "cancelled";
       return true;
@@ -136,36 +137,41 @@ class Train {
 
   /** When Step() has something to do next (ms since the epoch). */
   double wake() const { return wake_; }
+  /** Whether a reply came (or the train is new) since the last Step(): it may be over early. */
+  bool touched() const { return touched_; }
 
+  /**
+   * Reads one datagram: the engine's epoll is level-triggered, so a socket with more queued is reported again (a
+   * read to EAGAIN would cost a second syscall per reply, and a second reply to one socket is rare).
+   */
   void Drain() {
-    for (;;) {
-      Datagram& d = datagram();
-      const ssize_t n = d.Receive(fd_, 0);
-      if (n < 0) return;
-      const uint8_t* buf = d.data;
-      const double rx = d.Timestamp();
-      int ttl = -1;
-      if (!d.Cmsg(IPPROTO_IP, IP_TTL, ttl)) d.Cmsg(IPPROTO_IPV6, IPV6_HOPLIMIT, ttl);
-      const uint8_t* icmp = buf;
-      size_t len = static_cast<size_t>(n);
-      if (raw_ && spec_.af == 4) {  // raw IPv4 sockets hand us the IP header too
-        if (len < sizeof(iphdr)) continue;
-        const size_t ihl = (buf[0] & 0x0f) * 4;
-        if (len < ihl + 8) continue;
-        ttl = buf[8];
-        icmp += ihl;
-        len -= ihl;
-      }
-      if (len < 8) continue;
-      const int reply_type = spec_.af == 6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY;
-      if (icmp[0] != reply_type) continue;
-      const uint16_t id = (icmp[4] << 8) | icmp[5];
-      const int seq = (icmp[6] << 8) | icmp[7];
-      if (raw_ && id != ident_) continue;  // ping sockets already demultiplex by id
-      if (seq < 0 || seq >= spec_.packets || sent_at_[seq] == 0) continue;
-      out_.replies.push_back(Reply{seq, rx - sent_at_[seq], ttl, static_cast<bool>(answered_[seq])});
-      answered_[seq] = true;
+    Datagram& d = datagram();
+    const ssize_t n = d.Receive(fd_, 0);
+    if (n < 0) return;
+    const uint8_t* buf = d.data;
+    const double rx = d.Timestamp();
+    int ttl = -1;
+    if (!d.Cmsg(IPPROTO_IP, IP_TTL, ttl)) d.Cmsg(IPPROTO_IPV6, IPV6_HOPLIMIT, ttl);
+    const uint8_t* icmp = buf;
+    size_t len = static_cast<size_t>(n);
+    if (raw_ && spec_.af == 4) {  // raw IPv4 sockets hand us the IP header too
+      if (len < sizeof(iphdr)) return;
+      const size_t ihl = (buf[0] & 0x0f) * 4;
+      if (len < ihl + 8) return;
+      ttl = buf[8];
+      icmp += ihl;
+      len -= ihl;
     }
+    if (len < 8) return;
+    const int reply_type = spec_.af == 6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY;
+    if (icmp[0] != reply_type) return;
+    const uint16_t id = (icmp[4] << 8) | icmp[5];
+    const int seq = (icmp[6] << 8) | icmp[7];
+    if (raw_ && id != ident_) return;  // ping sockets already demultiplex by id
+    if (seq < 0 || seq >= spec_.packets || sent_at_[seq] == 0) return;
+    out_.replies.push_back(Reply{seq, rx - sent_at_[seq], ttl, static_cast<bool>(answered_[seq])});
+    answered_[seq] = true;
+    touched_ = true;
   }
 
  private:
@@ -206,6 +212,12 @@ class Train {
         setsockopt(fd_, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter);
       }
     } else {
+      if (raw_) {
+        // Linux's ICMP_FILTER (linux/icmp.h): a raw ICMP socket is handed echo replies only, not every ICMP packet.
+        constexpr int kIcmpFilter = 1;
+        const uint32_t blocked = ~(1u << ICMP_ECHOREPLY);
+        setsockopt(fd_, SOL_RAW, kIcmpFilter, &blocked, sizeof blocked);
+      }
       setsockopt(fd_, IPPROTO_IP, IP_RECVTTL, &on, sizeof on);
       if (spec_.ttl > 0) setsockopt(fd_, IPPROTO_IP, IP_TTL, &spec_.ttl, sizeof spec_.ttl);
     }
@@ -282,6 +294,7 @@ class Train {
   uint16_t ident_ = 0;
   double start_ = 0;
   double wake_ = 0;
+  bool touched_ = true;
   int next_ = 0;
   std::vector<double> sent_at_;
   std::vector<bool> answered_;
@@ -295,6 +308,12 @@ class Train {
  * Finished trains go back to JavaScript through one thread-safe function call per batch.
  */
 class PingEngine {
+  /**
+   * Finished trains go back to JavaScript at most this often (ms): trains ending within the window share one
+   * hand-over, so one event-loop turn settles many results; the first after a quiet spell goes at once.
+   */
+  static constexpr double kHandOverEvery = 50;
+
  public:
   explicit PingEngine(Napi::Env env) {
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
@@ -327,11 +346,14 @@ class PingEngine {
     Napi::Promise promise = deferred.Promise();
     waiting_.emplace(id, std::move(deferred));
     if (waiting_.size() == 1) tsfn_.Ref(env);
+    bool idle;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      idle = incoming_.empty();
       incoming_.push_back(std::make_unique<Train>(id, spec, vantage::cancel_register(spec.cancel_id, false)));
     }
-    Wake();
+    // Trains submitted in one burst wake the engine once: until it takes the queue, the first one's wake-up stands.
+    if (idle) Wake();
     return promise;
   }
 
@@ -344,12 +366,19 @@ class PingEngine {
  private:
   void Loop() {
     std::vector<std::unique_ptr<Train>> active;
+    // Trains over but not yet handed to JavaScript, and when the last hand-over was (ms since the epoch).
+    std::vector<std::unique_ptr<Train>> finished;
+    double handed = -kHandOverEvery;
     epoll_event events[64];
+    // Set when the wake-up eventfd fired: new trains, or a cancellation flag to look at.
+    bool step_all = false;
     while (!stop_.load()) {
-      std::vector<std::unique_ptr<Train>> finished;
       double wake = -1;
+      const double now = now_ms();
       for (size_t i = 0; i < active.size();) {
-        if (active[i]->Step()) {
+        // Only trains with something to do are stepped: a reply each would otherwise step every train.
+        const bool due = step_all || active[i]->touched() || now >= active[i]->wake();
+        if (due && active[i]->Step()) {
           active[i]->Close();  // leaves the epoll set with it
           finished.push_back(std::move(active[i]));
           active[i] = std::move(active.back());
@@ -359,7 +388,16 @@ class PingEngine {
         if (wake < 0 || active[i]->wake() < wake) wake = active[i]->wake();
         i++;
       }
-      if (!finished.empty()) Finish(std::move(finished));
+      step_all = false;
+      if (!finished.empty()) {
+        if (now_ms() >= handed + kHandOverEvery) {
+          Finish(std::move(finished));
+          finished.clear();
+          handed = now_ms();
+        } else if (wake < 0 || handed + kHandOverEvery < wake) {
+          wake = handed + kHandOverEvery;
+        }
+      }
       timespec timeout{};
       const double ms = wake < 0 ? -1 : wake - now_ms();
       if (ms > 0) timeout = {static_cast<time_t>(ms / 1000), static_cast<long>(std::fmod(ms, 1000.0) * 1e6)};
@@ -371,6 +409,7 @@ class PingEngine {
         }
         uint64_t count;
         if (read(wake_, &count, sizeof count) < 0) { /* nothing pending */ }
+        step_all = true;
         std::vector<std::unique_ptr<Train>> started, failed;
         {
           std::lock_guard<std::mutex> lock(mu_);
@@ -386,12 +425,12 @@ class PingEngine {
             failed.push_back(std::move(t));
           }
         }
-        if (!failed.empty()) Finish(std::move(failed));
+        for (auto& t : failed) finished.push_back(std::move(t));
       }
     }
   }
 
-  void Finish(std::vector<std::unique_ptr<Train>> trains) {
+  void Finish(std::vector<std::unique_ptr<Train>>&& trains) {
     for (auto& t : trains) {
       t->Close();
       vantage::cancel_release(t->cancel_id());
