@@ -5,9 +5,9 @@ import {
   type Assignment, builtinType, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS, toUnix,
 } from "../protocol/index.ts";
 import { type ReleaseManifest, type ReleaseOffer } from "../protocol/release.ts";
-import type { Participant, ProbeFilter } from "./controller.ts";
+import type { DispatchOrder, Participant, ProbeFilter } from "./controller.ts";
 import type { Env } from "./env.ts";
-import { controllerStub, SHARDS, shardByName, shardsForSource } from "./shards.ts";
+import { controllerStub, type Shard, SHARDS, shardByName, shardsForSource } from "./shards.ts";
 import { groupBy } from "./group-by.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
 
@@ -124,8 +124,33 @@ export type MeasurementFilter = { ids?: number[]; status?: number[]; type?: stri
 type Action = "start" | "stop" | "finish";
 
 export class Brain extends SqlDurableObject<Env> {
+  /** Dispatch orders made in the current turn, per shard, not yet sent (see order()). */
+  private readonly orders = new Map<string, { orders: DispatchOrder[]; waiters: PromiseWithResolvers<Participant[]>[] }>();
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, MIGRATIONS);
+  }
+
+  /**
+   * Asks a shard's controller for probes. Orders made in one turn (the measurements of one request) go to each
+   * controller in one call when the turn's microtasks run: one round trip, and a probe's measurement frames back to back.
+   */
+  private order(shard: Shard, order: DispatchOrder): Promise<Participant[]> {
+    let batch = this.orders.get(shard.name);
+    if (!batch) {
+      const b = batch = { orders: [] as DispatchOrder[], waiters: [] as PromiseWithResolvers<Participant[]>[] };
+      this.orders.set(shard.name, b);
+      queueMicrotask(() => {
+        this.orders.delete(shard.name);
+        controllerStub(this.env.CONTROLLER, shard).dispatch(b.orders).then(
+          (given) => b.waiters.forEach((w, i) => w.resolve(given[i]!)),
+          (e: unknown) => b.waiters.forEach((w) => w.reject(e)));
+      });
+    }
+    const waiter = Promise.withResolvers<Participant[]>();
+    batch.orders.push(order);
+    batch.waiters.push(waiter);
+    return waiter.promise;
   }
 
   /**
@@ -198,13 +223,16 @@ export class Brain extends SqlDurableObject<Env> {
         detail: `Not enough credits: these measurements need ${wanted} credits set aside for their first day's results, and the account has ${available} free. Credits are earned by hosting probes, or transferred.`,
       };
     }
-    for (const row of rows) {
-      const scheduled = await this.schedule(row);
+    // The request's measurements are given out together, not one after another: a 100-definition request takes one
+    // round trip to the controllers instead of 100, and a controller sends a probe its assignments back to back
+    // (the agent reads them in one turn of its event loop).
+    const scheduled = await Promise.all(rows.map((row) => this.schedule(row)));
+    rows.forEach((row, i) => {
       // A request that cannot be fully met gets what exists, and says so.
-      if (scheduled < row.probes_requested) {
-        warnings.push({ code: "fewer_probes", measurement: row.id, detail: `${scheduled} of the ${row.probes_requested} probes requested could be given.` });
+      if (scheduled[i]! < row.probes_requested) {
+        warnings.push({ code: "fewer_probes", measurement: row.id, detail: `${scheduled[i]} of the ${row.probes_requested} probes requested could be given.` });
       }
-    }
+    });
     for (const target of new Set(rows.map((r) => r.target).filter((t): t is string => t !== null))) this.crowd(target, now);
     let next = 0;
     return { ok: true, ids: req.definitions.map((_, i) => reused.get(i) ?? rows[next++]!.id), warnings };
@@ -304,7 +332,7 @@ export class Brain extends SqlDurableObject<Env> {
           if (want <= 0) break;
           asked++;
           try {
-            const got = await controllerStub(this.env.CONTROLLER, shard).dispatch({
+            const got = await this.order(shard, {
               assignment, filter: filterOf(source), want, exclude: [...exclude, ...participants.map((p) => p.probe_id)], busyOk,
             });
             participants.push(...got);

@@ -523,8 +523,20 @@ export class Controller extends SqlDurableObject<Env> {
 
   // ── RPC from the brain and the API ─────────────────────────────────────────────────────────────────────────
 
-  /** Gives the measurement to up to `want` matching probes with a free slot, diverse ASNs first. */
-  dispatch(order: DispatchOrder): Participant[] {
+  /**
+   * Gives each order's measurement to up to `want` matching probes with a free slot, diverse ASNs first; the orders
+   * in turn (each sees the slots the ones before took), their rows in one transaction. The brain sends the orders
+   * it makes together in one call, so a probe given many measurements gets their frames back to back.
+   */
+  dispatch(orders: DispatchOrder[]): Participant[][] {
+    const frames: [WebSocket, Assignment][] = [];
+    const given = this.ctx.storage.transactionSync(() => orders.map((order) => this.dispatchOne(order, frames)));
+    for (const [ws, assignment] of frames) this.send(ws, { type: "measure", assignment });
+    return given;
+  }
+
+  /** One order: the probes picked (their slots taken, their rows written); their frames are added to `frames`. */
+  private dispatchOne(order: DispatchOrder, frames: [WebSocket, Assignment][]): Participant[] {
     const candidates: { ws: WebSocket; a: ProbeAttachment }[] = [];
     const now = Math.floor(Date.now() / 1000);
     let slots = 0, free = 0;
@@ -548,16 +560,14 @@ export class Controller extends SqlDurableObject<Env> {
     const busy = !order.busyOk && !order.filter.probe_ids && slots > 0 && free / slots <= BUSY_FREE_SHARE;
     const picked = interleave(queues).slice(0, busy ? Math.ceil(order.want / 2) : order.want);
     const as = order.assignment;
-    this.ctx.storage.transactionSync(() => {
-      for (const { a } of picked) {
-        this.sql(
-          "INSERT OR REPLACE INTO assignments (msm_id, probe_id, assignment, periodic, start_time, stop_time) VALUES (?, ?, ?, ?, ?, ?)",
-          as.msm_id, a.probe_id, JSON.stringify(as), as.interval === null ? 0 : 1, as.start_time, as.stop_time);
-      }
-    });
+    for (const { a } of picked) {
+      this.sql(
+        "INSERT OR REPLACE INTO assignments (msm_id, probe_id, assignment, periodic, start_time, stop_time) VALUES (?, ?, ?, ?, ?, ?)",
+        as.msm_id, a.probe_id, JSON.stringify(as), as.interval === null ? 0 : 1, as.start_time, as.stop_time);
+    }
     for (const { ws, a } of picked) {
       ws.serializeAttachment({ ...a, free_slots: a.free_slots - 1 });
-      this.send(ws, { type: "measure", assignment: as });
+      frames.push([ws, as]);
     }
     return picked.map(({ a }) => ({ probe_id: a.probe_id, shard: this.shard, country_code: a.country_code, asn_v4: a.asn_v4 }));
   }
@@ -570,11 +580,14 @@ export class Controller extends SqlDurableObject<Env> {
     return sockets.length;
   }
 
-  /** Stops a measurement on this shard's probes (on those listed, when `probeIds` is given). */
+  /**
+   * Stops a measurement on this shard's probes (on those listed, when `probeIds` is given). A probe whose one-off
+   * result is in has nothing left to stop and is not told (a round of one-offs ending would send a frame each).
+   */
   stop(msmId: number, probeIds?: number[]): number {
     const only = probeIds ? ` AND probe_id IN (${probeIds.map(Number).join(",") || "NULL"})` : "";
-    const probes = this.sql<{ probe_id: number }>(`UPDATE assignments SET stopped = 1 WHERE msm_id = ?${only} RETURNING probe_id`, msmId);
-    for (const { probe_id } of probes) {
+    const probes = this.sql<{ probe_id: number; done: number }>(`UPDATE assignments SET stopped = 1 WHERE msm_id = ?${only} RETURNING probe_id, done`, msmId);
+    for (const { probe_id } of probes.filter((p) => !p.done)) {
       for (const ws of this.ctx.getWebSockets(`probe:${probe_id}`)) this.send(ws, { type: "stop", msm_id: msmId });
     }
     return probes.length;

@@ -361,15 +361,24 @@ describe("lifecycle", () => {
     socket.ws.close();
   });
 
-  it("a one-off is Stopped once its results are due", async () => {
-    const p = await enroll({ country_code: "LU" });
-    const { socket } = await connect(p);
-    const id = await created(await createPing(key, [{ type: "probes", value: String(p.id), requested: 1 }]));
-    await socket.next("measure");
+  it("a one-off is Stopped once its results are due; only a probe still running it is told to stop", async () => {
+    const [a, b] = [await enroll({ country_code: "LU" }), await enroll({ country_code: "LU" })];
+    const [sa, sb] = [(await connect(a)).socket, (await connect(b)).socket];
+    const id = await created(await createPing(key, [{ type: "probes", value: `${a.id},${b.id}`, requested: 2 }]));
+    await sa.next("measure");
+    await sb.next("measure");
+    sa.send({ type: "results", results: [{ seq: 1, result: pingResult(id, a.id) }] });
+    await sa.next("ack");
     const brain = env.BRAIN.getByName("brain");
     await runInDurableObject(brain, (_o, state) => { state.storage.sql.exec("UPDATE timers SET at = 0 WHERE msm_id = ?", id); });
     await runDurableObjectAlarm(brain);
     expect((await measurement(id)).status.name).toBe("Stopped");
-    socket.ws.close();
+    expect((await sb.next("stop")).msm_id).toBe(id);
+    // a's answer to a later frame comes after anything sent to it when the measurement ended: no stop among it.
+    sa.send({ type: "status", free_slots: 4 });
+    await sa.next("status_ack");
+    expect(sa.has("stop")).toBe(false);
+    sa.ws.close();
+    sb.ws.close();
   });
 });
