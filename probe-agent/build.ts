@@ -24,14 +24,28 @@ export const NODE_FLAGS = ["--lite-mode", "--no-expose-wasm", "--max-semi-space-
 /** Environment the agent runs with: two malloc arenas, not one per thread-pool thread that ever allocated (−2 MB). */
 export const AGENT_ENV = { MALLOC_ARENA_MAX: "2" };
 
+/**
+ * Built-ins a dependency requires at load but the agent does not use, loaded on first use instead: ws requires zlib
+ * for permessage-deflate, which the agent turns off (zlib costs 0.9 MB of RSS).
+ */
+const LAZY_BUILTINS = ["zlib"];
+/** Modules whose schemas only the edge validates: building them at start would cost the agent memory for nothing. */
+const EDGE_ONLY = ["protocol/index.ts", "protocol/definitions.ts", "protocol/results.ts", "protocol/probe-messages.ts"];
+
 const builtinsByRequire: Plugin = {
   name: "builtins-by-require",
   setup(b) {
     const names = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
-    b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) =>
-      names.has(args.path) && args.kind === "import-statement" ? { path: args.path, namespace: "builtin" } : undefined);
+    b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
+      if (args.kind === "require-call" && LAZY_BUILTINS.includes(args.path)) return { path: args.path, namespace: "lazy-builtin" };
+      return names.has(args.path) && args.kind === "import-statement" ? { path: args.path, namespace: "builtin" } : undefined;
+    });
     b.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({
       contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: "js",
+    }));
+    // Required as node:NAME, which this plugin leaves to Node.
+    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => ({
+      contents: `let m; module.exports = new Proxy({}, { get: (_, key) => (m ??= require("node:${args.path}"))[key] });`, loader: "js",
     }));
   },
 };
@@ -43,7 +57,8 @@ const builtinsByRequire: Plugin = {
 export async function buildProbe(o: { version?: string; outfile?: string } = {}): Promise<string> {
   const outfile = o.outfile ?? BUNDLE;
   const version = o.version ?? (JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8")) as { version: string }).version;
-  await build({
+  const { metafile } = await build({
+    metafile: true,
     entryPoints: [join(import.meta.dirname, "cli.ts")],
     outfile,
     define: { __VANTAGE_AGENT_VERSION__: JSON.stringify(version) },
@@ -60,6 +75,8 @@ export async function buildProbe(o: { version?: string; outfile?: string } = {})
     // Executable with its flags: `probe-agent/dist/vantage-probe.mjs run --config FILE`.
     banner: { js: `#!/usr/bin/env -S ${Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${v}`).join(" ")} node ${NODE_FLAGS.join(" ")}\nimport{createRequire as __vantageRequire}from"node:module";const require=__vantageRequire(import.meta.url);` },
   });
+  const unwanted = Object.keys(metafile.inputs).filter((path) => EDGE_ONLY.some((m) => path.endsWith(m)));
+  if (unwanted.length) throw new Error(`the agent bundle must not include ${unwanted.join(", ")}: import protocol/probe.ts (see its header)`);
   chmodSync(outfile, 0o755);
   return outfile;
 }

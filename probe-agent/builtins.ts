@@ -4,7 +4,7 @@
 import {
   type Assignment, BUILTIN_ANCHOR_PING, BUILTIN_ANCHOR_TRACEROUTE, BUILTIN_FIRST_HOP_PING, BUILTIN_SECOND_HOP_PING,
   type MeasurementSpec, type Result,
-} from "../protocol/index.ts";
+} from "../protocol/probe.ts";
 import type { AgentConfig } from "./config.ts";
 
 export type RunOptions = { allowPrivate?: boolean; onResult?: (r: Result) => void };

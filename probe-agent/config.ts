@@ -2,7 +2,7 @@
 // signed every assignment token the agent accepts. Nothing in it is shared between probes but the edge key.
 import { readFileSync } from "node:fs";
 import * as z from "zod/mini";
-import { intIn, isCidr, isTarget, MAX_ANCHORS } from "../protocol/index.ts";
+import { intIn, isCidr, isTarget, MAX_ANCHORS } from "../protocol/probe.ts";
 
 const opt = z.optional;
 const def = z._default;

@@ -1,17 +1,17 @@
-// The result spool: every result is on disk (written and fdatasync'd) before it is offered to the controller, and
+// The result spool: every result is on disk (written with O_DSYNC) before it is offered to the controller, and
 // forgotten only when the controller acknowledges it. Results carry a strictly increasing sequence number that
 // survives restarts, which is what lets the edge store each result exactly once.
 //
-// On disk it is a journal: spool/<first seq>.log segments of JSON lines, appended with group commit (every result
-// finished in the same turn of the event loop shares one write and one fdatasync, off the event loop), and
-// spool/acked holding the highest acknowledged seq. A segment is deleted once every result in it is acknowledged,
-// except the newest, which keeps the numbering. The acked mark is written without fsync and at most once a second:
+// On disk it is a journal: spool/<first seq>.log segments of JSON lines, appended with group commit (results added
+// within `commitEveryMs` of a commit's start, or while it is written, share the next durable write, off the event
+// loop), and spool/acked holding the highest acknowledged seq. A segment is deleted once every result in it is
+// acknowledged, except the newest, which keeps the numbering. The acked mark is written without fsync and at most once a second:
 // if it is lost or behind, a restart resends results the controller already has, and its per-probe high-water mark
 // drops them.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync } from "node:fs";
+import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync } from "node:fs";
 import { type FileHandle, open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Result, Submission } from "../protocol/index.ts";
+import type { Result, Submission } from "../protocol/probe.ts";
 
 /** A new segment is started once the current one is this large. */
 const SEGMENT_BYTES = 1 << 20;
@@ -67,8 +67,16 @@ export class Spool {
   private writing: Promise<void> | null = null;
   private ackWrite: Promise<void> = Promise.resolve();
   private ackTimer: NodeJS.Timeout | null = null;
+  private readonly commitEveryMs: number;
+  /** When the last commit started (performance.now()). */
+  private lastCommit = -Infinity;
+  private closing = false;
+  /** Ends the wait before the next commit (close() does not wait for the window). */
+  private wakeCommit: (() => void) | null = null;
 
-  constructor(stateDir: string) {
+  /** `commitEveryMs`: commits start at most this often (0: as soon as the event loop turns). */
+  constructor(stateDir: string, commitEveryMs = 0) {
+    this.commitEveryMs = commitEveryMs;
     this.dir = join(stateDir, "spool");
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const journal = readJournal(this.dir);
@@ -142,6 +150,8 @@ export class Spool {
 
   /** Waits for writes in progress and closes the journal. */
   async close(): Promise<void> {
+    this.closing = true;
+    this.wakeCommit?.();
     while (this.writing) await this.writing;
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
@@ -152,15 +162,23 @@ export class Spool {
 
   private async commit(): Promise<void> {
     while (this.batch.length) {
+      const wait = this.lastCommit + this.commitEveryMs - performance.now();
+      if (wait > 0 && !this.closing) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => this.wakeCommit!(), wait);
+          this.wakeCommit = () => { clearTimeout(timer); this.wakeCommit = null; resolve(); };
+        });
+      }
+      this.lastCommit = performance.now();
       const batch = this.batch;
       this.batch = [];
       try {
         if (this.active.bytes >= SEGMENT_BYTES) await this.roll(batch[0]!.entry.seq);
-        this.active.file ??= await open(this.active.segment.path, "a", 0o600);
-        const data = batch.map((w) => w.entry.json + "\n").join("");
-        await this.active.file.write(data);
-        await this.active.file.datasync();
-        this.active.bytes += Buffer.byteLength(data);
+        // O_DSYNC: the write returns once the data is durable, as write + fdatasync would, in one thread-pool job.
+        this.active.file ??= await open(this.active.segment.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600);
+        const data = Buffer.from(batch.map((w) => w.entry.json + "\n").join(""));
+        for (let at = 0; at < data.length;) at += (await this.active.file.write(data, at)).bytesWritten;
+        this.active.bytes += data.length;
         this.active.segment.last = batch.at(-1)!.entry.seq;
         for (const w of batch) {
           this.entries.set(w.entry.seq, w.entry);

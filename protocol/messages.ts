@@ -1,35 +1,13 @@
 // The probe ↔ controller protocol, version 1 (docs/protocol.md). One JSON object per WebSocket frame, each with a
-// `type`. Both sides validate every frame they receive with these schemas.
+// `type`. Both sides validate every frame they receive: the probe the controller's frames with these schemas, the
+// controller the probe's with those in probe-messages.ts. Registration's messages are here too.
 import * as z from "zod/mini";
-import { intIn, MeasurementSpec, Result } from "./atlas.ts";
+import { MeasurementSpec } from "./atlas.ts";
 import { RELEASE_VERSION } from "./release.ts";
 
 export const PROTOCOL_VERSION = 1;
 /** WebSocket sub-protocol both sides must agree on. */
 export const SUBPROTOCOL = "vantage.v1";
-
-/**
- * A result as the probe submits it. `seq` is the probe's own result counter: unique, strictly increasing in the
- * order the probe sends, so the pair (probe id, seq) identifies a result and one high-water mark per probe lets
- * the controller store each result exactly once however often it is resent.
- */
-export const Submission = z.object({
-  seq: z.int().check(z.positive()),
-  result: Result,
-});
-export type Submission = z.output<typeof Submission>;
-
-export const ProbeMessage = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("hello"), agent: z.string().check(z.maxLength(100)), slots: intIn(1, 1000), free_slots: z.int().check(z.minimum(0)), running: z.array(z.int()).check(z.maxLength(10_000)) }),
-  z.object({ type: z.literal("status"), free_slots: intIn(0, 1000) }),
-  z.object({ type: z.literal("results"), results: z.array(Submission).check(z.minLength(1), z.maxLength(1000)) }),
-  /** How a release offered to this probe went: running (healthy), refused (not signed as pinned) or rolled back. */
-  z.object({
-    type: z.literal("release_status"), rollout: z.int().check(z.positive()), version: z.string().check(z.maxLength(64)),
-    state: z.enum(["running", "refused", "rolled_back"]), detail: z.string().check(z.maxLength(500)),
-  }),
-]);
-export type ProbeMessage = z.output<typeof ProbeMessage>;
 
 export const Assignment = z.object({
   msm_id: z.int().check(z.positive()),

@@ -5,7 +5,7 @@ import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import dnsPacket from "dns-packet";
-import { type DnsResult, type DnsSpec, FIRMWARE_VERSION, isIPv4, isIPv6, MEASUREMENT_CODE_VERSION } from "../../protocol/index.ts";
+import { type DnsResult, type DnsSpec, FIRMWARE_VERSION, isIPv4, isIPv6, MEASUREMENT_CODE_VERSION } from "../../protocol/probe.ts";
 import type { RunContext } from "./context.ts";
 import { resolveTarget } from "./resolve.ts";
 

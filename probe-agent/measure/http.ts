@@ -4,7 +4,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
-import { FIRMWARE_VERSION, type HttpResult, type HttpSpec, isIPv6, MEASUREMENT_CODE_VERSION } from "../../protocol/index.ts";
+import { FIRMWARE_VERSION, type HttpResult, type HttpSpec, isIPv6, MEASUREMENT_CODE_VERSION } from "../../protocol/probe.ts";
 import type { RunContext } from "./context.ts";
 import { resolveTarget } from "./resolve.ts";
 import { ms3 } from "./timing.ts";

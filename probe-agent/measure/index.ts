@@ -1,5 +1,5 @@
 // One entry point for every measurement type: the agent hands it a spec and gets an Atlas result back.
-import { FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type MeasurementSpec, type Result } from "../../protocol/index.ts";
+import { FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type MeasurementSpec, type Result } from "../../protocol/probe.ts";
 import type { RunContext } from "./context.ts";
 import { dns } from "./dns.ts";
 import { httpGet } from "./http.ts";

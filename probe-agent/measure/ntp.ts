@@ -2,7 +2,7 @@
 // Result format: Atlas "Ntp" (reference/atlas.md §2): header fields of the last reply; per packet the four
 // timestamps in NTP-era seconds, rtt and offset in seconds, or {"x":"*"}.
 import dgram from "node:dgram";
-import { FIRMWARE_VERSION, isIPv4, isIPv6, MEASUREMENT_CODE_VERSION, type NtpResult, type NtpSpec } from "../../protocol/index.ts";
+import { FIRMWARE_VERSION, isIPv4, isIPv6, MEASUREMENT_CODE_VERSION, type NtpResult, type NtpSpec } from "../../protocol/probe.ts";
 import type { RunContext } from "./context.ts";
 import { resolveTarget } from "./resolve.ts";
 

@@ -1,5 +1,5 @@
 // ping: an ICMP echo train through the native addon, reported in the RIPE Atlas ping result format.
-import { FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type PingResult, type PingSpec } from "../../protocol/index.ts";
+import { FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type PingResult, type PingSpec } from "../../protocol/probe.ts";
 import { pingTrain } from "../native/index.ts";
 import type { RunContext } from "./context.ts";
 import { resolveTarget } from "./resolve.ts";

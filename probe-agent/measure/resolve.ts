@@ -1,6 +1,6 @@
 // Target resolution on the probe, and the refusal of non-public destinations unless the probe runs in local mode.
 import { lookup } from "node:dns/promises";
-import { inCidr, isIPv4, isIPv6, isNonPublicAddress } from "../../protocol/index.ts";
+import { inCidr, isIPv4, isIPv6, isNonPublicAddress } from "../../protocol/probe.ts";
 import type { RunContext } from "./context.ts";
 
 export type Resolved = { ok: true; addr: string; ttr?: number } | { ok: false; error: string };

@@ -2,7 +2,7 @@
 // to complete the handshake, and the certificate chain as the server sent it (PEM, leaf first), or the alert.
 import net from "node:net";
 import tls from "node:tls";
-import { FIRMWARE_VERSION, isIPv4, isIPv6, MEASUREMENT_CODE_VERSION, type SslcertResult, type SslcertSpec } from "../../protocol/index.ts";
+import { FIRMWARE_VERSION, isIPv4, isIPv6, MEASUREMENT_CODE_VERSION, type SslcertResult, type SslcertSpec } from "../../protocol/probe.ts";
 import type { RunContext } from "./context.ts";
 import { resolveTarget } from "./resolve.ts";
 import { cipherHex, ms3, pem } from "./timing.ts";

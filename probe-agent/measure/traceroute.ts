@@ -1,6 +1,6 @@
 // traceroute: ICMP, UDP or TCP probes with rising TTL through the native addon (raw sockets), Paris by default so
 // every probe follows one path through per-flow load balancers. Result format: Atlas "Traceroute".
-import { FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type TracerouteResult, type TracerouteSpec } from "../../protocol/index.ts";
+import { FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type TracerouteResult, type TracerouteSpec } from "../../protocol/probe.ts";
 import { traceTrain } from "../native/index.ts";
 import type { RunContext } from "./context.ts";
 import { resolveTarget } from "./resolve.ts";

@@ -1,13 +1,16 @@
 // The agent's own parts on this machine: its key never leaves its state directory (mode 0600), the spool survives
 // restarts and forgets only what was acknowledged, and ping measures for real over ICMP in Atlas's format.
+import { generateKeyPairSync } from "node:crypto";
 import { appendFileSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { compactVerify, importJWK } from "jose";
 import { describe, expect, it } from "vitest";
 import { PingResult, Result, type Submission } from "../../protocol/index.ts";
 import { backoffDelay } from "../../probe-agent/agent.ts";
 import { AgentConfig } from "../../probe-agent/config.ts";
 import { errorResult } from "../../probe-agent/measure/index.ts";
-import { loadIdentity } from "../../probe-agent/identity.ts";
+import { loadIdentity, signChallenge, verifyEdgeToken } from "../../probe-agent/identity.ts";
+import { issueAssignment } from "../../durable-objects/tokens.ts";
 import { ping } from "../../probe-agent/measure/ping.ts";
 import { Spool } from "../../probe-agent/spool.ts";
 import { netnsUnavailable, silentLink } from "./netns.ts";
@@ -26,6 +29,37 @@ describe("identity", () => {
     expect(readdirSync(dir)).toEqual(["probe_key.pem"]);
     expect(readFileSync(join(dir, "probe_key.pem"), "utf8")).toContain("BEGIN PRIVATE KEY");
     expect(loadIdentity(tempDir("id2")).publicKey).not.toBe(a.publicKey);
+  });
+
+  it("signs registration proofs the edge's verifier (jose) accepts", async () => {
+    const id = loadIdentity(tempDir("id"));
+    const proof = signChallenge(id, 42, "n0nce");
+    const key = await importJWK({ kty: "OKP", crv: "Ed25519", x: id.publicKey, alg: "EdDSA" }, "EdDSA");
+    const { payload } = await compactVerify(proof, key, { algorithms: ["EdDSA"] });
+    expect(JSON.parse(new TextDecoder().decode(payload))).toEqual({ probe_id: 42, nonce: "n0nce" });
+  });
+
+  it("accepts only the pinned edge's unexpired tokens for itself and the shard it was sent to", async () => {
+    const edgeKey = (() => {
+      const { privateKey } = generateKeyPairSync("ed25519");
+      const jwk = privateKey.export({ format: "jwk" }) as { kty: "OKP"; crv: "Ed25519"; x: string; d: string };
+      return { private: JSON.stringify(jwk), public: { kty: jwk.kty, crv: jwk.crv, x: jwk.x } };
+    })();
+    const other = generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" });
+    const claims = { sub: "7", aud: "controller:eu-1", country_code: "NL", asn_v4: 3333, prefix_v4: "193.0.0.0/21" };
+    const { token, expires } = await issueAssignment(edgeKey.private, claims);
+    const expect7 = { audience: "controller:eu-1", subject: "7" };
+    expect(() => verifyEdgeToken(token, edgeKey.public, expect7)).not.toThrow();
+    const byOther = (await issueAssignment(JSON.stringify(other), claims)).token;
+    expect(() => verifyEdgeToken(byOther, edgeKey.public, expect7)).toThrow(/signature does not verify with the pinned edge key/);
+    expect(() => verifyEdgeToken(token, edgeKey.public, { ...expect7, audience: "controller:us-1" })).toThrow(/is for "controller:eu-1", not controller:us-1/);
+    expect(() => verifyEdgeToken(token, edgeKey.public, { ...expect7, subject: "8" })).toThrow(/is for probe "7", not 8/);
+    expect(() => verifyEdgeToken(token, edgeKey.public, expect7, expires)).toThrow(/expired/);
+    // Claims changed after signing (another probe's id) no longer match the signature.
+    const [h, , sig] = token.split(".");
+    const forged = Buffer.from(JSON.stringify({ ...claims, sub: "8", exp: expires })).toString("base64url");
+    expect(() => verifyEdgeToken(`${h}.${forged}.${sig}`, edgeKey.public, { ...expect7, subject: "8" })).toThrow(/signature does not verify/);
+    expect(() => verifyEdgeToken("not-a-token", edgeKey.public, expect7)).toThrow(/not a compact JWS/);
   });
 });
 
@@ -109,6 +143,25 @@ describe("spool", () => {
     expect((await after.add(result(10_000_200, 1_700_000_001))).seq).toBe(101);
     await after.close();
     expect(Spool.unacknowledged(dir).map((p) => p.seq).slice(-2)).toEqual([100, 101]);
+  });
+
+  it("lets results added within its commit window share the next write, and closing does not wait for the window", async () => {
+    const dir = tempDir("spool");
+    const s = new Spool(dir, 300);
+    await s.add(result(10_000_001, 1_700_000_000));  // the first commit starts at once
+    const t0 = performance.now();
+    const later = [s.add(result(10_000_002, 1_700_000_000)), s.add(result(10_000_003, 1_700_000_000))];
+    await new Promise((r) => setTimeout(r, 50));
+    expect(Spool.unacknowledged(dir).map((p) => p.seq)).toEqual([1]);
+    expect((await Promise.all(later)).map((e) => e.seq)).toEqual([2, 3]);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(Spool.unacknowledged(dir).map((p) => p.seq)).toEqual([1, 2, 3]);
+    const last = s.add(result(10_000_004, 1_700_000_000));
+    const closing = performance.now();
+    await s.close();
+    expect(performance.now() - closing).toBeLessThan(250);
+    expect((await last).seq).toBe(4);
+    expect(Spool.unacknowledged(dir).map((p) => p.seq)).toEqual([1, 2, 3, 4]);
   });
 
   it("deletes a segment once everything in it is acknowledged", async () => {

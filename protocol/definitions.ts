@@ -1,0 +1,90 @@
+// RIPE Atlas measurement definitions as users send them (POST /api/v2/measurements/): a type's spec (atlas.ts)
+// plus the scheduling metadata, and the probe sources. Only the edge validates these: the probe agent never
+// imports this module (probe-agent/build.ts checks), so their schemas cost it no memory.
+import * as z from "zod/mini";
+import { DnsSpec, HttpSpec, intIn, MEASUREMENT_TYPES, type MeasurementSpec, NtpSpec, opt, PingSpec, SslcertSpec, str, TracerouteSpec } from "./atlas.ts";
+
+const unixOrIso = z.union([
+  z.int().check(z.nonnegative()),
+  z.string().check(z.refine((s) => !Number.isNaN(Date.parse(s)), "Enter a unix timestamp or an ISO-8601 date.")),
+]);
+
+/** Time fields accept unix seconds or ISO-8601; normalised to unix seconds. */
+export function toUnix(v: number | string): number {
+  return typeof v === "number" ? v : Math.floor(Date.parse(v) / 1000);
+}
+
+/** Scheduling and bookkeeping fields every definition may carry; they never reach the probe. */
+const metadata = {
+  description: z.string({ error: "This field is required." }).check(z.maxLength(256)),
+  interval: opt(z.int().check(z.minimum(60, "Ensure this value is at least 60 seconds."), z.maximum(31_536_000))),
+  spread: opt(intIn(0, 400)),
+  start_time: opt(unixOrIso),
+  stop_time: opt(unixOrIso),
+  is_oneoff: opt(z.boolean()),
+  is_public: opt(z.boolean()),
+  tags: opt(z.array(str(64)).check(z.maxLength(32))),
+};
+const METADATA_KEYS = Object.keys(metadata) as (keyof typeof metadata)[];
+
+export const PingDefinition = z.extend(PingSpec, metadata);
+export const DnsDefinition = z.extend(DnsSpec, metadata);
+export const NtpDefinition = z.extend(NtpSpec, metadata);
+export const TracerouteDefinition = z.extend(TracerouteSpec, metadata);
+export const HttpDefinition = z.extend(HttpSpec, metadata);
+export const SslcertDefinition = z.extend(SslcertSpec, metadata);
+export type PingDefinition = z.output<typeof PingDefinition>;
+
+export const Definition = z.discriminatedUnion("type", [PingDefinition, TracerouteDefinition, DnsDefinition, NtpDefinition, HttpDefinition, SslcertDefinition], {
+  error: (iss) =>
+    iss.code === "invalid_union" ? `Unknown measurement type; supported: ${MEASUREMENT_TYPES.join(", ")}.` : undefined,
+});
+export type Definition = z.output<typeof Definition>;
+
+/** The probe's part of a definition. */
+export function specOf(def: Definition): MeasurementSpec {
+  const spec: Record<string, unknown> = { ...def };
+  for (const k of METADATA_KEYS) delete spec[k];
+  return spec as MeasurementSpec;
+}
+
+export const AREAS = ["WW", "West", "North-Central", "South-Central", "North-East", "South-East"] as const;
+
+export const ProbeSource = z.object({
+  type: z.enum(["area", "country", "asn", "prefix", "probes", "msm"], {
+    error: "type must be one of area, country, asn, prefix, probes, msm.",
+  }),
+  value: z.pipe(z.union([z.string(), z.number()]), z.transform(String)),
+  requested: intIn(1, 1000),
+  tags: opt(z.object({ include: opt(z.array(z.string())), exclude: opt(z.array(z.string())) })),
+}).check(z.superRefine((s, ctx) => {
+  const bad = (message: string) => ctx.addIssue({ code: "custom", path: ["value"], message });
+  if (s.type === "area" && !(AREAS as readonly string[]).includes(s.value)) bad(`area must be one of ${AREAS.join(", ")}.`);
+  if (s.type === "country" && !/^[A-Za-z]{2}$/.test(s.value)) bad("country must be a two-letter ISO 3166 code.");
+  if (s.type === "asn" && !/^\d{1,10}$/.test(s.value)) bad("asn must be a number.");
+  if (s.type === "prefix" && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(s.value)) bad("prefix must be an address/length.");
+  if (s.type === "probes" && !/^\d+(,\d+)*$/.test(s.value)) bad("probes must be a comma-separated list of probe ids.");
+  if (s.type === "msm" && !/^\d+$/.test(s.value)) bad("msm must be a measurement id (its probes are reused).");
+}));
+export type ProbeSource = z.output<typeof ProbeSource>;
+
+export const CreateMeasurements = z.object({
+  definitions: z.array(Definition).check(z.minLength(1, "At least one definition is required."), z.maxLength(100)),
+  probes: z.array(ProbeSource).check(z.minLength(1, "At least one probe source is required."), z.maxLength(100)),
+  start_time: opt(unixOrIso),
+  stop_time: opt(unixOrIso),
+  is_oneoff: opt(z.boolean()),
+  bill_to: opt(z.string()),
+  /** Not Atlas: take the answer of an identical recent one-off (named in the response's warnings) at no cost. */
+  reuse: opt(z.boolean()),
+}).check(z.superRefine((req, ctx) => {
+  req.definitions.forEach((d, i) => {
+    if (d.type === "dns" && !d.use_probe_resolver && !d.target) {
+      ctx.addIssue({ code: "custom", path: ["definitions", i, "target"], message: "This field is required unless use_probe_resolver is true." });
+    }
+    if (d.type === "traceroute" && d.first_hop > d.max_hops) {
+      ctx.addIssue({ code: "custom", path: ["definitions", i, "first_hop"], message: "first_hop must not exceed max_hops." });
+    }
+  });
+}));
+export type CreateMeasurements = z.output<typeof CreateMeasurements>;
