@@ -36,9 +36,13 @@ console.log(`work: ${ROUNDS} rounds × ${CONCURRENCY} concurrent pings (10 packe
 
 // 1. CPU and memory per result: the agent as it ships (its bundle, with its Node flags) connected to the local edge,
 // given 100 concurrent one-off pings per round through the API; next to scamper doing the same pings.
+const httpsPort = await freePort();
+// As in production, the agent registers over HTTPS and holds its controller socket over TLS (wss), through the local
+// HTTPS front, whose self-signed certificate it is given to trust.
+process.env.NODE_EXTRA_CA_CERTS = join(dir, "tls-cert.pem");
 const system = await startLocalSystem({
-  stateDir: dir, port: await freePort(), httpsPort: await freePort(), sites: [LOCAL_SITES[0]!],
-  probeConfig: { slots: CONCURRENCY, builtins: { enabled: false } },
+  stateDir: dir, port: await freePort(), httpsPort, sites: [LOCAL_SITES[0]!],
+  probeConfig: { slots: CONCURRENCY, builtins: { enabled: false }, registration_urls: [`https://127.0.0.1:${httpsPort}`] },
   // Rounds of 100 one-offs follow each other faster than one-offs end (60 s of grace): more than Atlas's 100 at once.
   vars: { QUOTA_CONCURRENT: "100000" },
 });

@@ -81,10 +81,13 @@ export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     // Atlas clients call paths with and without the trailing slash; both are served, never redirected.
     const url = new URL(request.url);
-    if (url.pathname.length > 1 && url.pathname.endsWith("/")) {
-      url.pathname = url.pathname.replace(/\/+$/, "");
-      request = new Request(url.toString(), request);
-    }
+    const trimmed = url.pathname.length > 1 && url.pathname.endsWith("/");
+    if (trimmed) url.pathname = url.pathname.replace(/\/+$/, "");
+    // Behind a TLS-terminating front (npm start's HTTPS port) the Worker sees http://: links it writes (next pages,
+    // measurement URLs, a probe's wss:// controller URL) must name the scheme the client used. Only ever upgraded.
+    const tls = url.protocol === "http:" && request.headers.get("X-Forwarded-Proto") === "https";
+    if (tls) url.protocol = "https:";
+    if (trimmed || tls) request = new Request(url.toString(), request);
     try {
       return await router.fetch(request, env, ctx);
     } catch (e) {

@@ -3,6 +3,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { issueAssignment, audienceFor } from "../../durable-objects/tokens.ts";
+import type { RegisterResponse } from "../../protocol/index.ts";
 import { ADMIN, call, challenge, connect, enroll, errorOf, post, register, sign, upgrade, env } from "./harness.ts";
 
 async function proofFor(p: Awaited<ReturnType<typeof enroll>>) {
@@ -41,6 +42,16 @@ describe("challenge–response", () => {
     expect(reg.shard).toBe("weur-0");
     expect(reg.websocket_url).toBe("ws://edge.test/probe/v1/controllers/weur-0");
     expect(reg.expires - Date.now() / 1000).toBeLessThanOrEqual(120);
+  });
+
+  it("behind a TLS-terminating front (X-Forwarded-Proto: https) names the probe's controller with wss://", async () => {
+    const p = await enroll({ country_code: "NL" });
+    const c = (await (await challenge(p.id)).json()) as { nonce: string };
+    const proof = await sign(p.keys.privateKey, { probe_id: p.id, nonce: c.nonce });
+    const res = await call("/probe/v1/register/", {
+      method: "POST", headers: { "Content-Type": "application/json", "X-Forwarded-Proto": "https" }, body: JSON.stringify({ probe_id: p.id, proof }),
+    });
+    expect(((await res.json()) as RegisterResponse).websocket_url).toBe("wss://edge.test/probe/v1/controllers/weur-0");
   });
 
   it("refuses an unknown probe", async () => {
