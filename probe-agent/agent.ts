@@ -11,7 +11,7 @@ import {
 import type { AgentConfig } from "./config.ts";
 import { type Identity, loadIdentity, signChallenge, verifyEdgeToken } from "./identity.ts";
 import { Builtins, type RunOptions } from "./builtins.ts";
-import { MonitoredInterface } from "./classifier.ts";
+import type { MonitoredInterface } from "./classifier.ts";
 import { errorResult, runMeasurement } from "./measure/index.ts";
 import type { Releases } from "./release.ts";
 import { Spool } from "./spool.ts";
@@ -95,7 +95,8 @@ export class Agent {
   /** Results stored since the last frame was sent. */
   private unsent = 0;
   private readonly builtins: Builtins;
-  private readonly monitor: MonitoredInterface | null;
+  /** The traffic classifier on a monitored interface, when the config asks for one (loaded then: child_process). */
+  private monitor: MonitoredInterface | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly config: AgentConfig;
   private readonly log: Log;
@@ -112,13 +113,19 @@ export class Agent {
     this.identity = loadIdentity(config.state_dir);
     this.spool = new Spool(config.state_dir, Math.min(SPOOL_COMMIT_MS, config.result_linger_ms));
     this.builtins = new Builtins(config.builtins, (a, opts) => this.enqueue(a, opts));
-    this.monitor = config.classifier ? new MonitoredInterface(config.classifier, config.state_dir, log) : null;
   }
 
   start(): void {
     this.log("info", `probe ${this.config.probe_id}: starting with ${this.spool.size} spooled result(s)`);
     this.builtins.start();
-    this.monitor?.start();
+    const classifier = this.config.classifier;
+    if (classifier) {
+      void import("./classifier.ts").then(({ MonitoredInterface }) => {
+        if (this.stopped) return;
+        this.monitor = new MonitoredInterface(classifier, this.config.state_dir, this.log);
+        this.monitor.start();
+      });
+    }
     this.releases?.startProbation(() => this.stop());
     void this.connect();
   }

@@ -36,6 +36,8 @@ const builtinsByRequire: Plugin = {
   name: "builtins-by-require",
   setup(b) {
     const names = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+    // ws masks what a client sends with bufferutil when it can load it, else in JavaScript: the agent's addon has it.
+    b.onResolve({ filter: /^bufferutil$/ }, () => ({ path: join(import.meta.dirname, "native", "index.ts") }));
     b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
       if (args.kind === "require-call" && LAZY_BUILTINS.includes(args.path)) return { path: args.path, namespace: "lazy-builtin" };
       return names.has(args.path) && args.kind === "import-statement" ? { path: args.path, namespace: "builtin" } : undefined;

@@ -1,7 +1,6 @@
 // One entry point for every measurement type: the agent hands it a spec and gets an Atlas result back.
 import { FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type MeasurementSpec, type Result } from "../../protocol/probe.ts";
 import type { RunContext } from "./context.ts";
-import { dns } from "./dns.ts";
 import { httpGet } from "./http.ts";
 import { ntp } from "./ntp.ts";
 import { ping } from "./ping.ts";
@@ -14,7 +13,8 @@ export function runMeasurement(spec: MeasurementSpec, ctx: RunContext): Promise<
   switch (spec.type) {
     case "ping": return ping(spec, ctx);
     case "traceroute": return traceroute(spec, ctx);
-    case "dns": return dns(spec, ctx);
+    // The DNS codec (dns-packet) loads with the first DNS measurement: a probe that runs none never pays for it.
+    case "dns": return import("./dns.ts").then((m) => m.dns(spec, ctx));
     case "ntp": return ntp(spec, ctx);
     case "http": return httpGet(spec, ctx);
     case "sslcert": return sslcert(spec, ctx);

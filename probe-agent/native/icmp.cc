@@ -535,6 +535,7 @@ Napi::Value Ping(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterTraceroute(Napi::Env env, Napi::Object exports);
+void RegisterMask(Napi::Env env, Napi::Object exports);
 
 // cancel(id) → true if a measurement with that cancel_id was running.
 static Napi::Value Cancel(const Napi::CallbackInfo& info) {
@@ -550,6 +551,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ping", Napi::Function::New(env, Ping, "ping"));
   exports.Set("cancel", Napi::Function::New(env, Cancel, "cancel"));
   RegisterTraceroute(env, exports);
+  RegisterMask(env, exports);
   return exports;
 }
 

@@ -24,6 +24,8 @@ type Addon = {
   ping(spec: PingTrainSpec & Cancellable): Promise<PingTrain>;
   traceroute(spec: TraceSpec & Cancellable): Promise<TraceRun>;
   cancel(id: number): boolean;
+  mask(source: Uint8Array, mask: Uint8Array, output: Uint8Array, offset: number, length: number): void;
+  unmask(buffer: Uint8Array, mask: Uint8Array): void;
 };
 
 const addon = createRequire(import.meta.url)(join(AGENT_DIR, "native/build/Release/vantage_icmp.node")) as Addon;
@@ -52,3 +54,6 @@ export function pingTrain(spec: PingTrainSpec, signal?: AbortSignal): Promise<Pi
 export function traceTrain(spec: TraceSpec, signal?: AbortSignal): Promise<TraceRun> {
   return cancellable((s) => addon.traceroute(s), spec, signal);
 }
+
+/** WebSocket masking for ws, in place of its optional bufferutil addon (probe-agent/build.ts aliases it here). */
+export const { mask, unmask } = addon;

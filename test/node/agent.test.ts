@@ -1,8 +1,9 @@
 // The agent's own parts on this machine: its key never leaves its state directory (mode 0600), the spool survives
 // restarts and forgets only what was acknowledged, and ping measures for real over ICMP in Atlas's format.
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import { appendFileSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { compactVerify, importJWK } from "jose";
 import { describe, expect, it } from "vitest";
 import { PingResult, Result, type Submission } from "../../protocol/index.ts";
@@ -80,6 +81,22 @@ describe("commands the probe refuses", () => {
     expect(r.result).toEqual([{ error: "destination 127.0.0.1 is in 127.0.0.0/8, which this probe's host forbids" }]);
     expect(() => AgentConfig.parse({ probe_id: 1, registration_urls: ["http://x"], edge_public_jwk: { kty: "OKP", crv: "Ed25519", x: "a" },
       state_dir: "/tmp", forbidden_targets: ["my lan"] })).toThrowError(/forbidden target must be a prefix/);
+  });
+});
+
+describe("WebSocket masking", () => {
+  it("masks and unmasks in the addon (ws's bufferutil in the agent's bundle) exactly as ws's own code does", async () => {
+    const { mask, unmask } = await import("../../probe-agent/native/index.ts");
+    const req = createRequire(import.meta.url);
+    const ws = req(join(dirname(req.resolve("ws")), "lib", "buffer-util.js")) as { mask: typeof mask; unmask: typeof unmask };
+    const data = randomBytes(1001), key = randomBytes(4);
+    const [ours, theirs] = [Buffer.alloc(1010), Buffer.alloc(1010)];
+    mask(data, key, ours, 9, 1001);
+    ws.mask(data, key, theirs, 9, 1001);
+    expect(ours.equals(theirs)).toBe(true);
+    unmask(ours.subarray(9), key);
+    expect(ours.subarray(9).equals(data)).toBe(true);
+    expect(() => mask(data, key, Buffer.alloc(10), 0, 1001)).toThrow(/too short/);
   });
 });
 
