@@ -23,8 +23,8 @@ const MAX_FRAME_RESULTS = 200;
 /** Slot changes within this window are reported to the controller in one status frame. */
 const STATUS_COALESCE_MS = 50;
 /**
- * Results finished within this window share one journal write and fdatasync (never longer than results linger before
- * they are sent, so it delays nothing): one commit per result cost two thread-pool round trips each.
+ * Results finished within this window share one durable journal write (never longer than results linger before they
+ * are sent, so it delays nothing): a commit per result cost two thread-pool round trips and their event-loop turns.
  */
 const SPOOL_COMMIT_MS = 100;
 /** A run may take this much longer than its spec allows before it is cut off. */

@@ -3,8 +3,9 @@
 // tokens checked.
 //
 // Compact EdDSA JWS/JWT with node:crypto's one-shot Ed25519 sign and verify rather than jose: jose works on
-// WebCrypto, and loading the two costs the agent 2.6 MB of RSS (of its 60 MB budget) for two calls a registration.
-// The edge, which issues and checks the same tokens, uses jose (durable-objects/tokens.ts); the tests run both ends.
+// WebCrypto, and loading the two cost the agent 0.3–0.5 MB of RSS (npm run bench:agent; its budget is 60 MB) and
+// CPU at every registration, for two calls. The edge, which issues and checks the same tokens, uses jose
+// (durable-objects/tokens.ts); the tests check each end against the other.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

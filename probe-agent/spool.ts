@@ -5,9 +5,9 @@
 // On disk it is a journal: spool/<first seq>.log segments of JSON lines, appended with group commit (results added
 // within `commitEveryMs` of a commit's start, or while it is written, share the next durable write, off the event
 // loop), and spool/acked holding the highest acknowledged seq. A segment is deleted once every result in it is
-// acknowledged, except the newest, which keeps the numbering. The acked mark is written without fsync and at most once a second:
-// if it is lost or behind, a restart resends results the controller already has, and its per-probe high-water mark
-// drops them.
+// acknowledged, except the newest, which keeps the numbering. The acked mark is written without fsync and at most
+// once a second: if it is lost or behind, a restart resends results the controller already has, and its per-probe
+// high-water mark drops them.
 import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync } from "node:fs";
 import { type FileHandle, open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
