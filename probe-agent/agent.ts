@@ -20,6 +20,11 @@ import { AGENT_VERSION } from "./version.ts";
 export type Log = (level: "info" | "warn" | "error", msg: string) => void;
 
 const MAX_FRAME_RESULTS = 200;
+/**
+ * Results sent on a connection and not yet acknowledged, at most: after an outage the backlog goes out as the
+ * controller acknowledges it, a window at a time (read from the journal), not onto the socket all at once.
+ */
+const MAX_IN_FLIGHT = 2_000;
 /** Slot changes within this window are reported to the controller in one status frame. */
 const STATUS_COALESCE_MS = 50;
 /**
@@ -233,12 +238,13 @@ export class Agent {
   }
 
   /**
-   * Offers every spooled result not yet sent on this connection, oldest first, in `results` frames made of the
-   * submissions' journalled JSON (each result is serialised once).
+   * Offers the spooled results not yet sent on this connection, oldest first, as many as the in-flight window has
+   * room for, in `results` frames made of the submissions' journalled JSON (each result is serialised once).
    */
   private flushSpool(): void {
     this.unsent = 0;
-    const pending = this.spool.pending(this.sentUpTo);
+    const room = MAX_IN_FLIGHT - this.spool.countUpTo(this.sentUpTo);
+    const pending = room > 0 ? this.spool.pending(this.sentUpTo, room) : [];
     for (let i = 0; i < pending.length; i += MAX_FRAME_RESULTS) {
       const chunk = pending.slice(i, i + MAX_FRAME_RESULTS);
       if (!this.sendText(`{"type":"results","results":[${chunk.map((e) => e.json).join(",")}]}`)) return;
@@ -295,6 +301,8 @@ export class Agent {
       }
       case "ack":
         this.spool.ack(m.upto);
+        // A backlog held back by the in-flight window goes on now (new results wait for their linger timer).
+        if (!this.lingerTimer && this.spool.hasAfter(this.sentUpTo)) this.flushSpool();
         return;
       case "reject":
         this.log("warn", `controller refused ${m.seq === null ? "a message" : `result ${m.seq}`}: ${m.reason}`);

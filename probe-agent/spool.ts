@@ -8,7 +8,7 @@
 // acknowledged, except the newest, which keeps the numbering. The acked mark is written without fsync and at most
 // once a second: if it is lost or behind, a restart resends results the controller already has, and its per-probe
 // high-water mark drops them.
-import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync } from "node:fs";
+import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, truncateSync, unlinkSync } from "node:fs";
 import { type FileHandle, open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Result, Submission } from "../protocol/probe.ts";
@@ -18,48 +18,83 @@ const SEGMENT_BYTES = 1 << 20;
 const ACK_WRITE_MS = 1000;
 
 type Segment = { first: number; last: number; path: string };
-/** A durable submission as it is journalled and sent: its JSON text, kept so it is serialised once. */
+/** A durable submission as it is journalled and sent: its JSON text (a journal line: serialised once). */
 export type Spooled = { seq: number; msmId: number; json: string };
+/**
+ * What the spool keeps in memory of an unacknowledged submission: where its line is in the journal, not its text
+ * (read back when it is sent), so a probe cut off from its controller does not grow by each result it spools.
+ */
+type Located = { msmId: number; segment: Segment; offset: number; length: number };
 type Waiter = { entry: Spooled; resolve: (e: Spooled) => void; reject: (e: Error) => void };
 
 const segmentName = (first: number) => `${String(first).padStart(16, "0")}.log`;
 
 /** What is on disk in a state directory: the acknowledged mark and every journalled submission, in order. */
-function readJournal(dir: string): { acked: number; segments: Segment[]; sizes: number[]; entries: Spooled[]; tornTail: { path: string; size: number } | null } {
+function readJournal(dir: string): { acked: number; segments: Segment[]; sizes: number[]; entries: (Spooled & Located)[]; tornTail: { path: string; size: number } | null } {
   let acked = 0;
   try { acked = Number(readFileSync(join(dir, "acked"), "utf8")) || 0; } catch { /* nothing acknowledged yet */ }
   const segments: Segment[] = [];
   const sizes: number[] = [];
-  const entries: Spooled[] = [];
+  const entries: (Spooled & Located)[] = [];
   let tornTail = null;
   const names = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d{16}\.log$/.test(f)).sort() : [];
   for (const name of names) {
     const path = join(dir, name);
-    const text = readFileSync(path, "utf8");
-    const first = Number(name.slice(0, 16));
-    let last = first - 1;
+    const bytes = readFileSync(path);
+    const segment = { first: Number(name.slice(0, 16)), last: Number(name.slice(0, 16)) - 1, path };
     // A crash in the middle of a write leaves a partial last line: it was never durable, so never offered.
-    const end = text.lastIndexOf("\n") + 1;
-    const size = Buffer.byteLength(text.slice(0, end));
-    if (end < text.length) tornTail = { path, size };
-    for (const line of text.slice(0, end).split("\n")) {
-      if (!line) continue;
-      const s = JSON.parse(line) as Submission;
-      entries.push({ seq: s.seq, msmId: s.result.msm_id, json: line });
-      last = s.seq;
+    const end = bytes.lastIndexOf(0x0a) + 1;
+    if (end < bytes.length) tornTail = { path, size: end };
+    for (let offset = 0; offset < end;) {
+      const nl = bytes.indexOf(0x0a, offset);
+      if (nl > offset) {
+        const json = bytes.toString("utf8", offset, nl);
+        const s = JSON.parse(json) as Submission;
+        entries.push({ seq: s.seq, msmId: s.result.msm_id, json, segment, offset, length: nl - offset });
+        segment.last = s.seq;
+      }
+      offset = nl + 1;
     }
-    segments.push({ first, last, path });
-    sizes.push(size);
+    segments.push(segment);
+    sizes.push(end);
   }
   return { acked, segments, sizes, entries, tornTail };
+}
+
+/** Reads journal lines back, each segment's run of them with one read. */
+function readLines(located: [number, Located][]): Spooled[] {
+  const out: Spooled[] = [];
+  for (let i = 0; i < located.length;) {
+    const segment = located[i]![1].segment;
+    let j = i;
+    while (j < located.length && located[j]![1].segment === segment) j++;
+    const from = located[i]![1].offset;
+    const last = located[j - 1]![1];
+    const bytes = Buffer.allocUnsafe(last.offset + last.length - from);
+    const fd = openSync(segment.path, "r");
+    try {
+      for (let got = 0; got < bytes.length;) {
+        const n = readSync(fd, bytes, got, bytes.length - got, from + got);
+        if (n === 0) throw new Error(`spool: ${segment.path} is shorter than its journal says`);
+        got += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    for (; i < j; i++) {
+      const [seq, e] = located[i]!;
+      out.push({ seq, msmId: e.msmId, json: bytes.toString("utf8", e.offset - from, e.offset - from + e.length) });
+    }
+  }
+  return out;
 }
 
 export class Spool {
   private readonly dir: string;
   private seq: number;
   private acked: number;
-  /** Durable, unacknowledged submissions; seqs only grow, so insertion order is send order. */
-  private readonly entries = new Map<number, Spooled>();
+  /** Durable, unacknowledged submissions, by where they are in the journal; seqs only grow, so insertion order is send order. */
+  private readonly entries = new Map<number, Located>();
   private readonly segments: Segment[];
   /** The segment appended to, its open file and its size. */
   private active: { segment: Segment; file: FileHandle | null; bytes: number };
@@ -83,7 +118,9 @@ export class Spool {
     if (journal.tornTail) truncateSync(journal.tornTail.path, journal.tornTail.size);
     this.acked = journal.acked;
     this.segments = journal.segments;
-    for (const e of journal.entries) if (e.seq > this.acked) this.entries.set(e.seq, e);
+    for (const e of journal.entries) {
+      if (e.seq > this.acked) this.entries.set(e.seq, { msmId: e.msmId, segment: e.segment, offset: e.offset, length: e.length });
+    }
     const newest = this.segments.at(-1);
     this.seq = Math.max(this.acked, newest?.last ?? 0);
     // Appends go on in the newest segment; a first start makes one, named with the first seq it will hold.
@@ -108,11 +145,30 @@ export class Spool {
     });
   }
 
-  /** Unacknowledged durable results with a seq above `after`, in send order. */
-  pending(after = 0): Spooled[] {
-    const out: Spooled[] = [];
-    for (const [seq, e] of this.entries) if (seq > after) out.push(e);
-    return out;
+  /** Unacknowledged durable results with a seq above `after`, in send order, at most `limit`: read from the journal. */
+  pending(after = 0, limit = Infinity): Spooled[] {
+    const picked: [number, Located][] = [];
+    for (const entry of this.entries) {
+      if (picked.length >= limit) break;
+      if (entry[0] > after) picked.push(entry);
+    }
+    return readLines(picked);
+  }
+
+  /** How many unacknowledged results have a seq up to `upto` (those sent and not yet acknowledged, say). */
+  countUpTo(upto: number): number {
+    let n = 0;
+    for (const seq of this.entries.keys()) {
+      if (seq > upto) break;
+      n++;
+    }
+    return n;
+  }
+
+  /** Whether a durable result with a seq above `after` waits for acknowledgement. */
+  hasAfter(after: number): boolean {
+    for (const seq of this.entries.keys()) if (seq > after) return true;
+    return false;
   }
 
   /** Whether a result of this measurement is waiting (written or being written) for acknowledgement. */
@@ -178,10 +234,13 @@ export class Spool {
         this.active.file ??= await open(this.active.segment.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600);
         const data = Buffer.from(batch.map((w) => w.entry.json + "\n").join(""));
         for (let at = 0; at < data.length;) at += (await this.active.file.write(data, at)).bytesWritten;
+        let offset = this.active.bytes;
         this.active.bytes += data.length;
         this.active.segment.last = batch.at(-1)!.entry.seq;
         for (const w of batch) {
-          this.entries.set(w.entry.seq, w.entry);
+          const length = Buffer.byteLength(w.entry.json);
+          this.entries.set(w.entry.seq, { msmId: w.entry.msmId, segment: this.active.segment, offset, length });
+          offset += length + 1;
           w.resolve(w.entry);
         }
       } catch (e) {

@@ -162,6 +162,24 @@ describe("spool", () => {
     expect(Spool.unacknowledged(dir).map((p) => p.seq).slice(-2)).toEqual([100, 101]);
   });
 
+  it("keeps where each result is, not its text, and reads it back exactly from the journal, across segments and restarts", async () => {
+    const dir = tempDir("spool");
+    const s = new Spool(dir);
+    // Over 1 MB in one commit, so the next commit starts a second segment; some names are not ASCII (byte offsets).
+    await Promise.all(Array.from({ length: 3300 }, (_, i) => s.add({ ...result(10_000_001 + i, 1_700_000_000), dst_name: i % 7 ? "127.0.0.1" : "bücher.example" })));
+    await Promise.all([1, 2].map((i) => s.add(result(10_009_000 + i, 1_700_000_001))));
+    expect(readdirSync(join(dir, "spool")).filter((f) => f.endsWith(".log"))).toHaveLength(2);
+    const journal = Spool.unacknowledged(dir).map((x) => JSON.stringify(x));
+    expect(journal).toHaveLength(3302);
+    expect(s.pending().map((p) => p.json)).toEqual(journal);
+    expect(s.pending(3299, 2).map((p) => [p.seq, p.msmId])).toEqual([[3300, 10_003_300], [3301, 10_009_001]]);
+    s.ack(3000);
+    expect(s.countUpTo(3301)).toBe(301);
+    expect([s.hasAfter(3301), s.hasAfter(3302)]).toEqual([true, false]);
+    await s.close();
+    expect(new Spool(dir).pending().map((p) => p.json)).toEqual(journal.slice(3000));
+  });
+
   it("lets results added within its commit window share the next write, and closing does not wait for the window", async () => {
     const dir = tempDir("spool");
     const s = new Spool(dir, 300);
