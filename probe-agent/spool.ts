@@ -95,6 +95,8 @@ export class Spool {
   private acked: number;
   /** Durable, unacknowledged submissions, by where they are in the journal; seqs only grow, so insertion order is send order. */
   private readonly entries = new Map<number, Located>();
+  /** How many of those each measurement has (a resent one-off is not run again while its result waits). */
+  private readonly byMeasurement = new Map<number, number>();
   private readonly segments: Segment[];
   /** The segment appended to, its open file and its size. */
   private active: { segment: Segment; file: FileHandle | null; bytes: number };
@@ -119,7 +121,7 @@ export class Spool {
     this.acked = journal.acked;
     this.segments = journal.segments;
     for (const e of journal.entries) {
-      if (e.seq > this.acked) this.entries.set(e.seq, { msmId: e.msmId, segment: e.segment, offset: e.offset, length: e.length });
+      if (e.seq > this.acked) this.keep(e.seq, { msmId: e.msmId, segment: e.segment, offset: e.offset, length: e.length });
     }
     const newest = this.segments.at(-1);
     this.seq = Math.max(this.acked, newest?.last ?? 0);
@@ -173,8 +175,21 @@ export class Spool {
 
   /** Whether a result of this measurement is waiting (written or being written) for acknowledgement. */
   holds(msmId: number): boolean {
-    for (const e of this.entries.values()) if (e.msmId === msmId) return true;
-    return this.batch.some((w) => w.entry.msmId === msmId);
+    return this.byMeasurement.has(msmId) || this.batch.some((w) => w.entry.msmId === msmId);
+  }
+
+  private keep(seq: number, e: Located): void {
+    this.entries.set(seq, e);
+    this.byMeasurement.set(e.msmId, (this.byMeasurement.get(e.msmId) ?? 0) + 1);
+  }
+
+  private forget(seq: number): void {
+    const e = this.entries.get(seq);
+    if (!e) return;
+    this.entries.delete(seq);
+    const n = this.byMeasurement.get(e.msmId)!;
+    if (n > 1) this.byMeasurement.set(e.msmId, n - 1);
+    else this.byMeasurement.delete(e.msmId);
   }
 
   /** The controller has every result up to `upto`: forget them, and the segments that hold nothing else. */
@@ -183,7 +198,7 @@ export class Spool {
     this.acked = Math.min(upto, this.seq);
     for (const seq of this.entries.keys()) {
       if (seq > this.acked) break;
-      this.entries.delete(seq);
+      this.forget(seq);
     }
     while (this.segments.length > 1 && this.segments[0]!.last <= this.acked) unlinkSync(this.segments.shift()!.path);
     // The mark is written at most once a second: losing it costs only resends the controller drops.
@@ -197,7 +212,7 @@ export class Spool {
 
   /** The controller refused this result for good (logged by the caller): do not offer it again. */
   drop(seq: number): void {
-    this.entries.delete(seq);
+    this.forget(seq);
   }
 
   get size(): number {
@@ -239,7 +254,7 @@ export class Spool {
         this.active.segment.last = batch.at(-1)!.entry.seq;
         for (const w of batch) {
           const length = Buffer.byteLength(w.entry.json);
-          this.entries.set(w.entry.seq, { msmId: w.entry.msmId, segment: this.active.segment, offset, length });
+          this.keep(w.entry.seq, { msmId: w.entry.msmId, segment: this.active.segment, offset, length });
           offset += length + 1;
           w.resolve(w.entry);
         }

@@ -176,7 +176,12 @@ describe("spool", () => {
     s.ack(3000);
     expect(s.countUpTo(3301)).toBe(301);
     expect([s.hasAfter(3301), s.hasAfter(3302)]).toEqual([true, false]);
+    // Whether a measurement's result still waits (a resent one-off is not run twice): not once acknowledged or dropped.
+    expect([s.holds(10_000_001), s.holds(10_003_300), s.holds(10_009_001)]).toEqual([false, true, true]);
+    s.drop(3300);
+    expect(s.holds(10_003_300)).toBe(false);
     await s.close();
+    // A restart offers again what was not acknowledged (a dropped result too: the controller refuses it again).
     expect(new Spool(dir).pending().map((p) => p.json)).toEqual(journal.slice(3000));
   });
 
