@@ -41,8 +41,10 @@ describe.skipIf(why !== null)("http and sslcert timings over a delayed path", ()
     expect(r.cert).toEqual([pki.leaf, pki.intermediate]);
     expect(r.ttc!).toBeGreaterThanOrEqual(19);
     expect(r.ttc!).toBeLessThan(30);
+    // The handshake is one round trip more (TLS 1.3), not two: under 2 × 19 ms. Its crypto comes on top, and with
+    // other test files running on the same two cores it took up to 16 ms (seen: 35.975 ms in CI).
     expect(r.rt! - r.ttc!).toBeGreaterThanOrEqual(19);
-    expect(r.rt! - r.ttc!).toBeLessThan(35);
+    expect(r.rt! - r.ttc!).toBeLessThan(38);
   });
 
   it("http: ttc one round trip, first byte one more; https adds the handshake's", () => {
