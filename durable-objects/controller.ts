@@ -525,12 +525,12 @@ export class Controller extends SqlDurableObject<Env> {
 
   /**
    * Gives each order's measurement to up to `want` matching probes with a free slot, diverse ASNs first; the orders
-   * in turn (each sees the slots the ones before took), their rows in one transaction. The brain sends the orders
-   * it makes together in one call, so a probe given many measurements gets their frames back to back.
+   * in turn (each sees the slots the ones before took). The brain sends the orders it makes together in one call,
+   * so a probe given many measurements gets their frames back to back.
    */
   dispatch(orders: DispatchOrder[]): Participant[][] {
     const frames: [WebSocket, Assignment][] = [];
-    const given = this.ctx.storage.transactionSync(() => orders.map((order) => this.dispatchOne(order, frames)));
+    const given = orders.map((order) => this.dispatchOne(order, frames));
     for (const [ws, assignment] of frames) this.send(ws, { type: "measure", assignment });
     return given;
   }
@@ -560,11 +560,13 @@ export class Controller extends SqlDurableObject<Env> {
     const busy = !order.busyOk && !order.filter.probe_ids && slots > 0 && free / slots <= BUSY_FREE_SHARE;
     const picked = interleave(queues).slice(0, busy ? Math.ceil(order.want / 2) : order.want);
     const as = order.assignment;
-    for (const { a } of picked) {
-      this.sql(
-        "INSERT OR REPLACE INTO assignments (msm_id, probe_id, assignment, periodic, start_time, stop_time) VALUES (?, ?, ?, ?, ?, ?)",
-        as.msm_id, a.probe_id, JSON.stringify(as), as.interval === null ? 0 : 1, as.start_time, as.stop_time);
-    }
+    this.ctx.storage.transactionSync(() => {
+      for (const { a } of picked) {
+        this.sql(
+          "INSERT OR REPLACE INTO assignments (msm_id, probe_id, assignment, periodic, start_time, stop_time) VALUES (?, ?, ?, ?, ?, ?)",
+          as.msm_id, a.probe_id, JSON.stringify(as), as.interval === null ? 0 : 1, as.start_time, as.stop_time);
+      }
+    });
     for (const { ws, a } of picked) {
       ws.serializeAttachment({ ...a, free_slots: a.free_slots - 1 });
       frames.push([ws, as]);
