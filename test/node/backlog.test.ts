@@ -1,7 +1,10 @@
 // A probe back from a long outage: its spooled backlog reaches the controller whole, in order, exactly once, and
 // never more than the agent's in-flight window (2,000 results) unacknowledged at a time. The controller here is a
-// small stand-in speaking the real protocol (registration with a token signed by a pinned edge key, the WebSocket
-// frames), so the test can count what is in flight; the real edge is exercised by durability.test.ts.
+// stand-in speaking the real protocol (registration with a token signed by a pinned edge key, the WebSocket frames),
+// not the real edge, and that is a known gap: the test must see every frame and time every ack to count what is
+// in flight, and the real controller only accepts results of measurements it assigned (5,000 of them would need a
+// periodic measurement and credits to match). The real agent ↔ edge path for spooled results is durability.test.ts
+// and e2e.test.ts; replacing this stand-in with the real edge plus a frame-counting proxy is left to do.
 import { generateKeyPairSync } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
