@@ -9,6 +9,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { base64url } from "../protocol/probe.ts";
 
 export type Identity = { privateKey: KeyObject; publicKey: string };
 
@@ -30,12 +31,13 @@ export function loadIdentity(stateDir: string): Identity {
   return { privateKey, publicKey: jwk.x };
 }
 
-const b64url = (s: string | Buffer) => Buffer.from(s).toString("base64url");
+const utf8 = new TextEncoder();
+const b64json = (v: unknown) => base64url.encode(utf8.encode(JSON.stringify(v)));
 
 /** The registration proof: a compact EdDSA JWS over {"probe_id","nonce"}. */
 export function signChallenge(id: Identity, probeId: number, nonce: string): string {
-  const input = `${b64url(JSON.stringify({ alg: "EdDSA" }))}.${b64url(JSON.stringify({ probe_id: probeId, nonce }))}`;
-  return `${input}.${b64url(sign(null, Buffer.from(input), id.privateKey))}`;
+  const input = `${b64json({ alg: "EdDSA" })}.${b64json({ probe_id: probeId, nonce })}`;
+  return `${input}.${base64url.encode(sign(null, Buffer.from(input), id.privateKey))}`;
 }
 
 /**
@@ -48,16 +50,18 @@ export function verifyEdgeToken(token: string, edgeJwk: { kty: "OKP"; crv: "Ed25
   const [h, p, sig] = parts as [string, string, string];
   let header: { alg?: unknown; crit?: unknown };
   let claims: { aud?: unknown; sub?: unknown; exp?: unknown; nbf?: unknown };
+  let signature: Uint8Array;
   try {
-    header = JSON.parse(Buffer.from(h, "base64url").toString("utf8")) as typeof header;
-    claims = JSON.parse(Buffer.from(p, "base64url").toString("utf8")) as typeof claims;
+    signature = base64url.decode(sig);
+    header = JSON.parse(new TextDecoder().decode(base64url.decode(h))) as typeof header;
+    claims = JSON.parse(new TextDecoder().decode(base64url.decode(p))) as typeof claims;
   } catch {
-    throw new Error("assignment token header or claims are not JSON");
+    throw new Error("assignment token is not base64url JSON and a signature");
   }
   if (header.alg !== "EdDSA" && header.alg !== "Ed25519") throw new Error(`assignment token algorithm ${String(header.alg)} is not EdDSA`);
   if (header.crit !== undefined) throw new Error("assignment token has critical header parameters this probe does not know");
   const key = createPublicKey({ key: edgeJwk, format: "jwk" });
-  if (!verify(null, Buffer.from(`${h}.${p}`), key, Buffer.from(sig, "base64url"))) throw new Error("assignment token signature does not verify with the pinned edge key");
+  if (!verify(null, Buffer.from(`${h}.${p}`), key, signature)) throw new Error("assignment token signature does not verify with the pinned edge key");
   const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   if (!audiences.includes(o.audience)) throw new Error(`assignment token is for ${JSON.stringify(claims.aud)}, not ${o.audience}`);
   if (claims.sub !== o.subject) throw new Error(`assignment token is for probe ${JSON.stringify(claims.sub)}, not ${o.subject}`);
