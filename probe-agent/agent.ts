@@ -16,6 +16,7 @@ import { errorResult, runMeasurement } from "./measure/index.ts";
 import type { Releases } from "./release.ts";
 import { Spool } from "./spool.ts";
 import { AGENT_VERSION } from "./version.ts";
+import { monotonicMs } from "./clock.ts";
 
 export type Log = (level: "info" | "warn" | "error", msg: string) => void;
 
@@ -271,10 +272,10 @@ export class Agent {
     const m = parsed.data;
     switch (m.type) {
       case "welcome":
-        this.lastSync = performance.now();
+        this.lastSync = monotonicMs();
         return;
       case "status_ack":
-        this.lastSync = performance.now();
+        this.lastSync = monotonicMs();
         // The controller answered the hello: this version works end to end.
         if (!this.helloAnswered) {
           this.helloAnswered = true;
@@ -335,7 +336,7 @@ export class Agent {
   }
 
   private lts(): number {
-    return this.lastSync === null ? -1 : Math.floor((performance.now() - this.lastSync) / 1000);
+    return this.lastSync === null ? -1 : Math.floor((monotonicMs() - this.lastSync) / 1000);
   }
 
   private accept(a: Assignment): void {

@@ -30,6 +30,22 @@ export const AGENT_ENV = { MALLOC_ARENA_MAX: "2" };
  * for permessage-deflate, which the agent turns off (zlib costs 0.9 MB of RSS).
  */
 const LAZY_BUILTINS = ["zlib"];
+
+/**
+ * The module a built-in is bundled as: its exports behind a Proxy that answers property descriptors without asking
+ * the built-in. esbuild's ES-module interop copies an imported CommonJS module's properties by their descriptors,
+ * and asking node:util or node:fs for a descriptor materialises what they defer: node:util's would load streams,
+ * worker_threads and assert's diff into every agent (0.6 MB of RSS measured), for `parseArgs`.
+ * `lazy`: the built-in itself is required on first use (LAZY_BUILTINS).
+ */
+function builtinShim(name: string, lazy: boolean): string {
+  const load = `require(${JSON.stringify(`node:${name.replace(/^node:/, "")}`)})`;
+  return `let m${lazy ? "" : ` = ${load}`}; const b = () => (m ??= ${load});
+module.exports = new Proxy({}, {
+  get: (_, k) => b()[k], has: (_, k) => k in b(), ownKeys: () => Reflect.ownKeys(b()),
+  getOwnPropertyDescriptor: (_, k) => (k in b() ? { configurable: true, enumerable: true, get: () => b()[k] } : undefined),
+});`;
+}
 /** Modules whose schemas only the edge validates: building them at start would cost the agent memory for nothing. */
 const EDGE_ONLY = ["protocol/index.ts", "protocol/definitions.ts", "protocol/results.ts", "protocol/probe-messages.ts"];
 
@@ -43,13 +59,8 @@ const builtinsByRequire: Plugin = {
       if (args.kind === "require-call" && LAZY_BUILTINS.includes(args.path)) return { path: args.path, namespace: "lazy-builtin" };
       return names.has(args.path) && args.kind === "import-statement" ? { path: args.path, namespace: "builtin" } : undefined;
     });
-    b.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({
-      contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: "js",
-    }));
-    // Required as node:NAME, which this plugin leaves to Node.
-    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => ({
-      contents: `let m; module.exports = new Proxy({}, { get: (_, key) => (m ??= require("node:${args.path}"))[key] });`, loader: "js",
-    }));
+    b.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({ contents: builtinShim(args.path, false), loader: "js" }));
+    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => ({ contents: builtinShim(args.path, true), loader: "js" }));
   },
 };
 

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import dnsPacket from "dns-packet";
 import { type DnsResult, type DnsSpec, FIRMWARE_VERSION, isIPv4, isIPv6, MEASUREMENT_CODE_VERSION } from "../../protocol/probe.ts";
+import { monotonicMs } from "../clock.ts";
 import type { RunContext } from "./context.ts";
 import { resolveTarget } from "./resolve.ts";
 
@@ -73,11 +74,11 @@ function udpExchange(server: string, af: 4 | 6, query: Buffer, timeoutMs: number
     sock.on("message", (msg) => {
       // Only the reply to this query counts; anything else arriving on the port is ignored.
       if (msg.length >= 12 && msg.readUInt16BE(0) === query.readUInt16BE(0) && (msg[2]! & 0x80)) {
-        done({ reply: msg, rt: performance.now() - start, src: sock.address().address });
+        done({ reply: msg, rt: monotonicMs() - start, src: sock.address().address });
       }
     });
     sock.connect(53, server, () => {
-      start = performance.now();
+      start = monotonicMs();
       sock.send(query);
     });
   });
@@ -90,7 +91,7 @@ function tcpExchange(server: string, query: Buffer, timeoutMs: number, signal: A
     let buf = Buffer.alloc(0);
     sock.on("error", (e) => done({ error: { socket: e.message } }));
     sock.on("connect", () => {
-      start = performance.now();
+      start = monotonicMs();
       const len = Buffer.alloc(2);
       len.writeUInt16BE(query.length);
       sock.write(Buffer.concat([len, query]));
@@ -98,7 +99,7 @@ function tcpExchange(server: string, query: Buffer, timeoutMs: number, signal: A
     sock.on("data", (d) => {
       buf = Buffer.concat([buf, d]);
       if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        done({ reply: buf.subarray(2, 2 + buf.readUInt16BE(0)), rt: performance.now() - start, src: sock.localAddress ?? "" });
+        done({ reply: buf.subarray(2, 2 + buf.readUInt16BE(0)), rt: monotonicMs() - start, src: sock.localAddress ?? "" });
       }
     });
   });

@@ -5,6 +5,7 @@ import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
 import { FIRMWARE_VERSION, type HttpResult, type HttpSpec, isIPv6, MEASUREMENT_CODE_VERSION } from "../../protocol/probe.ts";
+import { monotonicMs } from "../clock.ts";
 import type { RunContext } from "./context.ts";
 import { resolveTarget } from "./resolve.ts";
 import { ms3 } from "./timing.ts";
@@ -33,7 +34,7 @@ export async function httpGet(spec: HttpSpec, ctx: RunContext): Promise<HttpResu
   }
   const port = spec.port ?? (spec.https ? 443 : 80);
   const one = await new Promise<Fetch>((resolve) => {
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     const out: Fetch = { ...fetchBase, dst_addr: resolved.addr };
     const readtiming: { o: number; t: number }[] = [];
     let bsize = 0;
@@ -62,10 +63,10 @@ export async function httpGet(spec: HttpSpec, ctx: RunContext): Promise<HttpResu
       // ttc: the TCP connection (as in sslcert); for https the TLS handshake then shows in ttfb.
       socket.once("connect", () => {
         out.src_addr = socket.localAddress;
-        if (spec.extended_timing || spec.more_extended_timing) out.ttc = ms3(performance.now() - t0);
+        if (spec.extended_timing || spec.more_extended_timing) out.ttc = ms3(monotonicMs() - t0);
       });
       socket.once("data", () => {
-        if (spec.extended_timing || spec.more_extended_timing) out.ttfb = ms3(performance.now() - t0);
+        if (spec.extended_timing || spec.more_extended_timing) out.ttfb = ms3(monotonicMs() - t0);
       });
     });
     req.once("error", (e) => finish({ err: e.message }));
@@ -87,13 +88,13 @@ export async function httpGet(spec: HttpSpec, ctx: RunContext): Promise<HttpResu
         out.header = header;
       }
       res.on("data", (chunk: Buffer) => {
-        readtiming.push({ o: bsize, t: ms3(performance.now() - t0) });
+        readtiming.push({ o: bsize, t: ms3(monotonicMs() - t0) });
         bsize += chunk.length;
         if (spec.max_bytes_read !== undefined && bsize >= spec.max_bytes_read) {
-          finish({ bsize: spec.max_bytes_read, rt: ms3(performance.now() - t0) });
+          finish({ bsize: spec.max_bytes_read, rt: ms3(monotonicMs() - t0) });
         }
       });
-      res.once("end", () => finish({ bsize, rt: ms3(performance.now() - t0) }));
+      res.once("end", () => finish({ bsize, rt: ms3(monotonicMs() - t0) }));
       res.once("error", (e) => finish({ bsize, err: e.message }));
     });
     req.end();

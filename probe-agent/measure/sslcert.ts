@@ -3,6 +3,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { FIRMWARE_VERSION, isIPv4, isIPv6, MEASUREMENT_CODE_VERSION, type SslcertResult, type SslcertSpec } from "../../protocol/probe.ts";
+import { monotonicMs } from "../clock.ts";
 import type { RunContext } from "./context.ts";
 import { resolveTarget } from "./resolve.ts";
 import { cipherHex, ms3, pem } from "./timing.ts";
@@ -19,7 +20,7 @@ export async function sslcert(spec: SslcertSpec, ctx: RunContext): Promise<Sslce
   const out: SslcertResult = { ...base, dst_addr: resolved.addr, method: "TLS" };
   if (resolved.ttr !== undefined) out.ttr = resolved.ttr;
   return new Promise((resolve) => {
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     let ttc: number | undefined;
     const tcp = net.connect({ host: resolved.addr, port: spec.port, family: spec.af });
     let socket: tls.TLSSocket | null = null;
@@ -35,13 +36,13 @@ export async function sslcert(spec: SslcertSpec, ctx: RunContext): Promise<Sslce
     ctx.signal.addEventListener("abort", onAbort);
     tcp.once("error", (e) => finish({ err: e.message }));
     tcp.once("connect", () => {
-      ttc = performance.now() - t0;
+      ttc = monotonicMs() - t0;
       out.src_addr = tcp.localAddress ?? undefined;
       out.from = out.src_addr ?? "";
       // Certificates are collected, never judged: an expired or self-signed chain is a finding, not an error.
       socket = tls.connect({ socket: tcp, servername, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] });
       socket.once("secureConnect", () => {
-        const rt = performance.now() - t0;
+        const rt = monotonicMs() - t0;
         const s = socket!;
         const chain: string[] = [];
         let cert: tls.DetailedPeerCertificate | undefined = s.getPeerCertificate(true);
