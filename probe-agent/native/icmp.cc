@@ -48,7 +48,6 @@ struct PingSpec {
   int size = 48;
   int interval_ms = 1000;
   int timeout_ms = 1000;
-  int ttl = 0;  // 0 = system default
   int cancel_id = 0;
 };
 
@@ -60,7 +59,6 @@ struct PingOutcome {
   std::string error;  // set when the train could not run at all
 };
 
-using vantage::Datagram;
 using vantage::now_ms;
 
 uint16_t checksum(const uint8_t* data, size_t len) {
@@ -73,53 +71,188 @@ uint16_t checksum(const uint8_t* data, size_t len) {
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
+class Train;
+
 /**
- * One ping train: its socket, what was sent when, what came back. Driven by the engine thread: Step() sends what is
- * due and says whether the train is over; Drain() reads replies when its socket is readable.
+ * The engine's ICMP sockets, one per address family, shared by every train of that family, as scamper shares one:
+ * a socket per train cost eight syscalls to set up and tear down, and the kernel hands each incoming ICMP packet
+ * to every raw socket in turn (raw_local_deliver was the engine thread's largest cost with 100 trains). A reply
+ * finds its train by the echo sequence number, unique among the packets in flight, and must come from the train's
+ * destination.
+ */
+class Wire {
+ public:
+  struct Socket {
+    int fd = -1;
+    bool raw = false;
+    uint16_t ident = 0;
+  };
+
+  ~Wire() {
+    for (Socket& s : sockets_) if (s.fd >= 0) close(s.fd);
+  }
+
+  /** The socket for family `af` (4 or 6), opened on first use; nullptr with `error` set when none can be opened. */
+  Socket* Open(int af, int epoll, std::string& error) {
+    Socket& s = sockets_[af == 6];
+    if (s.fd >= 0) return &s;
+    const int family = af == 6 ? AF_INET6 : AF_INET;
+    const int proto = af == 6 ? static_cast<int>(IPPROTO_ICMPV6) : static_cast<int>(IPPROTO_ICMP);
+    s.fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
+    s.raw = false;
+    if (s.fd < 0 && (errno == EACCES || errno == EPERM)) {
+      s.fd = socket(family, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
+      s.raw = true;
+    }
+    if (s.fd < 0) {
+      error = errno == EACCES || errno == EPERM ? "no ICMP socket: not in net.ipv4.ping_group_range and no CAP_NET_RAW"
+                                                : errno_text("socket");
+      return nullptr;
+    }
+    int on = 1;
+    setsockopt(s.fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+    // Every reply of every train lands here: room for bursts (the larger size needs CAP_NET_ADMIN; else rmem_max).
+    const int rcvbuf = 4 << 20;
+    if (setsockopt(s.fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0) setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (af == 6) {
+      setsockopt(s.fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on);
+      if (s.raw) {
+        icmp6_filter filter;
+        ICMP6_FILTER_SETBLOCKALL(&filter);
+        ICMP6_FILTER_SETPASS(ICMP6_ECHO_REPLY, &filter);
+        setsockopt(s.fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter);
+      }
+    } else {
+      if (s.raw) {
+        // Linux's ICMP_FILTER (linux/icmp.h): a raw ICMP socket is handed echo replies only, not every ICMP packet.
+        constexpr int kIcmpFilter = 1;
+        const uint32_t blocked = ~(1u << ICMP_ECHOREPLY);
+        setsockopt(s.fd, SOL_RAW, kIcmpFilter, &blocked, sizeof blocked);
+      }
+      setsockopt(s.fd, IPPROTO_IP, IP_RECVTTL, &on, sizeof on);
+    }
+    if (s.raw) {
+      // A raw socket sees every echo reply of the host: ours carry this identifier.
+      s.ident = static_cast<uint16_t>((getpid() * 2654435761u) ^ static_cast<uint32_t>(now_ms()));
+    } else {
+      // A ping socket is given an identifier of its own when bound to "port" 0, and only that one's replies.
+      sockaddr_storage any{};
+      any.ss_family = static_cast<sa_family_t>(family);
+      socklen_t len = af == 6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+      if (bind(s.fd, reinterpret_cast<sockaddr*>(&any), len) != 0 || getsockname(s.fd, reinterpret_cast<sockaddr*>(&any), &len) != 0) {
+        error = errno_text("bind");
+        close(s.fd);
+        s.fd = -1;
+        return nullptr;
+      }
+      s.ident = ntohs(af == 6 ? reinterpret_cast<sockaddr_in6*>(&any)->sin6_port : reinterpret_cast<sockaddr_in*>(&any)->sin_port);
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<uint64_t>(af);
+    if (epoll_ctl(epoll, EPOLL_CTL_ADD, s.fd, &ev) != 0) {
+      error = errno_text("epoll_ctl");
+      close(s.fd);
+      s.fd = -1;
+      return nullptr;
+    }
+    return &s;
+  }
+
+  /**
+   * A sequence number for a packet of `train`, not used by any packet still in flight; -1 if all kSeqs are (a
+   * train's packets stay in flight until it ends; 256 slots of 16-packet pings need 4,096).
+   */
+  int Claim(Train* train) {
+    for (int tries = 0; tries < kSeqs; tries++) {
+      const int seq = next_;
+      next_ = (next_ + 1) % kSeqs;
+      if (trains_[seq] == nullptr) {
+        trains_[seq] = train;
+        return seq;
+      }
+    }
+    return -1;
+  }
+
+  /** Frees a train's sequence numbers: later replies to them are ignored, as they were by its closed socket. */
+  void Release(const Train* train, const std::vector<int>& seqs) {
+    for (int seq : seqs) {
+      if (seq >= 0 && trains_[seq] == train) trains_[seq] = nullptr;
+    }
+  }
+
+  /** Reads every reply queued on the family's socket (recvmmsg, a batch per call) and hands each to its train. */
+  void Drain(int af);
+
+ private:
+  /** Receive buffers for one recvmmsg: an echo reply is matched by its first bytes, so they are small. */
+  struct Batch {
+    static constexpr int kSize = 64;
+    mmsghdr msgs[kSize];
+    iovec iov[kSize];
+    uint8_t data[kSize][256];
+    char control[kSize][128];
+    sockaddr_storage from[kSize];
+  };
+
+  static constexpr int kSeqs = 16384;
+  Socket sockets_[2];
+  /** The train each sequence number in flight belongs to. */
+  std::vector<Train*> trains_ = std::vector<Train*>(kSeqs);
+  int next_ = 0;
+  std::unique_ptr<Batch> batch_ = std::make_unique<Batch>();
+};
+
+/**
+ * One ping train: what was sent when, what came back. Driven by the engine thread: Step() sends what is due and
+ * says whether the train is over; the Wire hands it its replies.
  */
 class Train {
  public:
   static constexpr double kStartGrid = 10;  // ms
 
   Train(uint32_t id, const PingSpec& spec, vantage::CancelFlag cancelled)
-      : id_(id), spec_(spec), cancelled_(std::move(cancelled)), sent_at_(spec.packets, 0.0), answered_(spec.packets, false) {}
-  ~Train() { Close(); }
-
-  /** Closes the socket (on the engine thread, so the main thread settling the promise makes no syscall for it). */
-  void Close() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
+      : id_(id), spec_(spec), cancelled_(std::move(cancelled)), sent_at_(spec.packets, 0.0), answered_(spec.packets, false),
+        seqs_(spec.packets, -1) {}
   Train(const Train&) = delete;
   Train& operator=(const Train&) = delete;
 
   uint32_t id() const { return id_; }
-  int fd() const { return fd_; }
+  int af() const { return spec_.af; }
   int cancel_id() const { return spec_.cancel_id; }
+  const std::vector<int>& seqs() const { return seqs_; }
   PingOutcome& outcome() { return out_; }
 
   /**
-   * Opens the socket; false (with the outcome's error set) if the train cannot run at all. The first packet leaves
-   * on the next tick of a kStartGrid grid: trains started within the same tick and with the same interval send
-   * together ever after, so the engine wakes once for all of them (a measurement's probes are dispatched together;
-   * a run's start is not that precise anyway).
+   * Finds the route to the destination (the source address it reports) and takes the family's socket; false (with
+   * the outcome's error set) if the train cannot run at all. The first packet leaves on the next tick of a
+   * kStartGrid grid: trains started within the same tick and with the same interval send together ever after, so
+   * the engine wakes once for all of them (a measurement's probes are dispatched together; a run's start is not
+   * that precise anyway).
    */
-  bool Start() {
-    if (!Open()) return false;
+  bool Start(Wire& wire, int epoll) {
+    sockaddr_storage src{};
+    if (!vantage::RouteTo(spec_.af == 6 ? AF_INET6 : AF_INET, spec_.dst, dst_, src, out_.src_addr, out_.error)) return false;
+    dst_len_ = spec_.af == 6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    socket_ = wire.Open(spec_.af, epoll, out_.error);
+    if (socket_ == nullptr) return false;
+    out_.mode = socket_->raw ? "raw" : "dgram";
     start_ = std::ceil(now_ms() / kStartGrid) * kStartGrid;
     return true;
   }
 
   /** Sends the packets that are due; true when the train is over (all answered, timed out, or cancelled). */
-  bool Step() {
+  bool Step(Wire& wire) {
     touched_ = false;
     if (cancelled_->load()) {
       out_.error = "cancelled";
       return true;
     }
     while (next_ < spec_.packets && now_ms() >= start_ + static_cast<double>(next_) * spec_.interval_ms) {
+      seqs_[next_] = wire.Claim(this);
       sent_at_[next_] = now_ms();
-      if (Send(next_)) out_.sent++;
+      if (seqs_[next_] >= 0 && Send(seqs_[next_])) out_.sent++;
       else sent_at_[next_] = 0;
       next_++;
     }
@@ -140,171 +273,105 @@ class Train {
   /** Whether a reply came (or the train is new) since the last Step(): it may be over early. */
   bool touched() const { return touched_; }
 
-  /**
-   * Reads one datagram: the engine's epoll is level-triggered, so a socket with more queued is reported again (a
-   * read to EAGAIN would cost a second syscall per reply, and a second reply to one socket is rare).
-   */
-  void Drain() {
-    Datagram& d = datagram();
-    const ssize_t n = d.Receive(fd_, 0);
-    if (n < 0) return;
-    const uint8_t* buf = d.data;
-    const double rx = d.Timestamp();
-    int ttl = -1;
-    if (!d.Cmsg(IPPROTO_IP, IP_TTL, ttl)) d.Cmsg(IPPROTO_IPV6, IPV6_HOPLIMIT, ttl);
-    const uint8_t* icmp = buf;
-    size_t len = static_cast<size_t>(n);
-    if (raw_ && spec_.af == 4) {  // raw IPv4 sockets hand us the IP header too
-      if (len < sizeof(iphdr)) return;
-      const size_t ihl = (buf[0] & 0x0f) * 4;
-      if (len < ihl + 8) return;
-      ttl = buf[8];
-      icmp += ihl;
-      len -= ihl;
+  /** Whether `from` is this train's destination: only its replies count. */
+  bool From(const sockaddr_storage& from) const {
+    if (from.ss_family != dst_.ss_family) return false;
+    if (from.ss_family == AF_INET6) {
+      return std::memcmp(&reinterpret_cast<const sockaddr_in6*>(&from)->sin6_addr, &reinterpret_cast<const sockaddr_in6*>(&dst_)->sin6_addr, 16) == 0;
     }
-    if (len < 8) return;
-    const int reply_type = spec_.af == 6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY;
-    if (icmp[0] != reply_type) return;
-    const uint16_t id = (icmp[4] << 8) | icmp[5];
-    const int seq = (icmp[6] << 8) | icmp[7];
-    if (raw_ && id != ident_) return;  // ping sockets already demultiplex by id
-    if (seq < 0 || seq >= spec_.packets || sent_at_[seq] == 0) return;
-    out_.replies.push_back(Reply{seq, rx - sent_at_[seq], ttl, static_cast<bool>(answered_[seq])});
-    answered_[seq] = true;
+    return reinterpret_cast<const sockaddr_in*>(&from)->sin_addr.s_addr == reinterpret_cast<const sockaddr_in*>(&dst_)->sin_addr.s_addr;
+  }
+
+  /** A reply to the packet sent with sequence number `seq` arrived at `rx` (ms since the epoch). */
+  void Answer(int seq, double rx, int ttl) {
+    int index = 0;
+    while (index < next_ && seqs_[index] != seq) index++;
+    if (index == next_ || sent_at_[index] == 0) return;
+    out_.replies.push_back(Reply{index, rx - sent_at_[index], ttl, static_cast<bool>(answered_[index])});
+    answered_[index] = true;
     touched_ = true;
   }
 
  private:
-  /** One receive buffer for the engine thread (64 KiB: not one per train). */
-  static Datagram& datagram() {
-    static thread_local Datagram d;
-    return d;
-  }
-
-  bool Open() {
-    const int family = spec_.af == 6 ? AF_INET6 : AF_INET;
-    const int proto = spec_.af == 6 ? static_cast<int>(IPPROTO_ICMPV6) : static_cast<int>(IPPROTO_ICMP);
-    // A ping socket refused once (not in net.ipv4.ping_group_range) is not asked for again.
-    static std::atomic<bool> dgram_refused{false};
-    fd_ = dgram_refused.load() ? -1 : socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
-    raw_ = false;
-    if (fd_ < 0 && (dgram_refused.load() || errno == EACCES || errno == EPERM)) {
-      dgram_refused.store(true);
-      fd_ = socket(family, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
-      raw_ = true;
-    }
-    if (fd_ < 0) {
-      out_.error = errno == EACCES || errno == EPERM
-                       ? "no ICMP socket: not in net.ipv4.ping_group_range and no CAP_NET_RAW"
-                       : errno_text("socket");
-      return false;
-    }
-    out_.mode = raw_ ? "raw" : "dgram";
-    int on = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
-    if (spec_.af == 6) {
-      setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on);
-      if (spec_.ttl > 0) setsockopt(fd_, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &spec_.ttl, sizeof spec_.ttl);
-      if (raw_) {
-        icmp6_filter filter;
-        ICMP6_FILTER_SETBLOCKALL(&filter);
-        ICMP6_FILTER_SETPASS(ICMP6_ECHO_REPLY, &filter);
-        setsockopt(fd_, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter);
-      }
-    } else {
-      if (raw_) {
-        // Linux's ICMP_FILTER (linux/icmp.h): a raw ICMP socket is handed echo replies only, not every ICMP packet.
-        constexpr int kIcmpFilter = 1;
-        const uint32_t blocked = ~(1u << ICMP_ECHOREPLY);
-        setsockopt(fd_, SOL_RAW, kIcmpFilter, &blocked, sizeof blocked);
-      }
-      setsockopt(fd_, IPPROTO_IP, IP_RECVTTL, &on, sizeof on);
-      if (spec_.ttl > 0) setsockopt(fd_, IPPROTO_IP, IP_TTL, &spec_.ttl, sizeof spec_.ttl);
-    }
-    sockaddr_storage dst{};
-    socklen_t dst_len;
-    if (spec_.af == 6) {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&dst);
-      a->sin6_family = AF_INET6;
-      if (inet_pton(AF_INET6, spec_.dst.c_str(), &a->sin6_addr) != 1) {
-        out_.error = "not an IPv6 address: " + spec_.dst;
-        return false;
-      }
-      dst_len = sizeof *a;
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in*>(&dst);
-      a->sin_family = AF_INET;
-      if (inet_pton(AF_INET, spec_.dst.c_str(), &a->sin_addr) != 1) {
-        out_.error = "not an IPv4 address: " + spec_.dst;
-        return false;
-      }
-      dst_len = sizeof *a;
-    }
-    // connect() fixes the source address (so we can report src_addr) and, for raw sockets, makes the kernel
-    // deliver only packets from the target.
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&dst), dst_len) != 0) {
-      out_.error = errno_text("connect");
-      return false;
-    }
-    sockaddr_storage local{};
-    socklen_t len = sizeof local;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len);
-    char buf[INET6_ADDRSTRLEN] = {0};
-    if (local.ss_family == AF_INET6) {
-      auto* l = reinterpret_cast<sockaddr_in6*>(&local);
-      inet_ntop(AF_INET6, &l->sin6_addr, buf, sizeof buf);
-      ident_ = raw_ ? RawIdent() : ntohs(l->sin6_port);
-    } else {
-      auto* l = reinterpret_cast<sockaddr_in*>(&local);
-      inet_ntop(AF_INET, &l->sin_addr, buf, sizeof buf);
-      ident_ = raw_ ? RawIdent() : ntohs(l->sin_port);
-    }
-    out_.src_addr = buf;
-    return true;
-  }
-
-  static uint16_t RawIdent() {
-    static uint32_t counter = 0;
-    return static_cast<uint16_t>((getpid() * 2654435761u) ^ (++counter * 40503u));
-  }
-
   bool Send(int seq) {
     uint8_t pkt[8 + 65000];
     const size_t len = 8 + static_cast<size_t>(spec_.size);
     std::memset(pkt, 0, 8);
     pkt[0] = spec_.af == 6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO;
-    pkt[4] = ident_ >> 8;
-    pkt[5] = ident_ & 0xff;
+    pkt[4] = socket_->ident >> 8;
+    pkt[5] = socket_->ident & 0xff;
     pkt[6] = (seq >> 8) & 0xff;
     pkt[7] = seq & 0xff;
     for (size_t i = 8; i < len; i++) pkt[i] = static_cast<uint8_t>(i);
     // The kernel fills the checksum for ping sockets and for raw ICMPv6; raw ICMPv4 needs ours.
-    if (raw_ && spec_.af == 4) {
+    if (socket_->raw && spec_.af == 4) {
       uint16_t c = checksum(pkt, len);
       std::memcpy(&pkt[2], &c, 2);
     }
-    return send(fd_, pkt, len, 0) == static_cast<ssize_t>(len);
+    return sendto(socket_->fd, pkt, len, 0, reinterpret_cast<const sockaddr*>(&dst_), dst_len_) == static_cast<ssize_t>(len);
   }
 
   uint32_t id_;
   PingSpec spec_;
   vantage::CancelFlag cancelled_;
-  int fd_ = -1;
-  bool raw_ = false;
-  uint16_t ident_ = 0;
+  Wire::Socket* socket_ = nullptr;
+  sockaddr_storage dst_{};
+  socklen_t dst_len_ = 0;
   double start_ = 0;
   double wake_ = 0;
   bool touched_ = true;
   int next_ = 0;
   std::vector<double> sent_at_;
   std::vector<bool> answered_;
+  /** The sequence number each packet was sent with (-1: not sent). */
+  std::vector<int> seqs_;
   PingOutcome out_;
 };
 
+void Wire::Drain(int af) {
+  Socket& s = sockets_[af == 6];
+  Batch& b = *batch_;
+  for (;;) {
+    for (int i = 0; i < Batch::kSize; i++) {
+      b.iov[i] = {b.data[i], sizeof b.data[i]};
+      b.msgs[i].msg_hdr = {};
+      b.msgs[i].msg_hdr.msg_name = &b.from[i];
+      b.msgs[i].msg_hdr.msg_namelen = sizeof b.from[i];
+      b.msgs[i].msg_hdr.msg_iov = &b.iov[i];
+      b.msgs[i].msg_hdr.msg_iovlen = 1;
+      b.msgs[i].msg_hdr.msg_control = b.control[i];
+      b.msgs[i].msg_hdr.msg_controllen = sizeof b.control[i];
+    }
+    const int n = recvmmsg(s.fd, b.msgs, Batch::kSize, MSG_DONTWAIT, nullptr);
+    for (int i = 0; i < n; i++) {
+      const msghdr& msg = b.msgs[i].msg_hdr;
+      const uint8_t* icmp = b.data[i];
+      size_t len = std::min<size_t>(b.msgs[i].msg_len, sizeof b.data[i]);  // longer replies arrive truncated
+      int ttl = -1;
+      if (!vantage::Cmsg(msg, IPPROTO_IP, IP_TTL, ttl)) vantage::Cmsg(msg, IPPROTO_IPV6, IPV6_HOPLIMIT, ttl);
+      if (s.raw && af == 4) {  // raw IPv4 sockets hand us the IP header too
+        if (len < sizeof(iphdr)) continue;
+        const size_t ihl = (icmp[0] & 0x0f) * 4;
+        if (len < ihl + 8) continue;
+        ttl = icmp[8];
+        icmp += ihl;
+        len -= ihl;
+      }
+      if (len < 8 || icmp[0] != (af == 6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY)) continue;
+      // Ping sockets are handed only their own identifier's replies; a raw socket every reply of the host.
+      if (s.raw && ((icmp[4] << 8) | icmp[5]) != s.ident) continue;
+      const int seq = (icmp[6] << 8) | icmp[7];
+      Train* train = seq < kSeqs ? trains_[seq] : nullptr;
+      if (train != nullptr && train->From(b.from[i])) train->Answer(seq, vantage::Timestamp(msg), ttl);
+    }
+    if (n < Batch::kSize) return;  // the queue is empty (or the read failed): level-triggered epoll says if more came
+  }
+}
+
 /**
  * Every ping train of the process on one thread, as scamper runs its probes on one event loop: an epoll over the
- * trains' sockets, a wake-up eventfd for new trains and cancellations, and a timeout to the next packet due. A
- * train per libuv pool thread cost a thread switch per packet and a thread per concurrent measurement.
+ * shared sockets (Wire), a wake-up eventfd for new trains and cancellations, and a timeout to the next packet due.
+ * A train per libuv pool thread cost a thread switch per packet and a thread per concurrent measurement.
  * Finished trains go back to JavaScript through one thread-safe function call per batch.
  */
 class PingEngine {
@@ -320,7 +387,7 @@ class PingEngine {
     wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.ptr = nullptr;  // the wake-up eventfd
+    ev.data.u64 = 0;  // the wake-up eventfd (the sockets carry their family, 4 or 6)
     epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev);
     tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "vantage:ping", 0, 1);
     tsfn_.Unref(env);
@@ -369,7 +436,7 @@ class PingEngine {
     // Trains over but not yet handed to JavaScript, and when the last hand-over was (ms since the epoch).
     std::vector<std::unique_ptr<Train>> finished;
     double handed = -kHandOverEvery;
-    epoll_event events[64];
+    epoll_event events[4];
     // Set when the wake-up eventfd fired: new trains, or a cancellation flag to look at.
     bool step_all = false;
     while (!stop_.load()) {
@@ -378,8 +445,8 @@ class PingEngine {
       for (size_t i = 0; i < active.size();) {
         // Only trains with something to do are stepped: a reply each would otherwise step every train.
         const bool due = step_all || active[i]->touched() || now >= active[i]->wake();
-        if (due && active[i]->Step()) {
-          active[i]->Close();  // leaves the epoll set with it
+        if (due && active[i]->Step(wire_)) {
+          wire_.Release(active[i].get(), active[i]->seqs());
           finished.push_back(std::move(active[i]));
           active[i] = std::move(active.back());
           active.pop_back();
@@ -401,40 +468,30 @@ class PingEngine {
       timespec timeout{};
       const double ms = wake < 0 ? -1 : wake - now_ms();
       if (ms > 0) timeout = {static_cast<time_t>(ms / 1000), static_cast<long>(std::fmod(ms, 1000.0) * 1e6)};
-      const int n = epoll_pwait2(epoll_, events, 64, wake < 0 ? nullptr : &timeout, nullptr);
+      const int n = epoll_pwait2(epoll_, events, 4, wake < 0 ? nullptr : &timeout, nullptr);
       for (int i = 0; i < n; i++) {
-        if (events[i].data.ptr != nullptr) {
-          static_cast<Train*>(events[i].data.ptr)->Drain();
+        if (events[i].data.u64 != 0) {
+          wire_.Drain(static_cast<int>(events[i].data.u64));
           continue;
         }
         uint64_t count;
         if (read(wake_, &count, sizeof count) < 0) { /* nothing pending */ }
         step_all = true;
-        std::vector<std::unique_ptr<Train>> started, failed;
+        std::vector<std::unique_ptr<Train>> started;
         {
           std::lock_guard<std::mutex> lock(mu_);
           started.swap(incoming_);
         }
         for (auto& t : started) {
-          epoll_event ev{};
-          ev.events = EPOLLIN;
-          ev.data.ptr = t.get();
-          if (t->Start() && epoll_ctl(epoll_, EPOLL_CTL_ADD, t->fd(), &ev) == 0) active.push_back(std::move(t));
-          else {
-            if (t->outcome().error.empty()) t->outcome().error = errno_text("epoll_ctl");
-            failed.push_back(std::move(t));
-          }
+          if (t->Start(wire_, epoll_)) active.push_back(std::move(t));
+          else finished.push_back(std::move(t));
         }
-        for (auto& t : failed) finished.push_back(std::move(t));
       }
     }
   }
 
   void Finish(std::vector<std::unique_ptr<Train>>&& trains) {
-    for (auto& t : trains) {
-      t->Close();
-      vantage::cancel_release(t->cancel_id());
-    }
+    for (auto& t : trains) vantage::cancel_release(t->cancel_id());
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& t : trains) done_.push_back(std::move(t));
@@ -482,6 +539,7 @@ class PingEngine {
   int wake_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  Wire wire_;  // engine thread only
   Napi::ThreadSafeFunction tsfn_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Train>> incoming_;  // guarded by mu_
@@ -496,7 +554,7 @@ int IntField(const Napi::Object& o, const char* key, int fallback) {
   return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
 }
 
-// ping({af, dst, packets, size, interval_ms, timeout_ms, ttl?}) → Promise<{mode, src_addr, sent, replies[], error?}>
+// ping({af, dst, packets, size, interval_ms, timeout_ms}) → Promise<{mode, src_addr, sent, replies[], error?}>
 Napi::Value Ping(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) {
@@ -516,11 +574,9 @@ Napi::Value Ping(const Napi::CallbackInfo& info) {
   spec.size = IntField(o, "size", 48);
   spec.interval_ms = IntField(o, "interval_ms", 1000);
   spec.timeout_ms = IntField(o, "timeout_ms", 1000);
-  spec.ttl = IntField(o, "ttl", 0);
   spec.cancel_id = IntField(o, "cancel_id", 0);
-  if (spec.packets < 1 || spec.packets > 64 || spec.size < 0 || spec.size > 65000 || spec.interval_ms < 0 ||
-      spec.timeout_ms < 1 || spec.ttl < 0 || spec.ttl > 255) {
-    Napi::RangeError::New(env, "ping(spec): packets, size, interval_ms, timeout_ms or ttl out of range")
+  if (spec.packets < 1 || spec.packets > 64 || spec.size < 0 || spec.size > 65000 || spec.interval_ms < 0 || spec.timeout_ms < 1) {
+    Napi::RangeError::New(env, "ping(spec): packets, size, interval_ms or timeout_ms out of range")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }

@@ -5,7 +5,7 @@ import { AGENT_DIR } from "../dir.ts";
 
 export type EchoReply = { seq: number; rtt: number; ttl: number; dup: boolean };
 export type PingTrain = { mode: "dgram" | "raw" | ""; src_addr: string; sent: number; replies: EchoReply[]; error?: string };
-export type PingTrainSpec = { af: 4 | 6; dst: string; packets: number; size: number; interval_ms: number; timeout_ms: number; ttl?: number };
+export type PingTrainSpec = { af: 4 | 6; dst: string; packets: number; size: number; interval_ms: number; timeout_ms: number };
 
 export type TraceReply = {
   hop: number; probe: number; timeout: boolean; late?: number; from: string; rtt: number; size: number; ttl: number; ittl?: number;

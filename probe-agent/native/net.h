@@ -17,6 +17,28 @@ inline double now_ms() {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/** Pointer to the data of the ancillary item (level, type) of a received message, or nullptr. */
+inline const void* CmsgData(const msghdr& msg, int level, int type) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), c)) {
+    if (c->cmsg_level == level && c->cmsg_type == type) return CMSG_DATA(c);
+  }
+  return nullptr;
+}
+
+/** The ancillary item (level, type) of a received message copied into `out`; false if absent. */
+template <class T>
+bool Cmsg(const msghdr& msg, int level, int type, T& out) {
+  const void* data = CmsgData(msg, level, type);
+  if (data != nullptr) std::memcpy(&out, data, sizeof out);
+  return data != nullptr;
+}
+
+/** Kernel receive time of a message (SO_TIMESTAMPNS), else now; ms since the epoch. */
+inline double Timestamp(const msghdr& msg) {
+  timespec ts;
+  return Cmsg(msg, SOL_SOCKET, SO_TIMESTAMPNS, ts) ? ts.tv_sec * 1e3 + ts.tv_nsec / 1e6 : now_ms();
+}
+
 /** One received packet with its sender and ancillary data (receive timestamp, TTL, extended errors). */
 struct Datagram {
   uint8_t data[65536];
@@ -37,31 +59,10 @@ struct Datagram {
     return recvmsg(fd, &msg, flags | MSG_DONTWAIT);
   }
 
-  /** The ancillary item (level, type) copied into `out`; false if absent. */
   template <class T>
-  bool Cmsg(int level, int type, T& out) {
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == level && c->cmsg_type == type) {
-        std::memcpy(&out, CMSG_DATA(c), sizeof out);
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /** Pointer to the ancillary item's data, for variable-size items. */
-  const void* CmsgData(int level, int type) {
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == level && c->cmsg_type == type) return CMSG_DATA(c);
-    }
-    return nullptr;
-  }
-
-  /** Kernel receive time (SO_TIMESTAMPNS), else now; ms since the epoch. */
-  double Timestamp() {
-    timespec ts;
-    return Cmsg(SOL_SOCKET, SO_TIMESTAMPNS, ts) ? ts.tv_sec * 1e3 + ts.tv_nsec / 1e6 : now_ms();
-  }
+  bool Cmsg(int level, int type, T& out) const { return vantage::Cmsg(msg, level, type, out); }
+  const void* CmsgData(int level, int type) const { return vantage::CmsgData(msg, level, type); }
+  double Timestamp() const { return vantage::Timestamp(msg); }
 
   std::string FromText() const {
     char buf[INET6_ADDRSTRLEN] = {0};

@@ -1,5 +1,6 @@
 // The agent's own parts on this machine: its key never leaves its state directory (mode 0600), the spool survives
 // restarts and forgets only what was acknowledged, and ping measures for real over ICMP in Atlas's format.
+import { spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { appendFileSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -252,6 +253,22 @@ describe("ping over ICMP", () => {
       { msmId: 10_000_003, probeId: 1_000_001, step: null, lts: 0, allowPrivate: true, signal: never });
     expect(r).toMatchObject({ dst_name: "localhost", dst_addr: "127.0.0.1", rcvd: 1 });
     expect(r.ttr).toBeGreaterThanOrEqual(0);
+  });
+
+  // Every train of a family shares one ICMP socket (probe-agent/native/icmp.cc): a reply must reach its own train.
+  it.skipIf(noIcmp !== null)("gives concurrent pings to one destination each its own replies, and none of the system ping's", async () => {
+    const system = spawn("ping", ["-n", "-c", "8", "-i", "0.2", "127.0.0.1"], { stdio: "ignore" });
+    try {
+      const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => ping(
+        { type: "ping", af: 4, target: "127.0.0.1", packets: 5, size: 48 + i, packet_interval: 150, resolve_on_probe: false },
+        { msmId: 10_000_010 + i, probeId: 1_000_001, step: null, lts: 0, allowPrivate: true, signal: never })));
+      for (const r of runs) {
+        expect(r).toMatchObject({ sent: 5, rcvd: 5, dup: 0 });
+        expect(r.result).toHaveLength(5);
+      }
+    } finally {
+      system.kill();
+    }
   });
 
   it("reports a name that does not resolve as an error result", async () => {
