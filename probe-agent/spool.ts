@@ -24,7 +24,7 @@ export type Spooled = { seq: number; msmId: number; json: string };
  * What the spool keeps in memory of an unacknowledged submission: where its line is in the journal, not its text
  * (read back when it is sent), so a probe cut off from its controller does not grow by each result it spools.
  */
-type Located = { msmId: number; segment: Segment; offset: number; length: number };
+type Located = { seq: number; msmId: number; segment: Segment; offset: number; length: number };
 type Waiter = { entry: Spooled; resolve: (e: Spooled) => void; reject: (e: Error) => void };
 
 const segmentName = (first: number) => `${String(first).padStart(16, "0")}.log`;
@@ -74,14 +74,14 @@ function readJournal(dir: string): { acked: number; segments: Segment[]; sizes: 
 }
 
 /** Reads journal lines back, each segment's run of them with one read. */
-function readLines(located: [number, Located][]): Spooled[] {
+function readLines(located: Located[]): Spooled[] {
   const out: Spooled[] = [];
   for (let i = 0; i < located.length;) {
-    const segment = located[i]![1].segment;
+    const segment = located[i]!.segment;
     let j = i;
-    while (j < located.length && located[j]![1].segment === segment) j++;
-    const from = located[i]![1].offset;
-    const last = located[j - 1]![1];
+    while (j < located.length && located[j]!.segment === segment) j++;
+    const from = located[i]!.offset;
+    const last = located[j - 1]!;
     const bytes = Buffer.allocUnsafe(last.offset + last.length - from);
     const fd = openSync(segment.path, "r");
     try {
@@ -94,8 +94,8 @@ function readLines(located: [number, Located][]): Spooled[] {
       closeSync(fd);
     }
     for (; i < j; i++) {
-      const [seq, e] = located[i]!;
-      out.push({ seq, msmId: e.msmId, json: bytes.toString("utf8", e.offset - from, e.offset - from + e.length) });
+      const e = located[i]!;
+      out.push({ seq: e.seq, msmId: e.msmId, json: bytes.toString("utf8", e.offset - from, e.offset - from + e.length) });
     }
   }
   return out;
@@ -105,8 +105,12 @@ export class Spool {
   private readonly dir: string;
   private seq: number;
   private acked: number;
-  /** Durable, unacknowledged submissions, by where they are in the journal; seqs only grow, so insertion order is send order. */
-  private readonly entries = new Map<number, Located>();
+  /**
+   * Durable, unacknowledged submissions, by where they are in the journal, from `head` on, in seq order (seqs only
+   * grow): acknowledgements consume them from the front, and a seq is found by bisection.
+   */
+  private unacked: Located[] = [];
+  private head = 0;
   /** How many of those each measurement has (a resent one-off is not run again while its result waits). */
   private readonly byMeasurement = new Map<number, number>();
   private readonly segments: Segment[];
@@ -133,7 +137,7 @@ export class Spool {
     this.acked = journal.acked;
     this.segments = journal.segments;
     for (const e of journal.entries) {
-      if (e.seq > this.acked) this.keep(e.seq, { msmId: e.msmId, segment: e.segment, offset: e.offset, length: e.length });
+      if (e.seq > this.acked) this.keep({ seq: e.seq, msmId: e.msmId, segment: e.segment, offset: e.offset, length: e.length });
     }
     const newest = this.segments.at(-1);
     this.seq = Math.max(this.acked, newest?.last ?? 0);
@@ -161,28 +165,29 @@ export class Spool {
 
   /** Unacknowledged durable results with a seq above `after`, in send order, at most `limit`: read from the journal. */
   pending(after = 0, limit = Infinity): Spooled[] {
-    const picked: [number, Located][] = [];
-    for (const entry of this.entries) {
-      if (picked.length >= limit) break;
-      if (entry[0] > after) picked.push(entry);
-    }
-    return readLines(picked);
+    const from = this.firstAfter(after);
+    return readLines(this.unacked.slice(from, Math.min(this.unacked.length, from + limit)));
   }
 
   /** How many unacknowledged results have a seq up to `upto` (those sent and not yet acknowledged, say). */
   countUpTo(upto: number): number {
-    let n = 0;
-    for (const seq of this.entries.keys()) {
-      if (seq > upto) break;
-      n++;
-    }
-    return n;
+    return this.firstAfter(upto) - this.head;
   }
 
   /** Whether a durable result with a seq above `after` waits for acknowledgement. */
   hasAfter(after: number): boolean {
-    for (const seq of this.entries.keys()) if (seq > after) return true;
-    return false;
+    return this.unacked.length > this.head && this.unacked.at(-1)!.seq > after;
+  }
+
+  /** The index of the first unacknowledged submission with a seq above `after`. */
+  private firstAfter(after: number): number {
+    let lo = this.head, hi = this.unacked.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.unacked[mid]!.seq > after) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
   }
 
   /** Whether a result of this measurement is waiting (written or being written) for acknowledgement. */
@@ -190,15 +195,12 @@ export class Spool {
     return this.byMeasurement.has(msmId) || this.batch.some((w) => w.entry.msmId === msmId);
   }
 
-  private keep(seq: number, e: Located): void {
-    this.entries.set(seq, e);
+  private keep(e: Located): void {
+    this.unacked.push(e);
     this.byMeasurement.set(e.msmId, (this.byMeasurement.get(e.msmId) ?? 0) + 1);
   }
 
-  private forget(seq: number): void {
-    const e = this.entries.get(seq);
-    if (!e) return;
-    this.entries.delete(seq);
+  private forget(e: Located): void {
     const n = this.byMeasurement.get(e.msmId)!;
     if (n > 1) this.byMeasurement.set(e.msmId, n - 1);
     else this.byMeasurement.delete(e.msmId);
@@ -208,9 +210,11 @@ export class Spool {
   ack(upto: number): void {
     if (upto <= this.acked) return;
     this.acked = Math.min(upto, this.seq);
-    for (const seq of this.entries.keys()) {
-      if (seq > this.acked) break;
-      this.forget(seq);
+    while (this.head < this.unacked.length && this.unacked[this.head]!.seq <= this.acked) this.forget(this.unacked[this.head++]!);
+    // The consumed front is cut off once it is most of the array (amortised O(1) per acknowledged result).
+    if (this.head > 1024 && this.head * 2 > this.unacked.length) {
+      this.unacked = this.unacked.slice(this.head);
+      this.head = 0;
     }
     while (this.segments.length > 1 && this.segments[0]!.last <= this.acked) unlinkSync(this.segments.shift()!.path);
     // The mark is written at most once a second: losing it costs only resends the controller drops.
@@ -224,11 +228,14 @@ export class Spool {
 
   /** The controller refused this result for good (logged by the caller): do not offer it again. */
   drop(seq: number): void {
-    this.forget(seq);
+    const i = this.firstAfter(seq - 1);
+    if (this.unacked[i]?.seq !== seq) return;
+    this.forget(this.unacked[i]!);
+    this.unacked.splice(i, 1);
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.unacked.length - this.head;
   }
 
   /** Waits for writes in progress and closes the journal. */
@@ -266,7 +273,7 @@ export class Spool {
         this.active.segment.last = batch.at(-1)!.entry.seq;
         for (const w of batch) {
           const length = Buffer.byteLength(w.entry.json);
-          this.keep(w.entry.seq, { msmId: w.entry.msmId, segment: this.active.segment, offset, length });
+          this.keep({ seq: w.entry.seq, msmId: w.entry.msmId, segment: this.active.segment, offset, length });
           offset += length + 1;
           w.resolve(w.entry);
         }

@@ -7,7 +7,6 @@ import { resolveTarget } from "./resolve.ts";
 /** How long to wait for a reply to the last packet (ms), as Atlas's evping does. */
 export const REPLY_TIMEOUT_MS = 1000;
 
-
 const ms3 = (x: number) => Math.round(x * 1000) / 1000;
 
 export async function ping(spec: PingSpec, ctx: RunContext): Promise<PingResult> {
@@ -27,22 +26,37 @@ export async function ping(spec: PingSpec, ctx: RunContext): Promise<PingResult>
   }, ctx.signal);
   if (train.error) return failed(train.error, target.addr, train.src_addr);
 
-  const firstTtl = train.replies.find((r) => !r.dup)?.ttl;
-  const result: PingResult["result"] = [];
-  const rtts: number[] = [];
-  let dup = 0;
-  for (let seq = 0; seq < spec.packets; seq++) {
-    const replies = train.replies.filter((r) => r.seq === seq);
-    if (replies.length === 0) {
-      result.push(seq < train.sent ? { x: "*" } : { error: "sendto failed" });
-      continue;
+  // Atlas lists each packet's replies together, in sequence order; the first reply's TTL is the result's.
+  const replies = train.replies;
+  let firstTtl = -1;
+  for (let i = 0; i < replies.length; i += 4) {
+    if (replies[i + 3] === 0) {
+      firstTtl = replies[i + 2]!;
+      break;
     }
-    for (const r of replies) {
-      const entry: { rtt: number; ttl?: number; dup?: 1 } = { rtt: ms3(r.rtt) };
-      if (r.ttl >= 0 && r.ttl !== firstTtl) entry.ttl = r.ttl;
-      if (r.dup) { entry.dup = 1; dup++; } else rtts.push(r.rtt);
+  }
+  const result: PingResult["result"] = [];
+  let rcvd = 0, dup = 0, min = Infinity, max = -Infinity, sum = 0;
+  for (let seq = 0; seq < spec.packets; seq++) {
+    let answered = false;
+    for (let i = 0; i < replies.length; i += 4) {
+      if (replies[i] !== seq) continue;
+      answered = true;
+      const rtt = replies[i + 1]!, ttl = replies[i + 2]!;
+      const entry: { rtt: number; ttl?: number; dup?: 1 } = { rtt: ms3(rtt) };
+      if (ttl >= 0 && ttl !== firstTtl) entry.ttl = ttl;
+      if (replies[i + 3] === 1) {
+        entry.dup = 1;
+        dup++;
+      } else {
+        rcvd++;
+        sum += rtt;
+        if (rtt < min) min = rtt;
+        if (rtt > max) max = rtt;
+      }
       result.push(entry);
     }
+    if (!answered) result.push(seq < train.sent ? { x: "*" } : { error: "sendto failed" });
   }
   const out: PingResult = {
     ...base,
@@ -50,14 +64,14 @@ export async function ping(spec: PingSpec, ctx: RunContext): Promise<PingResult>
     src_addr: train.src_addr,
     dst_addr: target.addr,
     sent: train.sent,
-    rcvd: rtts.length,
+    rcvd,
     dup,
-    min: rtts.length ? ms3(Math.min(...rtts)) : -1,
-    avg: rtts.length ? ms3(rtts.reduce((a, b) => a + b, 0) / rtts.length) : -1,
-    max: rtts.length ? ms3(Math.max(...rtts)) : -1,
+    min: rcvd ? ms3(min) : -1,
+    avg: rcvd ? ms3(sum / rcvd) : -1,
+    max: rcvd ? ms3(max) : -1,
     result,
   };
-  if (firstTtl !== undefined && firstTtl >= 0) out.ttl = firstTtl;
+  if (firstTtl >= 0) out.ttl = firstTtl;
   if (target.ttr !== undefined) out.ttr = target.ttr;
   return out;
 }

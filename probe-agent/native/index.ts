@@ -3,8 +3,11 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { AGENT_DIR } from "../dir.ts";
 
-export type EchoReply = { seq: number; rtt: number; ttl: number; dup: boolean };
-export type PingTrain = { mode: "dgram" | "raw" | ""; src_addr: string; sent: number; replies: EchoReply[]; error?: string };
+/**
+ * What a ping train brought back. `replies`: (seq, rtt ms, ttl or -1, dup 0/1) for each echo reply, four numbers
+ * each, in arrival order.
+ */
+export type PingTrain = { mode: "dgram" | "raw" | ""; src_addr: string; sent: number; replies: Float64Array; error?: string };
 export type PingTrainSpec = { af: 4 | 6; dst: string; packets: number; size: number; interval_ms: number; timeout_ms: number };
 
 export type TraceReply = {
@@ -39,7 +42,8 @@ async function cancellable<S, R>(run: (spec: S & Cancellable) => Promise<R>, spe
   const onAbort = () => addon.cancel(cancel_id);
   signal.addEventListener("abort", onAbort, { once: true });
   try {
-    const pending = run({ ...spec, cancel_id });
+    (spec as S & Cancellable).cancel_id = cancel_id;  // the caller's own spec object: no copy per run
+    const pending = run(spec as S & Cancellable);
     if (signal.aborted) onAbort();
     return await pending;
   } finally {

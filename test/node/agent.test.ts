@@ -181,6 +181,8 @@ describe("spool", () => {
     expect([s.holds(10_000_001), s.holds(10_003_300), s.holds(10_009_001)]).toEqual([false, true, true]);
     s.drop(3300);
     expect(s.holds(10_003_300)).toBe(false);
+    expect(s.pending().map((p) => p.seq)).toEqual([...Array.from({ length: 299 }, (_, i) => 3001 + i), 3301, 3302]);
+    expect(s.size).toBe(301);
     await s.close();
     // A restart offers again what was not acknowledged (a dropped result too: the controller refuses it again).
     expect(new Spool(dir).pending().map((p) => p.json)).toEqual(journal.slice(3000));
