@@ -1,82 +1,121 @@
-// A probe back from a long outage: its spooled backlog reaches the controller whole, in order, exactly once, and
-// never more than the agent's in-flight window (2,000 results) unacknowledged at a time. The controller here is a
-// stand-in speaking the real protocol (registration with a token signed by a pinned edge key, the WebSocket frames),
-// not the real edge, and that is a known gap: the test must see every frame and time every ack to count what is
-// in flight, and the real controller only accepts results of measurements it assigned (5,000 of them would need a
-// periodic measurement and credits to match). The real agent ↔ edge path for spooled results is durability.test.ts
-// and e2e.test.ts; replacing this stand-in with the real edge plus a frame-counting proxy is left to do.
-import { generateKeyPairSync } from "node:crypto";
-import { createServer } from "node:http";
+// A probe back from a long outage: its spooled backlog reaches the real edge whole, in order, exactly once, and
+// never more than the agent's in-flight window (2,000 results) unacknowledged at a time. The agent (its bundle, as it
+// ships) talks to the edge under workerd through a WebSocket relay of this test's, which sees every frame: the
+// results frames one way, the acknowledgements the other, so it can count what is in flight.
+import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { WebSocketServer } from "ws";
-import { issueAssignment } from "../../durable-objects/tokens.ts";
-import { Agent } from "../../probe-agent/agent.ts";
-import { AgentConfig } from "../../probe-agent/config.ts";
+import WebSocket, { WebSocketServer } from "ws";
+import type { PingResult } from "../../protocol/index.ts";
 import { Spool } from "../../probe-agent/spool.ts";
-import type { PingResult, ProbeMessage } from "../../protocol/index.ts";
-import { tempDir } from "./system.ts";
+import { admin, type Edge, LOCAL_SITES, provisionProbe, startEdge, startProbe, type ProbeProcess } from "../../scripts/local.ts";
+import { freePort, tempDir, until } from "./system.ts";
 
 const BACKLOG = 5_000;
 const WINDOW = 2_000;
 
-describe("a backlog after an outage", () => {
-  const { privateKey } = generateKeyPairSync("ed25519");
-  const edgeJwk = privateKey.export({ format: "jwk" }) as { kty: "OKP"; crv: "Ed25519"; x: string; d: string };
-  const received: number[] = [];
-  let acked = 0, mostInFlight = 0;
+/**
+ * An HTTP relay in front of the edge that forwards registration as it is (the edge then names the relay in the
+ * WebSocket URL it returns) and relays the controller WebSocket message by message, noting the results the probe
+ * sends and the acknowledgements the controller answers.
+ */
+async function frameCountingRelay(edgeUrl: string) {
+  const edge = new URL(edgeUrl);
+  const seen = { sent: [] as number[], acked: 0, mostInFlight: 0 };
   const server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (d) => (body += d));
-    req.on("end", async () => {
-      const { probe_id } = JSON.parse(body) as { probe_id: number };
-      const port = (server.address() as AddressInfo).port;
-      const answer = req.url === "/probe/v1/challenge" ? { nonce: "n" } : {
-        probe_id, shard: "test-0", websocket_url: `ws://127.0.0.1:${port}/ws`, expires: Date.now() / 1000 + 120,
-        token: (await issueAssignment(JSON.stringify(edgeJwk), { sub: String(probe_id), aud: "controller:test-0", country_code: null, asn_v4: null, prefix_v4: null })).token,
-      };
-      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(answer));
+    const fwd = request({ host: edge.hostname, port: edge.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
     });
+    req.pipe(fwd);
   });
-  const controller = new WebSocketServer({ server, handleProtocols: () => "vantage.v1" });
-  controller.on("connection", (ws) => {
-    ws.send(JSON.stringify({ type: "welcome", probe_id: 1, shard: "test-0", server_time: Date.now() / 1000, allow_private_targets: true }));
-    ws.on("message", (data) => {
-      const m = JSON.parse(String(data)) as ProbeMessage;
-      if (m.type === "hello" || m.type === "status") ws.send(JSON.stringify({ type: "status_ack", server_time: Date.now() / 1000 }));
-      if (m.type !== "results") return;
-      for (const r of m.results) received.push(r.seq);
-      mostInFlight = Math.max(mostInFlight, received.at(-1)! - acked);
-      // Acknowledged a little later, as a controller does once the frame is durable.
-      const upto = m.results.at(-1)!.seq;
-      setTimeout(() => { acked = Math.max(acked, upto); ws.send(JSON.stringify({ type: "ack", upto })); }, 20);
+  const relay = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => [...protocols][0] ?? false });
+  server.on("upgrade", (req, socket, head) => {
+    const upstream = new WebSocket(`ws://${edge.host}${req.url}`, req.headers["sec-websocket-protocol"], {
+      headers: { Authorization: req.headers.authorization ?? "" }, perMessageDeflate: false,
     });
+    upstream.once("error", () => socket.destroy());
+    upstream.once("unexpected-response", () => socket.destroy());
+    upstream.once("open", () => relay.handleUpgrade(req, socket, head, (probe) => {
+      probe.on("message", (data) => {
+        const m = JSON.parse(String(data)) as { type: string; results?: { seq: number }[] };
+        if (m.type === "results") {
+          for (const r of m.results!) seen.sent.push(r.seq);
+          seen.mostInFlight = Math.max(seen.mostInFlight, seen.sent.at(-1)! - seen.acked);
+        }
+        upstream.send(String(data));
+      });
+      upstream.on("message", (data) => {
+        const m = JSON.parse(String(data)) as { type: string; upto?: number };
+        if (m.type === "ack") seen.acked = Math.max(seen.acked, m.upto!);
+        probe.send(String(data));
+      });
+      probe.on("close", () => upstream.close());
+      upstream.on("close", () => probe.close());
+    }));
   });
-  afterAll(() => new Promise<void>((r) => { controller.close(); server.close(() => r()); }));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => new Promise<void>((r) => { relay.close(); server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+describe("a backlog after an outage", () => {
+  const state = tempDir("backlog");
+  let edge: Edge | undefined;
+  let agent: ProbeProcess | undefined;
+  let relay: Awaited<ReturnType<typeof frameCountingRelay>> | undefined;
+  afterAll(async () => {
+    await agent?.stop();
+    await relay?.close();
+    await edge?.stop();
+  });
 
   it(`sends a ${BACKLOG}-result spool whole, in order, once, with at most ${WINDOW} unacknowledged at a time`, async () => {
-    const stateDir = tempDir("backlog");
-    const spool = new Spool(stateDir);
-    const result = (i: number): PingResult => ({
-      fw: 5020, mver: "1.0.0", lts: -1, msm_id: 10_000_001 + i, msm_name: "Ping", prb_id: 1, timestamp: 1_700_000_000 + i, from: "",
-      src_addr: "", dst_addr: "192.0.2.1", dst_name: "192.0.2.1", af: 4, type: "ping", proto: "ICMP", size: 48, sent: 1, rcvd: 0,
-      dup: 0, min: -1, avg: -1, max: -1, step: null, result: [{ x: "*" }],
+    edge = await startEdge({ stateDir: state, port: await freePort(), quiet: true });
+    relay = await frameCountingRelay(edge.url);
+    const key = (await admin<{ key: string }>(edge, "/admin/keys", { label: "backlog", credits: 1_000_000 })).key;
+    const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, { registration_urls: [relay.url], builtins: { enabled: false } });
+    agent = startProbe(probe, { quiet: true });
+    await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);
+
+    // A periodic measurement the probe was given before it went away (due tomorrow: the probe runs nothing itself)...
+    const res = await fetch(`${edge.url}/api/v2/measurements/`, {
+      method: "POST", headers: { "Content-Type": "application/json", Authorization: `Key ${key}` },
+      body: JSON.stringify({
+        definitions: [{ type: "ping", af: 4, target: "127.0.0.1", description: "backlog", interval: 3600 }],
+        probes: [{ type: "probes", value: String(probe.id), requested: 1 }], start_time: Math.floor(Date.now() / 1000) + 86_400,
+      }),
     });
-    await Promise.all(Array.from({ length: BACKLOG }, (_, i) => spool.add(result(i))));
-    await spool.close();
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const config = AgentConfig.parse({
-      probe_id: 1, registration_urls: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`],
-      edge_public_jwk: { kty: edgeJwk.kty, crv: edgeJwk.crv, x: edgeJwk.x }, state_dir: stateDir, builtins: { enabled: false },
-    });
-    const agent = new Agent(config, () => {});
-    agent.start();
-    const deadline = Date.now() + 60_000;
-    while (acked < BACKLOG && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(res.status).toBe(201);
+    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    await until("the probe to be given it", async () => ((await (await fetch(`${edge!.url}/api/v2/measurements/${id}/`)).json()) as { probes_scheduled: number }).probes_scheduled === 1);
     await agent.stop();
-    expect(received).toEqual(Array.from({ length: BACKLOG }, (_, i) => i + 1));
-    expect(mostInFlight).toBeLessThanOrEqual(WINDOW);
-    expect(mostInFlight).toBeGreaterThan(WINDOW / 2);
-    expect(new Spool(stateDir).size).toBe(0);
-  }, 90_000);
+
+    // ...and the results of its runs while it could not reach the edge, spooled as the agent spools them.
+    const spool = new Spool(probe.stateDir);
+    const first = Math.floor(Date.now() / 1000) - 7_200;
+    await Promise.all(Array.from({ length: BACKLOG }, (_, i): Promise<unknown> => spool.add({
+      fw: 5020, mver: "1.0.0", lts: -1, msm_id: id, msm_name: "Ping", prb_id: probe.id, timestamp: first + i, from: "127.0.0.1",
+      src_addr: "127.0.0.1", dst_addr: "127.0.0.1", dst_name: "127.0.0.1", af: 4, type: "ping", proto: "ICMP", size: 48, sent: 3,
+      rcvd: 3, dup: 0, min: 0.05, avg: 0.06, max: 0.07, step: 3600, ttl: 64, result: [{ rtt: 0.05 }, { rtt: 0.06 }, { rtt: 0.07 }],
+    } satisfies PingResult)));
+    await spool.close();
+
+    agent = startProbe(probe, { quiet: true });
+    await until("the backlog to be acknowledged", async () => relay!.seen.acked >= BACKLOG, 120_000, 100);
+    await agent.stop();
+    expect(relay.seen.sent).toEqual(Array.from({ length: BACKLOG }, (_, i) => i + 1));
+    expect(relay.seen.mostInFlight).toBeLessThanOrEqual(WINDOW);
+    expect(relay.seen.mostInFlight).toBeGreaterThan(WINDOW / 2);
+    expect(Spool.unacknowledged(probe.stateDir)).toEqual([]);
+    expect(agent.output()).not.toMatch(/refused result/);
+    // Stored once each: the probe's shard (Amsterdam: weur-0) flushed, read back through R2.
+    await admin(edge, "/admin/controllers/weur-0/flush", {});
+    const stored = (await (await fetch(`${edge.url}/api/v2/measurements/${id}/results/?start=${first}`)).json()) as PingResult[];
+    expect(stored.map((r) => r.timestamp).sort((a, b) => a - b)).toEqual(Array.from({ length: BACKLOG }, (_, i) => first + i));
+  }, 240_000);
 });
