@@ -31,9 +31,9 @@ const segmentName = (first: number) => `${String(first).padStart(16, "0")}.log`;
 
 // node:fs's callback API in promises of our own: node:fs/promises loads nine more modules (readline, watchers; 0.6 MB
 // of RSS measured) into an agent that needs three calls.
-const done = <T>(resolve: (v: T) => void, reject: (e: Error) => void) => (e: Error | null, v: T) => (e ? reject(e) : resolve(v));
+const done = <T>(resolve: (v: T) => void, reject: (e: Error) => void) => (e: Error | null, v?: T) => (e ? reject(e) : resolve(v as T));
 const openFile = (path: string, flags: number) => new Promise<number>((resolve, reject) => open(path, flags, 0o600, done(resolve, reject)));
-const closeFile = (fd: number) => new Promise<void>((resolve, reject) => close(fd, (e) => (e ? reject(e) : resolve())));
+const closeFile = (fd: number) => new Promise<void>((resolve, reject) => close(fd, done(resolve, reject)));
 /** Writes all of `data` at the file's end. */
 async function append(fd: number, data: Buffer): Promise<void> {
   for (let at = 0; at < data.length;) {
@@ -223,7 +223,7 @@ export class Spool {
 
   private async writeAcked(): Promise<void> {
     // Best effort: a mark that could not be written is only behind.
-    await (this.ackWrite = this.ackWrite.then(() => new Promise<void>((resolve, reject) => writeFile(join(this.dir, "acked"), String(this.acked), { mode: 0o600 }, (e) => (e ? reject(e) : resolve())))).catch(() => {}));
+    await (this.ackWrite = this.ackWrite.then(() => new Promise<void>((resolve, reject) => writeFile(join(this.dir, "acked"), String(this.acked), { mode: 0o600 }, done(resolve, reject)))).catch(() => {}));
   }
 
   /** The controller refused this result for good (logged by the caller): do not offer it again. */
