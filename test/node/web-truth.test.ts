@@ -35,29 +35,37 @@ describe.skipIf(why !== null)("http and sslcert timings over a delayed path", ()
   });
 
   const measure = (spec: Record<string, unknown>) => JSON.parse(path.probe.exec(process.execPath, [fixture("measure-once.ts"), JSON.stringify(spec)]));
+  // Timings are taken from three runs: no run may beat the path's round trips, and the quickest must be within a
+  // few ms of them. Other test files share the machine's two cores with the TUN delay line, which can hold a packet
+  // back for tens of ms (a lone run's TCP connect took 38.7 ms in CI); that only ever adds time.
+  const RUNS = 3;
+  const timings = (runs: number[][]) => runs[0]!.map((_, i) => ({ all: runs.map((r) => r[i]!), best: Math.min(...runs.map((r) => r[i]!)) }));
 
   it("sslcert: ttc ≈ one round trip, the handshake one more; the chain as served", () => {
-    const r = SslcertResult.parse(measure({ type: "sslcert", af: 4, target: path.targetAddr, hostname: "www.example.test" }));
-    expect(r.cert).toEqual([pki.leaf, pki.intermediate]);
-    expect(r.ttc!).toBeGreaterThanOrEqual(19);
-    expect(r.ttc!).toBeLessThan(30);
-    // The handshake is one round trip more (TLS 1.3), not two: under 2 × 19 ms. Its crypto comes on top, and with
-    // other test files running on the same two cores it took up to 16 ms (seen: 35.975 ms in CI).
-    expect(r.rt! - r.ttc!).toBeGreaterThanOrEqual(19);
-    expect(r.rt! - r.ttc!).toBeLessThan(38);
+    const runs = Array.from({ length: RUNS }, () => SslcertResult.parse(measure({ type: "sslcert", af: 4, target: path.targetAddr, hostname: "www.example.test" })));
+    for (const r of runs) expect(r.cert).toEqual([pki.leaf, pki.intermediate]);
+    const [ttc, handshake] = timings(runs.map((r) => [r.ttc!, r.rt! - r.ttc!]));
+    for (const t of ttc!.all) expect(t).toBeGreaterThanOrEqual(19);
+    expect(ttc!.best).toBeLessThan(30);
+    // The handshake is one round trip more (TLS 1.3), not two: under 2 × 19 ms, its crypto included.
+    for (const t of handshake!.all) expect(t).toBeGreaterThanOrEqual(19);
+    expect(handshake!.best).toBeLessThan(38);
   });
 
   it("http: ttc one round trip, first byte one more; https adds the handshake's", () => {
-    const plain = HttpResult.parse(measure({ type: "http", af: 4, target: path.targetAddr, extended_timing: true })).result[0]!;
-    expect(plain).toMatchObject({ res: 200, bsize: 22, src_addr: "10.0.1.2", dst_addr: "10.0.3.2" });
-    expect(plain.ttc!).toBeGreaterThanOrEqual(19);
-    expect(plain.ttc!).toBeLessThan(30);
-    expect(plain.ttfb! - plain.ttc!).toBeGreaterThanOrEqual(19);
-    expect(plain.ttfb! - plain.ttc!).toBeLessThan(35);
-    const tls = HttpResult.parse(measure({ type: "http", af: 4, target: path.targetAddr, https: true, extended_timing: true })).result[0]!;
-    expect(tls).toMatchObject({ res: 200, bsize: 22 });
-    expect(tls.ttfb! - tls.ttc!).toBeGreaterThanOrEqual(38);
-    expect(tls.ttfb! - tls.ttc!).toBeLessThan(60);
-    expect(tls.rt!).toBeGreaterThanOrEqual(tls.ttfb!);
+    const plain = Array.from({ length: RUNS }, () => HttpResult.parse(measure({ type: "http", af: 4, target: path.targetAddr, extended_timing: true })).result[0]!);
+    for (const r of plain) expect(r).toMatchObject({ res: 200, bsize: 22, src_addr: "10.0.1.2", dst_addr: "10.0.3.2" });
+    const [ttc, firstByte] = timings(plain.map((r) => [r.ttc!, r.ttfb! - r.ttc!]));
+    for (const t of [...ttc!.all, ...firstByte!.all]) expect(t).toBeGreaterThanOrEqual(19);
+    expect(ttc!.best).toBeLessThan(30);
+    expect(firstByte!.best).toBeLessThan(35);
+    const tls = Array.from({ length: RUNS }, () => HttpResult.parse(measure({ type: "http", af: 4, target: path.targetAddr, https: true, extended_timing: true })).result[0]!);
+    for (const r of tls) {
+      expect(r).toMatchObject({ res: 200, bsize: 22 });
+      expect(r.rt!).toBeGreaterThanOrEqual(r.ttfb!);
+    }
+    const [handshakeAndFirstByte] = timings(tls.map((r) => [r.ttfb! - r.ttc!]));
+    for (const t of handshakeAndFirstByte!.all) expect(t).toBeGreaterThanOrEqual(38);
+    expect(handshakeAndFirstByte!.best).toBeLessThan(60);
   });
 });
