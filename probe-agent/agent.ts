@@ -8,6 +8,7 @@ import {
   type Assignment, ControllerMessage, type ProbeMessage, type RegisterResponse, RegisterResponse as RegisterResponseSchema,
   type Result, runSeconds, SUBPROTOCOL,
 } from "../protocol/probe.ts";
+import { monotonicMs } from "./clock.ts";
 import type { AgentConfig } from "./config.ts";
 import { type Identity, loadIdentity, signChallenge, verifyEdgeToken } from "./identity.ts";
 import { Builtins, type RunOptions } from "./builtins.ts";
@@ -16,7 +17,6 @@ import { errorResult, runMeasurement } from "./measure/index.ts";
 import type { Releases } from "./release.ts";
 import { Spool } from "./spool.ts";
 import { AGENT_VERSION } from "./version.ts";
-import { monotonicMs } from "./clock.ts";
 
 export type Log = (level: "info" | "warn" | "error", msg: string) => void;
 

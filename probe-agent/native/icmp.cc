@@ -161,7 +161,9 @@ class Wire {
 
   /**
    * A sequence number for a packet of `train`, not used by any packet still in flight; -1 if all kSeqs are (a
-   * train's packets stay in flight until it ends; 256 slots of 16-packet pings need 4,096).
+   * train's packets stay in flight until it ends; 256 slots of 16-packet pings need 4,096). Numbers are handed out
+   * in turn, so one is used again only after kSeqs later packets: a reply that late to an ended train is not taken
+   * for a new train's.
    */
   int Claim(Train* train) {
     for (int tries = 0; tries < kSeqs; tries++) {
@@ -219,7 +221,6 @@ class Train {
   Train& operator=(const Train&) = delete;
 
   uint32_t id() const { return id_; }
-  int af() const { return spec_.af; }
   int cancel_id() const { return spec_.cancel_id; }
   const std::vector<int>& seqs() const { return seqs_; }
   PingOutcome& outcome() { return out_; }

@@ -35,14 +35,17 @@ const addon = createRequire(import.meta.url)(join(AGENT_DIR, "native/build/Relea
 
 let nextCancelId = 1;
 
-/** Runs a native measurement that stops at once when `signal` aborts (its thread is woken: an eventfd). */
+/**
+ * Runs a native measurement that stops at once when `signal` aborts (its thread is woken: an eventfd). Sets the
+ * spec's `cancel_id`: callers pass a spec object of their own.
+ */
 async function cancellable<S, R>(run: (spec: S & Cancellable) => Promise<R>, spec: S, signal?: AbortSignal): Promise<R> {
   if (!signal) return run(spec as S & Cancellable);
   const cancel_id = nextCancelId = nextCancelId >= 0x7fffffff ? 1 : nextCancelId + 1;
   const onAbort = () => addon.cancel(cancel_id);
   signal.addEventListener("abort", onAbort, { once: true });
   try {
-    (spec as S & Cancellable).cancel_id = cancel_id;  // the caller's own spec object: no copy per run
+    (spec as S & Cancellable).cancel_id = cancel_id;
     const pending = run(spec as S & Cancellable);
     if (signal.aborted) onAbort();
     return await pending;
