@@ -4,6 +4,7 @@ export * from "./results.ts";
 export * from "./messages.ts";
 export * from "./probe-messages.ts";
 export * from "./net.ts";
+export * from "./address-policy.ts";
 export * from "./builtins.ts";
 export * from "./pricing.ts";
 export * from "./encoding.ts";

@@ -1,4 +1,5 @@
 // Address helpers shared by the edge and the agent: literal checks, non-public ranges, CIDR membership.
+import { judgeAddress, parseAddress } from "./address-policy.ts";
 
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -24,26 +25,14 @@ export function isIPv6(s: string): boolean {
   return double.length === 2 ? parts.length < width : parts.length === width;
 }
 
-/** A target is a host name or an IPv4/IPv6 literal. */
+/** A target is a host name or an address in any spelling (judged by what it reaches: address-policy.ts). */
 export function isTarget(s: string): boolean {
-  return isIPv4(s) || isIPv6(s) || (HOSTNAME.test(s) && !/^[\d.]+$/.test(s));
+  return parseAddress(s) !== null || (HOSTNAME.test(s) && !/^[\d.]+$/.test(s));
 }
 
-/** Addresses no public measurement may aim at: loopback, private, link-local, CGNAT, unspecified, multicast… */
+/** Addresses no public measurement may aim at, by IANA's special-purpose registries (address-policy.ts). */
 export function isNonPublicAddress(addr: string): boolean {
-  if (isIPv4(addr)) {
-    const [a, b] = addr.split(".").map(Number) as [number, number];
-    return (
-      a === 0 || a === 10 || a === 127 || a >= 224 ||
-      (a === 100 && b >= 64 && b <= 127) || (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) ||
-      (a === 192 && b === 0) || (a === 198 && (b === 18 || b === 19))
-    );
-  }
-  const s = addr.toLowerCase();
-  if (s === "::" || s === "::1") return true;
-  if (s.startsWith("::ffff:")) return isNonPublicAddress(s.slice(7));
-  return /^(f[cd]|fe[89ab]|ff)/.test(s);
+  return judgeAddress(addr)?.public === false;
 }
 
 function v6Groups(addr: string): number[] | null {

@@ -4,6 +4,7 @@
 export * from "./atlas.ts";
 export * from "./messages.ts";
 export * from "./net.ts";
+export * from "./address-policy.ts";
 export * from "./builtins.ts";
 export * from "./encoding.ts";
 export * from "./release.ts";

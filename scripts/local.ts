@@ -59,7 +59,10 @@ export type EdgeOptions = { stateDir: string; port: number; vars?: Record<string
 /** Starts `wrangler dev` in local mode and waits until the Worker answers. */
 export async function startEdge(o: EdgeOptions): Promise<Edge> {
   const secrets = edgeSecrets(o.stateDir);
-  const env = { ...secrets, ALLOW_PRIVATE_TARGETS: "true", FLUSH_INTERVAL_MS: "1000", ...o.vars };
+  // Local mode lets measurements aim at loopback and private addresses, unless VANTAGE_ALLOW_PRIVATE_TARGETS=false
+  // makes this edge refuse them as a deployed one does (its probes then refuse them too: they honour the edge's word).
+  const allowPrivate = process.env.VANTAGE_ALLOW_PRIVATE_TARGETS === "false" ? "false" : "true";
+  const env = { ...secrets, ALLOW_PRIVATE_TARGETS: allowPrivate, FLUSH_INTERVAL_MS: "1000", ...o.vars };
   const envFile = join(o.stateDir, "edge.env");
   writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}='${v}'`).join("\n") + "\n", { mode: 0o600 });
   // Run wrangler on this Node (≥ 22), whatever `node` is first on PATH.

@@ -14,6 +14,7 @@ import { errorResult } from "../../probe-agent/measure/index.ts";
 import { loadIdentity, signChallenge, verifyEdgeToken } from "../../probe-agent/identity.ts";
 import { issueAssignment } from "../../durable-objects/tokens.ts";
 import { ping } from "../../probe-agent/measure/ping.ts";
+import { resolveTarget } from "../../probe-agent/measure/resolve.ts";
 import { Spool } from "../../probe-agent/spool.ts";
 import { netnsUnavailable, silentLink } from "./netns.ts";
 import { icmpUnavailable, ipv6LoopbackUnavailable, tempDir } from "./system.ts";
@@ -309,7 +310,23 @@ describe("ping over ICMP", () => {
   it("refuses non-public destinations unless the probe runs in local mode", async () => {
     const r = await ping({ type: "ping", af: 4, target: "127.0.0.1", packets: 1, size: 48, packet_interval: 1000, resolve_on_probe: false },
       { msmId: 1, probeId: 1, step: null, lts: 0, allowPrivate: false, signal: never });
-    expect(r.result).toEqual([{ error: "destination 127.0.0.1 is not a public address" }]);
+    expect(r.result).toEqual([{ error: expect.stringMatching(/^destination 127\.0\.0\.1 is Loopback \(127\.0\.0\.0\/8, IANA IPv4 Special-Purpose Address Registry, RFC 1122\): not a public address$/) }]);
     expect([r.sent, r.rcvd, r.min, r.avg, r.max]).toEqual([0, 0, -1, -1, -1]);
+  });
+
+  // The agent judges the address it is about to send to, whatever spelling or name led there (protocol/address-policy.ts).
+  it.each([
+    ["127.1", 4], ["2130706433", 4], ["0x7f.0.0.1", 4], ["0177.0.0.1", 4], ["169.254.169.254", 4], ["0", 4],
+    ["::ffff:127.0.0.1", 6], ["::ffff:7f00:1", 6], ["64:ff9b::7f00:1", 6], ["2002:7f00:1::", 6], ["::127.0.0.1", 6], ["fe80::1%lo", 6],
+    ["localhost", 4],
+  ] as const)("refuses %s outside local mode, judged by the address it reaches", async (target, af) => {
+    const r = await resolveTarget(target, af, { allowPrivate: false }, false);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.error).toMatch(/not a public address$/);
+  });
+
+  it("resolves a name once and hands over the address it checked (no second lookup)", async () => {
+    const r = await resolveTarget("localhost", 4, { allowPrivate: true }, true);
+    expect(r).toMatchObject({ ok: true, addr: "127.0.0.1" });
   });
 });
