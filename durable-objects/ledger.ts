@@ -5,7 +5,10 @@
 // - balance = Σ income − Σ expense, exactly; the balance never goes below zero, and never below what is reserved
 //   for measurements (spending draws on the reservation it belongs to, or on what is free);
 // - every call that changes money carries a request id and is idempotent: the same id again returns the first
-//   outcome and changes nothing (retries after timeouts, restarts, redelivered charges).
+//   outcome and changes nothing (retries after timeouts, restarts, redelivered charges);
+// - a request id is bound to what it does (operation, entry type, amount, measurement, counterparty): the same id
+//   with any of those changed is refused as a conflict, never answered with the first outcome (which would let a
+//   reused transfer id pay a second recipient from one debit).
 import { type Env } from "./env.ts";
 import { SqlDurableObject } from "./sql.ts";
 
@@ -20,6 +23,8 @@ const MIGRATIONS = [
    CREATE TABLE reservations (msm_id INTEGER PRIMARY KEY, remaining INTEGER NOT NULL CHECK (remaining >= 0));
    -- Outcomes of calls that changed nothing in the journal (refusals, releases), so a retry gets the same answer.
    CREATE TABLE outcomes (request_id TEXT PRIMARY KEY, outcome TEXT NOT NULL);`,
+  // What each request id did, so a reuse for something else is refused (rows before this migration bind nothing).
+  `ALTER TABLE outcomes ADD COLUMN binding TEXT;`,
 ];
 
 export type EntryType = "grant" | "probe_uptime" | "probe_results" | "results" | "transfer_in" | "transfer_out";
@@ -28,7 +33,9 @@ export type Balance = { balance: number; reserved: number; available: number };
 export type Outcome =
   | ({ ok: true; amount: number } & Balance)
   | ({ ok: false; reason: "insufficient"; wanted: number } & Balance)
-  | { ok: false; reason: "invalid"; detail: string };
+  | { ok: false; reason: "invalid"; detail: string }
+  /** The request id was used before for something else (another amount, recipient, measurement or operation). */
+  | { ok: false; reason: "conflict"; detail: string };
 
 export class Ledger extends SqlDurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
@@ -48,7 +55,7 @@ export class Ledger extends SqlDurableObject<Env> {
         this.sql("UPDATE account SET balance = balance + ?", amount);
       }
       return { ok: true, amount, ...this.balance() };
-    }, amount);
+    }, ["credit", type, amount, null, detail], amount);
   }
 
   /** Expense from the free balance (a transfer out); refused whole if the free balance cannot cover it. */
@@ -61,7 +68,7 @@ export class Ledger extends SqlDurableObject<Env> {
         this.sql("UPDATE account SET balance = balance - ?", amount);
       }
       return { ok: true, amount, ...this.balance() };
-    }, amount);
+    }, ["debit", type, amount, null, detail], amount);
   }
 
   /** Sets credits aside for a new measurement; refused whole if the free balance cannot cover them. */
@@ -72,7 +79,7 @@ export class Ledger extends SqlDurableObject<Env> {
       this.sql("INSERT INTO reservations (msm_id, remaining) VALUES (?, ?) ON CONFLICT (msm_id) DO UPDATE SET remaining = remaining + excluded.remaining", msmId, amount);
       this.sql("UPDATE account SET reserved = reserved + ?", amount);
       return { ok: true, amount, ...this.balance() };
-    }, amount);
+    }, ["reserve", null, amount, msmId, ""], amount);
   }
 
   /**
@@ -96,7 +103,7 @@ export class Ledger extends SqlDurableObject<Env> {
       }
       if (charged < amount) return { ok: false, reason: "insufficient", wanted: amount, ...this.balance() };
       return { ok: true, amount: charged, ...this.balance() };
-    }, amount);
+    }, ["charge", "results", amount, msmId, detail], amount);
   }
 
   /** A measurement is over: what is left of its reservation is free again. */
@@ -105,7 +112,7 @@ export class Ledger extends SqlDurableObject<Env> {
       const left = this.sql<{ remaining: number }>("DELETE FROM reservations WHERE msm_id = ? RETURNING remaining", msmId)[0]?.remaining ?? 0;
       if (left > 0) this.sql("UPDATE account SET reserved = reserved - ?", left);
       return { ok: true, amount: left, ...this.balance() };
-    });
+    }, ["release", null, null, msmId, ""]);
   }
 
   /** Journal items, newest first. */
@@ -124,17 +131,27 @@ export class Ledger extends SqlDurableObject<Env> {
     return { ...this.balance(), income: sum("income"), expense: sum("expense"), reservations };
   }
 
-  /** Runs a change once per request id, in one transaction; a repeated id gets the first outcome back. */
-  private once(requestId: string, change: () => Outcome, amount?: number): Outcome {
+  /**
+   * Runs a change once per request id, in one transaction; a repeated id gets the first outcome back if it asks for
+   * the same thing (`binding`), and a conflict if it asks for anything else.
+   */
+  private once(requestId: string, change: () => Outcome, binding: (string | number | null)[], amount?: number): Outcome {
     this.used.requests++;
     // Refused, not thrown: the caller is told what is wrong, and nothing is recorded.
     if (typeof requestId !== "string" || requestId.length === 0 || requestId.length > 200) return { ok: false, reason: "invalid", detail: "a request id (1-200 characters) is required" };
     if (amount !== undefined && (!Number.isSafeInteger(amount) || amount < 0)) return { ok: false, reason: "invalid", detail: `amount must be a whole number of credits ≥ 0, not ${amount}` };
-    const seen = this.sql<{ outcome: string }>("SELECT outcome FROM outcomes WHERE request_id = ?", requestId)[0];
-    if (seen) return JSON.parse(seen.outcome) as Outcome;
+    const bound = JSON.stringify(binding);
+    const seen = this.sql<{ outcome: string; binding: string | null }>("SELECT outcome, binding FROM outcomes WHERE request_id = ?", requestId)[0];
+    if (seen) {
+      if (seen.binding !== null && seen.binding !== bound) {
+        const [op, , was, msm, detail] = JSON.parse(seen.binding) as (string | number | null)[];
+        return { ok: false, reason: "conflict", detail: `request id ${requestId} was already used for another ${op} (${[was !== null ? `${was} credits` : "", msm !== null ? `measurement ${msm}` : "", detail].filter(Boolean).join(", ")})` };
+      }
+      return JSON.parse(seen.outcome) as Outcome;
+    }
     return this.ctx.storage.transactionSync(() => {
       const outcome = change();
-      this.sql("INSERT INTO outcomes (request_id, outcome) VALUES (?, ?)", requestId, JSON.stringify(outcome));
+      this.sql("INSERT INTO outcomes (request_id, outcome, binding) VALUES (?, ?, ?)", requestId, JSON.stringify(outcome), bound);
       return outcome;
     });
   }

@@ -2,10 +2,10 @@
 // measurements), its income and expense items, and transfers to another account.
 import type { IRequest } from "itty-router";
 import { z } from "zod";
-import type { Env } from "../../durable-objects/env.ts";
+import { type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import type { Entry } from "../../durable-objects/ledger.ts";
 import { requireKey } from "./auth.ts";
-import { ApiError, readJson, validationError } from "./errors.ts";
+import { ApiError, fieldError, readJson, validationError } from "./errors.ts";
 import { page, pageOf } from "./pagination.ts";
 
 export async function credits(request: IRequest, env: Env): Promise<Response> {
@@ -52,20 +52,34 @@ const Transfer = z.object({
 
 /**
  * POST /api/v2/credits/transfers/ {recipient, amount}: taken from the caller's free balance, then given to the
- * recipient, both under one request id, so a retry after any failure completes the transfer exactly once.
+ * recipient, both under one request id, so a retry after any failure completes the transfer exactly once. The id is
+ * bound to the transfer: the same id with another recipient or amount is refused (409), and the recipient is
+ * credited exactly what the debit took.
  */
 export async function transfer(request: IRequest, env: Env): Promise<Response> {
   const { account } = await requireKey(request, env, "transfer_credits");
   const parsed = Transfer.safeParse(await readJson(request));
   if (!parsed.success) throw validationError(parsed.error);
   const t = parsed.data;
-  if (t.recipient === account) throw new ApiError(400, "A transfer needs another account as recipient.");
-  const id = `transfer:${account}:${t.request_id ?? request.headers.get("Idempotency-Key") ?? crypto.randomUUID()}`;
+  if (t.recipient === account) throw fieldError("/recipient", "A transfer needs another account as recipient.");
+  if (!(await env.REGISTRY.getByName(REGISTRY_NAME).accountExists(t.recipient))) {
+    throw fieldError("/recipient", `No account "${t.recipient}": credits sent there could never be spent.`);
+  }
+  const header = request.headers.get("Idempotency-Key");
+  if (t.request_id !== undefined && header !== null && header !== t.request_id) throw fieldError("/request_id", "Disagrees with the Idempotency-Key header.");
+  const given = t.request_id ?? header;
+  const id = `transfer:${account}:${given ?? crypto.randomUUID()}`;
   const out = await env.LEDGER.getByName(account).debit(id, t.amount, "transfer_out", `to ${t.recipient}`);
   if (!out.ok) {
+    if (out.reason === "conflict") throw new ApiError(409, `request_id ${given} was already used for another transfer.`, [{ source: { pointer: "/request_id" }, detail: out.detail }]);
     if (out.reason === "invalid") throw new ApiError(400, out.detail);
     throw new ApiError(402, `Not enough free credits: ${t.amount} wanted, ${out.available} free (${out.reserved} are set aside for running measurements).`);
   }
-  await env.LEDGER.getByName(t.recipient).credit(id, t.amount, "transfer_in", `from ${account}`);
-  return Response.json({ recipient: t.recipient, amount: t.amount, current_balance: out.balance }, { status: 201 });
+  const got = await env.LEDGER.getByName(t.recipient).credit(id, out.amount, "transfer_in", `from ${account}`);
+  if (!got.ok) {
+    // Cannot happen for a debit that went through (the id is the sender's), but money is never silently lost.
+    console.error(`transfer ${id}: debited ${out.amount} from ${account}, crediting ${t.recipient} refused: ${JSON.stringify(got)}`);
+    throw new ApiError(500, "The transfer was debited but not credited; retrying it with the same request_id completes it.");
+  }
+  return Response.json({ recipient: t.recipient, amount: out.amount, current_balance: out.balance, request_id: given }, { status: 201 });
 }
