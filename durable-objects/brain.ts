@@ -88,7 +88,7 @@ export type Alert = { id: number; type: "crowd"; target: string; accounts: numbe
 export type Warning = { code: "duplicate" | "fewer_probes"; detail: string; measurement: number };
 
 /** Why a creation request was refused: the HTTP status, what to tell the user, and when to retry (429). */
-export type Refusal = { ok: false; status: 400 | 402 | 429; detail: string; retry_after?: number };
+export type Refusal = { ok: false; status: 400 | 402 | 429; detail: string; retry_after?: number; pointer?: string };
 
 /** Atlas's default interval for periodic pings (seconds). */
 const DEFAULT_INTERVAL = 240;
@@ -113,6 +113,8 @@ export type MeasurementRow = {
   participants: string;
   owner: string;
   target: string | null;
+  /** 0 for a private measurement (`is_public: false`). */
+  is_public: number;
 };
 
 /** Atlas's participation request: add probes from a source, or remove probes by id (`value` "1,2,3"). */
@@ -179,7 +181,7 @@ export class Brain extends SqlDurableObject<Env> {
     const fresh = req.definitions.filter((_, i) => !reused.has(i));
     if (fresh.length === 0) return { ok: true, ids: req.definitions.map((_, i) => reused.get(i)!), warnings };
     const asked = { ...req, definitions: fresh };
-    const refused = this.checkQuotas(asked, owner, now);
+    const refused = this.checkMsmSources(req.probes, owner, "/probes") ?? this.checkQuotas(asked, owner, now);
     if (refused) return refused;
     const rows = fresh.map((def) => {
       const isOneoff = def.is_oneoff ?? req.is_oneoff ?? false;
@@ -239,17 +241,39 @@ export class Brain extends SqlDurableObject<Env> {
   }
 
   /**
+   * An `msm` source reuses another measurement's probes, which says where a private measurement ran: only the
+   * owner's own or public measurements may be named. Another account's private one is answered as if it did not
+   * exist, so its existence is not revealed either.
+   */
+  private checkMsmSources(sources: ProbeSource[], owner: string, pointer: string): Refusal | null {
+    for (const [i, s] of sources.entries()) {
+      if (s.type !== "msm") continue;
+      const row = this.get(Number(s.value));
+      if (!row || (row.is_public === 0 && row.owner !== owner)) {
+        return { ok: false, status: 400, pointer: `${pointer}/${i}/value`, detail: `${pointer}/${i}/value: No measurement with id ${s.value} whose probes you may reuse.` };
+      }
+    }
+    return null;
+  }
+
+  /** The creation rate limit, shared by creations and participation requests: null, or the refusal with its wait. */
+  private rateLimited(owner: string, now: number): Refusal | null {
+    const q = quotas(this.env);
+    this.sql("DELETE FROM creations WHERE at <= ?", now - 60);
+    const recent = this.sql<{ n: number; first: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS first FROM creations WHERE owner = ?", owner)[0]!;
+    if (recent.n < q.createsPerMinute) return null;
+    const retry = Math.max(1, recent.first! + 60 - now);
+    return { ok: false, status: 429, retry_after: retry, detail: `Too many measurements created or changed: at most ${q.createsPerMinute} requests a minute per account; retry in ${retry} s.` };
+  }
+
+  /**
    * The account's quotas against what it runs now plus this request, and the creation rate limit. Counts the
    * request toward the rate only when it passes.
    */
   private checkQuotas(req: CreateMeasurements, owner: string, now: number): Refusal | null {
     const q = quotas(this.env);
-    this.sql("DELETE FROM creations WHERE at <= ?", now - 60);
-    const recent = this.sql<{ n: number; first: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS first FROM creations WHERE owner = ?", owner)[0]!;
-    if (recent.n >= q.createsPerMinute) {
-      const retry = Math.max(1, recent.first! + 60 - now);
-      return { ok: false, status: 429, retry_after: retry, detail: `Too many measurements created: at most ${q.createsPerMinute} requests a minute per account; retry in ${retry} s.` };
-    }
+    const limited = this.rateLimited(owner, now);
+    if (limited) return limited;
     const requested = req.probes.reduce((n, s) => n + s.requested, 0);
     if (requested > q.probesPerMeasurement) return quota(`${requested} probes requested; a measurement may have at most ${q.probesPerMeasurement}.`);
     const running = this.sql<MeasurementRow>(
@@ -357,6 +381,16 @@ export class Brain extends SqlDurableObject<Env> {
     if (!row) return { ok: false, status: 404, detail: `No measurement with id ${id}.` };
     if (row.owner !== owner) return { ok: false, status: 403, detail: `Measurement ${id} belongs to another account.` };
     if (row.status_id > STATUS.ongoing.id) return { ok: false, status: 409, detail: `Measurement ${id} is no longer running.` };
+    // The same limits as creation: the rate of requests, reusable probes, and the probes a measurement may have.
+    const now = Math.floor(Date.now() / 1000);
+    const adding = requests.filter((r) => r.action === "add") as (ProbeSource & { action: "add" })[];
+    const refused = this.rateLimited(owner, now) ?? this.checkMsmSources(adding, owner, "");
+    if (refused) return refused;
+    const more = adding.reduce((n, s) => n + s.requested, 0);
+    if (row.probes_requested + more > quotas(this.env).probesPerMeasurement) {
+      return quota(`Measurement ${id} has ${row.probes_requested} probes requested and asks for ${more} more; a measurement may have at most ${quotas(this.env).probesPerMeasurement}.`);
+    }
+    this.sql("INSERT INTO creations (owner, at) VALUES (?, ?)", owner, now);
     let participants = JSON.parse(row.participants) as Participant[];
     const added: number[] = [], removed: number[] = [];
     const adds = requests.filter((r) => r.action === "add").map(({ action: _, ...source }) => source as ProbeSource);
@@ -586,12 +620,15 @@ export class Brain extends SqlDurableObject<Env> {
     return this.sql<MeasurementRow>("SELECT * FROM measurements WHERE id = ?", id)[0] ?? null;
   }
 
-  /** Which of these measurements are public (built-ins are; unknown ones are not): archive bundles hold only those. */
-  publicFlags(ids: number[]): Record<number, boolean> {
-    const out: Record<number, boolean> = {};
+  /**
+   * Which of these measurements are public (built-ins are): archive bundles and the stream hold only those. null for
+   * one that does not exist (yet): not public now, but it may be created later, so nobody may remember it as private.
+   */
+  publicFlags(ids: number[]): Record<number, boolean | null> {
+    const out: Record<number, boolean | null> = {};
     for (const id of ids) {
       const row = builtinType(id) ? null : this.get(id);
-      out[id] = builtinType(id) !== null || (row !== null && (JSON.parse(row.definition) as Definition).is_public !== false);
+      out[id] = builtinType(id) !== null ? true : row === null ? null : (JSON.parse(row.definition) as Definition).is_public !== false;
     }
     return out;
   }

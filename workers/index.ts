@@ -9,6 +9,7 @@ import { buildBundle, previousHour } from "./bundles.ts";
 import { BUNDLE_TYPES } from "../storage/bundles.ts";
 import { credits, creditItems, transfer } from "./api/credits.ts";
 import { createApiKey, listKeys, updateKey } from "./api/keys.ts";
+import { requireAdmin } from "./api/auth.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
 import {
   createMeasurements, getMeasurement, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, stopMeasurement,
@@ -31,7 +32,8 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .post("/probe/v1/register", register)
   .get("/probe/v1/controllers/:shard", connect)
   .get("/probe/v1/releases/:version", downloadRelease)
-  // operators
+  // operators: every /admin path is guarded here, once, before any handler runs (an unknown one is a 403 too)
+  .all("/admin/*", (request: Request, env: Env) => { requireAdmin(request, env); })
   .post("/admin/probes", enrollProbe)
   .post("/admin/probes/:id/:action", setProbeDisabled)
   .post("/admin/keys", createKey)

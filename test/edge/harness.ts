@@ -1,6 +1,7 @@
 // Test driver for the edge inside workerd: talks to the Worker through its real fetch entry point, and plays
 // probes over real WebSockets with their own Ed25519 keys (the same protocol module the agent uses).
 import { env as bindings, exports } from "cloudflare:workers";
+import { expect } from "vitest";
 import type { Env } from "../../durable-objects/env.ts";
 import { CompactSign } from "jose";
 import { type ControllerMessage, type ProbeMessage, type RegisterResponse, SUBPROTOCOL } from "../../protocol/index.ts";
@@ -138,3 +139,35 @@ export async function createPing(key: string, sources: unknown[], extra: Record<
     is_oneoff: extra.interval === undefined,
   }, { Authorization: `Key ${key}` });
 }
+
+/** A frame of the result stream: `[event, payload]`. */
+export type StreamFrame = [string, unknown];
+
+/** A stream client: sends `[event, payload]` frames and awaits the hub's. */
+export async function subscriber() {
+  const res = await exports.default.fetch(new Request(`${BASE}/stream/`, { headers: { Upgrade: "websocket" } }));
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  ws.accept();
+  const inbox: StreamFrame[] = [];
+  let wake: (() => void) | null = null;
+  ws.addEventListener("message", (e) => { inbox.push(JSON.parse(String(e.data)) as StreamFrame); wake?.(); });
+  const next = async (event: string, timeoutMs = 3000): Promise<unknown> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = inbox.findIndex((f) => f[0] === event);
+      if (i >= 0) return inbox.splice(i, 1)[0]![1];
+      if (Date.now() > deadline) throw new Error(`no ${event} within ${timeoutMs} ms; inbox ${JSON.stringify(inbox)}`);
+      await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
+    }
+  };
+  /** Every frame of this event that arrives within `ms`. */
+  const drain = async (event: string, ms = 300): Promise<unknown[]> => {
+    await new Promise((r) => setTimeout(r, ms));
+    const out = inbox.filter((f) => f[0] === event).map((f) => f[1]);
+    inbox.splice(0, inbox.length, ...inbox.filter((f) => f[0] !== event));
+    return out;
+  };
+  return { send: (frame: unknown[]) => ws.send(JSON.stringify(frame)), next, drain, close: () => ws.close() };
+}
+

@@ -1,38 +1,7 @@
 // The result stream (/stream/, RIPE Atlas streaming protocol) inside workerd: subscriptions and their filters,
 // every stored result delivered once, the backlog, probe status events, and clear errors.
-import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { BASE, connect, createPing, enroll, newKey, pingResult } from "./harness.ts";
-
-type Frame = [string, unknown];
-
-/** A stream client: sends `[event, payload]` frames and awaits the hub's. */
-async function subscriber() {
-  const res = await exports.default.fetch(new Request(`${BASE}/stream/`, { headers: { Upgrade: "websocket" } }));
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  ws.accept();
-  const inbox: Frame[] = [];
-  let wake: (() => void) | null = null;
-  ws.addEventListener("message", (e) => { inbox.push(JSON.parse(String(e.data)) as Frame); wake?.(); });
-  const next = async (event: string, timeoutMs = 3000): Promise<unknown> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = inbox.findIndex((f) => f[0] === event);
-      if (i >= 0) return inbox.splice(i, 1)[0]![1];
-      if (Date.now() > deadline) throw new Error(`no ${event} within ${timeoutMs} ms; inbox ${JSON.stringify(inbox)}`);
-      await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
-    }
-  };
-  /** Every frame of this event that arrives within `ms`. */
-  const drain = async (event: string, ms = 300): Promise<unknown[]> => {
-    await new Promise((r) => setTimeout(r, ms));
-    const out = inbox.filter((f) => f[0] === event).map((f) => f[1]);
-    inbox.splice(0, inbox.length, ...inbox.filter((f) => f[0] !== event));
-    return out;
-  };
-  return { send: (frame: unknown[]) => ws.send(JSON.stringify(frame)), next, drain, close: () => ws.close() };
-}
+import { connect, createPing, enroll, newKey, pingResult, subscriber } from "./harness.ts";
 
 async function measurementWithProbe(country: string) {
   const key = await newKey("streamer");

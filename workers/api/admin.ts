@@ -1,10 +1,10 @@
-// Operator endpoints (/admin/…, Bearer ADMIN_TOKEN): enroll and disable probes, import API keys, inspect shards.
+// Operator endpoints (/admin/…): enroll and disable probes, import API keys, inspect shards. Bearer ADMIN_TOKEN is
+// checked for every /admin path in workers/index.ts, before any of these runs.
 import type { IRequest } from "itty-router";
 import { z } from "zod";
 import { BRAIN_NAME, type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { controllerStub, SHARDS, shardByName } from "../../durable-objects/shards.ts";
 import { sha256Hex } from "../../protocol/index.ts";
-import { requireAdmin } from "./auth.ts";
 import { ApiError, readJson, validationError } from "./errors.ts";
 import { probeObject } from "./probes.ts";
 
@@ -24,7 +24,6 @@ const Enrollment = z.object({
 });
 
 export async function enrollProbe(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   const parsed = Enrollment.safeParse(await readJson(request));
   if (!parsed.success) throw validationError(parsed.error);
   const out = await env.REGISTRY.getByName(REGISTRY_NAME).enroll(parsed.data);
@@ -33,7 +32,6 @@ export async function enrollProbe(request: IRequest, env: Env): Promise<Response
 }
 
 export async function setProbeDisabled(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   const id = Number(request.params.id);
   const action = request.params.action ?? "";
   if (!["disable", "enable", "write-off", "take-back"].includes(action)) throw new ApiError(404, "Use /disable, /enable, /write-off or /take-back.");
@@ -59,7 +57,6 @@ const KeyImport = z.object({
 
 /** Creates an API key (or imports a given one, as `npm start` does with VANTAGE_API_KEY). Only the hash is kept. */
 export async function createKey(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   const parsed = KeyImport.safeParse(await readJson(request));
   if (!parsed.success) throw validationError(parsed.error);
   const key = parsed.data.key ?? crypto.randomUUID();
@@ -73,17 +70,20 @@ const Grant = z.object({ credits: Credits.min(1), request_id: z.string().min(1).
 
 /** An operator's grant of credits to an account (idempotent by request_id). */
 export async function grantCredits(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   const account = Account.safeParse(request.params.account);
   if (!account.success) throw new ApiError(404, `No account "${request.params.account}".`);
   const parsed = Grant.safeParse(await readJson(request));
   if (!parsed.success) throw validationError(parsed.error);
+  const conflict = (detail: string) => new ApiError(409, `request_id ${parsed.data.request_id} was already used for another grant.`, [{ source: { pointer: "/request_id" }, detail }]);
+  if (await env.REGISTRY.getByName(REGISTRY_NAME).bindGrant(parsed.data.request_id, account.data, parsed.data.credits) === "conflict") {
+    throw conflict("It granted another amount or another account.");
+  }
   const outcome = await env.LEDGER.getByName(account.data).credit(`grant:${parsed.data.request_id}`, parsed.data.credits, "grant", parsed.data.detail ?? "");
+  if (!outcome.ok && outcome.reason === "conflict") throw new ApiError(409, `request_id ${parsed.data.request_id} was already used for another grant.`, [{ source: { pointer: "/request_id" }, detail: outcome.detail }]);
   return Response.json(outcome, { status: 201 });
 }
 
 export async function controllers(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   return Response.json(await Promise.all(SHARDS.map((s) => controllerStub(env.CONTROLLER, s).load())));
 }
 
@@ -92,7 +92,6 @@ export async function controllers(request: IRequest, env: Env): Promise<Response
  * benchmark turns it into a cost per million results. `?account=` adds that account's ledger.
  */
 export async function usage(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   const account = new URL(request.url).searchParams.get("account");
   return Response.json({
     controllers: await Promise.all(SHARDS.map(async (s) => ({ shard: s.name, ...(await controllerStub(env.CONTROLLER, s).usage()) }))),
@@ -104,7 +103,6 @@ export async function usage(request: IRequest, env: Env): Promise<Response> {
 
 /** Writes a shard's outbox to R2 now instead of at its next flush. */
 export async function flushController(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   const shard = shardByName(request.params.shard ?? "");
   if (!shard) throw new ApiError(404, `No controller shard "${request.params.shard}".`);
   return Response.json(await controllerStub(env.CONTROLLER, shard).flush());

@@ -7,8 +7,8 @@ import type { Grant } from "../../durable-objects/registry.ts";
 import { sha256Hex } from "../../protocol/index.ts";
 import { ApiError } from "./errors.ts";
 
-/** Who is calling: the account of the request's key, the key's hash and its grants. */
-export type Caller = { account: string; key: string; grants: Grant[] };
+/** Who is calling: the account of the request's key, the key's hash, its grants and its validity window. */
+export type Caller = { account: string; key: string; grants: Grant[]; valid_from: number | null; valid_to: number | null };
 
 /** The caller of a request with a key, or null for an anonymous request. Unknown or multiple keys → 403. */
 export async function apiKey(request: Request, env: Env): Promise<Caller | null> {
@@ -25,7 +25,7 @@ export async function apiKey(request: Request, env: Env): Promise<Caller | null>
   const hash = await sha256Hex(keys[0]!);
   const found = await env.REGISTRY.getByName(REGISTRY_NAME).keyAccount(hash);
   if ("refused" in found) throw new ApiError(403, found.refused);
-  return { account: found.account, key: hash, grants: found.grants };
+  return { account: found.account, key: hash, grants: found.grants, valid_from: found.valid_from, valid_to: found.valid_to };
 }
 
 /** The caller, whose key must carry `grant`. */

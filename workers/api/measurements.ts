@@ -5,7 +5,7 @@ import type { MeasurementRow, ParticipationRecord, ParticipationRequest } from "
 import type { Participant } from "../../durable-objects/controller.ts";
 import { BRAIN_NAME, type Env, flag } from "../../durable-objects/env.ts";
 import {
-  builtinDescription, builtinType, CreateMeasurements, creditsPerResult, ProbeSource, type Definition, isIPv4, isIPv6, isNonPublicAddress, specOf, STATUS, toUnix,
+  builtinDescription, builtinType, CreateMeasurements, creditsPerResult, ProbeSource, type Definition, isIPv4, isIPv6, parseAddress, specOf, targetRefusal, STATUS, toUnix,
 } from "../../protocol/index.ts";
 import { requireKey, apiKey } from "./auth.ts";
 import { ApiError, fieldError, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
@@ -53,20 +53,26 @@ export function measurementObject(row: MeasurementRow, origin: string): Record<s
   };
 }
 
-/** Refuses targets of the wrong family, and private/loopback targets unless the edge runs in local mode. */
+/**
+ * Refuses targets of the wrong family and, unless the edge runs in local mode, targets that are not public: an
+ * address in any spelling is judged by what it reaches (protocol/address-policy.ts), a name local to a network is
+ * refused, and any other name is judged again on the probe once it has resolved it.
+ */
 export function checkTargets(req: CreateMeasurements, env: Pick<Env, "ALLOW_PRIVATE_TARGETS">): void {
   const allowPrivate = flag(env.ALLOW_PRIVATE_TARGETS);
   req.definitions.forEach((d, i) => {
     if (d.target === undefined) return;
-    const t = d.target.toLowerCase().replace(/\.$/, "");
-    if ((d.af === 4 && isIPv6(t)) || (d.af === 6 && isIPv4(t))) {
-      throw fieldError(`/definitions/${i}/af`, `af ${d.af} does not match the address family of target ${d.target}.`);
+    const literal = parseAddress(d.target);
+    if (literal && literal.family !== d.af) {
+      throw fieldError(`/definitions/${i}/af`, `af ${d.af} does not match the address family of target ${d.target} (IPv${literal.family}).`);
     }
-    if (allowPrivate) return;
-    const localName = t === "localhost" || /\.(localhost|local|internal|home\.arpa)$/.test(t);
-    if (localName || ((isIPv4(t) || isIPv6(t)) && isNonPublicAddress(t))) {
-      throw fieldError(`/definitions/${i}/target`, "Private, loopback and link-local targets are not allowed.");
+    const refusal = allowPrivate ? null : targetRefusal(d.target);
+    // inet_aton's other spellings (127.1, 2130706433, 0x7f.1, 0177.0.0.1) are refused whatever they reach: nobody
+    // writes them by mistake, and what a probe reports (dst_addr) would not match what was asked.
+    if (literal?.family === 4 && literal.address !== d.target) {
+      throw fieldError(`/definitions/${i}/target`, `${d.target} is an unusual spelling of ${literal.address}${refusal ? ` (${refusal})` : ""}; write the address as ${literal.address}.`);
     }
+    if (refusal) throw fieldError(`/definitions/${i}/target`, `Private, loopback, link-local and other special-purpose targets are not allowed: ${refusal}.`);
   });
 }
 
@@ -102,8 +108,13 @@ export async function createMeasurements(request: IRequest, env: Env): Promise<R
   checkTargets(parsed.data, env);
   checkTimes(parsed.data);
   const created = await env.BRAIN.getByName(BRAIN_NAME).create(parsed.data, account);
-  if (!created.ok) throw new ApiError(created.status, created.detail, [], created.retry_after ? { "Retry-After": String(created.retry_after) } : {});
+  if (!created.ok) throw refusalError(created);
   return Response.json(created.warnings.length ? { measurements: created.ids, warnings: created.warnings } : { measurements: created.ids }, { status: 201 });
+}
+
+/** The brain's refusal as an Atlas error (naming the field where it names one, with Retry-After when rate limited). */
+function refusalError(r: { status: number; detail: string; pointer?: string; retry_after?: number }): ApiError {
+  return new ApiError(r.status, r.detail, r.pointer ? [{ source: { pointer: r.pointer }, detail: r.detail }] : [], r.retry_after ? { "Retry-After": String(r.retry_after) } : {});
 }
 
 export async function listMeasurements(request: IRequest, env: Env): Promise<Response> {
@@ -198,7 +209,7 @@ export async function participationRequests(request: IRequest, env: Env): Promis
   const id = measurementId(request);
   const requests = participationRequestsOf(await readJson(request));
   const out = await env.BRAIN.getByName(BRAIN_NAME).participate(id, account, requests);
-  if (!out.ok) throw new ApiError(out.status, out.detail);
+  if (!out.ok) throw refusalError(out);
   return Response.json({ request_ids: out.request_ids, added: out.added, removed: out.removed }, { status: 201 });
 }
 
@@ -211,7 +222,10 @@ export async function listParticipationRequests(request: IRequest, env: Env): Pr
   const url = new URL(request.url);
   const id = measurementId(request);
   const brain = env.BRAIN.getByName(BRAIN_NAME);
-  if (!(await brain.get(id))) throw new ApiError(404, `No measurement with id ${id}.`);
+  const row = await brain.get(id);
+  if (!row) throw new ApiError(404, `No measurement with id ${id}.`);
+  // Its sources say where it measures from: a private measurement's are its owner's, as its definition is.
+  await requireVisible(request, env, row);
   const { offset, limit } = pageOf(url);
   const { count, requests } = await brain.participationRequests({ msm_id: id }, offset, limit);
   return Response.json(page(url, count, requests.map((r) => participationObject(url.origin, r))));
@@ -222,5 +236,7 @@ export async function getParticipationRequest(request: IRequest, env: Env): Prom
   const id = Number(request.params.id);
   const found = Number.isSafeInteger(id) && id > 0 ? (await env.BRAIN.getByName(BRAIN_NAME).participationRequests({ id }, 0, 1)).requests[0] : undefined;
   if (!found) throw new ApiError(404, `No participation request with id ${request.params.id}.`);
+  const row = await env.BRAIN.getByName(BRAIN_NAME).get(found.measurement);
+  if (row) await requireVisible(request, env, row);
   return Response.json(participationObject(new URL(request.url).origin, found));
 }

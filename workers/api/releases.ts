@@ -9,7 +9,6 @@ import { z } from "zod";
 import { BRAIN_NAME, type Env } from "../../durable-objects/env.ts";
 import { RELEASE_VERSION, type ReleaseManifest } from "../../protocol/release.ts";
 import { releaseKey } from "../../storage/layout.ts";
-import { requireAdmin } from "./auth.ts";
 import { ApiError, readJson, validationError } from "./errors.ts";
 
 /** Largest agent bundle the edge takes (the agent is ~190 KB). */
@@ -26,7 +25,6 @@ function version(request: IRequest): string {
  * headers: Vantage-Release-Sha256, Vantage-Release-Size, Vantage-Release-Signature (`vantage publish-release`).
  */
 export async function uploadRelease(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   const v = version(request);
   const header = (name: string, pattern: RegExp, what: string) => {
     const value = request.headers.get(`Vantage-Release-${name}`) ?? "";
@@ -70,7 +68,6 @@ const RolloutRequest = z.object({
 
 /** POST /admin/rollouts {version, percent, max_failures?} — offer a published release to `percent` % of probes. */
 export async function startRollout(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   const parsed = RolloutRequest.safeParse(await readJson(request));
   if (!parsed.success) throw validationError(parsed.error);
   const manifest = await manifestOf(env, parsed.data.version);
@@ -81,7 +78,6 @@ export async function startRollout(request: IRequest, env: Env): Promise<Respons
 
 /** POST /admin/rollouts/halt — stop offering the release in progress. */
 export async function haltRollout(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   const rollout = await env.BRAIN.getByName(BRAIN_NAME).haltRollout("halted by the operator");
   if (!rollout) throw new ApiError(404, "No rollout has been started.");
   return Response.json(rollout);
@@ -89,7 +85,6 @@ export async function haltRollout(request: IRequest, env: Env): Promise<Response
 
 /** GET /admin/rollouts — the latest rollout and what its probes reported. */
 export async function getRollout(request: IRequest, env: Env): Promise<Response> {
-  requireAdmin(request, env);
   const rollout = await env.BRAIN.getByName(BRAIN_NAME).currentRollout();
   if (!rollout) throw new ApiError(404, "No rollout has been started.");
   return Response.json(rollout);
