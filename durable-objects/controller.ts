@@ -2,10 +2,11 @@
 // probes with free slots, acknowledges results only once they are durable in its SQLite outbox, and writes the
 // outbox to R2 in batches (one object per partition per flush), keeping a per-measurement index of the batches.
 import {
-  type Assignment, builtinType, type ControllerMessage, inCidr, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
-  creditsPerResult, HOST_SHARE_MILLI_PER_CREDIT, type Result, type Submission, SUBPROTOCOL, USER_MSM_MIN,
+  type Assignment, type ControllerMessage, type FrameSubmission, inCidr, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
+  creditsPerResult, HOST_SHARE_MILLI_PER_CREDIT, Result as ResultSchema, type Result, SUBPROTOCOL, USER_MSM_MIN,
 } from "../protocol/index.ts";
 import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
+import { admit, type Allowance, type Held, limitsOf, refuseAssigned, refuseBuiltin } from "./admission.ts";
 import { type AggregateGroup, aggregateKey, type BatchAggregate, batchKey, partitionOf } from "../storage/layout.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
 import { groupBy } from "./group-by.ts";
@@ -53,6 +54,10 @@ const MIGRATIONS = [
    ALTER TABLE probe_seq ADD COLUMN paid_at INTEGER NOT NULL DEFAULT 0;`,
   // Queries across measurements find a time range's batches (GET /api/v2/results/).
   `CREATE INDEX batches_time ON batches (max_ts, min_ts);`,
+  // Results stored per assignment (a periodic measurement's are bounded by its interval, admission.ts), and the
+  // assignment tokens already used to connect (each opens one socket; kept until they expire).
+  `ALTER TABLE assignments ADD COLUMN results INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE used_tokens (jti TEXT PRIMARY KEY, expires INTEGER NOT NULL);`,
 ];
 
 /** Hosts are paid their share once this much is due, or at the first flush an hour after their last payout. */
@@ -76,6 +81,10 @@ export type ProbeAttachment = {
   free_slots: number;
   /** The agent's version, from its hello ("vantage-probe/1.2.3"). */
   version?: string;
+  /** Its use of the per-minute result allowance (admission.ts). */
+  allowance?: Allowance;
+  /** Timestamp of the last stored result of each built-in measurement id, which bounds how often they come. */
+  builtin_last?: Record<number, number>;
 };
 
 /** The release this controller's probes are offered, with the share of probes the rollout has reached. */
@@ -126,6 +135,15 @@ export class Controller extends SqlDurableObject<Env> {
       return new Response((e as Error).message, { status: 403 });
     }
     const probeId = Number(claims.sub);
+    // A token opens one socket: one seen in transit or in a log cannot be used to push the probe off its controller.
+    const jti = (claims as { jti?: string }).jti, exp = (claims as { exp?: number }).exp ?? 0;
+    if (!jti) return new Response("assignment token has no id", { status: 403 });
+    const now0 = Math.floor(Date.now() / 1000);
+    const fresh = this.ctx.storage.transactionSync(() => {
+      this.sql("DELETE FROM used_tokens WHERE expires < ?", now0);
+      return this.sql("INSERT INTO used_tokens (jti, expires) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING RETURNING jti", jti, exp).length > 0;
+    });
+    if (!fresh) return new Response("assignment token already used: register again for a new one", { status: 403 });
     for (const old of this.ctx.getWebSockets(`probe:${probeId}`)) old.close(4000, "replaced by a newer connection");
     if (this.ctx.getWebSockets().length >= this.capacity) return new Response("controller full", { status: 503 });
 
@@ -211,21 +229,20 @@ export class Controller extends SqlDurableObject<Env> {
       const issue = m.error.issues[0]!;
       return this.refuse(ws, a, null, `invalid message at /${issue.path.join("/")}: ${issue.message}`);
     }
-    await this.onMessage(ws, a, m.data);
+    await this.onMessage(ws, a, m.data, text);
   }
 
-  private refuse(ws: WebSocket, a: ProbeAttachment, seq: number | null, reason: string): void {
+  private refuse(ws: WebSocket, a: ProbeAttachment, seq: number | null, reason: string, retryAfter?: number): void {
     console.warn(`controller ${this.shard}: probe ${a.probe_id}: refused${seq === null ? "" : ` result ${seq}`}: ${reason}`);
-    this.send(ws, { type: "reject", seq, reason });
+    this.send(ws, retryAfter ? { type: "reject", seq, reason, retry_after: retryAfter } : { type: "reject", seq, reason });
   }
 
-  private async onMessage(ws: WebSocket, attached: ProbeAttachment, m: ProbeMessage): Promise<void> {
+  private async onMessage(ws: WebSocket, attached: ProbeAttachment, m: ProbeMessage, raw: string): Promise<void> {
     const a = { ...attached, last_seen: Math.floor(Date.now() / 1000) };
-    if (m.type === "results") ws.serializeAttachment(a);
     switch (m.type) {
       case "hello": {
         // Only now, with its slots known, is the probe ready for work: that is when it counts as Connected.
-        const hello = { ...a, slots: m.slots, free_slots: m.free_slots, version: /\/([^/\s]+)$/.exec(m.agent)?.[1] };
+        const hello = { ...a, slots: m.slots, free_slots: Math.min(m.free_slots, m.slots), version: /\/([^/\s]+)$/.exec(m.agent)?.[1] };
         ws.serializeAttachment(hello);
         this.report(a.probe_id, "connected", a.address, a.connected_since, a);
         this.send(ws, { type: "status_ack", server_time: Date.now() / 1000 });
@@ -236,6 +253,12 @@ export class Controller extends SqlDurableObject<Env> {
         return;
       }
       case "release_status": {
+        // Only a report on the release this probe is being offered counts: a probe cannot halt (or pass) a rollout
+        // it is not part of, or report on a version it was never given.
+        const target = await this.ctx.storage.get<ReleaseTarget>("release");
+        if (!target || target.rollout !== m.rollout || target.version !== m.version || !inRollout(a.probe_id, target.version, target.percent)) {
+          return this.refuse(ws, a, null, `release_status for rollout ${m.rollout} (${m.version}): no such release was offered to this probe`);
+        }
         const brain = this.env.BRAIN.getByName(BRAIN_NAME);
         this.ctx.waitUntil(brain.releaseReport({ rollout: m.rollout, probe_id: a.probe_id, version: m.version, state: m.state, detail: m.detail })
           .catch((e: unknown) => console.error(`controller ${this.shard}: release report failed: ${String(e)}`)));
@@ -246,7 +269,7 @@ export class Controller extends SqlDurableObject<Env> {
         this.send(ws, { type: "status_ack", server_time: Date.now() / 1000 });
         return;
       case "results":
-        return this.ingest(ws, a, m.results);
+        return this.ingest(ws, a, m.results, raw.length);
     }
   }
 
@@ -278,33 +301,62 @@ export class Controller extends SqlDurableObject<Env> {
     ).map((r) => JSON.parse(r.assignment) as Assignment);
   }
 
-  /** Stores a frame of results durably (one outbox row per partition), then acknowledges up to its last seq. */
-  private async ingest(ws: WebSocket, a: ProbeAttachment, submissions: Submission[]): Promise<void> {
+  /**
+   * Stores a frame of results durably (one outbox row per partition), then acknowledges up to its last seq. Each
+   * result is checked on its own (its shape, then admission.ts: an assignment this probe holds and that is live,
+   * no more results than the definition allows, a timestamp inside its window; built-ins within their bounds) and
+   * refused by itself; a frame past the probe's per-minute allowance is stored only up to it, and the probe is told
+   * when to send the rest.
+   */
+  private async ingest(ws: WebSocket, a: ProbeAttachment, submissions: FrameSubmission[], bytes: number): Promise<void> {
     const stored = this.sql<{ seq: number }>("SELECT seq FROM probe_seq WHERE probe_id = ?", a.probe_id)[0]?.seq ?? 0;
+    const limits = limitsOf(this.env);
+    const fresh = submissions.filter((s) => s.seq > stored);
+    const { allowance, fits, retryAfter } = admit(a.allowance, fresh.length, bytes, Date.now(), limits);
     let upto = stored;
     const accepted: Result[] = [];
+    const counted = new Map<number, number>();  // periodic assignments' new results in this frame
     const finishedOneOffs = new Set<number>();
+    const builtinLast = { ...a.builtin_last };
     const now = Math.floor(Date.now() / 1000);
     let shareMilli = 0;
-    for (const s of submissions) {
-      if (s.seq <= upto) continue; // already stored (a resend after reconnect), or out of order
+    for (const s of fresh.slice(0, fits)) {
+      if (s.seq <= upto) continue; // out of order within the frame
       upto = s.seq;
-      const r = s.result;
+      const parsed = ResultSchema.safeParse(s.result);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        this.refuse(ws, a, s.seq, `invalid result at /${issue.path.join("/")}: ${issue.message}`);
+        continue;
+      }
+      const r = parsed.data;
       if (r.prb_id !== a.probe_id) { this.refuse(ws, a, s.seq, `prb_id ${r.prb_id} is not this probe (${a.probe_id})`); continue; }
-      const given = this.sql<{ assignment: string; periodic: number }>(
-        "SELECT assignment, periodic FROM assignments WHERE msm_id = ? AND probe_id = ?", r.msm_id, a.probe_id)[0];
-      // Built-in measurements are every probe's own: no assignment, but their type is fixed by their id.
-      const assignment = given ? JSON.parse(given.assignment) as Assignment : null;
-      const type = assignment ? assignment.spec.type : builtinType(r.msm_id);
-      if (!type) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} was not given to this probe`); continue; }
-      if (type !== r.type) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} is a ${type}, not a ${r.type}`); continue; }
+      const given = this.sql<{ assignment: string; periodic: number; done: number; stopped: number; results: number; stop_time: number | null }>(
+        "SELECT assignment, periodic, done, stopped, results, stop_time FROM assignments WHERE msm_id = ? AND probe_id = ?", r.msm_id, a.probe_id)[0];
+      let assignment: Assignment | null = null;
+      if (given) {
+        const held: Held = {
+          assignment: JSON.parse(given.assignment) as Assignment, periodic: given.periodic === 1, stopped: given.stopped === 1, stop_time: given.stop_time,
+          done: given.done === 1 || finishedOneOffs.has(r.msm_id), results: given.results + (counted.get(r.msm_id) ?? 0),
+        };
+        const refusal = refuseAssigned(held, r, now, limits);
+        if (refusal) { this.refuse(ws, a, s.seq, refusal); continue; }
+        assignment = held.assignment;
+        if (held.periodic) counted.set(r.msm_id, (counted.get(r.msm_id) ?? 0) + 1);
+        else finishedOneOffs.add(r.msm_id);
+      } else {
+        // Built-in measurements are every probe's own: no assignment, but their type and pace are fixed.
+        const refusal = r.msm_id >= USER_MSM_MIN ? `measurement ${r.msm_id} was not given to this probe` : refuseBuiltin(r, builtinLast[r.msm_id], now, limits);
+        if (refusal) { this.refuse(ws, a, s.seq, refusal); continue; }
+        builtinLast[r.msm_id] = r.timestamp;
+      }
       if (a.address) r.from = a.address;
       r.stored_timestamp = now;
       accepted.push(r);
-      if (given && !given.periodic) finishedOneOffs.add(r.msm_id);
       // Users pay for their results (built-in ones are free), and the probe's host earns a share of it.
       if (assignment && r.msm_id >= USER_MSM_MIN) shareMilli += creditsPerResult(assignment.spec, !given!.periodic) * HOST_SHARE_MILLI_PER_CREDIT;
     }
+    ws.serializeAttachment({ ...a, allowance, builtin_last: builtinLast });
     if (upto > stored) {
       const groups = groupBy(accepted, (r) => {
         const p = partitionOf(r.type, r.timestamp);
@@ -322,7 +374,8 @@ export class Controller extends SqlDurableObject<Env> {
         }
         this.sql(`INSERT INTO probe_seq (probe_id, seq, share_milli) VALUES (?, ?, ?)
                     ON CONFLICT (probe_id) DO UPDATE SET seq = excluded.seq, share_milli = share_milli + excluded.share_milli`, a.probe_id, upto, shareMilli);
-        for (const msm of finishedOneOffs) this.sql("UPDATE assignments SET done = 1 WHERE msm_id = ? AND probe_id = ?", msm, a.probe_id);
+        for (const msm of finishedOneOffs) this.sql("UPDATE assignments SET done = 1, results = results + 1 WHERE msm_id = ? AND probe_id = ?", msm, a.probe_id);
+        for (const [msm, n] of counted) this.sql("UPDATE assignments SET results = results + ? WHERE msm_id = ? AND probe_id = ?", n, msm, a.probe_id);
       });
       if (accepted.length) {
         await this.scheduleFlush();
@@ -331,6 +384,9 @@ export class Controller extends SqlDurableObject<Env> {
     }
     // The output gate holds this frame until the writes above are durable: an ack never precedes the data.
     this.send(ws, { type: "ack", upto });
+    if (fits < fresh.length) {
+      this.refuse(ws, a, null, `over this probe's allowance of ${limits.resultsPerMinute} results and ${limits.bytesPerMinute} bytes a minute: results after ${upto} were not stored; send them again in ${retryAfter} s`, retryAfter);
+    }
   }
 
   // ── the result stream ──────────────────────────────────────────────────────────────────────────────────────
@@ -588,7 +644,10 @@ export class Controller extends SqlDurableObject<Env> {
    */
   stop(msmId: number, probeIds?: number[]): number {
     const only = probeIds ? ` AND probe_id IN (${probeIds.map(Number).join(",") || "NULL"})` : "";
-    const probes = this.sql<{ probe_id: number; done: number }>(`UPDATE assignments SET stopped = 1 WHERE msm_id = ?${only} RETURNING probe_id, done`, msmId);
+    // The stop time bounds the results still accepted (admission.ts): those measured after it are refused.
+    const now = Math.floor(Date.now() / 1000);
+    const probes = this.sql<{ probe_id: number; done: number }>(
+      `UPDATE assignments SET stopped = 1, stop_time = MIN(COALESCE(stop_time, ?), ?) WHERE msm_id = ?${only} RETURNING probe_id, done`, now, now, msmId);
     for (const { probe_id } of probes.filter((p) => !p.done)) {
       for (const ws of this.ctx.getWebSockets(`probe:${probe_id}`)) this.send(ws, { type: "stop", msm_id: msmId });
     }

@@ -40,6 +40,11 @@ export interface Env {
   QUOTA_CREDITS_PER_DAY?: string;
   QUOTA_SAME_TARGET?: string;
   QUOTA_CREATES_PER_MINUTE?: string;
+  /** What controllers accept from probes (admission.ts; its defaults when unset). */
+  RESULT_CLOCK_SKEW_S?: string;
+  RESULT_EXTRA_RUNS?: string;
+  PROBE_RESULTS_PER_MINUTE?: string;
+  PROBE_BYTES_PER_MINUTE?: string;
   /** Bytes one stream subscriber may be sent per minute before it is disconnected (default 64 MiB). */
   STREAM_MAX_BYTES_PER_MINUTE?: string;
   /** Signs bundle download links (secret); without it, a key derived from EDGE_PRIVATE_JWK. */

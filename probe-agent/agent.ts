@@ -94,6 +94,10 @@ export class Agent {
   private readonly inFlight = new Map<number, Set<AbortController>>();
   private readonly oneoffsRun = new Set<number>();
   private lastSync: number | null = null;
+  /** What the controller said in its welcome: whether this edge lets probes aim at private targets (local mode). */
+  private edgeAllowsPrivate = false;
+  /** Set while the controller has asked this probe to wait before sending more results (reject with retry_after). */
+  private holdTimer: NodeJS.Timeout | null = null;
   private sentUpTo = 0;
   private heartbeat: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
@@ -145,6 +149,7 @@ export class Agent {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.statusTimer) clearTimeout(this.statusTimer);
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    if (this.holdTimer) clearTimeout(this.holdTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.ws?.close(1000, "agent stopping");
     await this.spool.close();
@@ -244,6 +249,7 @@ export class Agent {
    */
   private flushSpool(): void {
     this.unsent = 0;
+    if (this.holdTimer) return;
     const room = MAX_IN_FLIGHT - this.spool.countUpTo(this.sentUpTo);
     const pending = room > 0 ? this.spool.pending(this.sentUpTo, room) : [];
     for (let i = 0; i < pending.length; i += MAX_FRAME_RESULTS) {
@@ -251,6 +257,16 @@ export class Agent {
       if (!this.sendText(`{"type":"results","results":[${chunk.map((e) => e.json).join(",")}]}`)) return;
       this.sentUpTo = chunk[chunk.length - 1]!.seq;
     }
+  }
+
+  /**
+   * The controller stored nothing past its last ack because this probe sent more than its allowance: everything
+   * after the ack is offered again once `seconds` have passed, and nothing is sent before.
+   */
+  private holdResults(seconds: number): void {
+    this.sentUpTo = Math.min(this.sentUpTo, this.spool.ackedUpTo);
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = setTimeout(() => { this.holdTimer = null; this.flushSpool(); }, seconds * 1000);
   }
 
   private onMessage(text: string): void {
@@ -273,6 +289,8 @@ export class Agent {
     switch (m.type) {
       case "welcome":
         this.lastSync = monotonicMs();
+        // Private targets need both the host's word (config) and the edge's (local mode): a deployed edge says no.
+        this.edgeAllowsPrivate = m.allow_private_targets;
         return;
       case "status_ack":
         this.lastSync = monotonicMs();
@@ -308,6 +326,7 @@ export class Agent {
       case "reject":
         this.log("warn", `controller refused ${m.seq === null ? "a message" : `result ${m.seq}`}: ${m.reason}`);
         if (m.seq !== null) this.spool.drop(m.seq);
+        else if (m.retry_after) this.holdResults(m.retry_after);
         return;
     }
   }
@@ -419,7 +438,7 @@ export class Agent {
     try {
       const result = await runMeasurement(a.spec, {
         msmId: a.msm_id, probeId: this.config.probe_id, step: a.interval, lts: this.lts(),
-        allowPrivate: opts.allowPrivate ?? this.config.allow_private_targets, forbidden: this.config.forbidden_targets,
+        allowPrivate: opts.allowPrivate ?? (this.config.allow_private_targets && this.edgeAllowsPrivate), forbidden: this.config.forbidden_targets,
         resolvers: this.config.resolvers,
         signal: stopper.signal,
       });

@@ -234,6 +234,11 @@ export class Spool {
     this.unacked.splice(i, 1);
   }
 
+  /** The highest seq the controller has acknowledged. */
+  get ackedUpTo(): number {
+    return this.acked;
+  }
+
   get size(): number {
     return this.unacked.length - this.head;
   }

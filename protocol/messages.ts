@@ -27,8 +27,11 @@ export const ControllerMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("stop"), msm_id: z.int() }),
   /** Every result with seq ≤ upto is durable (or was refused): the probe may forget it. */
   z.object({ type: z.literal("ack"), upto: z.int() }),
-  /** A frame or a result (seq) was refused; the reason names what is wrong. */
-  z.object({ type: z.literal("reject"), seq: z.nullable(z.int()), reason: z.string() }),
+  /**
+   * A frame or a result (seq) was refused; the reason names what is wrong. With `retry_after` (seconds) the probe
+   * sent more than its allowance: nothing past the last ack was stored, and it sends again after that long.
+   */
+  z.object({ type: z.literal("reject"), seq: z.nullable(z.int()), reason: z.string(), retry_after: z.optional(z.int().check(z.positive())) }),
   /** Run this signed release (fetched from `path` on the edge), if its signature verifies with the pinned key. */
   z.object({
     type: z.literal("release"), rollout: z.int().check(z.positive()), version: z.string().check(z.regex(RELEASE_VERSION)),

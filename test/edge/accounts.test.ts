@@ -98,8 +98,9 @@ describe("credits", () => {
     const probe = await enroll({ country_code: "NL", owner: account });
     const { socket } = await connect(probe);
     const user = await newKey("results-user", 10_000);
-    // A one-off ping of 3 packets: 6 credits per result, so the host earns 0.6 per result.
-    const id = ((await (await createPing(user, [{ type: "probes", value: String(probe.id), requested: 1 }], { packets: 3 })).json()) as { measurements: number[] }).measurements[0]!;
+    // A periodic ping of 3 packets: 3 credits per result, so the host earns 0.3 per result. (Periodic: a one-off
+    // takes one result per probe.)
+    const id = ((await (await createPing(user, [{ type: "probes", value: String(probe.id), requested: 1 }], { packets: 3, interval: 60 })).json()) as { measurements: number[] }).measurements[0]!;
     await socket.next("measure");
     let seq = 0;
     const deliver = async (n: number) => {
@@ -109,14 +110,14 @@ describe("credits", () => {
     const flush = () => post("/admin/controllers/weur-0/flush", {}, { Authorization: `Bearer ${ADMIN}` });
     const shares = async () => ((await credits(host, "?include=income_items")).income_items as { type: string; amount: number }[]).filter((i) => i.type === "probe_results");
 
-    await deliver(10);
+    await deliver(20);
     await flush();
     expect(await shares()).toEqual([expect.objectContaining({ amount: 6 })]);
     await flush();
     expect(await shares()).toHaveLength(1);
 
     // 1.2 credits more are due, but within the hour since the last payout only 1,000 credits would be paid out.
-    await deliver(2);
+    await deliver(4);
     await flush();
     expect(await shares()).toHaveLength(1);
     const controller = env.CONTROLLER.getByName("weur-0");
