@@ -2,8 +2,9 @@
 // controller shard reports, and API keys (stored as SHA-256 hashes) with the account each belongs to. One instance,
 // named "registry".
 import { compactVerify, importJWK } from "jose";
-import { base64url, isIPv4, isNonPublicAddress } from "../protocol/index.ts";
+import { isIPv4, isNonPublicAddress } from "../protocol/index.ts";
 import type { Env } from "./env.ts";
+import { checkNonce, issueNonce, nonceKey as importNonceKey } from "./nonces.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
 
 const MIGRATIONS = [
@@ -38,6 +39,13 @@ const MIGRATIONS = [
    CREATE UNIQUE INDEX api_keys_uuid ON api_keys (uuid);`,
   // Probe tags (as Atlas's user tags, set by the operator), matched by measurement sources' include/exclude.
   `ALTER TABLE probes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';`,
+  // Registration nonces are self-certifying (nonces.ts): the registry keeps the key they are made with and the ones
+  // answered, until they expire, instead of one outstanding nonce per probe.
+  `DROP TABLE challenges;
+   CREATE TABLE used_nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
+   CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);`,
+  // Operator grants' request ids, bound to the account and amount they granted (a ledger only sees its own ids).
+  `CREATE TABLE grant_ids (request_id TEXT PRIMARY KEY, account TEXT NOT NULL, credits INTEGER NOT NULL);`,
 ];
 
 /** What a key may do. */
@@ -146,34 +154,43 @@ export class Registry extends SqlDurableObject<Env> {
     return this.sql("UPDATE probes SET status_id = 3, status_since = ? WHERE status_id = 2 AND status_since <= ? RETURNING id", now, now - ABANDON_AFTER_S).length;
   }
 
-  /** Step 1 of registration: a fresh single-use nonce for this probe (replaces any earlier one). */
-  challenge(probeId: number): { ok: true; nonce: string; expires: number } | Refusal {
-    const probe = this.probe(probeId);
-    if (!probe) return { ok: false, reason: `unknown probe ${probeId}` };
-    if (probe.disabled) return { ok: false, reason: `probe ${probeId} is disabled` };
-    const bytes = crypto.getRandomValues(new Uint8Array(32));
-    const nonce = base64url.encode(bytes);
-    const expires = Date.now() + CHALLENGE_TTL_MS;
-    this.sql("INSERT OR REPLACE INTO challenges (probe_id, nonce, expires, used) VALUES (?, ?, ?, 0)", probeId, nonce, expires);
-    return { ok: true, nonce, expires };
+  private nonceKeyCache: Promise<CryptoKey> | null = null;
+  /** The key registration nonces are made with: made once, kept in this registry's storage. */
+  private nonceKey(): Promise<CryptoKey> {
+    return this.nonceKeyCache ??= (() => {
+      let row = this.sql<{ value: ArrayBuffer }>("SELECT value FROM secrets WHERE name = 'nonce_key'")[0];
+      if (!row) {
+        this.sql("INSERT INTO secrets (name, value) VALUES ('nonce_key', ?)", crypto.getRandomValues(new Uint8Array(32)).buffer);
+        row = this.sql<{ value: ArrayBuffer }>("SELECT value FROM secrets WHERE name = 'nonce_key'")[0]!;
+      }
+      return importNonceKey(new Uint8Array(row.value));
+    })();
   }
 
   /**
-   * Step 2: the probe's proof is a compact EdDSA JWS over {"probe_id","nonce"} signed with its enrolled key.
-   * The nonce is consumed before the signature is checked, so a proof can never be used twice.
+   * Step 1 of registration: a fresh single-use nonce for this probe. Issuing one writes nothing and leaves every
+   * earlier one valid until it expires, so asking for challenges in a probe's name cannot lock it out (nonces.ts).
+   * `now` is for tests only.
    */
+  async challenge(probeId: number, now = Date.now()): Promise<{ ok: true; nonce: string; expires: number } | Refusal> {
+    const probe = this.probe(probeId);
+    if (!probe) return { ok: false, reason: `unknown probe ${probeId}` };
+    if (probe.disabled) return { ok: false, reason: `probe ${probeId} is disabled` };
+    const expires = now + CHALLENGE_TTL_MS;
+    return { ok: true, nonce: await issueNonce(await this.nonceKey(), probeId, expires), expires };
+  }
+
   /**
-   * Step 2: checks the signed answer to the challenge, and Atlas's limits on probe farming: at most
-   * PROBES_PER_ADDRESS other probes connected from the same public IPv4 address, and PROBES_PER_PREFIX from its /24
-   * (private and loopback addresses, as in a lab or locally, are not limited).
+   * Step 2: the probe's proof is a compact EdDSA JWS over {"probe_id","nonce"} signed with its enrolled key, for a
+   * nonce this registry issued to this probe and that has not expired; it is marked used (until it expires) in the
+   * same step, so a proof works once. Then Atlas's limits on probe farming: at most PROBES_PER_ADDRESS other
+   * probes connected from the same public IPv4 address, and PROBES_PER_PREFIX from its /24 (private and loopback
+   * addresses, as in a lab or locally, are not limited).
    */
   async register(probeId: number, proof: string, address: string | null = null): Promise<{ ok: true; probe: ProbeRecord } | Refusal> {
     const probe = this.probe(probeId);
     if (!probe) return { ok: false, reason: `unknown probe ${probeId}` };
     if (probe.disabled) return { ok: false, reason: `probe ${probeId} is disabled` };
-    const challenge = this.sql<{ nonce: string; expires: number; used: number }>(
-      "SELECT nonce, expires, used FROM challenges WHERE probe_id = ?", probeId)[0];
-    if (!challenge) return { ok: false, reason: "no challenge outstanding: request one first" };
     let payload: { probe_id?: unknown; nonce?: unknown };
     try {
       const key = await importJWK({ kty: "OKP", crv: "Ed25519", x: probe.public_key }, "EdDSA");
@@ -182,14 +199,15 @@ export class Registry extends SqlDurableObject<Env> {
     } catch {
       return { ok: false, reason: "proof signature does not verify with the probe's enrolled key" };
     }
-    // Read again after the awaits: another registration may have consumed the nonce meanwhile.
-    const current = this.sql<{ nonce: string; expires: number; used: number }>(
-      "SELECT nonce, expires, used FROM challenges WHERE probe_id = ?", probeId)[0];
     if (payload.probe_id !== probeId) return { ok: false, reason: "proof is for another probe" };
-    if (!current || payload.nonce !== current.nonce) return { ok: false, reason: "proof answers a stale challenge" };
-    if (current.used) return { ok: false, reason: "challenge already answered (replayed proof)" };
-    if (current.expires < Date.now()) return { ok: false, reason: "challenge expired: request a new one" };
-    this.sql("UPDATE challenges SET used = 1 WHERE probe_id = ?", probeId);
+    const now = Date.now();
+    const nonce = await checkNonce(await this.nonceKey(), probeId, payload.nonce, now);
+    if (!nonce.ok) return { ok: false, reason: nonce.reason };
+    // After the awaits, in one synchronous step: another registration may have used the nonce meanwhile.
+    this.sql("DELETE FROM used_nonces WHERE expires < ?", now);
+    if (!this.sql("INSERT INTO used_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING RETURNING nonce", payload.nonce as string, nonce.expires).length) {
+      return { ok: false, reason: "challenge already answered (replayed proof)" };
+    }
     if (address && isIPv4(address) && !isNonPublicAddress(address)) {
       const same = this.sql<{ n: number }>("SELECT COUNT(*) AS n FROM probes WHERE status_id = 1 AND address_v4 = ? AND id != ?", address, probeId)[0]!.n;
       if (same >= PROBES_PER_ADDRESS) return { ok: false, reason: `${same} probes are already connected from ${address}: at most ${PROBES_PER_ADDRESS} per address` };
@@ -319,14 +337,30 @@ export class Registry extends SqlDurableObject<Env> {
   /**
    * The account and grants of a key that is enabled and within its validity window, or why it is not usable.
    */
-  keyAccount(hash: string): { account: string; grants: Grant[] } | { refused: string } {
+  keyAccount(hash: string): { account: string; grants: Grant[]; valid_from: number | null; valid_to: number | null } | { refused: string } {
     const k = this.sql<{ account: string; enabled: number; grants: string; valid_from: number | null; valid_to: number | null }>(
       "SELECT account, enabled, grants, valid_from, valid_to FROM api_keys WHERE hash = ?", hash)[0];
     const now = Math.floor(Date.now() / 1000);
     if (!k || !k.enabled) return { refused: "The provided API key does not exist or is disabled." };
     if (k.valid_from !== null && now < k.valid_from) return { refused: `The provided API key is valid only from ${new Date(k.valid_from * 1000).toISOString()}.` };
     if (k.valid_to !== null && now >= k.valid_to) return { refused: `The provided API key expired at ${new Date(k.valid_to * 1000).toISOString()}.` };
-    return { account: k.account, grants: JSON.parse(k.grants) as Grant[] };
+    return { account: k.account, grants: JSON.parse(k.grants) as Grant[], valid_from: k.valid_from, valid_to: k.valid_to };
+  }
+
+  /**
+   * Binds an operator grant's request id to its account and amount: "new" the first time, "same" for a retry of
+   * the same grant, "conflict" when the id was used to grant something else (another account or amount).
+   */
+  bindGrant(requestId: string, account: string, credits: number): "new" | "same" | "conflict" {
+    const seen = this.sql<{ account: string; credits: number }>("SELECT account, credits FROM grant_ids WHERE request_id = ?", requestId)[0];
+    if (seen) return seen.account === account && seen.credits === credits ? "same" : "conflict";
+    this.sql("INSERT INTO grant_ids (request_id, account, credits) VALUES (?, ?, ?)", requestId, account, credits);
+    return "new";
+  }
+
+  /** Whether anybody holds the account: a key of it exists, or it hosts a probe. */
+  accountExists(account: string): boolean {
+    return this.sql("SELECT 1 FROM api_keys WHERE account = ? UNION ALL SELECT 1 FROM probes WHERE owner = ? LIMIT 1", account, account).length > 0;
   }
 
   /** An account's keys (never their secrets). */
