@@ -9,6 +9,9 @@
 // A release replaces the agent's JavaScript; the native addon stays the installed package's (dir.ts).
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
+import compare from "semver/functions/compare.js";
+import gt from "semver/functions/gt.js";
+import valid from "semver/functions/valid.js";
 import type { ReleaseManifest, ReleaseOffer } from "../protocol/release.ts";
 import { verifyRelease } from "../protocol/release.ts";
 import type { Log } from "./agent.ts";
@@ -135,6 +138,10 @@ export class Releases {
     if (o.version === AGENT_VERSION || s.failed.includes(o.version) || this.downloading) return;
     const pinned = this.config.release_public_jwk;
     if (!pinned) return this.refuse(s, o, "no release key is pinned in this probe's config (release_public_jwk)");
+    // A release signed long ago is still signed: an edge (or a stolen operator token) offering an older version
+    // would take probes back to code with known faults. Versions only move forward (semver's order, pre-releases
+    // before their release).
+    if (!valid(o.version) || !gt(o.version, AGENT_VERSION)) return this.refuse(s, o, `${o.version} is not newer than the running ${AGENT_VERSION}: releases only move forward`);
     this.downloading = true;
     try {
       let body: Buffer;
@@ -228,14 +235,7 @@ function writeDurably(path: string, data: Buffer, mode: number): void {
   try { fsyncSync(d); } finally { closeSync(d); }
 }
 
-/** Orders versions like 1.2.3 and 1.2.3-rc.1 (a pre-release before its release), numerically part by part. */
+/** Orders versions as semver does (1.2.3-rc.9 before 1.2.3-rc.10 before 1.2.3): the semver package, not our own. */
 export function compareVersions(a: string, b: string): number {
-  const [coreA = "", preA] = a.split("-", 2) as [string, string | undefined];
-  const [coreB = "", preB] = b.split("-", 2) as [string, string | undefined];
-  const x = coreA.split(".").map(Number), y = coreB.split(".").map(Number);
-  for (let i = 0; i < 3; i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
-  if (preA === preB) return 0;
-  if (preA === undefined) return 1;
-  if (preB === undefined) return -1;
-  return preA < preB ? -1 : 1;
+  return compare(a, b);
 }

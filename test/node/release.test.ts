@@ -21,6 +21,7 @@ describe("release versions", () => {
   it("orders versions part by part, a pre-release before its release", () => {
     expect(["0.10.0", "0.2.0", "0.2.0-rc.1", "1.0.0", "0.2.1"].sort(compareVersions)).toEqual(["0.2.0-rc.1", "0.2.0", "0.2.1", "0.10.0", "1.0.0"]);
     expect(compareVersions("0.3.0", "0.3.0")).toBe(0);
+    expect(["0.2.0-rc.10", "0.2.0-rc.9"].sort(compareVersions)).toEqual(["0.2.0-rc.9", "0.2.0-rc.10"]);
   });
 });
 
@@ -118,4 +119,18 @@ describe("signed releases on a real agent", () => {
     const probe = (await (await fetch(`${system.edge.url}/api/v2/probes/${system.probes[0]!.id}/`)).json()) as { status: { name: string } };
     expect(probe.status.name).toBe("Connected");
   }, 90_000);
+
+  it("attack: an older release, validly signed, offered to take probes back to old code — refused, and the rollout halts", async () => {
+    const bundle = join(dir, "vantage-probe-0.2.5.mjs");
+    writeFileSync(bundle, "process.exit(3);\n");
+    await vantage(["sign-release", "--bundle", bundle, "--version", "0.2.5"]);
+    await vantage(["publish-release", "--bundle", bundle]);
+    const pid = agent().process.pid;
+    await vantage(["rollout", "0.2.5", "--percent", "100"]);
+    const halted = await until("the rollout to halt", async () => { const r = await rollout(); return r.state === "halted" && r.version === "0.2.5" ? r : null; }, 30_000, 300);
+    expect(halted.probes).toEqual({ running: 0, refused: 1, rolled_back: 0 });
+    expect(halted.failures[0]!.detail).toContain("0.2.5 is not newer than the running 0.3.0");
+    expect(agent().process.pid).toBe(pid);
+    expect(runningVersion()).toBe("0.3.0");
+  }, 60_000);
 });
