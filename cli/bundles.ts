@@ -5,9 +5,9 @@
 // with @aws-sdk/client-s3 (credentials from the usual AWS_* variables).
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, mkdirSync, openSync, closeSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
 import type { Readable } from "node:stream";
-import type { BundleManifest } from "../storage/bundles.ts";
+import { type BundleManifest, parseBundleName } from "../storage/bundles.ts";
 
 export type PullOptions = {
   edge: string; dir: string; type?: string; from: string; to: string;
@@ -38,8 +38,23 @@ export async function listBundles(o: Pick<PullOptions, "edge" | "type" | "from" 
   return out;
 }
 
+/**
+ * Where a bundle goes under `dir`. The manifest comes from the edge, which this command does not trust with the
+ * user's disk: its name must be a bundle name and agree with its type, date and hour, so no name an edge sends can
+ * write outside `dir` (`../`, absolute paths, separators); the resolved path is checked again to be sure.
+ */
 export function bundleFile(dir: string, m: BundleManifest): string {
-  return join(dir, `type=${m.type}`, `date=${m.date}`, `hour=${m.hour}`, `${m.name}.jsonl.gz`);
+  const named = typeof m.name === "string" ? parseBundleName(m.name) : null;
+  if (!named || named.type !== m.type || named.date !== m.date || named.hour !== m.hour) {
+    throw new Error(`the edge sent a bundle named ${JSON.stringify(m.name)} for ${JSON.stringify([m.type, m.date, m.hour])}, which is not a bundle name: refused`);
+  }
+  if (typeof m.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(m.sha256) || !Number.isSafeInteger(m.bytes) || m.bytes < 0) {
+    throw new Error(`bundle ${m.name}: the edge sent a malformed manifest (sha256, bytes): refused`);
+  }
+  const root = resolve(dir);
+  const file = resolve(root, `type=${named.type}`, `date=${named.date}`, `hour=${named.hour}`, `${m.name}.jsonl.gz`);
+  if (relative(root, file).startsWith("..") || isAbsolute(relative(root, file))) throw new Error(`bundle ${m.name} would be written outside ${dir}: refused`);
+  return file;
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -96,6 +111,7 @@ async function pullOne(o: PullOptions, m: BundleManifest): Promise<number> {
 export async function pullBundles(o: PullOptions): Promise<PullSummary> {
   const bundles = await listBundles(o);
   const summary: PullSummary = { bundles: bundles.length, pulled: 0, upToDate: 0, bytes: 0 };
+  for (const m of bundles) bundleFile(o.dir, m);  // every name checked before anything is written
   for (const m of bundles) {
     const file = bundleFile(o.dir, m);
     if (existsSync(file) && statSync(file).size === m.bytes && (await sha256File(file)) === m.sha256) {

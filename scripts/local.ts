@@ -192,13 +192,22 @@ export type ProbeProcess = { probe: LocalProbe; readonly process: ChildProcess; 
  * Runs a probe's agent (its bundle, with its flags) and, as a service manager would (systemd's Restart=), starts it
  * again a second after it exits on its own: that is what rolls back a release that dies (probe-agent/release.ts).
  */
-export function startProbe(probe: LocalProbe, opts: { quiet?: boolean } = {}): ProbeProcess {
+/**
+ * Runs an agent process (restarted when it exits, as a service manager would). `hosts`: a file the agent sees as
+ * its /etc/hosts, bind-mounted in a mount namespace of its own (root only), so a test can make a name resolve to a
+ * private address on the probe without touching the machine's resolver.
+ */
+export function startProbe(probe: LocalProbe, opts: { quiet?: boolean; hosts?: string } = {}): ProbeProcess {
   if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build:probe`);
   let log = "";
   let stopping = false;
   const collect = (d: Buffer) => { log += d.toString(); if (!opts.quiet) process.stderr.write(d); };
   const run = (): ChildProcess => {
-    const c = spawn(process.execPath, [...NODE_FLAGS, BUNDLE, "run", "--config", probe.configPath], {
+    const command = [process.execPath, ...NODE_FLAGS, BUNDLE, "run", "--config", probe.configPath];
+    const [file, ...args] = opts.hosts
+      ? ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', opts.hosts, ...command]
+      : command;
+    const c = spawn(file!, args, {
       cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...AGENT_ENV },
     });
     c.stdout!.on("data", collect);

@@ -58,12 +58,40 @@ export async function readJson(request: Request, limit = MAX_BODY_BYTES): Promis
   }
   const declared = Number(request.headers.get("Content-Length") ?? "0");
   if (declared > limit) throw new ApiError(413, `Request body is ${declared} bytes; the limit is ${limit}.`);
-  const text = await request.text();
-  if (new TextEncoder().encode(text).length > limit) throw new ApiError(413, `Request body exceeds the limit of ${limit} bytes.`);
+  const text = await readBody(request, limit);
   try {
     return JSON.parse(text);
   } catch (e) {
     throw new ApiError(400, `JSON parse error - ${(e as Error).message}`, [{ source: { pointer: "" }, detail: "Malformed JSON." }]);
+  }
+}
+
+/**
+ * The body as text, read a chunk at a time and cut off as soon as it passes `limit` bytes: a chunked body (no
+ * Content-Length) or one whose Content-Length lies is never held whole beyond the limit. Malformed UTF-8 is refused.
+ */
+async function readBody(request: Request, limit: number): Promise<string> {
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw new ApiError(413, `Request body exceeds the limit of ${limit} bytes.`);
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) { body.set(c, at); at += c.byteLength; }
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body);
+  } catch {
+    throw new ApiError(400, "The request body is not valid UTF-8.", [{ source: { pointer: "" }, detail: "Malformed UTF-8." }]);
   }
 }
 
