@@ -1,5 +1,5 @@
 #!/bin/sh
-# Entry point of `npm start`, `npm test` and `npm run bench` on a fresh clone: installs what is missing (Debian
+# Entry point of `npm start`, `npm test`, `npm run bench` and `npm run fuzz:api` on a fresh clone: installs what is missing (Debian
 # packages when root, npm packages, the native addon), then runs the real command with Node ≥ 22 from the `node`
 # devDependency (npm puts node_modules/.bin first on PATH for `npm run`).
 set -eu
@@ -72,5 +72,6 @@ case "$1" in
   start) exec npm run --silent start:local ;;
   test) exec npm run --silent test:all ;;
   bench) exec npm run --silent bench:run ;;
+  fuzz) exec npm run --silent fuzz:run ;;
   *) echo "bootstrap: unknown command $1" >&2; exit 2 ;;
 esac
