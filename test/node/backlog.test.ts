@@ -22,7 +22,13 @@ const WINDOW = 2_000;
  */
 async function frameCountingRelay(edgeUrl: string) {
   const edge = new URL(edgeUrl);
-  const seen = { sent: [] as number[], acked: 0, mostInFlight: 0 };
+  const seen = {
+    sent: [] as number[], acked: 0, mostInFlight: 0,
+    /** When the controller told the probe to wait (relay clock, ms) and for how long (s). */
+    holds: [] as { at: number; retryAfter: number }[],
+    /** When the probe first sent a result it had sent before (a resend on the same connection). */
+    firstResendAt: null as number | null,
+  };
   const server = createServer((req, res) => {
     const fwd = request({ host: edge.hostname, port: edge.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
@@ -41,14 +47,17 @@ async function frameCountingRelay(edgeUrl: string) {
       probe.on("message", (data) => {
         const m = JSON.parse(String(data)) as { type: string; results?: { seq: number }[] };
         if (m.type === "results") {
+          const before = seen.sent.length ? Math.max(...seen.sent.slice(-2000)) : 0;
+          if (seen.firstResendAt === null && m.results!.some((r) => r.seq <= before)) seen.firstResendAt = Date.now();
           for (const r of m.results!) seen.sent.push(r.seq);
           seen.mostInFlight = Math.max(seen.mostInFlight, seen.sent.at(-1)! - seen.acked);
         }
         upstream.send(String(data));
       });
       upstream.on("message", (data) => {
-        const m = JSON.parse(String(data)) as { type: string; upto?: number };
+        const m = JSON.parse(String(data)) as { type: string; upto?: number; retry_after?: number };
         if (m.type === "ack") seen.acked = Math.max(seen.acked, m.upto!);
+        if (m.type === "reject" && m.retry_after) seen.holds.push({ at: Date.now(), retryAfter: m.retry_after });
         probe.send(String(data));
       });
       probe.on("close", () => upstream.close());
@@ -120,5 +129,63 @@ describe("a backlog after an outage", () => {
     await admin(edge, "/admin/controllers/weur-0/flush", {});
     const stored = (await (await fetch(`${edge.url}/api/v2/measurements/${id}/results/?start=${first}`)).json()) as PingResult[];
     expect(stored.map((r) => r.timestamp).sort((a, b) => a - b)).toEqual(Array.from({ length: BACKLOG }, (_, i) => first + i));
+  }, 240_000);
+});
+
+describe("a backlog larger than the probe's allowance a minute", () => {
+  const state = tempDir("allowance");
+  let edge: Edge | undefined;
+  let agent: ProbeProcess | undefined;
+  let relay: Awaited<ReturnType<typeof frameCountingRelay>> | undefined;
+  afterAll(async () => {
+    await agent?.stop();
+    await relay?.close();
+    await edge?.stop();
+  });
+
+  it("is stored up to the allowance, the agent waits as told, then sends the rest: every result once", async () => {
+    const ALLOWANCE = 300, SPOOLED = 450;
+    edge = await startEdge({
+      stateDir: state, port: await freePort(), quiet: true,
+      vars: { RESULT_CLOCK_SKEW_S: String(2 * 86_400), RESULT_EXTRA_RUNS: "1000000", PROBE_RESULTS_PER_MINUTE: String(ALLOWANCE) },
+    });
+    relay = await frameCountingRelay(edge.url);
+    const key = (await admin<{ key: string }>(edge, "/admin/keys", { label: "allowance", credits: 1_000_000 })).key;
+    const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, { registration_urls: [relay.url], builtins: { enabled: false } });
+    agent = startProbe(probe, { quiet: true });
+    await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);
+    const res = await fetch(`${edge.url}/api/v2/measurements/`, {
+      method: "POST", headers: { "Content-Type": "application/json", Authorization: `Key ${key}` },
+      body: JSON.stringify({
+        definitions: [{ type: "ping", af: 4, target: "127.0.0.1", description: "allowance", interval: 3600 }],
+        probes: [{ type: "probes", value: String(probe.id), requested: 1 }], start_time: Math.floor(Date.now() / 1000) + 86_400,
+      }),
+    });
+    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    await until("the probe to be given it", async () => ((await (await fetch(`${edge!.url}/api/v2/measurements/${id}/`)).json()) as { probes_scheduled: number }).probes_scheduled === 1);
+    await agent.stop();
+    const spool = new Spool(probe.stateDir);
+    const first = Math.floor(Date.now() / 1000) - 7_200;
+    await Promise.all(Array.from({ length: SPOOLED }, (_, i): Promise<unknown> => spool.add({
+      fw: 5020, mver: "1.0.0", lts: -1, msm_id: id, msm_name: "Ping", prb_id: probe.id, timestamp: first + i, from: "127.0.0.1",
+      src_addr: "127.0.0.1", dst_addr: "127.0.0.1", dst_name: "127.0.0.1", af: 4, type: "ping", proto: "ICMP", size: 48, sent: 3,
+      rcvd: 3, dup: 0, min: 0.05, avg: 0.06, max: 0.07, step: 3600, ttl: 64, result: [{ rtt: 0.05 }, { rtt: 0.06 }, { rtt: 0.07 }],
+    } satisfies PingResult)));
+    await spool.close();
+
+    agent = startProbe(probe, { quiet: true });
+    await until("the whole spool to be acknowledged", async () => relay!.seen.acked >= SPOOLED, 150_000, 200);
+    await agent.stop();
+    // The controller said to wait; the agent sent nothing again before that time had passed (resends start after).
+    expect(relay.seen.holds.length).toBeGreaterThan(0);
+    const hold = relay.seen.holds[0]!;
+    expect(relay.seen.firstResendAt).not.toBeNull();
+    expect(relay.seen.firstResendAt! - hold.at).toBeGreaterThanOrEqual(hold.retryAfter * 1000 - 100);
+    expect(agent.output()).toContain(`allowance of ${ALLOWANCE} results`);
+    expect(agent.output()).not.toMatch(/refused result/);
+    expect(Spool.unacknowledged(probe.stateDir)).toEqual([]);
+    await admin(edge, "/admin/controllers/weur-0/flush", {});
+    const stored = (await (await fetch(`${edge.url}/api/v2/measurements/${id}/results/?start=${first}`)).json()) as PingResult[];
+    expect(stored.map((r) => r.timestamp).sort((a, b) => a - b)).toEqual(Array.from({ length: SPOOLED }, (_, i) => first + i));
   }, 240_000);
 });
