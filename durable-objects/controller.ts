@@ -100,6 +100,15 @@ export const BUSY_FREE_SHARE = 0.25;
 export type Participant = { probe_id: number; shard: string; country_code: string | null; asn_v4: number | null };
 
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/** An R2 call that takes longer is abandoned (and the flush retried): a hung call must not hold results back. */
+const R2_TIMEOUT_MS = 30_000;
+
+/** `p`, or an error naming `what` once `ms` have passed. */
+function timeLimit<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms); })])
+    .finally(() => clearTimeout(timer));
+}
 /** A probe silent for this long (three missed 30 s heartbeats) gets no work; its socket is presumed dead. */
 export const SILENT_AFTER_S = 95;
 
@@ -431,9 +440,23 @@ export class Controller extends SqlDurableObject<Env> {
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
+  /**
+   * Flushes, and on any failure (R2 down or slow, the brain or registry unreachable) arms the next attempt itself,
+   * backing off from 5 s to a minute: the runtime's own alarm retries give up after a few, and results must not wait
+   * for new traffic to be written.
+   */
   override async alarm(): Promise<void> {
     this.used.requests++;
-    await this.flush();
+    try {
+      await this.flush();
+      if (this.stat("flush_failures")) this.sql("DELETE FROM stats WHERE name = 'flush_failures'");
+    } catch (e) {
+      const failures = this.stat("flush_failures") + 1;
+      this.bump("flush_failures", 1);
+      const wait = Math.min(60_000, 5000 * 2 ** Math.min(failures - 1, 4));
+      console.error(`controller ${this.shard}: flush failed (${failures} in a row), retrying in ${wait / 1000} s: ${String(e)}`);
+      await this.ctx.storage.setAlarm(Date.now() + wait);
+    }
   }
 
   /** Asks the brain to charge the results stored since the last charge; what it could not reach is retried later. */
@@ -502,7 +525,7 @@ export class Controller extends SqlDurableObject<Env> {
           const { type, date, hour } = rows[0]!;
           const [first, last] = [rows[0]!.id, rows[rows.length - 1]!.id];
           this.sql("INSERT INTO sealed (key, type, date, hour, first_id, last_id) VALUES (?, ?, ?, ?, ?, ?)",
-            batchKey({ type, date, hour }, this.shard, first, last), type, date, hour, first, last);
+            batchKey({ type, date, hour }, this.shard, first, last, this.epoch()), type, date, hour, first, last);
         }
         this.sql("INSERT OR REPLACE INTO stats (name, value) VALUES ('sealed_upto', ?)", unsealed[unsealed.length - 1]!.id);
       });
@@ -514,11 +537,20 @@ export class Controller extends SqlDurableObject<Env> {
       const rows = this.sql<{ id: number; msm_ids: string; min_ts: number; max_ts: number; count: number; body: string }>(
         `SELECT id, msm_ids, min_ts, max_ts, count, body FROM outbox WHERE ${inBatch} ORDER BY id`, first, last, type, date, hour);
       const count = rows.reduce((n, r) => n + r.count, 0);
-      await this.env.RESULTS.put(key, rows.map((r) => r.body).join(""), {
+      const body = rows.map((r) => r.body).join("");
+      const put = await timeLimit(this.env.RESULTS.put(key, body, {
         onlyIf: new Headers({ "If-None-Match": "*" }),
         httpMetadata: { contentType: "application/x-ndjson" },
         customMetadata: { results: String(count), shard: this.shard },
-      });
+      }), R2_TIMEOUT_MS, `PUT ${key}`);
+      if (put === null) {
+        // The key exists: this batch's own earlier PUT (a flush that died before indexing it) is the same bytes.
+        // Anything else is a collision, and the rows stay until it is understood: never index what R2 does not hold.
+        const there = await timeLimit(this.env.RESULTS.head(key), R2_TIMEOUT_MS, `HEAD ${key}`);
+        if (!there || there.size !== new TextEncoder().encode(body).byteLength || there.customMetadata?.results !== String(count)) {
+          throw new Error(`batch key ${key} holds another object (${there?.size ?? "?"} bytes); its ${count} results stay in the outbox`);
+        }
+      }
       const perMsm = new Map<number, { min: number; max: number; count: number }>();
       const rtts: { msm_id: number; prb_id: number; target: string; rtt: number }[] = [];
       for (const r of rows) {
@@ -535,7 +567,7 @@ export class Controller extends SqlDurableObject<Env> {
       const aggregated = publicRtts.length > 0;
       if (aggregated) {
         const aggregate: BatchAggregate = { type: "ping", date, hour, groups: await this.aggregateByAs(publicRtts) };
-        await this.env.RESULTS.put(aggregateKey(key), JSON.stringify(aggregate), { httpMetadata: { contentType: "application/json" } });
+        await timeLimit(this.env.RESULTS.put(aggregateKey(key), JSON.stringify(aggregate), { httpMetadata: { contentType: "application/json" } }), R2_TIMEOUT_MS, `PUT ${aggregateKey(key)}`);
       }
       this.ctx.storage.transactionSync(() => {
         for (const [msm, e] of perMsm) {
@@ -676,6 +708,19 @@ export class Controller extends SqlDurableObject<Env> {
     const pending = this.sql<{ body: string }>(
       "SELECT body FROM outbox WHERE max_ts >= ? AND min_ts <= ? AND (? IS NULL OR type = ?) ORDER BY id", start, stop, type, type).map((r) => r.body).join("");
     return { keys, pending };
+  }
+
+  /**
+   * This storage's incarnation, in every batch key it writes: outbox ids restart at 1 if a controller's storage is
+   * ever lost while R2 keeps its objects, and a batch must never take an earlier one's key.
+   */
+  private epoch(): string {
+    let e = this.stat("epoch");
+    if (!e) {
+      e = crypto.getRandomValues(new Uint32Array(1))[0]! || 1;
+      this.sql("INSERT OR REPLACE INTO stats (name, value) VALUES ('epoch', ?)", e);
+    }
+    return e.toString(16).padStart(8, "0");
   }
 
   private stat(name: string): number {

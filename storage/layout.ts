@@ -2,13 +2,13 @@
 // and time; readers of one measurement never list the bucket, they follow the per-measurement index the
 // controllers keep (durable-objects/controller.ts).
 //
-//   results/type=ping/date=2026-11-26/hour=06/shard=weur-0/<first>-<last>.jsonl
+//   results/type=ping/date=2026-11-26/hour=06/shard=weur-0/<first>-<last>-<epoch>.jsonl
 //
 // One object is one batch written by one controller: Atlas results, one JSON per line, covering outbox rows
 // <first>..<last> of that controller. The name is deterministic, so a retried write lands on the same key and
 // `If-None-Match: *` makes it write-once.
 //
-//   aggregates/type=ping/date=…/hour=…/shard=…/<first>-<last>.json   per-AS RTT samples of that batch (aggregateKey)
+//   aggregates/type=ping/date=…/hour=…/shard=…/<first>-<last>-<epoch>.json   per-AS RTT samples of that batch (aggregateKey)
 //   releases/<version>/vantage-probe.mjs
 //
 // Signed agent releases (workers/api/releases.ts), their manifest in the object's custom metadata.
@@ -18,9 +18,10 @@ export function partitionOf(type: string, timestamp: number): { type: string; da
   return { type, date: iso.slice(0, 10), hour: iso.slice(11, 13) };
 }
 
-export function batchKey(p: { type: string; date: string; hour: string }, shard: string, first: number, last: number): string {
+/** `epoch`: the controller storage's incarnation (8 hex digits), so ids that restart never reuse a key. */
+export function batchKey(p: { type: string; date: string; hour: string }, shard: string, first: number, last: number, epoch: string): string {
   const pad = (n: number) => String(n).padStart(12, "0");
-  return `results/type=${p.type}/date=${p.date}/hour=${p.hour}/shard=${shard}/${pad(first)}-${pad(last)}.jsonl`;
+  return `results/type=${p.type}/date=${p.date}/hour=${p.hour}/shard=${shard}/${pad(first)}-${pad(last)}-${epoch}.jsonl`;
 }
 
 /** Results of one measurement in a JSONL batch body. */

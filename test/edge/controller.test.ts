@@ -256,7 +256,7 @@ describe("results", () => {
     // 1,000 results landed in at most one object per hour partition they span (here ≤ 2).
     expect(ours.length).toBeGreaterThanOrEqual(1);
     expect(ours.length).toBeLessThanOrEqual(2);
-    for (const o of ours) expect(o.key).toMatch(/^results\/type=ping\/date=\d{4}-\d\d-\d\d\/hour=\d\d\/shard=weur-0\/\d{12}-\d{12}\.jsonl$/);
+    for (const o of ours) expect(o.key).toMatch(/^results\/type=ping\/date=\d{4}-\d\d-\d\d\/hour=\d\d\/shard=weur-0\/\d{12}-\d{12}-[0-9a-f]{8}\.jsonl$/);
     const all = await results(id);
     expect(all).toHaveLength(1000);
     expect(all.map((r) => r.timestamp)).toEqual(Array.from({ length: 1000 }, (_, i) => t0 + i));

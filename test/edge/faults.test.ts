@@ -1,0 +1,149 @@
+// Faults between a controller and R2, inside workerd: R2 failing for minutes (a failing bucket wrapper put in the
+// controller's place), a flush that dies between its PUT and its index, and a controller whose storage is lost while
+// R2 keeps its objects. Each case counts what the probe sent against what is stored and charged: 0 lost, 0 stored
+// twice, 0 charged twice.
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Controller } from "../../durable-objects/controller.ts";
+import { ADMIN, call, connect, createPing, enroll, env, newKey, pingResult, post } from "./harness.ts";
+
+const SHARD = "weur-0";
+const controller = () => env.CONTROLLER.getByName(SHARD);
+
+/** Puts `bucket` in place of the controller's R2 binding (its instance, until the wrapper is taken out). */
+async function useBucket(bucket: R2Bucket): Promise<void> {
+  await runInDurableObject(controller(), (instance: Controller) => {
+    (instance as unknown as { env: Record<string, unknown> }).env = { ...(instance as unknown as { env: object }).env, RESULTS: bucket };
+  });
+}
+afterEach(() => useBucket(env.RESULTS));
+
+/** A bucket whose writes fail (`mode` "down"), or succeed and then report failure ("dies-after-put"). */
+function faultyBucket(mode: { now: "down" | "dies-after-put" | "ok" }): R2Bucket & { puts: number } {
+  const real = env.RESULTS;
+  const wrapper = {
+    puts: 0,
+    async put(...args: Parameters<R2Bucket["put"]>) {
+      wrapper.puts++;
+      if (mode.now === "down") throw new Error("R2: service unavailable (test)");
+      const out = await real.put(...args);
+      if (mode.now === "dies-after-put") throw new Error("the flush died after its PUT (test)");
+      return out;
+    },
+    head: (key: string) => real.head(key),
+    get: (...args: Parameters<R2Bucket["get"]>) => real.get(...args),
+    list: (...args: Parameters<R2Bucket["list"]>) => real.list(...args),
+    delete: (...args: Parameters<R2Bucket["delete"]>) => real.delete(...args),
+  };
+  return wrapper as unknown as R2Bucket & { puts: number };
+}
+
+async function periodicOnProbe() {
+  const key = await newKey("faults", 1_000_000);
+  const probe = await enroll({ country_code: "NL" });
+  const { socket } = await connect(probe);
+  const res = await createPing(key, [{ type: "probes", value: String(probe.id), requested: 1 }], { interval: 60 });
+  const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+  await socket.next("measure");
+  let seq = 0;
+  const t0 = Math.floor(Date.now() / 1000);
+  const deliver = async (n: number) => {
+    const results = Array.from({ length: n }, () => { seq++; return { seq, result: pingResult(id, probe.id, t0 + seq) }; });
+    socket.send({ type: "results", results });
+    expect((await socket.next("ack")).upto).toBe(seq);
+  };
+  return { key, id, probe, socket, deliver, sent: () => seq, t0 };
+}
+
+async function resultsOf(id: number): Promise<number[]> {
+  return ((await (await call(`/api/v2/measurements/${id}/results/`)).json()) as { timestamp: number }[]).map((r) => r.timestamp).sort((a, b) => a - b);
+}
+async function objectsOf(id: number): Promise<string[]> {
+  return runInDurableObject(controller(), (_o, state) => state.storage.sql.exec<{ key: string }>("SELECT key FROM batches WHERE msm_id = ?", id).toArray().map((r) => r.key));
+}
+async function chargedFor(key: string, id: number): Promise<number> {
+  const items = ((await (await call("/api/v2/credits/expense-items/", { headers: { Authorization: `Key ${key}` } })).json()) as { results: { measurement: number; detail: string }[] }).results;
+  return items.filter((i) => i.measurement === id).reduce((n, i) => n + Number(/^(\d+) results/.exec(i.detail)![1]), 0);
+}
+const alarmAt = () => runInDurableObject(controller(), (_o, state) => state.storage.getAlarm());
+
+describe("faults between a controller and R2", () => {
+  it("R2 down for minutes: the controller retries by itself, backing off, and stores everything once when R2 is back", async () => {
+    const m = await periodicOnProbe();
+    await m.deliver(3);
+    const mode = { now: "down" as "down" | "dies-after-put" | "ok" };
+    const bucket = faultyBucket(mode);
+    await useBucket(bucket);
+    // Five failed flushes: each arms the next attempt itself, further off each time (5 s, 10 s, 20 s, 40 s, 60 s).
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await runInDurableObject(controller(), (_o, state) => state.storage.setAlarm(Date.now()));
+      await runDurableObjectAlarm(controller());
+      const at = await alarmAt();
+      expect(at, "the next attempt is armed without new traffic").not.toBeNull();
+      waits.push(Math.round((at! - Date.now()) / 5000) * 5);
+    }
+    expect(waits).toEqual([5, 10, 20, 40, 60]);
+    expect(bucket.puts).toBeGreaterThanOrEqual(5);
+    // Meanwhile results are readable from the outbox, and more arrive and are acknowledged.
+    expect(await resultsOf(m.id)).toEqual([m.t0 + 1, m.t0 + 2, m.t0 + 3]);
+    await m.deliver(2);
+    mode.now = "ok";
+    await runDurableObjectAlarm(controller());
+    expect(await alarmAt()).toBeNull();
+    expect(await resultsOf(m.id)).toEqual([1, 2, 3, 4, 5].map((i) => m.t0 + i));
+    // Two batches: the first three were sealed by the first failed flush, the next two came after.
+    expect((await objectsOf(m.id)).length).toBe(2);
+    expect(await chargedFor(m.key, m.id)).toBe(5);
+    m.socket.ws.close();
+  });
+
+  it("a flush that dies between its PUT and its index: retried under the same key, indexed once, charged once", async () => {
+    const m = await periodicOnProbe();
+    await m.deliver(4);
+    const mode = { now: "dies-after-put" as "down" | "dies-after-put" | "ok" };
+    await useBucket(faultyBucket(mode));
+    await runInDurableObject(controller(), (_o, state) => state.storage.setAlarm(Date.now()));
+    await runDurableObjectAlarm(controller());
+    expect(await objectsOf(m.id)).toEqual([]);  // written to R2, not yet indexed
+    mode.now = "ok";
+    await runDurableObjectAlarm(controller());
+    const keys = await objectsOf(m.id);
+    expect(keys).toHaveLength(1);
+    const listed = await env.RESULTS.list({ prefix: keys[0]!.replace(/\/[^/]+$/, "/") });
+    expect(listed.objects.filter((o) => o.key === keys[0])).toHaveLength(1);
+    expect(await resultsOf(m.id)).toEqual([1, 2, 3, 4].map((i) => m.t0 + i));
+    expect(await chargedFor(m.key, m.id)).toBe(4);
+    m.socket.ws.close();
+  });
+
+  it("a controller whose storage is lost while R2 keeps its objects writes new batches under new keys, losing nothing", async () => {
+    // Every table emptied and every id sequence reset, as a new storage would be; R2 keeps its objects.
+    const wipe = () => runInDurableObject(controller(), (_o, state) => {
+      const names = state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name NOT LIKE '\\_cf%' ESCAPE '\\' AND name NOT IN ('_migrations', '_usage')").toArray().map((t) => t.name);
+      for (const t of names) state.storage.sql.exec(`DELETE FROM "${t}"`);
+      state.storage.sql.exec("DELETE FROM sqlite_sequence");
+    });
+    await wipe();
+    const m = await periodicOnProbe();
+    const flushed = async () => {
+      await post(`/admin/controllers/${SHARD}/flush`, {}, { Authorization: `Bearer ${ADMIN}` });
+      return runInDurableObject(controller(), (_o, state) => state.storage.sql.exec<{ key: string }>("SELECT DISTINCT key FROM batches").toArray().map((r) => r.key));
+    };
+    // Outbox ids start at 1: the first batch covers ids 1–1.
+    await m.deliver(1);
+    const [first] = await flushed();
+    expect(first).toMatch(/\/000000000001-000000000001-[0-9a-f]{8}\.jsonl$/);
+    const bytes = await (await env.RESULTS.get(first!))!.text();
+    // The storage is lost; the probe goes on: a built-in result of the same hour, which takes outbox id 1 again.
+    await wipe();
+    m.socket.send({ type: "results", results: [{ seq: m.sent() + 1, result: { ...pingResult(1001, m.probe.id, m.t0 + 1), msm_id: 1001 } }] });
+    expect((await m.socket.next("ack")).upto).toBe(m.sent() + 1);
+    const [second] = await flushed();
+    expect(second).toMatch(/\/000000000001-000000000001-[0-9a-f]{8}\.jsonl$/);
+    expect(second).not.toBe(first);
+    expect(await (await env.RESULTS.get(first!))!.text()).toBe(bytes);
+    expect(await (await env.RESULTS.get(second!))!.text()).toContain(`"msm_id":1001,`);
+    m.socket.ws.close();
+  });
+});
