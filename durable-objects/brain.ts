@@ -90,6 +90,9 @@ export type Warning = { code: "duplicate" | "fewer_probes"; detail: string; meas
 /** Why a creation request was refused: the HTTP status, what to tell the user, and when to retry (429). */
 export type Refusal = { ok: false; status: 400 | 402 | 429; detail: string; retry_after?: number; pointer?: string };
 
+/** How long after a failed settling (reservation freed, controllers told) it is tried again (seconds). */
+const SETTLE_RETRY_S = 30;
+
 /** Atlas's default interval for periodic pings (seconds). */
 const DEFAULT_INTERVAL = 240;
 /** After a one-off's last packet is due, how long its results may still come in before it is Stopped. */
@@ -123,7 +126,8 @@ export type ParticipationRequest = ({ action: "add" } & ProbeSource) | { action:
 /** `visible_to`: only public measurements and this account's (null: public ones only); undefined: all. */
 export type MeasurementFilter = { ids?: number[]; status?: number[]; type?: string; is_oneoff?: boolean; owner?: string; visible_to?: string | null };
 
-type Action = "start" | "stop" | "finish";
+/** Timers: start a scheduled measurement, stop it at its stop time, finish a one-off, settle an ended one. */
+type Action = "start" | "stop" | "finish" | "settle";
 
 export class Brain extends SqlDurableObject<Env> {
   /** Dispatch orders made in the current turn, per shard, not yet sent (see order()). */
@@ -450,6 +454,8 @@ export class Brain extends SqlDurableObject<Env> {
   override async alarm(): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
     for (const t of this.sql<{ msm_id: number; action: Action }>("SELECT msm_id, action FROM timers WHERE at <= ? ORDER BY at", now)) {
+      // A settle timer is the settling's own: it goes when everything happened, and stays (later) when not.
+      if (t.action === "settle") { await this.settle(t.msm_id); continue; }
       if (t.action === "start") this.setStatus(t.msm_id, STATUS.ongoing, [STATUS.scheduled.id]);
       else await this.end(t.msm_id, STATUS.stopped);
       this.sql("DELETE FROM timers WHERE msm_id = ? AND action = ?", t.msm_id, t.action);
@@ -548,8 +554,29 @@ export class Brain extends SqlDurableObject<Env> {
   private async end(id: number, status: Status): Promise<void> {
     const row = this.get(id);
     if (!row || !this.setStatus(id, status, [STATUS.specified.id, STATUS.scheduled.id, STATUS.ongoing.id])) return;
-    this.sql("DELETE FROM timers WHERE msm_id = ?", id);
-    await this.env.LEDGER.getByName(row.owner).release(`release:${id}`, id);
+    // The end is recorded with a settle timer in the same step: what follows (the reservation freed, every controller
+    // told) is retried by the alarm until it has all happened, whatever fails or dies halfway.
+    this.ctx.storage.transactionSync(() => {
+      this.sql("DELETE FROM timers WHERE msm_id = ? AND action != 'settle'", id);
+      this.timer(id, Math.floor(Date.now() / 1000) + SETTLE_RETRY_S, "settle");
+    });
+    await this.settle(id);
+  }
+
+  /**
+   * Frees what is left of an ended measurement's reservation and tells each controller it ran on to stop it (both
+   * idempotent); done, the settle timer goes, else it is set to try again. Returns whether all of it happened.
+   */
+  private async settle(id: number): Promise<boolean> {
+    const row = this.get(id);
+    if (!row) return true;
+    let failed = 0;
+    try {
+      await this.env.LEDGER.getByName(row.owner).release(`release:${id}`, id);
+    } catch (e) {
+      failed++;
+      console.error(`brain: freeing ${id}'s reservation failed, will retry: ${String(e)}`);
+    }
     const shards = [...new Set((JSON.parse(row.participants) as Participant[]).map((p) => p.shard))];
     await Promise.all(shards.map(async (name) => {
       const shard = shardByName(name);
@@ -557,9 +584,13 @@ export class Brain extends SqlDurableObject<Env> {
       try {
         await controllerStub(this.env.CONTROLLER, shard).stop(id);
       } catch (e) {
-        console.error(`brain: stopping ${id} on ${name} failed: ${String(e)}`);
+        failed++;
+        console.error(`brain: stopping ${id} on ${name} failed, will retry: ${String(e)}`);
       }
     }));
+    if (failed === 0) this.sql("DELETE FROM timers WHERE msm_id = ? AND action = 'settle'", id);
+    else this.timer(id, Math.floor(Date.now() / 1000) + SETTLE_RETRY_S, "settle");
+    return failed === 0;
   }
 
   /**

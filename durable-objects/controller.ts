@@ -258,6 +258,8 @@ export class Controller extends SqlDurableObject<Env> {
         for (const assignment of this.activeAssignments(a.probe_id)) {
           if (!m.running.includes(assignment.msm_id)) this.send(ws, { type: "measure", assignment });
         }
+        // What the probe still schedules but was stopped (or ended) while it was away is stopped now.
+        for (const msm of this.endedOf(a.probe_id, m.running)) this.send(ws, { type: "stop", msm_id: msm });
         this.offerRelease(ws, hello, await this.ctx.storage.get<ReleaseTarget>("release"));
         return;
       }
@@ -299,6 +301,15 @@ export class Controller extends SqlDurableObject<Env> {
     if (!target || !a.version || a.version === target.version || !inRollout(a.probe_id, target.version, target.percent)) return;
     const { percent: _, ...offer } = target;
     this.send(ws, { type: "release", ...offer });
+  }
+
+  /** Of the measurements a probe says it schedules, those this shard knows to be stopped or over. */
+  private endedOf(probeId: number, running: number[]): number[] {
+    if (!running.length) return [];
+    const now = Math.floor(Date.now() / 1000);
+    return this.sql<{ msm_id: number }>(
+      `SELECT msm_id FROM assignments WHERE probe_id = ? AND msm_id IN (${running.map(Number).join(",")}) AND (stopped = 1 OR stop_time <= ?)`,
+      probeId, now).map((r) => r.msm_id);
   }
 
   private activeAssignments(probeId: number): Assignment[] {

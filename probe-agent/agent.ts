@@ -368,7 +368,9 @@ export class Agent {
       if (this.oneoffsRun.size > 10_000) this.oneoffsRun.delete(this.oneoffsRun.values().next().value!);
       // One that is due starts now: a timer would cost an event-loop turn per one-off.
       if (a.start_time <= now) this.enqueue(a);
-      else setTimeout(() => this.enqueue(a), (a.start_time - now) * 1000);
+      // One that starts later waits under its id, as periodic ones do, so a stop before its start cancels it (and
+      // the hello of a reconnect names it as scheduled here).
+      else this.periodic.set(a.msm_id, setTimeout(() => { this.periodic.delete(a.msm_id); this.enqueue(a); }, (a.start_time - now) * 1000));
       return;
     }
     if (this.periodic.has(a.msm_id)) return;

@@ -1,11 +1,11 @@
-// Faults between a controller and R2, inside workerd: R2 failing for minutes (a failing bucket wrapper put in the
-// controller's place), a flush that dies between its PUT and its index, and a controller whose storage is lost while
-// R2 keeps its objects. Each case counts what the probe sent against what is stored and charged: 0 lost, 0 stored
+// Faults inside workerd: R2 failing for minutes (a failing bucket wrapper put in the controller's place), a flush
+// that dies between its PUT and its index, a controller whose storage is lost while R2 keeps its objects, a stop
+// while a probe is offline, and a stop that cannot reach the controllers at first. Each case counts what the probe sent against what is stored and charged: 0 lost, 0 stored
 // twice, 0 charged twice.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Controller } from "../../durable-objects/controller.ts";
-import { ADMIN, call, connect, createPing, enroll, env, newKey, pingResult, post } from "./harness.ts";
+import { ADMIN, call, connect, createPing, enroll, env, newKey, pingResult, post, ProbeSocket, register, upgrade } from "./harness.ts";
 
 const SHARD = "weur-0";
 const controller = () => env.CONTROLLER.getByName(SHARD);
@@ -145,5 +145,67 @@ describe("faults between a controller and R2", () => {
     expect(await (await env.RESULTS.get(first!))!.text()).toBe(bytes);
     expect(await (await env.RESULTS.get(second!))!.text()).toContain(`"msm_id":1001,`);
     m.socket.ws.close();
+  });
+});
+
+describe("stops that cannot reach everyone at once", () => {
+  const brain = () => env.BRAIN.getByName("brain");
+
+  it("a stop while the probe is offline: it is told when it reconnects and says it still schedules the measurement", async () => {
+    const key = await newKey("stopper");
+    const probe = await enroll({ country_code: "NL" });
+    const first = await connect(probe);
+    const id = ((await (await createPing(key, [{ type: "probes", value: String(probe.id), requested: 1 }], { interval: 60 })).json()) as { measurements: number[] }).measurements[0]!;
+    await first.socket.next("measure");
+    first.socket.ws.close();
+    expect((await call(`/api/v2/measurements/${id}/`, { method: "DELETE", headers: { Authorization: `Key ${key}` } })).status).toBe(204);
+    // Back, and still running it by its own schedule (its hello says so).
+    const reg = await register(probe);
+    const res = await upgrade(reg.websocket_url, reg.token);
+    res.webSocket!.accept();
+    const again = new ProbeSocket(res.webSocket!);
+    await again.next("welcome");
+    again.send({ type: "hello", agent: "test", slots: 4, free_slots: 4, running: [id, 424242] });
+    expect(await again.next("stop")).toEqual({ type: "stop", msm_id: id });
+    expect(again.has("measure")).toBe(false);
+    again.ws.close();
+  });
+
+  it("a stop whose first attempt fails halfway is retried until the reservation is freed and every controller knows", async () => {
+    const key = await newKey("stopper", 1000);
+    const probe = await enroll({ country_code: "NL" });
+    const { socket } = await connect(probe);
+    const id = ((await (await createPing(key, [{ type: "probes", value: String(probe.id), requested: 1 }], { interval: 3600 })).json()) as { measurements: number[] }).measurements[0]!;
+    await socket.next("measure");
+    const reserved = async () => ((await (await call("/api/v2/credits/", { headers: { Authorization: `Key ${key}` } })).json()) as { reserved: number }).reserved;
+    expect(await reserved()).toBeGreaterThan(0);
+    // The controllers cannot be reached (and so neither the stop): the brain's namespace of them fails every call.
+    const failing = {
+      idFromName: (name: string) => env.CONTROLLER.idFromName(name),
+      get: () => new Proxy({}, { get: () => () => Promise.reject(new Error("controller unreachable (test)")) }),
+      getByName: () => new Proxy({}, { get: () => () => Promise.reject(new Error("controller unreachable (test)")) }),
+    };
+    const swapped = await runInDurableObject(brain(), (instance) => {
+      const inst = instance as unknown as { env: Record<string, unknown> };
+      const real = inst.env.CONTROLLER;
+      inst.env = { ...inst.env, CONTROLLER: failing };
+      return real !== undefined;
+    });
+    expect(swapped).toBe(true);
+    expect((await call(`/api/v2/measurements/${id}/`, { method: "DELETE", headers: { Authorization: `Key ${key}` } })).status).toBe(204);
+    expect(socket.has("stop")).toBe(false);
+    expect(await reserved()).toBe(0);  // the ledger part went through
+    const timers = () => runInDurableObject(brain(), (_o, state) => state.storage.sql.exec<{ action: string }>("SELECT action FROM timers WHERE msm_id = ?", id).toArray().map((t) => t.action));
+    expect(await timers()).toEqual(["settle"]);
+    // The controllers are back; the settle timer comes due.
+    await runInDurableObject(brain(), (instance, state) => {
+      const inst = instance as unknown as { env: Record<string, unknown> };
+      inst.env = { ...inst.env, CONTROLLER: env.CONTROLLER };
+      state.storage.sql.exec("UPDATE timers SET at = 0 WHERE msm_id = ?", id);
+    });
+    await runDurableObjectAlarm(brain());
+    expect(await socket.next("stop")).toEqual({ type: "stop", msm_id: id });
+    expect(await timers()).toEqual([]);
+    socket.ws.close();
   });
 });
