@@ -647,6 +647,19 @@ export class Brain extends SqlDurableObject<Env> {
     return "stopped";
   }
 
+  /** A probe's measurements now run on another shard (a controller took it over): their stops go there. */
+  moveParticipant(probeId: number, from: string, to: string, msmIds: number[]): void {
+    this.ctx.storage.transactionSync(() => {
+      for (const id of msmIds) {
+        const row = this.get(id);
+        if (!row) continue;
+        const participants = (JSON.parse(row.participants) as Participant[])
+          .map((p) => (p.probe_id === probeId && p.shard === from ? { ...p, shard: to, was: [...new Set([...(p.was ?? []), from])] } : p));
+        this.sql("UPDATE measurements SET participants = ? WHERE id = ?", JSON.stringify(participants), id);
+      }
+    });
+  }
+
   get(id: number): MeasurementRow | null {
     return this.sql<MeasurementRow>("SELECT * FROM measurements WHERE id = ?", id)[0] ?? null;
   }

@@ -7,6 +7,8 @@ import {
 } from "../protocol/index.ts";
 import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
 import { admit, type Allowance, type Held, limitsOf, refuseAssigned, refuseBuiltin } from "./admission.ts";
+import { giveProbe, type ProbeState, takeProbe } from "./handover.ts";
+import { controllerStub, shardByName } from "./shards.ts";
 import { type AggregateGroup, aggregateKey, type BatchAggregate, batchKey, partitionOf } from "../storage/layout.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
 import { groupBy } from "./group-by.ts";
@@ -58,6 +60,8 @@ const MIGRATIONS = [
   // assignment tokens already used to connect (each opens one socket; kept until they expire).
   `ALTER TABLE assignments ADD COLUMN results INTEGER NOT NULL DEFAULT 0;
    CREATE TABLE used_tokens (jti TEXT PRIMARY KEY, expires INTEGER NOT NULL);`,
+  // The shard an assignment was handed over to with its probe (handover.ts): its results are accepted there.
+  `ALTER TABLE assignments ADD COLUMN moved_to TEXT;`,
 ];
 
 /** Hosts are paid their share once this much is due, or at the first flush an hour after their last payout. */
@@ -97,7 +101,8 @@ export type DispatchOrder = { assignment: Assignment; filter: ProbeFilter; want:
 
 /** A controller whose connected probes have at most this share of their slots free is busy. */
 export const BUSY_FREE_SHARE = 0.25;
-export type Participant = { probe_id: number; shard: string; country_code: string | null; asn_v4: number | null };
+/** A probe taking part in a measurement, on `shard`; `was`: shards it ran it on before it moved (they hold results). */
+export type Participant = { probe_id: number; shard: string; country_code: string | null; asn_v4: number | null; was?: string[] };
 
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 /** An R2 call that takes longer is abandoned (and the flush retried): a hung call must not hold results back. */
@@ -153,6 +158,14 @@ export class Controller extends SqlDurableObject<Env> {
       return this.sql("INSERT INTO used_tokens (jti, expires) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING RETURNING jti", jti, exp).length > 0;
     });
     if (!fresh) return new Response("assignment token already used: register again for a new one", { status: 403 });
+    if (claims.prev_shard && claims.prev_shard !== this.shard) {
+      try {
+        await this.adopt(probeId, claims.prev_shard);
+      } catch (e) {
+        console.error(`controller ${this.shard}: probe ${probeId}: handover from ${claims.prev_shard} failed: ${String(e)}`);
+        return new Response(`this probe's previous controller (${claims.prev_shard}) could not hand it over yet; register again`, { status: 503 });
+      }
+    }
     for (const old of this.ctx.getWebSockets(`probe:${probeId}`)) old.close(4000, "replaced by a newer connection");
     if (this.ctx.getWebSockets().length >= this.capacity) return new Response("controller full", { status: 503 });
 
@@ -312,10 +325,30 @@ export class Controller extends SqlDurableObject<Env> {
       probeId, now).map((r) => r.msm_id);
   }
 
+  /**
+   * Takes over a probe from the shard it was on (handover.ts): its assignments and mark, and the brain's record of
+   * where its measurements run, so their stops come here.
+   */
+  private async adopt(probeId: number, from: string): Promise<void> {
+    const old = shardByName(from);
+    if (!old) return;
+    const state = await controllerStub(this.env.CONTROLLER, old).handOver(probeId, this.shard);
+    this.ctx.storage.transactionSync(() => takeProbe(this.sql, probeId, state));
+    const msms = state.assignments.map((r) => r.msm_id).filter((m) => m >= USER_MSM_MIN);
+    if (msms.length) await this.env.BRAIN.getByName(BRAIN_NAME).moveParticipant(probeId, from, this.shard, msms);
+  }
+
+  /** RPC from the shard a probe moved to: its state here, marked as handed over (its socket here, if any, closed). */
+  handOver(probeId: number, to: string): ProbeState {
+    const state = this.ctx.storage.transactionSync(() => giveProbe(this.sql, probeId, to));
+    for (const ws of this.ctx.getWebSockets(`probe:${probeId}`)) ws.close(4000, `moved to ${to}`);
+    return state;
+  }
+
   private activeAssignments(probeId: number): Assignment[] {
     const now = Math.floor(Date.now() / 1000);
     return this.sql<{ assignment: string }>(
-      `SELECT assignment FROM assignments WHERE probe_id = ? AND stopped = 0 AND done = 0
+      `SELECT assignment FROM assignments WHERE probe_id = ? AND stopped = 0 AND done = 0 AND moved_to IS NULL
          AND (stop_time IS NULL OR stop_time > ?) AND (periodic = 1 OR start_time > ?)`,
       probeId, now, now - 3600,
     ).map((r) => JSON.parse(r.assignment) as Assignment);
@@ -351,9 +384,10 @@ export class Controller extends SqlDurableObject<Env> {
       }
       const r = parsed.data;
       if (r.prb_id !== a.probe_id) { this.refuse(ws, a, s.seq, `prb_id ${r.prb_id} is not this probe (${a.probe_id})`); continue; }
-      const given = this.sql<{ assignment: string; periodic: number; done: number; stopped: number; results: number; stop_time: number | null }>(
-        "SELECT assignment, periodic, done, stopped, results, stop_time FROM assignments WHERE msm_id = ? AND probe_id = ?", r.msm_id, a.probe_id)[0];
+      const given = this.sql<{ assignment: string; periodic: number; done: number; stopped: number; results: number; stop_time: number | null; moved_to: string | null }>(
+        "SELECT assignment, periodic, done, stopped, results, stop_time, moved_to FROM assignments WHERE msm_id = ? AND probe_id = ?", r.msm_id, a.probe_id)[0];
       let assignment: Assignment | null = null;
+      if (given?.moved_to) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} was handed over to ${given.moved_to} with this probe`); continue; }
       if (given) {
         const held: Held = {
           assignment: JSON.parse(given.assignment) as Assignment, periodic: given.periodic === 1, stopped: given.stopped === 1, stop_time: given.stop_time,

@@ -11,7 +11,8 @@ async function shardsOf(env: Env, id: number): Promise<string[] | null> {
   if (builtinType(id)) return SHARDS.map((s) => s.name);
   const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
   if (!row) return null;
-  return [...new Set((JSON.parse(row.participants) as Participant[]).map((p) => p.shard))];
+  // A probe that moved shards left results on each it ran on (`was`).
+  return [...new Set((JSON.parse(row.participants) as Participant[]).flatMap((p) => [p.shard, ...(p.was ?? [])]))];
 }
 
 /** The JSON-lines bodies a controller's index answer points to: its R2 batches, then its results not yet flushed. */

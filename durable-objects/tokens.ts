@@ -28,7 +28,7 @@ export function audienceFor(shard: string): string {
 export async function issueAssignment(privateJwk: string, claims: AssignmentClaims, now = Date.now()): Promise<{ token: string; expires: number }> {
   const iat = Math.floor(now / 1000);
   const expires = iat + TOKEN_TTL_SECONDS;
-  const token = await new SignJWT({ country_code: claims.country_code, asn_v4: claims.asn_v4, prefix_v4: claims.prefix_v4, tags: claims.tags ?? [], cell: claims.cell ?? null })
+  const token = await new SignJWT({ country_code: claims.country_code, asn_v4: claims.asn_v4, prefix_v4: claims.prefix_v4, tags: claims.tags ?? [], cell: claims.cell ?? null, prev_shard: claims.prev_shard ?? null })
     .setProtectedHeader({ alg: "EdDSA", typ: "JWT" })
     .setIssuer(ISSUER)
     .setSubject(claims.sub)

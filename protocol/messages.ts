@@ -64,4 +64,6 @@ export type AssignmentClaims = {
   tags?: string[];
   /** Where the probe is, to a tenth of a degree (about a city): dispatch spreads a measurement over cities. */
   cell?: string | null;
+  /** The shard the probe was last connected to, when it is another: its assignments and marks are handed over. */
+  prev_shard?: string | null;
 };

@@ -38,6 +38,8 @@ export async function register(request: IRequest, env: Env): Promise<Response> {
     prefix_v4: p.prefix_v4,
     tags: JSON.parse(p.tags) as string[],
     cell: p.latitude !== null && p.longitude !== null ? `${p.latitude.toFixed(1)},${p.longitude.toFixed(1)}` : null,
+    // A probe that lands on another shard than last time brings its assignments and marks along (Controller.adopt).
+    prev_shard: p.shard && p.shard !== shard.name ? p.shard : null,
   });
   const url = new URL(request.url);
   const ws = `${url.protocol === "https:" ? "wss" : "ws"}://${url.host}/probe/v1/controllers/${shard.name}`;

@@ -209,3 +209,52 @@ describe("stops that cannot reach everyone at once", () => {
     socket.ws.close();
   });
 });
+
+describe("a probe that registers onto another shard with results not yet acknowledged", () => {
+  it("brings its assignments and mark along: no result lost, none stored twice, later stops reach it there", async () => {
+    const key = await newKey("mover");
+    const probe = await enroll({ country_code: "NL" });
+    const { socket, reg } = await connect(probe);
+    expect(reg.shard).toBe(SHARD);
+    const id = ((await (await createPing(key, [{ type: "probes", value: String(probe.id), requested: 1 }], { interval: 60 })).json()) as { measurements: number[] }).measurements[0]!;
+    await socket.next("measure");
+    const t0 = Math.floor(Date.now() / 1000);
+    const result = (seq: number) => ({ seq, result: pingResult(id, probe.id, t0 + seq) });
+    socket.send({ type: "results", results: [result(1), result(2)] });
+    expect((await socket.next("ack")).upto).toBe(2);
+    // Result 3 is stored, but its ack never reaches the probe: the probe goes, still holding it.
+    socket.send({ type: "results", results: [result(3)] });
+    await socket.next("ack");
+    socket.ws.close();
+    await new Promise((r) => setTimeout(r, 100));
+    // Its shard is full now: it registers onto the next nearest one.
+    const registry = env.REGISTRY.getByName("registry");
+    await registry.reportLoad(SHARD, 10, 10);
+    try {
+      const moved = await register(probe);
+      expect(moved.shard).not.toBe(SHARD);
+      const res = await upgrade(moved.websocket_url, moved.token);
+      expect(res.status).toBe(101);
+      res.webSocket!.accept();
+      const there = new ProbeSocket(res.webSocket!);
+      await there.next("welcome");
+      there.send({ type: "hello", agent: "test", slots: 4, free_slots: 4, running: [id] });
+      await there.next("status_ack");
+      // It resends what it holds (3) and goes on (4): 3 is not stored again, 4 is taken for the assignment weur-0 gave.
+      there.send({ type: "results", results: [result(3), result(4)] });
+      expect((await there.next("ack")).upto).toBe(4);
+      expect(there.has("reject")).toBe(false);
+      const stored = (shard: string) => runInDurableObject(env.CONTROLLER.getByName(shard), (_o, state) =>
+        state.storage.sql.exec<{ n: number | null }>("SELECT SUM(count) AS n FROM outbox").one().n ?? 0);
+      expect(await stored(SHARD)).toBe(3);
+      expect(await stored(moved.shard)).toBe(1);
+      expect((await (await call(`/api/v2/measurements/${id}/results/`)).json() as unknown[]).length).toBe(4);
+      // The stop goes where the probe is now.
+      expect((await call(`/api/v2/measurements/${id}/`, { method: "DELETE", headers: { Authorization: `Key ${key}` } })).status).toBe(204);
+      expect(await there.next("stop")).toEqual({ type: "stop", msm_id: id });
+      there.ws.close();
+    } finally {
+      await registry.reportLoad(SHARD, 0, 20_000);
+    }
+  });
+});
