@@ -121,7 +121,7 @@ export class Agent {
     this.log = log;
     this.releases = releases;
     this.identity = loadIdentity(config.state_dir);
-    this.spool = new Spool(config.state_dir, Math.min(SPOOL_COMMIT_MS, config.result_linger_ms));
+    this.spool = new Spool(config.state_dir, Math.min(SPOOL_COMMIT_MS, config.result_linger_ms), (m) => this.log("error", m));
     this.builtins = new Builtins(config.builtins, (a, opts) => this.enqueue(a, opts));
   }
 

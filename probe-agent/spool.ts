@@ -16,6 +16,10 @@ import { monotonicMs } from "./clock.ts";
 /** A new segment is started once the current one is this large. */
 const SEGMENT_BYTES = 1 << 20;
 const ACK_WRITE_MS = 1000;
+/** A write that failed (disk full, I/O error) is tried again this often, its results kept in memory meanwhile. */
+const RETRY_MS = 2000;
+/** Results kept in memory while the disk refuses them; past this the oldest are given up (and reported). */
+const MAX_WAITING = 20_000;
 
 type Segment = { first: number; last: number; path: string };
 /** A durable submission as it is journalled and sent: its JSON text (a journal line: serialised once). */
@@ -42,13 +46,15 @@ async function append(fd: number, data: Buffer): Promise<void> {
 }
 
 /** What is on disk in a state directory: the acknowledged mark and every journalled submission, in order. */
-function readJournal(dir: string): { acked: number; segments: Segment[]; sizes: number[]; entries: (Spooled & Located)[]; tornTail: { path: string; size: number } | null } {
+function readJournal(dir: string): { acked: number; segments: Segment[]; sizes: number[]; entries: (Spooled & Located)[]; tornTail: { path: string; size: number } | null; corrupt: { path: string; line: number }[] } {
   let acked = 0;
   try { acked = Number(readFileSync(join(dir, "acked"), "utf8")) || 0; } catch { /* nothing acknowledged yet */ }
   const segments: Segment[] = [];
   const sizes: number[] = [];
   const entries: (Spooled & Located)[] = [];
   let tornTail = null;
+  const corrupt: { path: string; line: number }[] = [];
+  let lastSeq = 0;
   const names = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d{16}\.log$/.test(f)).sort() : [];
   for (const name of names) {
     const path = join(dir, name);
@@ -57,20 +63,28 @@ function readJournal(dir: string): { acked: number; segments: Segment[]; sizes: 
     // A crash in the middle of a write leaves a partial last line: it was never durable, so never offered.
     const end = bytes.lastIndexOf(0x0a) + 1;
     if (end < bytes.length) tornTail = { path, size: end };
-    for (let offset = 0; offset < end;) {
+    for (let offset = 0, line = 1; offset < end; line++) {
       const nl = bytes.indexOf(0x0a, offset);
       if (nl > offset) {
         const json = bytes.toString("utf8", offset, nl);
-        const s = JSON.parse(json) as Submission;
-        entries.push({ seq: s.seq, msmId: s.result.msm_id, json, segment, offset, length: nl - offset });
-        segment.last = s.seq;
+        // A line the disk damaged (or a journal edited by hand) is dropped and reported, never fatal: the agent
+        // starts with every whole line. Seqs only grow, so one out of order is damaged too.
+        let s: Submission | null = null;
+        try {
+          s = JSON.parse(json) as Submission;
+          if (!Number.isSafeInteger(s.seq) || s.seq <= lastSeq || typeof s.result?.msm_id !== "number") s = null;
+        } catch { /* damaged */ }
+        if (s) {
+          entries.push({ seq: s.seq, msmId: s.result.msm_id, json, segment, offset, length: nl - offset });
+          segment.last = lastSeq = s.seq;
+        } else corrupt.push({ path, line });
       }
       offset = nl + 1;
     }
     segments.push(segment);
     sizes.push(end);
   }
-  return { acked, segments, sizes, entries, tornTail };
+  return { acked, segments, sizes, entries, tornTail, corrupt };
 }
 
 /** Reads journal lines back, each segment's run of them with one read. */
@@ -127,20 +141,32 @@ export class Spool {
   /** Ends the wait before the next commit (close() does not wait for the window). */
   private wakeCommit: (() => void) | null = null;
 
-  /** `commitEveryMs`: commits start at most this often (0: as soon as the event loop turns). */
-  constructor(stateDir: string, commitEveryMs = 0) {
+  /** What went wrong on disk, for the agent's log (a damaged journal at start, a full disk). */
+  private readonly report: (message: string) => void;
+  /** Damaged journal lines dropped at start (the agent's status says so). */
+  readonly dropped: { path: string; line: number }[];
+
+  /**
+   * `commitEveryMs`: commits start at most this often (0: as soon as the event loop turns). `report`: told what
+   * went wrong on disk.
+   */
+  constructor(stateDir: string, commitEveryMs = 0, report: (message: string) => void = () => {}) {
     this.commitEveryMs = commitEveryMs;
+    this.report = report;
     this.dir = join(stateDir, "spool");
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const journal = readJournal(this.dir);
     if (journal.tornTail) truncateSync(journal.tornTail.path, journal.tornTail.size);
+    this.dropped = journal.corrupt;
+    for (const c of journal.corrupt) report(`spool: dropped a damaged journal line (${c.path}, line ${c.line}); every whole line is kept`);
     this.acked = journal.acked;
     this.segments = journal.segments;
     for (const e of journal.entries) {
       if (e.seq > this.acked) this.keep({ seq: e.seq, msmId: e.msmId, segment: e.segment, offset: e.offset, length: e.length });
     }
     const newest = this.segments.at(-1);
-    this.seq = Math.max(this.acked, newest?.last ?? 0);
+    // A damaged line hides its seq: numbering goes on past what it could have been, so no seq is used twice.
+    this.seq = Math.max(this.acked, newest?.last ?? 0) + journal.corrupt.length;
     // Appends go on in the newest segment; a first start makes one, named with the first seq it will hold.
     const segment = newest ?? this.createSegment(this.seq + 1);
     if (!newest) this.segments.push(segment);
@@ -283,7 +309,22 @@ export class Spool {
           w.resolve(w.entry);
         }
       } catch (e) {
-        for (const w of batch) w.reject(new Error(`spool: cannot store result ${w.entry.seq}: ${(e as Error).message}`));
+        // Nothing of a failed write may stay (a partial line would damage the next one): cut the segment back.
+        try { truncateSync(this.active.segment.path, this.active.bytes); } catch { /* it will fail again, or not */ }
+        if (this.closing) {
+          for (const w of batch) w.reject(new Error(`spool: cannot store result ${w.entry.seq}: ${(e as Error).message}`));
+          continue;
+        }
+        // A full (or failing) disk: the results wait in memory, in order, and the write is tried again. Only past
+        // MAX_WAITING are the oldest given up, said loudly.
+        this.batch = [...batch, ...this.batch];
+        const over = this.batch.length - MAX_WAITING;
+        if (over > 0) for (const w of this.batch.splice(0, over)) w.reject(new Error(`spool: result ${w.entry.seq} given up: ${MAX_WAITING} results already wait for the disk`));
+        this.report(`spool: cannot write ${this.batch.length} results (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); they wait in memory and the write is retried every ${RETRY_MS / 1000} s`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => this.wakeCommit!(), RETRY_MS);
+          this.wakeCommit = () => { clearTimeout(timer); this.wakeCommit = null; resolve(); };
+        });
       }
     }
     this.writing = null;
@@ -292,6 +333,7 @@ export class Spool {
   /** Closes the full segment and starts the next, named with the first seq it holds. */
   private async roll(first: number): Promise<void> {
     if (this.active.fd !== null) await closeFile(this.active.fd);
+    this.active.fd = null;
     const segment = this.createSegment(first);
     this.segments.push(segment);
     this.active = { segment, fd: null, bytes: 0 };

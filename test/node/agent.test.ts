@@ -1,9 +1,9 @@
 // The agent's own parts on this machine: its key never leaves its state directory (mode 0600), the spool survives
 // restarts and forgets only what was acknowledged, and ping measures for real over ICMP in Atlas's format.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
-import { appendFileSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { compactVerify, importJWK } from "jose";
 import { describe, expect, it } from "vitest";
@@ -17,7 +17,7 @@ import { ping } from "../../probe-agent/measure/ping.ts";
 import { resolveTarget } from "../../probe-agent/measure/resolve.ts";
 import { Spool } from "../../probe-agent/spool.ts";
 import { netnsUnavailable, silentLink } from "./netns.ts";
-import { icmpUnavailable, ipv6LoopbackUnavailable, tempDir } from "./system.ts";
+import { icmpUnavailable, ipv6LoopbackUnavailable, tempDir, until } from "./system.ts";
 
 const never = new AbortController().signal;
 
@@ -221,6 +221,54 @@ describe("spool", () => {
     await s.close();
     expect(new Spool(dir).size).toBe(0);
     expect(Spool.unacknowledged(dir)).toEqual([]);
+  });
+
+  it("starts on a journal with a damaged line: keeps every whole line, says what it dropped, never reuses a seq", async () => {
+    const dir = tempDir("spool-damaged");
+    const s = new Spool(dir);
+    for (let i = 1; i <= 5; i++) await s.add(result(10_000_001, 1_700_000_000 + i));
+    await s.close();
+    const [segment] = readdirSync(join(dir, "spool")).filter((f) => f.endsWith(".log"));
+    const path = join(dir, "spool", segment!);
+    const lines = readFileSync(path, "utf8").split("\n");
+    lines[2] = lines[2]!.slice(0, 20) + "\u0000\u0000garbage" + lines[2]!.slice(30);  // line 3 (seq 3) damaged on disk
+    writeFileSync(path, lines.join("\n"));
+    const reports: string[] = [];
+    const after = new Spool(dir, 0, (m) => reports.push(m));
+    expect(after.pending().map((p) => p.seq)).toEqual([1, 2, 4, 5]);
+    expect(after.dropped).toEqual([{ path, line: 3 }]);
+    expect(reports).toEqual([expect.stringContaining(`dropped a damaged journal line (${path}, line 3)`)]);
+    // Numbering goes on past anything the damaged line could have held.
+    expect((await after.add(result(10_000_001, 1_700_000_006))).seq).toBeGreaterThan(5);
+    await after.close();
+  });
+
+  it("keeps results in memory while the disk is full, reports it, and writes them in order once there is room", async () => {
+    if (process.getuid?.() !== 0) throw new Error("this test mounts a small tmpfs: it needs root (CI runs as root)");
+    const dir = tempDir("spool-full");
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "vantage-spool-test", dir]);
+    try {
+      const reports: string[] = [];
+      const s = new Spool(dir, 0, (m) => reports.push(m));
+      // Then the filesystem fills up, to the last byte.
+      const filler = join(dir, "filler");
+      try { writeFileSync(filler, Buffer.alloc(512 * 1024)); } catch { /* ENOSPC: full, as wanted */ }
+      const stored: number[] = [];
+      const adds = Array.from({ length: 40 }, (_, i) => s.add(result(10_000_001, 1_700_000_000 + i)).then((e) => { stored.push(e.seq); }));
+      await until("the disk full to be reported", async () => reports.some((m) => /cannot write \d+ results \(ENOSPC\)/.test(m)), 10_000, 50);
+      expect(stored).toEqual([]);
+      // Room again: everything is written, in order, nothing lost, and the journal reads back whole.
+      rmSync(filler);
+      await Promise.all(adds);
+      expect(stored).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      await s.close();
+      const again = new Spool(dir);
+      expect(again.pending().map((p) => p.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      expect(again.dropped).toEqual([]);
+      await again.close();
+    } finally {
+      execFileSync("umount", ["--lazy", dir]);
+    }
   });
 });
 
