@@ -1,18 +1,17 @@
-// Controller: one per region shard. Holds its probes' WebSockets through the hibernation API, hands out work to
-// probes with free slots, acknowledges results only once they are durable in its SQLite outbox, and writes the
-// outbox to R2 in batches (one object per partition per flush), keeping a per-measurement index of the batches.
-import {
-  type Assignment, type ControllerMessage, type FrameSubmission, inCidr, type ProbeMessage, ProbeMessage as ProbeMessageSchema,
-  creditsPerResult, HOST_SHARE_MILLI_PER_CREDIT, Result as ResultSchema, type Result, SUBPROTOCOL, USER_MSM_MIN,
-} from "../protocol/index.ts";
+// Controller: one per region shard. Holds its probes' WebSockets through the hibernation API (connections, their
+// messages, releases offered, the stream's interest), and is the RPC surface of the shard. The work is in modules:
+// ingest.ts (results frames, admitted by admission.ts), batches.ts (the outbox to R2, charges, hosts' shares),
+// dispatch.ts (which probes take a measurement), handover.ts (a probe that moved shards).
+import { type Assignment, type ControllerMessage, type ProbeMessage, ProbeMessage as ProbeMessageSchema, type Result, SUBPROTOCOL, USER_MSM_MIN } from "../protocol/index.ts";
 import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
-import { admit, type Allowance, type Held, limitsOf, refuseAssigned, refuseBuiltin } from "./admission.ts";
-import { giveProbe, type ProbeState, takeProbe } from "./handover.ts";
-import { controllerStub, shardByName } from "./shards.ts";
-import { type AggregateGroup, aggregateKey, type BatchAggregate, batchKey, partitionOf } from "../storage/layout.ts";
+import type { Allowance } from "./admission.ts";
+import { Batches } from "./batches.ts";
+import { choose, type DispatchOrder, matches } from "./dispatch.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
-import { groupBy } from "./group-by.ts";
+import { giveProbe, type ProbeState, takeProbe } from "./handover.ts";
+import { ingest, type IngestHost } from "./ingest.ts";
 import { PublicMeasurements } from "./public.ts";
+import { controllerStub, shardByName } from "./shards.ts";
 import { SqlDurableObject } from "./sql.ts";
 import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
 import { verifyAssignment } from "./tokens.ts";
@@ -64,9 +63,6 @@ const MIGRATIONS = [
   `ALTER TABLE assignments ADD COLUMN moved_to TEXT;`,
 ];
 
-/** Hosts are paid their share once this much is due, or at the first flush an hour after their last payout. */
-const HOST_PAYOUT_CREDITS = 1000;
-const HOST_PAYOUT_INTERVAL_S = 3600;
 
 /** What the controller keeps about each connected probe, in the socket attachment (survives hibernation). */
 export type ProbeAttachment = {
@@ -94,26 +90,12 @@ export type ProbeAttachment = {
 /** The release this controller's probes are offered, with the share of probes the rollout has reached. */
 type ReleaseTarget = ReleaseOffer & { percent: number };
 
-export type ProbeFilter = { country?: string; asn?: number; prefix?: string; probe_ids?: number[]; tags?: { include?: string[]; exclude?: string[] } };
 
-/** `busyOk` false: a busy controller (BUSY_FREE_SHARE of its probes' slots free, or less) gives at most half of `want`. */
-export type DispatchOrder = { assignment: Assignment; filter: ProbeFilter; want: number; exclude: number[]; busyOk?: boolean };
 
-/** A controller whose connected probes have at most this share of their slots free is busy. */
-export const BUSY_FREE_SHARE = 0.25;
 /** A probe taking part in a measurement, on `shard`; `was`: shards it ran it on before it moved (they hold results). */
 export type Participant = { probe_id: number; shard: string; country_code: string | null; asn_v4: number | null; was?: string[] };
 
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
-/** An R2 call that takes longer is abandoned (and the flush retried): a hung call must not hold results back. */
-const R2_TIMEOUT_MS = 30_000;
-
-/** `p`, or an error naming `what` once `ms` have passed. */
-function timeLimit<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms); })])
-    .finally(() => clearTimeout(timer));
-}
 /** A probe silent for this long (three missed 30 s heartbeats) gets no work; its socket is presumed dead. */
 export const SILENT_AFTER_S = 95;
 
@@ -293,7 +275,7 @@ export class Controller extends SqlDurableObject<Env> {
         this.send(ws, { type: "status_ack", server_time: Date.now() / 1000 });
         return;
       case "results":
-        return this.ingest(ws, a, m.results, raw.length);
+        return ingest(this.ingestHost, ws, a, m.results, raw.length);
     }
   }
 
@@ -354,94 +336,16 @@ export class Controller extends SqlDurableObject<Env> {
     ).map((r) => JSON.parse(r.assignment) as Assignment);
   }
 
-  /**
-   * Stores a frame of results durably (one outbox row per partition), then acknowledges up to its last seq. Each
-   * result is checked on its own (its shape, then admission.ts: an assignment this probe holds and that is live,
-   * no more results than the definition allows, a timestamp inside its window; built-ins within their bounds) and
-   * refused by itself; a frame past the probe's per-minute allowance is stored only up to it, and the probe is told
-   * when to send the rest.
-   */
-  private async ingest(ws: WebSocket, a: ProbeAttachment, submissions: FrameSubmission[], bytes: number): Promise<void> {
-    const stored = this.sql<{ seq: number }>("SELECT seq FROM probe_seq WHERE probe_id = ?", a.probe_id)[0]?.seq ?? 0;
-    const limits = limitsOf(this.env);
-    const fresh = submissions.filter((s) => s.seq > stored);
-    const { allowance, fits, retryAfter } = admit(a.allowance, fresh.length, bytes, Date.now(), limits);
-    let upto = stored;
-    const accepted: Result[] = [];
-    const counted = new Map<number, number>();  // periodic assignments' new results in this frame
-    const finishedOneOffs = new Set<number>();
-    const builtinLast = { ...a.builtin_last };
-    const now = Math.floor(Date.now() / 1000);
-    let shareMilli = 0;
-    for (const s of fresh.slice(0, fits)) {
-      if (s.seq <= upto) continue; // out of order within the frame
-      upto = s.seq;
-      const parsed = ResultSchema.safeParse(s.result);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        this.refuse(ws, a, s.seq, `invalid result at /${issue.path.join("/")}: ${issue.message}`);
-        continue;
-      }
-      const r = parsed.data;
-      if (r.prb_id !== a.probe_id) { this.refuse(ws, a, s.seq, `prb_id ${r.prb_id} is not this probe (${a.probe_id})`); continue; }
-      const given = this.sql<{ assignment: string; periodic: number; done: number; stopped: number; results: number; stop_time: number | null; moved_to: string | null }>(
-        "SELECT assignment, periodic, done, stopped, results, stop_time, moved_to FROM assignments WHERE msm_id = ? AND probe_id = ?", r.msm_id, a.probe_id)[0];
-      let assignment: Assignment | null = null;
-      if (given?.moved_to) { this.refuse(ws, a, s.seq, `measurement ${r.msm_id} was handed over to ${given.moved_to} with this probe`); continue; }
-      if (given) {
-        const held: Held = {
-          assignment: JSON.parse(given.assignment) as Assignment, periodic: given.periodic === 1, stopped: given.stopped === 1, stop_time: given.stop_time,
-          done: given.done === 1 || finishedOneOffs.has(r.msm_id), results: given.results + (counted.get(r.msm_id) ?? 0),
-        };
-        const refusal = refuseAssigned(held, r, now, limits);
-        if (refusal) { this.refuse(ws, a, s.seq, refusal); continue; }
-        assignment = held.assignment;
-        if (held.periodic) counted.set(r.msm_id, (counted.get(r.msm_id) ?? 0) + 1);
-        else finishedOneOffs.add(r.msm_id);
-      } else {
-        // Built-in measurements are every probe's own: no assignment, but their type and pace are fixed.
-        const refusal = r.msm_id >= USER_MSM_MIN ? `measurement ${r.msm_id} was not given to this probe` : refuseBuiltin(r, builtinLast[r.msm_id], now, limits);
-        if (refusal) { this.refuse(ws, a, s.seq, refusal); continue; }
-        builtinLast[r.msm_id] = r.timestamp;
-      }
-      if (a.address) r.from = a.address;
-      r.stored_timestamp = now;
-      accepted.push(r);
-      // Users pay for their results (built-in ones are free), and the probe's host earns a share of it.
-      if (assignment && r.msm_id >= USER_MSM_MIN) shareMilli += creditsPerResult(assignment.spec, !given!.periodic) * HOST_SHARE_MILLI_PER_CREDIT;
-    }
-    ws.serializeAttachment({ ...a, allowance, builtin_last: builtinLast });
-    if (upto > stored) {
-      const groups = groupBy(accepted, (r) => {
-        const p = partitionOf(r.type, r.timestamp);
-        return `${p.type}|${p.date}|${p.hour}`;
-      });
-      this.ctx.storage.transactionSync(() => {
-        for (const [k, rs] of groups) {
-          const [type, date, hour] = k.split("|");
-          const ts = rs.map((r) => r.timestamp);
-          this.sql(
-            "INSERT INTO outbox (type, date, hour, msm_ids, min_ts, max_ts, count, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            type, date, hour, [...new Set(rs.map((r) => r.msm_id))].join(","), Math.min(...ts), Math.max(...ts), rs.length,
-            rs.map((r) => JSON.stringify(r) + "\n").join(""),
-          );
-        }
-        this.sql(`INSERT INTO probe_seq (probe_id, seq, share_milli) VALUES (?, ?, ?)
-                    ON CONFLICT (probe_id) DO UPDATE SET seq = excluded.seq, share_milli = share_milli + excluded.share_milli`, a.probe_id, upto, shareMilli);
-        for (const msm of finishedOneOffs) this.sql("UPDATE assignments SET done = 1, results = results + 1 WHERE msm_id = ? AND probe_id = ?", msm, a.probe_id);
-        for (const [msm, n] of counted) this.sql("UPDATE assignments SET results = results + ? WHERE msm_id = ? AND probe_id = ?", n, msm, a.probe_id);
-      });
-      if (accepted.length) {
-        await this.scheduleFlush();
-        this.ctx.waitUntil(this.toStream(accepted));
-      }
-    }
-    // The output gate holds this frame until the writes above are durable: an ack never precedes the data.
-    this.send(ws, { type: "ack", upto });
-    if (fits < fresh.length) {
-      this.refuse(ws, a, null, `over this probe's allowance of ${limits.resultsPerMinute} results and ${limits.bytesPerMinute} bytes a minute: results after ${upto} were not stored; send them again in ${retryAfter} s`, retryAfter);
-    }
-  }
+  /** What ingest.ts needs of this controller. */
+  private readonly ingestHost: IngestHost = {
+    ctx: this.ctx, env: () => this.env, sql: this.sql,
+    refuse: (ws, a, seq, reason, retryAfter) => this.refuse(ws, a, seq, reason, retryAfter),
+    send: (ws, m) => this.send(ws, m),
+    stored: async (results) => {
+      await this.scheduleFlush();
+      this.ctx.waitUntil(this.toStream(results));
+    },
+  };
 
   // ── the result stream ──────────────────────────────────────────────────────────────────────────────────────
 
@@ -475,183 +379,33 @@ export class Controller extends SqlDurableObject<Env> {
 
   // ── batches to R2 ──────────────────────────────────────────────────────────────────────────────────────────
 
-  private async scheduleFlush(): Promise<void> {
-    const pending = this.sql<{ n: number | null }>("SELECT SUM(count) AS n FROM outbox")[0]?.n ?? 0;
-    const uncharged = this.sql<{ n: number }>("SELECT COUNT(*) AS n FROM charges")[0]!.n;
-    if (pending === 0 && uncharged === 0) return;
-    const threshold = Number(this.env.FLUSH_RESULTS ?? 1000);
-    const at = pending >= threshold ? Date.now() : Date.now() + Number(this.env.FLUSH_INTERVAL_MS ?? 5000);
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  /** Writes the outbox to R2 (batches.ts); the alarm runs it. */
+  private readonly batches = new Batches({
+    ctx: this.ctx, env: () => this.env, shard: () => this.shard, sql: this.sql, saveUsage: () => this.saveUsage(),
+    publicMeasurements: this.publicMeasurements,
+    probeAsns: () => {
+      const asn = new Map<number, number | null>();
+      for (const ws of this.ctx.getWebSockets()) {
+        const a = ws.deserializeAttachment() as ProbeAttachment | null;
+        if (a) asn.set(a.probe_id, a.asn_v4);
+      }
+      return asn;
+    },
+  });
+
+  private scheduleFlush(): Promise<void> {
+    return this.batches.schedule();
   }
 
-  /**
-   * Flushes, and on any failure (R2 down or slow, the brain or registry unreachable) arms the next attempt itself,
-   * backing off from 5 s to a minute: the runtime's own alarm retries give up after a few, and results must not wait
-   * for new traffic to be written.
-   */
+  /** The flush alarm (batches.ts arms its own retries when it fails). */
   override async alarm(): Promise<void> {
     this.used.requests++;
-    try {
-      await this.flush();
-      if (this.stat("flush_failures")) this.sql("DELETE FROM stats WHERE name = 'flush_failures'");
-    } catch (e) {
-      const failures = this.stat("flush_failures") + 1;
-      this.bump("flush_failures", 1);
-      const wait = Math.min(60_000, 5000 * 2 ** Math.min(failures - 1, 4));
-      console.error(`controller ${this.shard}: flush failed (${failures} in a row), retrying in ${wait / 1000} s: ${String(e)}`);
-      await this.ctx.storage.setAlarm(Date.now() + wait);
-    }
+    await this.batches.onAlarm();
   }
-
-  /** Asks the brain to charge the results stored since the last charge; what it could not reach is retried later. */
-  private async charge(): Promise<void> {
-    const rows = this.sql<{ request_id: string; msm_id: number; results: number }>("SELECT request_id, msm_id, results FROM charges LIMIT 500");
-    if (rows.length === 0) return;
-    try {
-      const done = await this.env.BRAIN.getByName(BRAIN_NAME).charge(rows);
-      this.ctx.storage.transactionSync(() => { for (const id of done) this.sql("DELETE FROM charges WHERE request_id = ?", id); });
-    } catch (e) {
-      console.error(`controller ${this.shard}: charging results failed, will retry: ${String(e)}`);
-    }
-    await this.scheduleFlush();
-  }
-
-  /**
-   * Pays hosts their share in whole credits (registry → the owner's ledger): a probe's due payout is first marked
-   * (`paying_milli`), then sent under a request id made from that mark, then recorded as paid; a retry after any
-   * failure sends the same payout again, which the registry and the ledger take once.
-   */
-  private async payHosts(): Promise<void> {
-    const now = Math.floor(Date.now() / 1000);
-    this.sql(`UPDATE probe_seq SET paying_milli = paid_milli + (share_milli - paid_milli) / 1000 * 1000
-                WHERE paying_milli IS NULL AND share_milli - paid_milli >= 1000 AND (share_milli - paid_milli >= ? OR paid_at <= ?)`,
-      HOST_PAYOUT_CREDITS * 1000, now - HOST_PAYOUT_INTERVAL_S);
-    const due = this.sql<{ probe_id: number; paid_milli: number; paying_milli: number }>(
-      "SELECT probe_id, paid_milli, paying_milli FROM probe_seq WHERE paying_milli IS NOT NULL LIMIT 500");
-    if (due.length === 0) return;
-    try {
-      await this.env.REGISTRY.getByName(REGISTRY_NAME).resultShares(due.map((d) => ({
-        request_id: `results:${this.shard}:${d.probe_id}:${d.paying_milli}`, probe_id: d.probe_id, credits: (d.paying_milli - d.paid_milli) / 1000,
-      })));
-      this.ctx.storage.transactionSync(() => {
-        for (const d of due) this.sql("UPDATE probe_seq SET paid_milli = paying_milli, paying_milli = NULL, paid_at = ? WHERE probe_id = ?", now, d.probe_id);
-      });
-    } catch (e) {
-      console.error(`controller ${this.shard}: paying hosts their share failed, will retry: ${String(e)}`);
-    }
-  }
-
-  private flushing: Promise<{ objects: number; results: number }> | null = null;
 
   /** One flush at a time: the alarm and an operator's flush must not both write the same sealed batches. */
-  async flush(): Promise<{ objects: number; results: number }> {
-    while (this.flushing) await this.flushing.catch(() => undefined);
-    this.flushing = this.writeBatches();
-    try {
-      return await this.flushing;
-    } finally {
-      this.flushing = null;
-    }
-  }
-
-  /**
-   * Writes the outbox to R2. Rows are first sealed into named batches in one transaction (a batch: its partition and
-   * the range of outbox ids it covers), so a flush that dies after the PUT retries the same key with the same content
-   * (write-once, If-None-Match: *), never a new copy.
-   */
-  private async writeBatches(): Promise<{ objects: number; results: number }> {
-    const upto = this.stat("sealed_upto");
-    const unsealed = this.sql<{ id: number; type: string; date: string; hour: string }>(
-      "SELECT id, type, date, hour FROM outbox WHERE id > ? ORDER BY id", upto);
-    if (unsealed.length) {
-      this.ctx.storage.transactionSync(() => {
-        for (const rows of groupBy(unsealed, (r) => `${r.type}|${r.date}|${r.hour}`).values()) {
-          const { type, date, hour } = rows[0]!;
-          const [first, last] = [rows[0]!.id, rows[rows.length - 1]!.id];
-          this.sql("INSERT INTO sealed (key, type, date, hour, first_id, last_id) VALUES (?, ?, ?, ?, ?, ?)",
-            batchKey({ type, date, hour }, this.shard, first, last, this.epoch()), type, date, hour, first, last);
-        }
-        this.sql("INSERT OR REPLACE INTO stats (name, value) VALUES ('sealed_upto', ?)", unsealed[unsealed.length - 1]!.id);
-      });
-    }
-    let objects = 0, results = 0;
-    const batches = this.sql<{ key: string; type: string; date: string; hour: string; first_id: number; last_id: number }>("SELECT * FROM sealed ORDER BY first_id");
-    for (const { key, type, date, hour, first_id: first, last_id: last } of batches) {
-      const inBatch = "id BETWEEN ? AND ? AND type = ? AND date = ? AND hour = ?";
-      const rows = this.sql<{ id: number; msm_ids: string; min_ts: number; max_ts: number; count: number; body: string }>(
-        `SELECT id, msm_ids, min_ts, max_ts, count, body FROM outbox WHERE ${inBatch} ORDER BY id`, first, last, type, date, hour);
-      const count = rows.reduce((n, r) => n + r.count, 0);
-      const body = rows.map((r) => r.body).join("");
-      const put = await timeLimit(this.env.RESULTS.put(key, body, {
-        onlyIf: new Headers({ "If-None-Match": "*" }),
-        httpMetadata: { contentType: "application/x-ndjson" },
-        customMetadata: { results: String(count), shard: this.shard },
-      }), R2_TIMEOUT_MS, `PUT ${key}`);
-      if (put === null) {
-        // The key exists: this batch's own earlier PUT (a flush that died before indexing it) is the same bytes.
-        // Anything else is a collision, and the rows stay until it is understood: never index what R2 does not hold.
-        const there = await timeLimit(this.env.RESULTS.head(key), R2_TIMEOUT_MS, `HEAD ${key}`);
-        if (!there || there.size !== new TextEncoder().encode(body).byteLength || there.customMetadata?.results !== String(count)) {
-          throw new Error(`batch key ${key} holds another object (${there?.size ?? "?"} bytes); its ${count} results stay in the outbox`);
-        }
-      }
-      const perMsm = new Map<number, { min: number; max: number; count: number }>();
-      const rtts: { msm_id: number; prb_id: number; target: string; rtt: number }[] = [];
-      for (const r of rows) {
-        for (const line of r.body.split("\n")) {
-          if (!line) continue;
-          const res = JSON.parse(line) as Result;
-          const e = perMsm.get(res.msm_id) ?? { min: res.timestamp, max: res.timestamp, count: 0 };
-          perMsm.set(res.msm_id, { min: Math.min(e.min, res.timestamp), max: Math.max(e.max, res.timestamp), count: e.count + 1 });
-          if (res.type === "ping" && res.avg >= 0 && res.dst_addr) rtts.push({ msm_id: res.msm_id, prb_id: res.prb_id, target: res.dst_addr, rtt: res.avg });
-        }
-      }
-      // Public measurements only: an aggregate names its targets, and a private measurement's target is its owner's.
-      const publicRtts = type === "ping" ? await this.publicMeasurements.only(rtts) : [];
-      const aggregated = publicRtts.length > 0;
-      if (aggregated) {
-        const aggregate: BatchAggregate = { type: "ping", date, hour, groups: await this.aggregateByAs(publicRtts) };
-        await timeLimit(this.env.RESULTS.put(aggregateKey(key), JSON.stringify(aggregate), { httpMetadata: { contentType: "application/json" } }), R2_TIMEOUT_MS, `PUT ${aggregateKey(key)}`);
-      }
-      this.ctx.storage.transactionSync(() => {
-        for (const [msm, e] of perMsm) {
-          this.sql("INSERT OR REPLACE INTO batches (msm_id, key, min_ts, max_ts, count) VALUES (?, ?, ?, ?, ?)", msm, key, e.min, e.max, e.count);
-          // Users' measurements are paid for; built-in ones are not.
-          if (msm >= USER_MSM_MIN) this.sql("INSERT OR IGNORE INTO charges (request_id, msm_id, results) VALUES (?, ?, ?)", `results:${key}:${msm}`, msm, e.count);
-        }
-        this.sql(`DELETE FROM outbox WHERE ${inBatch}`, first, last, type, date, hour);
-        this.sql("DELETE FROM sealed WHERE key = ?", key);
-        this.bump("r2_writes", aggregated ? 2 : 1);  // the batch, and its aggregate
-        this.bump("results_written", count);
-      });
-      objects++;
-      results += count;
-    }
-    await this.charge();
-    await this.payHosts();
-    this.saveUsage();
-    return { objects, results };
-  }
-
-  /**
-   * RTT samples grouped by the probe's ASN and the target, as the Atlas talk's per-AS aggregates: the ASN from the
-   * probe's socket, or the registry for a probe that is not connected here.
-   */
-  private async aggregateByAs(rtts: { prb_id: number; target: string; rtt: number }[]): Promise<AggregateGroup[]> {
-    const asn = new Map<number, number | null>();
-    for (const ws of this.ctx.getWebSockets()) {
-      const a = ws.deserializeAttachment() as ProbeAttachment | null;
-      if (a) asn.set(a.probe_id, a.asn_v4);
-    }
-    const missing = [...new Set(rtts.map((r) => r.prb_id))].filter((id) => !asn.has(id));
-    if (missing.length) {
-      const { probes } = await this.env.REGISTRY.getByName(REGISTRY_NAME).listProbes({ ids: missing }, 0, missing.length);
-      for (const p of probes) asn.set(p.id, p.asn_v4);
-    }
-    return [...groupBy(rtts, (r) => `${asn.get(r.prb_id) ?? ""}|${r.target}`).values()].map((g) => ({
-      asn: asn.get(g[0]!.prb_id) ?? null, target: g[0]!.target, samples: g.map((r) => r.rtt),
-    }));
+  flush(): Promise<{ objects: number; results: number }> {
+    return this.batches.flush();
   }
 
   // ── RPC from the brain and the API ─────────────────────────────────────────────────────────────────────────
@@ -684,14 +438,7 @@ export class Controller extends SqlDurableObject<Env> {
       if (order.exclude.includes(a.probe_id) || !matches(a, order.filter)) continue;
       candidates.push({ ws, a });
     }
-    // Diversity first: round-robin over ASNs (the i-th probe of every ASN before the (i+1)-th of any), each ASN's
-    // probes in turn round-robin over cities (a probe of every city before a second of any), and among a city's
-    // probes the least loaded (most free slots) first.
-    const byLoad = (xs: typeof candidates) => [...xs].sort((x, y) => y.a.free_slots - x.a.free_slots);
-    const queues = [...groupBy(candidates, (c) => c.a.asn_v4).values()].map((asn) => interleave([...groupBy(asn, (c) => c.a.cell ?? null).values()].map(byLoad)));
-    // Load-aware: a busy shard gives at most half on the brain's first pass (explicit probe ids are always given).
-    const busy = !order.busyOk && !order.filter.probe_ids && slots > 0 && free / slots <= BUSY_FREE_SHARE;
-    const picked = interleave(queues).slice(0, busy ? Math.ceil(order.want / 2) : order.want);
+    const picked = choose(candidates, order, slots, free);
     const as = order.assignment;
     this.ctx.storage.transactionSync(() => {
       for (const { a } of picked) {
@@ -755,54 +502,13 @@ export class Controller extends SqlDurableObject<Env> {
     return { keys, pending };
   }
 
-  /**
-   * This storage's incarnation, in every batch key it writes: outbox ids restart at 1 if a controller's storage is
-   * ever lost while R2 keeps its objects, and a batch must never take an earlier one's key.
-   */
-  private epoch(): string {
-    let e = this.stat("epoch");
-    if (!e) {
-      e = crypto.getRandomValues(new Uint32Array(1))[0]! || 1;
-      this.sql("INSERT OR REPLACE INTO stats (name, value) VALUES ('epoch', ?)", e);
-    }
-    return e.toString(16).padStart(8, "0");
-  }
-
-  private stat(name: string): number {
-    return this.sql<{ value: number }>("SELECT value FROM stats WHERE name = ?", name)[0]?.value ?? 0;
-  }
-
-  private bump(name: string, by: number): void {
-    this.sql("INSERT INTO stats (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value", name, by);
-  }
-
   load(): { shard: string; connected: number; capacity: number; pending_results: number; r2_writes: number; results_written: number } {
     const pending = this.sql<{ n: number | null }>("SELECT SUM(count) AS n FROM outbox")[0]?.n ?? 0;
     return {
       shard: this.shard, connected: this.ctx.getWebSockets().length, capacity: this.capacity, pending_results: pending,
-      r2_writes: this.stat("r2_writes"), results_written: this.stat("results_written"),
+      r2_writes: this.batches.stat("r2_writes"), results_written: this.batches.stat("results_written"),
     };
   }
 }
 
-/** The first of each list, then the second of each, and so on. */
-function interleave<T>(lists: T[][]): T[] {
-  const out: T[] = [];
-  for (let i = 0; out.length < lists.reduce((n, l) => n + l.length, 0); i++) for (const l of lists) if (i < l.length) out.push(l[i]!);
-  return out;
-}
-
-function matches(a: ProbeAttachment, f: ProbeFilter): boolean {
-  if (f.probe_ids && !f.probe_ids.includes(a.probe_id)) return false;
-  if (f.country && a.country_code?.toUpperCase() !== f.country.toUpperCase()) return false;
-  if (f.asn !== undefined && a.asn_v4 !== f.asn) return false;
-  if (f.prefix && !inPrefix(a, f.prefix)) return false;
-  if (f.tags?.include?.some((t) => !(a.tags ?? []).includes(t))) return false;
-  if (f.tags?.exclude?.some((t) => (a.tags ?? []).includes(t))) return false;
-  return true;
-}
-
-function inPrefix(a: ProbeAttachment, prefix: string): boolean {
-  if (a.prefix_v4 === prefix) return true;
-  return [a.address, a.prefix_v4?.split("/")[0]].some((ip) => !!ip && inCidr(ip, prefix));
-}
+export { BUSY_FREE_SHARE, type DispatchOrder, type ProbeFilter } from "./dispatch.ts";
