@@ -61,6 +61,8 @@ const MIGRATIONS = [
    CREATE TABLE used_tokens (jti TEXT PRIMARY KEY, expires INTEGER NOT NULL);`,
   // The shard an assignment was handed over to with its probe (handover.ts): its results are accepted there.
   `ALTER TABLE assignments ADD COLUMN moved_to TEXT;`,
+  // Results stored per periodic assignment of a probe, {msm: n}, in the row each results frame writes anyway.
+  `ALTER TABLE probe_seq ADD COLUMN runs TEXT NOT NULL DEFAULT '{}';`,
 ];
 
 

@@ -27,13 +27,16 @@ export type IngestHost = {
  * when to send the rest.
  */
 export async function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, submissions: FrameSubmission[], bytes: number): Promise<void> {
-  const stored = h.sql<{ seq: number }>("SELECT seq FROM probe_seq WHERE probe_id = ?", a.probe_id)[0]?.seq ?? 0;
+  const mark = h.sql<{ seq: number; runs: string }>("SELECT seq, runs FROM probe_seq WHERE probe_id = ?", a.probe_id)[0];
+  const stored = mark?.seq ?? 0;
+  // Results stored per periodic assignment, kept in the row every frame writes anyway (not a row per assignment).
+  const runs = JSON.parse(mark?.runs ?? "{}") as Record<number, number>;
   const limits = limitsOf(h.env());
   const fresh = submissions.filter((s) => s.seq > stored);
   const { allowance, fits, retryAfter } = admit(a.allowance, fresh.length, bytes, Date.now(), limits);
   let upto = stored;
   const accepted: Result[] = [];
-  const counted = new Map<number, number>();  // periodic assignments' new results in this frame
+  let counted = false;  // a periodic assignment's count changed
   const finishedOneOffs = new Set<number>();
   const builtinLast = { ...a.builtin_last };
   const now = Math.floor(Date.now() / 1000);
@@ -56,12 +59,12 @@ export async function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, s
     if (given) {
       const held: Held = {
         assignment: JSON.parse(given.assignment) as Assignment, periodic: given.periodic === 1, stopped: given.stopped === 1, stop_time: given.stop_time,
-        done: given.done === 1 || finishedOneOffs.has(r.msm_id), results: given.results + (counted.get(r.msm_id) ?? 0),
+        done: given.done === 1 || finishedOneOffs.has(r.msm_id), results: Math.max(given.results, runs[r.msm_id] ?? 0),
       };
       const refusal = refuseAssigned(held, r, now, limits);
       if (refusal) { h.refuse(ws, a, s.seq, refusal); continue; }
       assignment = held.assignment;
-      if (held.periodic) counted.set(r.msm_id, (counted.get(r.msm_id) ?? 0) + 1);
+      if (held.periodic) { runs[r.msm_id] = held.results + 1; counted = true; }
       else finishedOneOffs.add(r.msm_id);
     } else {
       // Built-in measurements are every probe's own: no assignment, but their type and pace are fixed.
@@ -91,10 +94,10 @@ export async function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, s
           rs.map((r) => JSON.stringify(r) + "\n").join(""),
         );
       }
-      h.sql(`INSERT INTO probe_seq (probe_id, seq, share_milli) VALUES (?, ?, ?)
-                  ON CONFLICT (probe_id) DO UPDATE SET seq = excluded.seq, share_milli = share_milli + excluded.share_milli`, a.probe_id, upto, shareMilli);
+      h.sql(`INSERT INTO probe_seq (probe_id, seq, share_milli, runs) VALUES (?, ?, ?, ?)
+                  ON CONFLICT (probe_id) DO UPDATE SET seq = excluded.seq, share_milli = share_milli + excluded.share_milli,
+                  runs = excluded.runs`, a.probe_id, upto, shareMilli, counted || !mark ? JSON.stringify(runs) : mark.runs);
       for (const msm of finishedOneOffs) h.sql("UPDATE assignments SET done = 1, results = results + 1 WHERE msm_id = ? AND probe_id = ?", msm, a.probe_id);
-      for (const [msm, n] of counted) h.sql("UPDATE assignments SET results = results + ? WHERE msm_id = ? AND probe_id = ?", n, msm, a.probe_id);
     });
     if (accepted.length) await h.stored(accepted);
   }
