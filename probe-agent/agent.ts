@@ -15,6 +15,7 @@ import { Builtins, type RunOptions } from "./builtins.ts";
 import type { MonitoredInterface } from "./classifier.ts";
 import { errorResult, runMeasurement } from "./measure/index.ts";
 import type { Releases } from "./release.ts";
+import { Schedule } from "./schedule.ts";
 import { Spool } from "./spool.ts";
 import { AGENT_VERSION } from "./version.ts";
 
@@ -87,12 +88,8 @@ export class Agent {
   private ws: WebSocket | null = null;
   private stopped = false;
   private attempt = 0;
-  private running = 0;
-  private readonly queue: (() => Promise<void>)[] = [];
-  private readonly periodic = new Map<number, NodeJS.Timeout>();
   /** Runs in flight, by measurement: aborted when the measurement is stopped or the agent stops. */
   private readonly inFlight = new Map<number, Set<AbortController>>();
-  private readonly oneoffsRun = new Set<number>();
   private lastSync: number | null = null;
   /** What the controller said in its welcome: whether this edge lets probes aim at private targets (local mode). */
   private edgeAllowsPrivate = false;
@@ -105,6 +102,8 @@ export class Agent {
   /** Results stored since the last frame was sent. */
   private unsent = 0;
   private readonly builtins: Builtins;
+  /** When each measurement runs, within the slots (schedule.ts). */
+  private readonly schedule: Schedule;
   /** The traffic classifier on a monitored interface, when the config asks for one (loaded then: child_process). */
   private monitor: MonitoredInterface | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -122,7 +121,8 @@ export class Agent {
     this.releases = releases;
     this.identity = loadIdentity(config.state_dir);
     this.spool = new Spool(config.state_dir, Math.min(SPOOL_COMMIT_MS, config.result_linger_ms), (m) => this.log("error", m));
-    this.builtins = new Builtins(config.builtins, (a, opts) => this.enqueue(a, opts));
+    this.schedule = new Schedule({ slots: config.slots, probeId: config.probe_id, run: (a, opts) => this.run(a, opts), ended: () => this.reportSlots() });
+    this.builtins = new Builtins(config.builtins, (a, opts) => this.schedule.enqueue(a, opts));
   }
 
   start(): void {
@@ -145,7 +145,7 @@ export class Agent {
     for (const runs of this.inFlight.values()) for (const run of runs) run.abort(STOPPED);
     this.builtins.stop();
     this.monitor?.stop();
-    for (const t of this.periodic.values()) clearTimeout(t);
+    this.schedule.clear();
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.statusTimer) clearTimeout(this.statusTimer);
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
@@ -201,7 +201,7 @@ export class Agent {
       this.sentUpTo = 0;
       this.helloAnswered = false;
       this.log("info", `connected to controller ${reg.shard}`);
-      this.send({ type: "hello", agent: `vantage-probe/${AGENT_VERSION}`, slots: this.config.slots, free_slots: this.freeSlots(), running: [...this.periodic.keys()] });
+      this.send({ type: "hello", agent: `vantage-probe/${AGENT_VERSION}`, slots: this.config.slots, free_slots: this.freeSlots(), running: this.schedule.scheduled() });
       this.flushSpool();
       this.heartbeat = setInterval(() => {
         if (!alive) { ws.terminate(); return; }
@@ -308,14 +308,12 @@ export class Agent {
         }
         return;
       case "measure":
-        return this.accept(m.assignment);
+        return this.schedule.accept(m.assignment, (msm) => this.spool.holds(msm));
       case "stop": {
-        const t = this.periodic.get(m.msm_id);
-        if (t) clearTimeout(t);
-        this.periodic.delete(m.msm_id);
+        const scheduled = this.schedule.cancel(m.msm_id);
         const runs = this.inFlight.get(m.msm_id);
         for (const run of runs ?? []) run.abort(STOPPED);
-        if (t || runs) this.log("info", `measurement ${m.msm_id} stopped`);
+        if (scheduled || runs) this.log("info", `measurement ${m.msm_id} stopped`);
         return;
       }
       case "ack":
@@ -351,58 +349,11 @@ export class Agent {
   }
 
   private freeSlots(): number {
-    return Math.max(0, this.config.slots - this.running - this.queue.length);
+    return this.schedule.free;
   }
 
   private lts(): number {
     return this.lastSync === null ? -1 : Math.floor((monotonicMs() - this.lastSync) / 1000);
-  }
-
-  private accept(a: Assignment): void {
-    const now = Date.now() / 1000;
-    if (a.interval === null) {
-      // A resent one-off that already ran (its result may still wait in the spool) is not run twice.
-      if (this.oneoffsRun.has(a.msm_id) || this.spool.holds(a.msm_id)) return;
-      this.oneoffsRun.add(a.msm_id);
-      // Remember the recent ones only (a Set iterates oldest first): a one-off is never resent after an hour.
-      if (this.oneoffsRun.size > 10_000) this.oneoffsRun.delete(this.oneoffsRun.values().next().value!);
-      // One that is due starts now: a timer would cost an event-loop turn per one-off.
-      if (a.start_time <= now) this.enqueue(a);
-      // One that starts later waits under its id, as periodic ones do, so a stop before its start cancels it (and
-      // the hello of a reconnect names it as scheduled here).
-      else this.periodic.set(a.msm_id, setTimeout(() => { this.periodic.delete(a.msm_id); this.enqueue(a); }, (a.start_time - now) * 1000));
-      return;
-    }
-    if (this.periodic.has(a.msm_id)) return;
-    // Each probe takes a stable offset within the spread, so runs of one measurement are spread over probes.
-    const offset = a.spread > 0 ? (this.config.probe_id * 2654435761 + a.msm_id) % (a.spread + 1) : 0;
-    const first = a.start_time + offset;
-    const next = first > now ? first : first + Math.ceil((now - first) / a.interval) * a.interval;
-    const tick = (at: number) => {
-      if (a.stop_time !== null && at >= a.stop_time) { this.periodic.delete(a.msm_id); return; }
-      this.periodic.set(a.msm_id, setTimeout(() => {
-        this.enqueue(a);
-        tick(at + a.interval!);
-      }, Math.max(0, at * 1000 - Date.now())));
-    };
-    tick(next);
-  }
-
-  private enqueue(a: Assignment, opts: RunOptions = {}): void {
-    this.queue.push(() => this.run(a, opts));
-    this.pump();
-  }
-
-  private pump(): void {
-    while (this.running < this.config.slots && this.queue.length) {
-      const job = this.queue.shift()!;
-      this.running++;
-      void job().finally(() => {
-        this.running--;
-        this.pump();
-        this.reportSlots();
-      });
-    }
   }
 
   /**
