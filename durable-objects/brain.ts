@@ -4,11 +4,13 @@
 import {
   type Assignment, builtinType, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS, toUnix,
 } from "../protocol/index.ts";
-import { type ReleaseManifest, type ReleaseOffer } from "../protocol/release.ts";
+import type { ReleaseManifest } from "../protocol/release.ts";
 import type { DispatchOrder, Participant, ProbeFilter } from "./controller.ts";
 import type { Env } from "./env.ts";
-import { controllerStub, type Shard, SHARDS, shardByName, shardsForSource } from "./shards.ts";
+import { controllerStub, type Shard, shardByName, shardsForSource } from "./shards.ts";
 import { groupBy } from "./group-by.ts";
+import { checkMsmSources, checkQuotas, DEFAULT_INTERVAL, quota, type QuotaHost, quotas, rateLimited } from "./quotas.ts";
+import { type Rollout, Rollouts } from "./rollouts.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
 
 const MIGRATIONS = [
@@ -54,27 +56,6 @@ export type ParticipationRecord = {
   tags: { include?: string[]; exclude?: string[] } | null; created_at: number;
 };
 
-/** A staged rollout as the operator sees it (`GET /admin/rollouts`). */
-export type Rollout = {
-  id: number; version: string; manifest: ReleaseManifest; percent: number; max_failures: number;
-  state: "active" | "halted" | "superseded"; reason: string | null; created: number;
-  probes: { running: number; refused: number; rolled_back: number };
-  failures: { probe_id: number; state: string; detail: string; at: number }[];
-};
-type RolloutRow = Omit<Rollout, "manifest" | "probes" | "failures"> & { manifest: string };
-
-/** Atlas's per-account quotas, each overridable by the operator with a QUOTA_* variable (docs/api.md). */
-export function quotas(env: Env) {
-  const q = (name: string, fallback: number) => {
-    const v = Number(env[`QUOTA_${name}` as keyof Env]);
-    return Number.isFinite(v) && v > 0 ? v : fallback;
-  };
-  return {
-    concurrent: q("CONCURRENT", 100), probesPerMeasurement: q("PROBES_PER_MEASUREMENT", 1000), resultsPerDay: q("RESULTS_PER_DAY", 100_000),
-    creditsPerDay: q("CREDITS_PER_DAY", 1_000_000), sameTarget: q("SAME_TARGET", 25), createsPerMinute: q("CREATES_PER_MINUTE", 60),
-  };
-}
-
 /** A one-off asked again within this many seconds gets the earlier one's id in a warning (REUSE_WINDOW_S overrides). */
 const REUSE_WINDOW_S = 900;
 
@@ -93,8 +74,6 @@ export type Refusal = { ok: false; status: 400 | 402 | 429; detail: string; retr
 /** How long after a failed settling (reservation freed, controllers told) it is tried again (seconds). */
 const SETTLE_RETRY_S = 30;
 
-/** Atlas's default interval for periodic pings (seconds). */
-const DEFAULT_INTERVAL = 240;
 /** After a one-off's last packet is due, how long its results may still come in before it is Stopped. */
 const ONEOFF_GRACE_S = 60;
 
@@ -136,6 +115,9 @@ export class Brain extends SqlDurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, MIGRATIONS);
   }
+
+  /** What the quota checks (quotas.ts) read. */
+  private readonly quotaHost: QuotaHost = { env: () => this.env, sql: this.sql, get: (id) => this.get(id) };
 
   /**
    * Asks a shard's controller for probes. Orders made in one turn (the measurements of one request) go to each
@@ -185,7 +167,7 @@ export class Brain extends SqlDurableObject<Env> {
     const fresh = req.definitions.filter((_, i) => !reused.has(i));
     if (fresh.length === 0) return { ok: true, ids: req.definitions.map((_, i) => reused.get(i)!), warnings };
     const asked = { ...req, definitions: fresh };
-    const refused = this.checkMsmSources(req.probes, owner, "/probes") ?? this.checkQuotas(asked, owner, now);
+    const refused = checkMsmSources(this.quotaHost, req.probes, owner, "/probes") ?? checkQuotas(this.quotaHost, asked, owner, now);
     if (refused) return refused;
     const rows = fresh.map((def) => {
       const isOneoff = def.is_oneoff ?? req.is_oneoff ?? false;
@@ -242,71 +224,6 @@ export class Brain extends SqlDurableObject<Env> {
     for (const target of new Set(rows.map((r) => r.target).filter((t): t is string => t !== null))) this.crowd(target, now);
     let next = 0;
     return { ok: true, ids: req.definitions.map((_, i) => reused.get(i) ?? rows[next++]!.id), warnings };
-  }
-
-  /**
-   * An `msm` source reuses another measurement's probes, which says where a private measurement ran: only the
-   * owner's own or public measurements may be named. Another account's private one is answered as if it did not
-   * exist, so its existence is not revealed either.
-   */
-  private checkMsmSources(sources: ProbeSource[], owner: string, pointer: string): Refusal | null {
-    for (const [i, s] of sources.entries()) {
-      if (s.type !== "msm") continue;
-      const row = this.get(Number(s.value));
-      if (!row || (row.is_public === 0 && row.owner !== owner)) {
-        return { ok: false, status: 400, pointer: `${pointer}/${i}/value`, detail: `${pointer}/${i}/value: No measurement with id ${s.value} whose probes you may reuse.` };
-      }
-    }
-    return null;
-  }
-
-  /** The creation rate limit, shared by creations and participation requests: null, or the refusal with its wait. */
-  private rateLimited(owner: string, now: number): Refusal | null {
-    const q = quotas(this.env);
-    this.sql("DELETE FROM creations WHERE at <= ?", now - 60);
-    const recent = this.sql<{ n: number; first: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS first FROM creations WHERE owner = ?", owner)[0]!;
-    if (recent.n < q.createsPerMinute) return null;
-    const retry = Math.max(1, recent.first! + 60 - now);
-    return { ok: false, status: 429, retry_after: retry, detail: `Too many measurements created or changed: at most ${q.createsPerMinute} requests a minute per account; retry in ${retry} s.` };
-  }
-
-  /**
-   * The account's quotas against what it runs now plus this request, and the creation rate limit. Counts the
-   * request toward the rate only when it passes.
-   */
-  private checkQuotas(req: CreateMeasurements, owner: string, now: number): Refusal | null {
-    const q = quotas(this.env);
-    const limited = this.rateLimited(owner, now);
-    if (limited) return limited;
-    const requested = req.probes.reduce((n, s) => n + s.requested, 0);
-    if (requested > q.probesPerMeasurement) return quota(`${requested} probes requested; a measurement may have at most ${q.probesPerMeasurement}.`);
-    const running = this.sql<MeasurementRow>(
-      `SELECT * FROM measurements WHERE owner = ? AND (status_id IN (0, 1, 2) OR (is_oneoff = 1 AND creation_time > ?))`, owner, now - 86_400);
-    const live = running.filter((r) => r.status_id <= STATUS.ongoing.id);
-    if (live.length + req.definitions.length > q.concurrent) {
-      return quota(`The account runs ${live.length} measurements and asked for ${req.definitions.length} more; at most ${q.concurrent} at once.`);
-    }
-    const perDay = (r: Pick<MeasurementRow, "is_oneoff" | "interval" | "probes_requested">) =>
-      r.probes_requested * (r.is_oneoff ? 1 : Math.ceil(86_400 / (r.interval ?? DEFAULT_INTERVAL)));
-    const newRows = req.definitions.map((def) => {
-      const isOneoff = def.is_oneoff ?? req.is_oneoff ?? false;
-      return { definition: JSON.stringify(def), is_oneoff: isOneoff ? 1 : 0, interval: isOneoff ? null : def.interval ?? DEFAULT_INTERVAL, probes_requested: requested };
-    });
-    const all = [...running.filter((r) => r.status_id <= STATUS.ongoing.id || r.is_oneoff), ...newRows];
-    const results = all.reduce((n, r) => n + perDay(r), 0);
-    if (results > q.resultsPerDay) return quota(`These measurements would bring the account to ${results} results a day; at most ${q.resultsPerDay}.`);
-    const credits = all.reduce((n, r) => n + perDay(r) * creditsPerResult(specOf(JSON.parse(r.definition) as Definition), r.is_oneoff === 1), 0);
-    if (credits > q.creditsPerDay) return quota(`These measurements would cost the account ${credits} credits a day; at most ${q.creditsPerDay}.`);
-    for (const def of req.definitions) {
-      const oneoff = def.is_oneoff ?? req.is_oneoff ?? false;
-      const same = live.filter((r) => r.type === def.type && r.is_oneoff === (oneoff ? 1 : 0) && (JSON.parse(r.definition) as Definition).target === def.target).length
-        + req.definitions.filter((d) => d.type === def.type && d.target === def.target && (d.is_oneoff ?? req.is_oneoff ?? false) === oneoff).length;
-      if (def.target !== undefined && same > q.sameTarget) {
-        return quota(`${same} ${oneoff ? "one-off" : "ongoing"} ${def.type} measurements of ${def.target} for this account; at most ${q.sameTarget}.`);
-      }
-    }
-    this.sql("INSERT INTO creations (owner, at) VALUES (?, ?)", owner, now);
-    return null;
   }
 
   /** Gives a new measurement to probes; returns how many took it. */
@@ -388,7 +305,7 @@ export class Brain extends SqlDurableObject<Env> {
     // The same limits as creation: the rate of requests, reusable probes, and the probes a measurement may have.
     const now = Math.floor(Date.now() / 1000);
     const adding = requests.filter((r) => r.action === "add") as (ProbeSource & { action: "add" })[];
-    const refused = this.rateLimited(owner, now) ?? this.checkMsmSources(adding, owner, "");
+    const refused = rateLimited(this.quotaHost, owner, now) ?? checkMsmSources(this.quotaHost, adding, owner, "");
     if (refused) return refused;
     const more = adding.reduce((n, s) => n + s.requested, 0);
     if (row.probes_requested + more > quotas(this.env).probesPerMeasurement) {
@@ -469,82 +386,26 @@ export class Brain extends SqlDurableObject<Env> {
       status.id, now, id).length > 0;
   }
 
-  // ── signed agent releases ────────────────────────────────────────────────────────────────────────────────────
+  // ── signed agent releases (rollouts.ts) ─────────────────────────────────────────────────────────────────────
 
-  /**
-   * Starts (or widens) the staged rollout of a release: `percent` of the probes, chosen by inRollout(), are offered
-   * it by their controllers. The same version again changes the percentage and the failure limit of the rollout
-   * in progress; another version supersedes it.
-   */
-  async startRollout(manifest: ReleaseManifest, percent: number, maxFailures: number): Promise<Rollout> {
-    const now = Math.floor(Date.now() / 1000);
-    const active = this.currentRollout();
-    if (active?.state === "active" && active.version === manifest.version) {
-      this.sql("UPDATE rollouts SET percent = ?, max_failures = ? WHERE id = ?", percent, maxFailures, active.id);
-    } else {
-      this.ctx.storage.transactionSync(() => {
-        this.sql("UPDATE rollouts SET state = 'superseded', reason = ? WHERE state = 'active'", `superseded by ${manifest.version}`);
-        this.sql("INSERT INTO rollouts (version, manifest, percent, max_failures, state, created) VALUES (?, ?, ?, ?, 'active', ?)",
-          manifest.version, JSON.stringify(manifest), percent, maxFailures, now);
-      });
-    }
-    const rollout = this.currentRollout()!;
-    await this.announce(rollout);
-    return rollout;
+  private readonly rollouts = new Rollouts({ ctx: this.ctx, env: () => this.env, sql: this.sql });
+
+  /** Starts (or widens) the staged rollout of a release (rollouts.ts). */
+  startRollout(manifest: ReleaseManifest, percent: number, maxFailures: number): Promise<Rollout> {
+    return this.rollouts.start(manifest, percent, maxFailures);
   }
 
-  /** Stops offering the release in progress; probes that already run it keep it (roll out the old one to undo). */
-  async haltRollout(reason: string): Promise<Rollout | null> {
-    const active = this.currentRollout();
-    if (active?.state !== "active") return active;
-    this.sql("UPDATE rollouts SET state = 'halted', reason = ? WHERE id = ?", reason, active.id);
-    const halted = this.currentRollout()!;
-    await this.announce(halted);
-    return halted;
+  haltRollout(reason: string): Promise<Rollout | null> {
+    return this.rollouts.halt(reason);
   }
 
-  /**
-   * A probe's report on the release it was offered. Refusals and rollbacks count as failures; at the rollout's
-   * limit it halts, so a bad release stops at the first few probes.
-   */
-  async releaseReport(r: { rollout: number; probe_id: number; version: string; state: "running" | "refused" | "rolled_back"; detail: string }): Promise<void> {
-    const row = this.sql<RolloutRow>("SELECT * FROM rollouts WHERE id = ?", r.rollout)[0];
-    if (!row || row.version !== r.version) return;
-    this.sql(`INSERT INTO rollout_reports (rollout_id, probe_id, state, detail, at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (rollout_id, probe_id) DO UPDATE SET state = excluded.state, detail = excluded.detail, at = excluded.at`,
-      r.rollout, r.probe_id, r.state, r.detail, Math.floor(Date.now() / 1000));
-    const failures = this.sql<{ n: number }>("SELECT COUNT(*) AS n FROM rollout_reports WHERE rollout_id = ? AND state != 'running'", r.rollout)[0]!.n;
-    if (row.state === "active" && r.state !== "running" && failures >= row.max_failures) {
-      await this.haltRollout(`${failures} probe(s) failed the release; last: probe ${r.probe_id} ${r.state.replace("_", " ")}: ${r.detail}`);
-    }
+  /** A probe's report on the release it was offered (its controller checked it was offered). */
+  releaseReport(r: { rollout: number; probe_id: number; version: string; state: "running" | "refused" | "rolled_back"; detail: string }): Promise<void> {
+    return this.rollouts.report(r);
   }
 
-  /** The latest rollout, with what its probes reported. */
   currentRollout(): Rollout | null {
-    const row = this.sql<RolloutRow>("SELECT * FROM rollouts ORDER BY id DESC LIMIT 1")[0];
-    if (!row) return null;
-    const reports = this.sql<{ probe_id: number; state: string; detail: string; at: number }>(
-      "SELECT probe_id, state, detail, at FROM rollout_reports WHERE rollout_id = ? ORDER BY at, probe_id", row.id);
-    const count = (state: string) => reports.filter((x) => x.state === state).length;
-    return {
-      ...row, manifest: JSON.parse(row.manifest) as ReleaseManifest,
-      probes: { running: count("running"), refused: count("refused"), rolled_back: count("rolled_back") },
-      failures: reports.filter((x) => x.state !== "running"),
-    };
-  }
-
-  /** Tells every controller what its probes should run now (nothing new, once a rollout is halted). */
-  private async announce(rollout: Rollout): Promise<void> {
-    const offer: (ReleaseOffer & { percent: number }) | null = rollout.state === "active"
-      ? { ...rollout.manifest, rollout: rollout.id, path: `/probe/v1/releases/${rollout.version}`, percent: rollout.percent }
-      : null;
-    await Promise.all(SHARDS.map(async (shard) => {
-      try {
-        await controllerStub(this.env.CONTROLLER, shard).setRelease(offer);
-      } catch (e) {
-        console.error(`brain: announcing the release to ${shard.name} failed: ${String(e)}`);
-      }
-    }));
+    return this.rollouts.current();
   }
 
   /**
@@ -699,9 +560,6 @@ function questionOf(req: CreateMeasurements, def: Definition): string | null {
   return JSON.stringify([specOf(def), def.target ?? null, req.probes]);
 }
 
-function quota(detail: string): Refusal {
-  return { ok: false, status: 400, detail: `Quota exceeded: ${detail}` };
-}
 
 /** Credits a measurement's results cost in its first day (all of a one-off's): what creation sets aside. */
 export function firstDayCost(row: Pick<MeasurementRow, "definition" | "is_oneoff" | "interval" | "start_time" | "stop_time" | "probes_requested">): number {
