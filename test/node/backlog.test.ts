@@ -180,7 +180,9 @@ describe("a backlog larger than the probe's allowance a minute", () => {
     expect(relay.seen.holds.length).toBeGreaterThan(0);
     const hold = relay.seen.holds[0]!;
     expect(relay.seen.firstResendAt).not.toBeNull();
-    expect(relay.seen.firstResendAt! - hold.at).toBeGreaterThanOrEqual(hold.retryAfter * 1000 - 100);
+    // retry_after is the wait to the next minute rounded up to a second, so that minute began at least
+    // (retry_after − 1) s after the controller said it; no result was sent again before then.
+    expect(relay.seen.firstResendAt! - hold.at).toBeGreaterThanOrEqual((hold.retryAfter - 1) * 1000 - 100);
     expect(agent.output()).toContain(`allowance of ${ALLOWANCE} results`);
     expect(agent.output()).not.toMatch(/refused result/);
     expect(Spool.unacknowledged(probe.stateDir)).toEqual([]);

@@ -144,7 +144,11 @@ describe("the probe's link to the edge cut for a minute", () => {
     expect(made).toBeGreaterThanOrEqual(12);  // a built-in ping every 5 s through the whole minute
     await admin(edge, "/admin/controllers/weur-0/flush", {});
     const shard = (await (await fetch(`${edge.url}/admin/controllers`, { headers: { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` } })).json() as Shard[]).find((s) => s.shard === "weur-0")!;
-    expect(shard.results_written + shard.pending_results).toBe(made);
+    // Every acknowledged result stored once; a built-in made in the last instant before the agent stopped may be
+    // stored and not yet acknowledged, never more than the journal still holds.
+    const stored = shard.results_written + shard.pending_results;
+    expect(stored).toBeGreaterThanOrEqual(made);
+    expect(stored).toBeLessThanOrEqual(made + Spool.unacknowledged(probe.stateDir).length);
     expect(agent.output()).toMatch(/controller connection closed/);
     expect(agent.output()).not.toMatch(/refused result/);
     for (const s of open) s.destroy();
