@@ -418,15 +418,18 @@ export class Controller extends SqlDurableObject<Env> {
    * so a probe given many measurements gets their frames back to back.
    */
   dispatch(orders: DispatchOrder[]): Participant[][] {
-    const frames: [WebSocket, Assignment][] = [];
+    const frames: [WebSocket, string][] = [];
     const given = orders.map((order) => this.dispatchOne(order, frames));
-    for (const [ws, assignment] of frames) this.send(ws, { type: "measure", assignment });
+    for (const [ws, frame] of frames) {
+      try { ws.send(frame); } catch { /* closed under us: the assignment is re-sent when the probe is back */ }
+    }
     return given;
   }
 
   /** One order: the probes picked (their slots taken, their rows written); their frames are added to `frames`. */
-  private dispatchOne(order: DispatchOrder, frames: [WebSocket, Assignment][]): Participant[] {
+  private dispatchOne(order: DispatchOrder, frames: [WebSocket, string][]): Participant[] {
     const candidates: { ws: WebSocket; a: ProbeAttachment }[] = [];
+    const excluded = new Set(order.exclude);
     const now = Math.floor(Date.now() / 1000);
     let slots = 0, free = 0;
     for (const ws of this.ctx.getWebSockets()) {
@@ -437,21 +440,24 @@ export class Controller extends SqlDurableObject<Env> {
         ws.close(4001, "silent for too long");
         continue;
       }
-      if (order.exclude.includes(a.probe_id) || !matches(a, order.filter)) continue;
+      if (excluded.has(a.probe_id) || !matches(a, order.filter)) continue;
       candidates.push({ ws, a });
     }
     const picked = choose(candidates, order, slots, free);
     const as = order.assignment;
+    // Serialised once for all the probes it goes to (the row and the frame), not twice per probe.
+    const json = JSON.stringify(as);
+    const frame = `{"type":"measure","assignment":${json}}`;
     this.ctx.storage.transactionSync(() => {
       for (const { a } of picked) {
         this.sql(
           "INSERT OR REPLACE INTO assignments (msm_id, probe_id, assignment, periodic, start_time, stop_time) VALUES (?, ?, ?, ?, ?, ?)",
-          as.msm_id, a.probe_id, JSON.stringify(as), as.interval === null ? 0 : 1, as.start_time, as.stop_time);
+          as.msm_id, a.probe_id, json, as.interval === null ? 0 : 1, as.start_time, as.stop_time);
       }
     });
     for (const { ws, a } of picked) {
       ws.serializeAttachment({ ...a, free_slots: a.free_slots - 1 });
-      frames.push([ws, as]);
+      frames.push([ws, frame]);
     }
     return picked.map(({ a }) => ({ probe_id: a.probe_id, shard: this.shard, country_code: a.country_code, asn_v4: a.asn_v4 }));
   }
