@@ -10,7 +10,7 @@ import WebSocket, { WebSocketServer } from "ws";
 import type { PingResult } from "../../protocol/index.ts";
 import { Spool } from "../../probe-agent/spool.ts";
 import { admin, type Edge, LOCAL_SITES, provisionProbe, startEdge, startProbe, type ProbeProcess } from "../../scripts/local.ts";
-import { freePort, tempDir, until } from "./system.ts";
+import { freePort, spooledBacklog, tempDir, until } from "./system.ts";
 
 const BACKLOG = 5_000;
 const WINDOW = 2_000;
@@ -94,28 +94,9 @@ describe("a backlog after an outage", () => {
     agent = startProbe(probe, { quiet: true });
     await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);
 
-    // A periodic measurement the probe was given before it went away (due tomorrow: the probe runs nothing itself)...
-    const res = await fetch(`${edge.url}/api/v2/measurements/`, {
-      method: "POST", headers: { "Content-Type": "application/json", Authorization: `Key ${key}` },
-      body: JSON.stringify({
-        definitions: [{ type: "ping", af: 4, target: "127.0.0.1", description: "backlog", interval: 3600 }],
-        probes: [{ type: "probes", value: String(probe.id), requested: 1 }], start_time: Math.floor(Date.now() / 1000) + 86_400,
-      }),
-    });
-    expect(res.status).toBe(201);
-    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
-    await until("the probe to be given it", async () => ((await (await fetch(`${edge!.url}/api/v2/measurements/${id}/`)).json()) as { probes_scheduled: number }).probes_scheduled === 1);
-    await agent.stop();
-
-    // ...and the results of its runs while it could not reach the edge, spooled as the agent spools them.
-    const spool = new Spool(probe.stateDir);
-    const first = Math.floor(Date.now() / 1000) - 7_200;
-    await Promise.all(Array.from({ length: BACKLOG }, (_, i): Promise<unknown> => spool.add({
-      fw: 5020, mver: "1.0.0", lts: -1, msm_id: id, msm_name: "Ping", prb_id: probe.id, timestamp: first + i, from: "127.0.0.1",
-      src_addr: "127.0.0.1", dst_addr: "127.0.0.1", dst_name: "127.0.0.1", af: 4, type: "ping", proto: "ICMP", size: 48, sent: 3,
-      rcvd: 3, dup: 0, min: 0.05, avg: 0.06, max: 0.07, step: 3600, ttl: 64, result: [{ rtt: 0.05 }, { rtt: 0.06 }, { rtt: 0.07 }],
-    } satisfies PingResult)));
-    await spool.close();
+    // A periodic measurement the probe was given before it went away, and the results of its runs while it could
+    // not reach the edge, spooled as the agent spools them.
+    const { id, first } = await spooledBacklog({ edge, key, probe, agent, count: BACKLOG });
 
     agent = startProbe(probe, { quiet: true });
     await until("the backlog to be acknowledged", async () => relay!.seen.acked >= BACKLOG, 120_000, 100);
@@ -154,24 +135,7 @@ describe("a backlog larger than the probe's allowance a minute", () => {
     const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, { registration_urls: [relay.url], builtins: { enabled: false } });
     agent = startProbe(probe, { quiet: true });
     await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);
-    const res = await fetch(`${edge.url}/api/v2/measurements/`, {
-      method: "POST", headers: { "Content-Type": "application/json", Authorization: `Key ${key}` },
-      body: JSON.stringify({
-        definitions: [{ type: "ping", af: 4, target: "127.0.0.1", description: "allowance", interval: 3600 }],
-        probes: [{ type: "probes", value: String(probe.id), requested: 1 }], start_time: Math.floor(Date.now() / 1000) + 86_400,
-      }),
-    });
-    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
-    await until("the probe to be given it", async () => ((await (await fetch(`${edge!.url}/api/v2/measurements/${id}/`)).json()) as { probes_scheduled: number }).probes_scheduled === 1);
-    await agent.stop();
-    const spool = new Spool(probe.stateDir);
-    const first = Math.floor(Date.now() / 1000) - 7_200;
-    await Promise.all(Array.from({ length: SPOOLED }, (_, i): Promise<unknown> => spool.add({
-      fw: 5020, mver: "1.0.0", lts: -1, msm_id: id, msm_name: "Ping", prb_id: probe.id, timestamp: first + i, from: "127.0.0.1",
-      src_addr: "127.0.0.1", dst_addr: "127.0.0.1", dst_name: "127.0.0.1", af: 4, type: "ping", proto: "ICMP", size: 48, sent: 3,
-      rcvd: 3, dup: 0, min: 0.05, avg: 0.06, max: 0.07, step: 3600, ttl: 64, result: [{ rtt: 0.05 }, { rtt: 0.06 }, { rtt: 0.07 }],
-    } satisfies PingResult)));
-    await spool.close();
+    const { id, first } = await spooledBacklog({ edge, key, probe, agent, count: SPOOLED, description: "allowance" });
 
     agent = startProbe(probe, { quiet: true });
     await until("the whole spool to be acknowledged", async () => relay!.seen.acked >= SPOOLED, 150_000, 200);

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { PingResult } from "../../protocol/index.ts";
 import { Spool } from "../../probe-agent/spool.ts";
 import { admin, type Edge, killEdge, LOCAL_SITES, provisionProbe, startEdge, startProbe, type ProbeProcess } from "../../scripts/local.ts";
-import { freePort, tempDir, until } from "./system.ts";
+import { freePort, spooledBacklog, tempDir, until } from "./system.ts";
 
 let edge: Edge | undefined;
 let agent: ProbeProcess | undefined;
@@ -34,24 +34,7 @@ describe("the edge killed while results arrive", () => {
     const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, { heartbeat_s: 2, backoff_ms: { base: 200, cap: 2000 }, builtins: { enabled: false } });
     agent = startProbe(probe, { quiet: true });
     await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);
-    const res = await fetch(`${edge.url}/api/v2/measurements/`, {
-      method: "POST", headers: { "Content-Type": "application/json", Authorization: `Key ${key}` },
-      body: JSON.stringify({
-        definitions: [{ type: "ping", af: 4, target: "127.0.0.1", description: "killed", interval: 3600, packets: 1 }],
-        probes: [{ type: "probes", value: String(probe.id), requested: 1 }], start_time: Math.floor(Date.now() / 1000) + 86_400,
-      }),
-    });
-    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
-    await until("the probe to be given it", async () => ((await (await fetch(`${edge!.url}/api/v2/measurements/${id}/`)).json()) as { probes_scheduled: number }).probes_scheduled === 1);
-    await agent.stop();
-    const spool = new Spool(probe.stateDir);
-    const first = Math.floor(Date.now() / 1000) - 7_200;
-    await Promise.all(Array.from({ length: BACKLOG }, (_, i): Promise<unknown> => spool.add({
-      fw: 5020, mver: "1.0.0", lts: -1, msm_id: id, msm_name: "Ping", prb_id: probe.id, timestamp: first + i, from: "127.0.0.1",
-      src_addr: "127.0.0.1", dst_addr: "127.0.0.1", dst_name: "127.0.0.1", af: 4, type: "ping", proto: "ICMP", size: 48, sent: 1,
-      rcvd: 1, dup: 0, min: 0.05, avg: 0.05, max: 0.05, step: 3600, ttl: 64, result: [{ rtt: 0.05 }],
-    } satisfies PingResult)));
-    await spool.close();
+    const { id, first } = await spooledBacklog({ edge, key, probe, agent, count: BACKLOG, packets: 1, description: "killed" });
 
     // The backlog starts flowing; the edge dies (SIGKILL: no shutdown, every socket dropped) once part of it is in.
     agent = startProbe(probe, { quiet: true });

@@ -5,6 +5,8 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
+import { Spool } from "../../probe-agent/spool.ts";
+import type { PingResult } from "../../protocol/index.ts";
 import { type LocalSystem, startLocalSystem } from "../../scripts/local.ts";
 
 export function tempDir(prefix: string): string {
@@ -106,4 +108,36 @@ export function listeningSockets(pid: number): string[] {
     }
   }
   return found;
+}
+
+/**
+ * A probe's journal after an outage: an hourly ping of 127.0.0.1 given to the (running) probe, due tomorrow so it
+ * runs nothing itself; the agent is stopped and `count` results of that measurement, one a second from two hours
+ * ago, are spooled as the agent spools them. The caller starts the agent again. (The results are fabricated: the
+ * edge must run with wide clock-skew and extra-runs tolerances, as admission.ts refuses runs a probe could not make.)
+ */
+export async function spooledBacklog(o: {
+  edge: { url: string }; key: string; probe: { id: number; stateDir: string }; agent: { stop: () => Promise<void> }; count: number; packets?: number; description?: string;
+}): Promise<{ id: number; first: number }> {
+  const res = await fetch(`${o.edge.url}/api/v2/measurements/`, {
+    method: "POST", headers: { "Content-Type": "application/json", Authorization: `Key ${o.key}` },
+    body: JSON.stringify({
+      definitions: [{ type: "ping", af: 4, target: "127.0.0.1", description: o.description ?? "backlog", interval: 3600, packets: o.packets ?? 3 }],
+      probes: [{ type: "probes", value: String(o.probe.id), requested: 1 }], start_time: Math.floor(Date.now() / 1000) + 86_400,
+    }),
+  });
+  if (res.status !== 201) throw new Error(`creating the measurement: ${res.status} ${await res.text()}`);
+  const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+  await until("the probe to be given it", async () => ((await (await fetch(`${o.edge.url}/api/v2/measurements/${id}/`)).json()) as { probes_scheduled: number }).probes_scheduled === 1);
+  await o.agent.stop();
+  const spool = new Spool(o.probe.stateDir);
+  const first = Math.floor(Date.now() / 1000) - 7_200;
+  const n = o.packets ?? 3;
+  await Promise.all(Array.from({ length: o.count }, (_, i): Promise<unknown> => spool.add({
+    fw: 5020, mver: "1.0.0", lts: -1, msm_id: id, msm_name: "Ping", prb_id: o.probe.id, timestamp: first + i, from: "127.0.0.1",
+    src_addr: "127.0.0.1", dst_addr: "127.0.0.1", dst_name: "127.0.0.1", af: 4, type: "ping", proto: "ICMP", size: 48, sent: n,
+    rcvd: n, dup: 0, min: 0.05, avg: 0.05, max: 0.05, step: 3600, ttl: 64, result: Array.from({ length: n }, () => ({ rtt: 0.05 })),
+  } satisfies PingResult)));
+  await spool.close();
+  return { id, first };
 }
