@@ -114,7 +114,7 @@ export function targetRefusal(target: string): string | null {
 }
 
 /** Whether `addr` (any spelling; an IPv4-mapped address counts as its IPv4 address) lies inside `cidr`. */
-export function addressInPrefix(addr: string, cidr: string): boolean {
+export function inCidr(addr: string, cidr: string): boolean {
   const a = parseAddress(addr);
   if (!a) return false;
   try {

@@ -1,4 +1,5 @@
-// Address helpers shared by the edge and the agent: literal checks, non-public ranges, CIDR membership.
+// Address helpers shared by the edge and the agent: literal checks, non-public ranges, prefix syntax. Whether an
+// address lies in a prefix, by its bits, is address-policy.ts (`inCidr`).
 import { judgeAddress, parseAddress } from "./address-policy.ts";
 
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i;
@@ -62,14 +63,4 @@ export function isCidr(cidr: string): boolean {
   const [net, len] = cidr.split("/");
   const b = net ? toBits(net) : null;
   return !!b && len !== undefined && /^\d{1,3}$/.test(len) && Number(len) <= b.bits;
-}
-
-/** Whether `addr` lies inside `cidr` (same family only). */
-export function inCidr(addr: string, cidr: string): boolean {
-  const [net, lenText] = cidr.split("/");
-  const a = toBits(addr), n = net ? toBits(net) : null;
-  const len = Number(lenText);
-  if (!a || !n || a.bits !== n.bits || !Number.isInteger(len) || len < 0 || len > a.bits) return false;
-  const shift = BigInt(a.bits - len);
-  return a.value >> shift === n.value >> shift;
 }

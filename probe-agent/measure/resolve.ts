@@ -2,7 +2,7 @@
 // the one place every measurement type gets the address it then sends to, so the address policy
 // (protocol/address-policy.ts) is applied to exactly the address the packets go to, after any name lookup.
 import { lookup } from "node:dns";
-import { addressInPrefix, judgeAddress, parseAddress } from "../../protocol/probe.ts";
+import { inCidr, judgeAddress, parseAddress } from "../../protocol/probe.ts";
 import { monotonicMs } from "../clock.ts";
 import type { RunContext } from "./context.ts";
 
@@ -32,7 +32,7 @@ export async function resolveTarget(target: string, af: 4 | 6, ctx: Pick<RunCont
   const verdict = judgeAddress(addr);
   if (!verdict) return { ok: false, error: `destination ${addr} is not an address` };
   if (!ctx.allowPrivate && !verdict.public) return { ok: false, error: `destination ${verdict.reason}: not a public address` };
-  const forbidden = ctx.forbidden?.find((p) => addressInPrefix(verdict.address, p));
+  const forbidden = ctx.forbidden?.find((p) => inCidr(verdict.address, p));
   if (forbidden) return { ok: false, error: `destination ${addr} is in ${forbidden}, which this probe's host forbids` };
   return ttr === undefined ? { ok: true, addr: verdict.address } : { ok: true, addr: verdict.address, ttr };
 }

@@ -2,7 +2,7 @@
 // reaches (the IANA special-purpose block, by CIDR, or "public") and so whether a measurement may aim at it. Run
 // inside workerd, where the edge uses it; the agent uses the same module (test/node/agent.test.ts).
 import { describe, expect, it } from "vitest";
-import { judgeAddress, targetRefusal } from "../../protocol/address-policy.ts";
+import { inCidr, judgeAddress, targetRefusal } from "../../protocol/address-policy.ts";
 import { isTarget } from "../../protocol/net.ts";
 
 // [spelling, the range it reaches ("public" when none refuses it)]
@@ -98,5 +98,15 @@ describe("the address policy judges an address by its bits, not its spelling", (
 
   it.each([["1.2.3.4.5"], ["256.1.1.1.1"], ["::1::"], ["1.2.3.4 "], [" ::1"], ["08.0.0.1"], ["[::1]"], ["0x100000000"]])("does not take %s for an address", (s) => {
     expect(judgeAddress(s)).toBeNull();
+  });
+
+  it("puts an address in a prefix by its bits, whatever its spelling", () => {
+    expect(inCidr("10.1.2.3", "10.0.0.0/8")).toBe(true);
+    expect(inCidr("::ffff:10.1.2.3", "10.0.0.0/8")).toBe(true);
+    expect(inCidr("0xa010203", "10.0.0.0/8")).toBe(true);
+    expect(inCidr("fe80::1%eth0", "fe80::/10")).toBe(true);
+    expect(inCidr("2001:DB8::1", "2001:db8::/32")).toBe(true);
+    expect(inCidr("11.0.0.1", "10.0.0.0/8")).toBe(false);
+    expect(inCidr("10.1.2.3", "not a prefix")).toBe(false);
   });
 });
