@@ -1,0 +1,193 @@
+// Simulated probes for the edge benchmarks (bench/edge.ts, bench/fleet.ts): real Ed25519 keys, the real registration
+// (challenge, signed proof, token) and the real WebSocket protocol, without an agent process per probe.
+import { execFileSync } from "node:child_process";
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { CompactSign } from "jose";
+import WebSocket from "ws";
+import { type ControllerMessage, SUBPROTOCOL } from "../protocol/index.ts";
+import { admin, type Edge, startEdge } from "../scripts/local.ts";
+import { freePort, tempDir } from "../test/node/system.ts";
+
+export const SITES = [
+  { country_code: "NL", latitude: 52.4, longitude: 4.9 }, { country_code: "US", latitude: 40.7, longitude: -74 },
+  { country_code: "US", latitude: 37.8, longitude: -122.4 }, { country_code: "JP", latitude: 35.7, longitude: 139.7 },
+  { country_code: "BR", latitude: -23.5, longitude: -46.6 }, { country_code: "AU", latitude: -33.9, longitude: 151.2 },
+  { country_code: "ZA", latitude: -26.2, longitude: 28 }, { country_code: "PL", latitude: 52.2, longitude: 21 },
+];
+export type Site = (typeof SITES)[number];
+
+export type SimProbe = {
+  id: number; key: KeyObject; pub: string; site: Site; ws?: WebSocket; shard?: string;
+  inbox: ControllerMessage[]; waiters: ((m: ControllerMessage) => void)[];
+  /** Called with every message from the controller, before the inbox (a benchmark that counts acks). */
+  onMessage?: (m: ControllerMessage) => void;
+};
+export type Registration = { token: string; websocket_url: string; shard: string };
+
+const CONCURRENCY = 32;
+
+/** Runs `fn` over `items`, `n` at a time. */
+export async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(Array.from({ length: n }, async () => { while (i < items.length) await fn(items[i++]!); }));
+}
+
+export function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+/** The machine, as benchmarks print it first. */
+export function machine(): string {
+  const gib = Math.round(Number(readFileSync("/proc/meminfo", "utf8").match(/MemTotal:\s+(\d+)/)![1]) / 1048576);
+  return `${execFileSync("nproc", { encoding: "utf8" }).trim()} cores, ${gib} GiB, Node ${process.version}`;
+}
+
+/** Resident memory of the edge's workerd processes (MiB). */
+export function workerdRssMiB(edge: Edge): number {
+  const pids = execFileSync("pgrep", ["-g", String(edge.process.pid)], { encoding: "utf8" }).trim().split("\n");
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      if (!/^Name:\s+workerd/m.test(status)) continue;
+      kb += Number(status.match(/^VmRSS:\s+(\d+)/m)![1]);
+    } catch { /* exited */ }
+  }
+  return kb / 1024;
+}
+
+export type Usage = { requests: number; ws_messages: number; rows_written: number };
+
+/** Requests, WebSocket messages and SQLite rows written by every Durable Object on the results path, summed. */
+export async function usageOf(edge: Edge, account: string): Promise<Usage> {
+  const u = (await (await fetch(`${edge.url}/admin/usage?account=${account}`, { headers: { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` } })).json()) as
+    { controllers: Usage[]; brain: Usage; registry: Usage; ledger: Usage };
+  return [...u.controllers, u.brain, u.registry, u.ledger].reduce((a, x) => ({
+    requests: a.requests + x.requests, ws_messages: a.ws_messages + x.ws_messages, rows_written: a.rows_written + x.rows_written,
+  }), { requests: 0, ws_messages: 0, rows_written: 0 });
+}
+
+/**
+ * What `used` costs at Cloudflare's list prices beyond the included usage (reference/cloudflare.md §4): DO requests
+ * $0.15/M (incoming WebSocket messages 20:1), SQLite rows written $1/M, R2 class A operations $4.50/M.
+ */
+export function costOf(used: Usage, r2Writes: number): { requests: number; rows: number; r2: number; billedRequests: number } {
+  const billedRequests = used.requests + used.ws_messages / 20;
+  return { requests: (billedRequests * 0.15) / 1e6, rows: used.rows_written / 1e6, r2: (r2Writes * 4.5) / 1e6, billedRequests };
+}
+
+export function minus(a: Usage, b: Usage): Usage {
+  return { requests: a.requests - b.requests, ws_messages: a.ws_messages - b.ws_messages, rows_written: a.rows_written - b.rows_written };
+}
+
+export type ControllerLoad = { shard: string; connected: number; pending_results: number; r2_writes: number; results_written: number };
+
+export async function controllers(edge: Edge): Promise<ControllerLoad[]> {
+  return (await (await fetch(`${edge.url}/admin/controllers`, { headers: { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` } })).json()) as ControllerLoad[];
+}
+
+export async function post(edge: Edge, path: string, body: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${edge.url}${path}`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
+  const json = (await res.json()) as Record<string, unknown>;
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** The next message of `type` the probe gets (earlier ones of other types stay in its inbox). */
+export function next(p: SimProbe, type: ControllerMessage["type"]): Promise<ControllerMessage> {
+  const i = p.inbox.findIndex((m) => m.type === type);
+  if (i >= 0) return Promise.resolve(p.inbox.splice(i, 1)[0]!);
+  return new Promise((resolve) => {
+    const w = (m: ControllerMessage) => {
+      if (m.type !== type) return;
+      p.waiters.splice(p.waiters.indexOf(w), 1);
+      p.inbox.splice(p.inbox.indexOf(m), 1);
+      resolve(m);
+    };
+    p.waiters.push(w);
+  });
+}
+
+/** `n` probes with fresh keys, spread over `sites`, enrolled by the operator. */
+export async function enrollProbes(edge: Edge, n: number, sites: Site[] = SITES): Promise<SimProbe[]> {
+  const adminHeaders = { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` };
+  const probes: SimProbe[] = Array.from({ length: n }, (_, i) => {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    return { id: 0, key: privateKey, pub: (publicKey.export({ format: "jwk" }) as { x: string }).x, site: sites[i % sites.length]!, inbox: [], waiters: [] };
+  });
+  await pool(probes, CONCURRENCY, async (p) => {
+    p.id = (await post(edge, "/admin/probes", { public_key: p.pub, ...p.site }, adminHeaders)).id as number;
+  });
+  return probes;
+}
+
+/** Registers each probe (challenge + signed proof → assignment token). */
+export async function registerProbes(edge: Edge, probes: SimProbe[]): Promise<Map<number, Registration>> {
+  const regs = new Map<number, Registration>();
+  await pool(probes, CONCURRENCY, async (p) => {
+    const { nonce } = (await post(edge, "/probe/v1/challenge", { probe_id: p.id })) as { nonce: string };
+    const proof = await new CompactSign(new TextEncoder().encode(JSON.stringify({ probe_id: p.id, nonce }))).setProtectedHeader({ alg: "EdDSA" }).sign(p.key);
+    regs.set(p.id, (await post(edge, "/probe/v1/register", { probe_id: p.id, proof })) as Registration);
+  });
+  return regs;
+}
+
+/** Opens each probe's WebSocket with its token and says hello (`slots` free). */
+export async function connectProbes(probes: SimProbe[], regs: Map<number, Registration>, slots = 64): Promise<void> {
+  await pool(probes, CONCURRENCY, async (p) => {
+    const reg = regs.get(p.id)!;
+    p.shard = reg.shard;
+    const ws = new WebSocket(reg.websocket_url, SUBPROTOCOL, { headers: { Authorization: `Bearer ${reg.token}` } });
+    p.ws = ws;
+    ws.on("message", (d) => {
+      const m = JSON.parse(String(d)) as ControllerMessage;
+      p.onMessage?.(m);
+      p.inbox.push(m);
+      for (const w of [...p.waiters]) w(m);
+    });
+    await new Promise<void>((resolve, reject) => { ws.once("open", () => resolve()); ws.once("error", reject); });
+    await next(p, "welcome");
+    ws.send(JSON.stringify({ type: "hello", agent: "bench", slots, free_slots: slots, running: [] }));
+  });
+}
+
+/** A ping's Atlas result, as an agent sends it. */
+export function pingResult(msm: number, probeId: number, timestamp: number) {
+  return {
+    fw: 5020, mver: "1.0.0", lts: 1, msm_id: msm, msm_name: "Ping", prb_id: probeId, timestamp, from: "192.0.2.9",
+    src_addr: "192.0.2.9", dst_addr: "192.0.2.1", dst_name: "192.0.2.1", af: 4, type: "ping", proto: "ICMP", size: 48, ttl: 60,
+    sent: 3, rcvd: 3, dup: 0, min: 10.1, avg: 10.5, max: 11.2, step: 60, result: [{ rtt: 10.1 }, { rtt: 10.2 }, { rtt: 11.2 }],
+  };
+}
+
+/** A traceroute's Atlas result of three hops, as an agent sends it. */
+export function tracerouteResult(msm: number, probeId: number, timestamp: number) {
+  const hop = (n: number) => ({ hop: n, result: [1, 2, 3].map(() => ({ from: `198.51.100.${n}`, rtt: 1.5 * n, size: 28, ttl: 256 - n })) });
+  return {
+    fw: 5020, mver: "1.0.0", lts: 1, msm_id: msm, msm_name: "Traceroute", prb_id: probeId, timestamp, endtime: timestamp + 2, from: "192.0.2.9",
+    src_addr: "192.0.2.9", dst_addr: "192.0.2.1", dst_name: "192.0.2.1", af: 4, type: "traceroute", proto: "ICMP", paris_id: 1, size: 48,
+    result: [hop(1), hop(2), hop(3)],
+  };
+}
+
+export type BenchEdge = { edge: Edge; key: string; account: string; adminHeaders: Record<string, string> };
+
+/**
+ * Runs `fn` against a fresh local edge (its own state directory and port, `vars` over wrangler.toml), with an API key
+ * of plenty of credits, after printing the machine; the edge is stopped however `fn` ends, or on Ctrl-C, so a bench
+ * that fails leaves no wrangler or workerd behind.
+ */
+export async function withBenchEdge(name: string, vars: Record<string, string>, fn: (b: BenchEdge) => Promise<void>): Promise<void> {
+  const edge = await startEdge({ stateDir: tempDir(name), port: await freePort(), quiet: true, vars });
+  const stopEdge = () => edge.stop();
+  process.once("SIGINT", () => { void stopEdge().finally(() => process.exit(130)); });
+  try {
+    const { key, account } = await admin<{ key: string; account: string }>(edge, "/admin/keys", { label: name, credits: 1_000_000_000 });
+    console.log(`machine: ${machine()}`);
+    await fn({ edge, key, account, adminHeaders: { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` } });
+  } finally {
+    await stopEdge();
+  }
+}
