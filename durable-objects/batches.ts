@@ -2,14 +2,20 @@
 // key no other batch can take (the storage's epoch in it), indexed per measurement, charged to its owner, and its
 // hosts paid their share. The alarm runs it and, when anything fails, arms its own next attempt.
 import { type Result, USER_MSM_MIN } from "../protocol/index.ts";
-import { type AggregateGroup, aggregateKey, type BatchAggregate, batchKey } from "../storage/layout.ts";
+import { type AggregateGroup, aggregateKey, type BatchAggregate, batchKey, partitionKey } from "../storage/layout.ts";
 import { BRAIN_NAME, type Env, REGISTRY_NAME } from "./env.ts";
 import { groupBy } from "./group-by.ts";
+import type { ProbeMarks } from "./marks.ts";
 import type { PublicMeasurements } from "./public.ts";
 
 /** Hosts are paid their share once this much is due, or at the first flush an hour after their last payout. */
 const HOST_PAYOUT_CREDITS = 1000;
 const HOST_PAYOUT_INTERVAL_S = 3600;
+/**
+ * The index entry (`batches.msm_id`) of a batch's built-in results: one for all of them. A fleet runs dozens of
+ * built-ins (an anchor ping and traceroute each); a row per built-in per batch was most of a trickling fleet's cost.
+ */
+export const BUILTINS_INDEX = 0;
 /** An R2 call that takes longer is abandoned (and the flush retried): a hung call must not hold results back. */
 const R2_TIMEOUT_MS = 30_000;
 
@@ -27,6 +33,8 @@ export type BatchHost = {
   env: () => Env;
   shard: () => string;
   sql: <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
+  /** Probes' marks: what their hosts' shares come to; snapshotted before the outbox rows carrying them go. */
+  marks: ProbeMarks;
   saveUsage: () => void;
   publicMeasurements: PublicMeasurements;
   /** The ASN of each probe connected here. */
@@ -66,22 +74,35 @@ export class Batches {
   /**
    * Pays hosts their share in whole credits (registry → the owner's ledger): a probe's due payout is first marked
    * (`paying_milli`), then sent under a request id made from that mark, then recorded as paid; a retry after any
-   * failure sends the same payout again, which the registry and the ledger take once.
+   * failure sends the same payout again, which the registry and the ledger take once. What is due comes from the
+   * probes' marks (the share their stored results earned); a row per probe is written only when it is paid.
    */
   private async payHosts(): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
-    this.h.sql(`UPDATE probe_seq SET paying_milli = paid_milli + (share_milli - paid_milli) / 1000 * 1000
-                WHERE paying_milli IS NULL AND share_milli - paid_milli >= 1000 AND (share_milli - paid_milli >= ? OR paid_at <= ?)`,
-      HOST_PAYOUT_CREDITS * 1000, now - HOST_PAYOUT_INTERVAL_S);
+    type Payout = { probe_id: number; paid_milli: number; paying_milli: number | null; paid_at: number };
+    const payouts = new Map(this.h.sql<Payout>("SELECT probe_id, paid_milli, paying_milli, paid_at FROM payouts").map((p) => [p.probe_id, p]));
+    const starting: Payout[] = [];
+    for (const [probeId, { share }] of this.h.marks.all()) {
+      const p = payouts.get(probeId) ?? { probe_id: probeId, paid_milli: 0, paying_milli: null, paid_at: 0 };
+      const owed = share - p.paid_milli;
+      if (p.paying_milli !== null || owed < 1000 || (owed < HOST_PAYOUT_CREDITS * 1000 && p.paid_at > now - HOST_PAYOUT_INTERVAL_S)) continue;
+      starting.push({ ...p, paying_milli: p.paid_milli + Math.floor(owed / 1000) * 1000 });
+    }
+    this.h.ctx.storage.transactionSync(() => {
+      for (const p of starting) {
+        this.h.sql(`INSERT INTO payouts (probe_id, paid_milli, paying_milli, paid_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (probe_id) DO UPDATE SET paying_milli = excluded.paying_milli`, p.probe_id, p.paid_milli, p.paying_milli, p.paid_at);
+      }
+    });
     const due = this.h.sql<{ probe_id: number; paid_milli: number; paying_milli: number }>(
-      "SELECT probe_id, paid_milli, paying_milli FROM probe_seq WHERE paying_milli IS NOT NULL LIMIT 500");
+      "SELECT probe_id, paid_milli, paying_milli FROM payouts WHERE paying_milli IS NOT NULL LIMIT 500");
     if (due.length === 0) return;
     try {
       await this.h.env().REGISTRY.getByName(REGISTRY_NAME).resultShares(due.map((d) => ({
         request_id: `results:${this.h.shard()}:${d.probe_id}:${d.paying_milli}`, probe_id: d.probe_id, credits: (d.paying_milli - d.paid_milli) / 1000,
       })));
       this.h.ctx.storage.transactionSync(() => {
-        for (const d of due) this.h.sql("UPDATE probe_seq SET paid_milli = paying_milli, paying_milli = NULL, paid_at = ? WHERE probe_id = ?", now, d.probe_id);
+        for (const d of due) this.h.sql("UPDATE payouts SET paid_milli = paying_milli, paying_milli = NULL, paid_at = ? WHERE probe_id = ?", now, d.probe_id);
       });
     } catch (e) {
       console.error(`controller ${this.h.shard()}: paying hosts their share failed, will retry: ${String(e)}`);
@@ -108,27 +129,41 @@ export class Batches {
    */
   private async writeBatches(): Promise<{ objects: number; results: number }> {
     const upto = this.stat("sealed_upto");
-    const unsealed = this.h.sql<{ id: number; type: string; date: string; hour: string }>(
-      "SELECT id, type, date, hour FROM outbox WHERE id > ? ORDER BY id", upto);
+    const unsealed = this.h.sql<{ id: number; parts: string }>("SELECT id, parts FROM outbox WHERE id > ? ORDER BY id", upto);
     if (unsealed.length) {
+      // One batch per partition the rows hold, each over the whole id range (an outbox row is one commit, whose
+      // results may fall in several partitions): its results are the range's lines of that partition.
+      const [first, last] = [unsealed[0]!.id, unsealed[unsealed.length - 1]!.id];
+      const parts = new Set(unsealed.flatMap((r) => r.parts.split(",")));
       this.h.ctx.storage.transactionSync(() => {
-        for (const rows of groupBy(unsealed, (r) => `${r.type}|${r.date}|${r.hour}`).values()) {
-          const { type, date, hour } = rows[0]!;
-          const [first, last] = [rows[0]!.id, rows[rows.length - 1]!.id];
+        for (const part of parts) {
+          const [type, date, hour] = part.split("|") as [string, string, string];
           this.h.sql("INSERT INTO sealed (key, type, date, hour, first_id, last_id) VALUES (?, ?, ?, ?, ?, ?)",
             batchKey({ type, date, hour }, this.h.shard(), first, last, this.epoch()), type, date, hour, first, last);
         }
-        this.h.sql("INSERT OR REPLACE INTO stats (name, value) VALUES ('sealed_upto', ?)", unsealed[unsealed.length - 1]!.id);
+        this.h.sql("INSERT OR REPLACE INTO stats (name, value) VALUES ('sealed_upto', ?)", last);
       });
     }
     let objects = 0, results = 0;
     const batches = this.h.sql<{ key: string; type: string; date: string; hour: string; first_id: number; last_id: number }>("SELECT * FROM sealed ORDER BY first_id");
     for (const { key, type, date, hour, first_id: first, last_id: last } of batches) {
-      const inBatch = "id BETWEEN ? AND ? AND type = ? AND date = ? AND hour = ?";
-      const rows = this.h.sql<{ id: number; msm_ids: string; min_ts: number; max_ts: number; count: number; body: string }>(
-        `SELECT id, msm_ids, min_ts, max_ts, count, body FROM outbox WHERE ${inBatch} ORDER BY id`, first, last, type, date, hour);
-      const count = rows.reduce((n, r) => n + r.count, 0);
-      const body = rows.map((r) => r.body).join("");
+      const part = `${type}|${date}|${hour}`;
+      const rows = this.h.sql<{ body: string }>(
+        "SELECT body FROM outbox WHERE id BETWEEN ? AND ? AND ',' || parts || ',' LIKE ? ORDER BY id", first, last, `%,${part},%`);
+      // The lines as they were stored (a retried PUT must send the same bytes), parsed once for the index.
+      const lines: string[] = [];
+      const parsed: Result[] = [];
+      for (const r of rows) {
+        for (const line of r.body.split("\n")) {
+          if (!line) continue;
+          const res = JSON.parse(line) as Result;
+          if (partitionKey(res.type, res.timestamp) !== part) continue;
+          lines.push(line);
+          parsed.push(res);
+        }
+      }
+      const count = lines.length;
+      const body = lines.map((l) => l + "\n").join("");
       const put = await timeLimit(this.h.env().RESULTS.put(key, body, {
         onlyIf: new Headers({ "If-None-Match": "*" }),
         httpMetadata: { contentType: "application/x-ndjson" },
@@ -144,14 +179,11 @@ export class Batches {
       }
       const perMsm = new Map<number, { min: number; max: number; count: number }>();
       const rtts: { msm_id: number; prb_id: number; target: string; rtt: number }[] = [];
-      for (const r of rows) {
-        for (const line of r.body.split("\n")) {
-          if (!line) continue;
-          const res = JSON.parse(line) as Result;
-          const e = perMsm.get(res.msm_id) ?? { min: res.timestamp, max: res.timestamp, count: 0 };
-          perMsm.set(res.msm_id, { min: Math.min(e.min, res.timestamp), max: Math.max(e.max, res.timestamp), count: e.count + 1 });
-          if (res.type === "ping" && res.avg >= 0 && res.dst_addr) rtts.push({ msm_id: res.msm_id, prb_id: res.prb_id, target: res.dst_addr, rtt: res.avg });
-        }
+      for (const res of parsed) {
+        const indexed = res.msm_id >= USER_MSM_MIN ? res.msm_id : BUILTINS_INDEX;
+        const e = perMsm.get(indexed) ?? { min: res.timestamp, max: res.timestamp, count: 0 };
+        perMsm.set(indexed, { min: Math.min(e.min, res.timestamp), max: Math.max(e.max, res.timestamp), count: e.count + 1 });
+        if (res.type === "ping" && res.avg >= 0 && res.dst_addr) rtts.push({ msm_id: res.msm_id, prb_id: res.prb_id, target: res.dst_addr, rtt: res.avg });
       }
       // Public measurements only: an aggregate names its targets, and a private measurement's target is its owner's.
       const publicRtts = type === "ping" ? await this.h.publicMeasurements.only(rtts) : [];
@@ -166,8 +198,11 @@ export class Batches {
           // Users' measurements are paid for; built-in ones are not.
           if (msm >= USER_MSM_MIN) this.h.sql("INSERT OR IGNORE INTO charges (request_id, msm_id, results) VALUES (?, ?, ?)", `results:${key}:${msm}`, msm, e.count);
         }
-        this.h.sql(`DELETE FROM outbox WHERE ${inBatch}`, first, last, type, date, hour);
+        // Rows go once no sealed batch still covers them; the marks they carry must first be in a snapshot (marks.ts).
         this.h.sql("DELETE FROM sealed WHERE key = ?", key);
+        const done = "id BETWEEN ? AND ? AND NOT EXISTS (SELECT 1 FROM sealed s WHERE outbox.id BETWEEN s.first_id AND s.last_id)";
+        if (this.h.sql(`SELECT 1 FROM outbox WHERE ${done} AND marks IS NOT NULL LIMIT 1`, first, last).length) this.h.marks.snapshot();
+        this.h.sql(`DELETE FROM outbox WHERE ${done}`, first, last);
         this.bump("r2_writes", aggregated ? 2 : 1);  // the batch, and its aggregate
         this.bump("results_written", count);
       });

@@ -5,11 +5,13 @@
 import { type Assignment, type ControllerMessage, type ProbeMessage, ProbeMessage as ProbeMessageSchema, type Result, SUBPROTOCOL, USER_MSM_MIN } from "../protocol/index.ts";
 import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
 import type { Allowance } from "./admission.ts";
-import { Batches } from "./batches.ts";
+import { Batches, BUILTINS_INDEX } from "./batches.ts";
 import { choose, type DispatchOrder, matches } from "./dispatch.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
+import { GroupCommit } from "./commits.ts";
 import { giveProbe, type ProbeState, takeProbe } from "./handover.ts";
 import { ingest, type IngestHost } from "./ingest.ts";
+import { ProbeMarks } from "./marks.ts";
 import { PublicMeasurements } from "./public.ts";
 import { controllerStub, shardByName } from "./shards.ts";
 import { SqlDurableObject } from "./sql.ts";
@@ -63,6 +65,26 @@ const MIGRATIONS = [
   `ALTER TABLE assignments ADD COLUMN moved_to TEXT;`,
   // Results stored per periodic assignment of a probe, {msm: n}, in the row each results frame writes anyway.
   `ALTER TABLE probe_seq ADD COLUMN runs TEXT NOT NULL DEFAULT '{}';`,
+  // Probes' marks leave their row per probe (a row written per results frame) for memory, made durable by the group
+  // commit's outbox rows and snapshot rows (marks.ts, which re-chunks these 64 at its first snapshot); what is left
+  // per probe is its payouts (batches.ts).
+  `CREATE TABLE mark_chunks (chunk INTEGER PRIMARY KEY, body TEXT NOT NULL);
+   INSERT INTO mark_chunks (chunk, body)
+     SELECT probe_id % 64, json_group_object(probe_id, json_object('seq', seq, 'share', share_milli, 'runs', json(runs)))
+     FROM probe_seq GROUP BY probe_id % 64;
+   CREATE TABLE payouts (probe_id INTEGER PRIMARY KEY, paid_milli INTEGER NOT NULL, paying_milli INTEGER, paid_at INTEGER NOT NULL);
+   INSERT INTO payouts (probe_id, paid_milli, paying_milli, paid_at)
+     SELECT probe_id, paid_milli, paying_milli, paid_at FROM probe_seq WHERE paid_milli > 0 OR paying_milli IS NOT NULL;
+   DROP TABLE probe_seq;
+   ALTER TABLE outbox ADD COLUMN marks TEXT;`,
+  // One outbox row per group commit (commits.ts), listing the partitions its results fall in, without AUTOINCREMENT
+  // (its counter was one more row written per commit): a commit takes the next id after the highest in the outbox
+  // or sealed, and rows are deleted only once sealed (batches.ts), so no id is given twice.
+  `CREATE TABLE outbox_commits (id INTEGER PRIMARY KEY, parts TEXT NOT NULL, msm_ids TEXT NOT NULL,
+     min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL, count INTEGER NOT NULL, body TEXT NOT NULL, marks TEXT);
+   INSERT INTO outbox_commits SELECT id, type || '|' || date || '|' || hour, msm_ids, min_ts, max_ts, count, body, marks FROM outbox;
+   DROP TABLE outbox;
+   ALTER TABLE outbox_commits RENAME TO outbox;`,
 ];
 
 
@@ -317,14 +339,15 @@ export class Controller extends SqlDurableObject<Env> {
     const old = shardByName(from);
     if (!old) return;
     const state = await controllerStub(this.env.CONTROLLER, old).handOver(probeId, this.shard);
-    this.ctx.storage.transactionSync(() => takeProbe(this.sql, probeId, state));
+    this.ctx.storage.transactionSync(() => takeProbe(this.sql, this.marks, probeId, state));
     const msms = state.assignments.map((r) => r.msm_id).filter((m) => m >= USER_MSM_MIN);
     if (msms.length) await this.env.BRAIN.getByName(BRAIN_NAME).moveParticipant(probeId, from, this.shard, msms);
   }
 
   /** RPC from the shard a probe moved to: its state here, marked as handed over (its socket here, if any, closed). */
   handOver(probeId: number, to: string): ProbeState {
-    const state = this.ctx.storage.transactionSync(() => giveProbe(this.sql, probeId, to));
+    this.commits.commit();  // what its socket here staged is in the mark handed over
+    const state = this.ctx.storage.transactionSync(() => giveProbe(this.sql, this.marks, probeId, to));
     for (const ws of this.ctx.getWebSockets(`probe:${probeId}`)) ws.close(4000, `moved to ${to}`);
     return state;
   }
@@ -338,15 +361,24 @@ export class Controller extends SqlDurableObject<Env> {
     ).map((r) => JSON.parse(r.assignment) as Assignment);
   }
 
-  /** What ingest.ts needs of this controller. */
-  private readonly ingestHost: IngestHost = {
-    ctx: this.ctx, env: () => this.env, sql: this.sql,
-    refuse: (ws, a, seq, reason, retryAfter) => this.refuse(ws, a, seq, reason, retryAfter),
+  /** Probes' high-water marks, shares and run counts (marks.ts). */
+  private readonly marks = new ProbeMarks(this.sql);
+
+  /** Frames of a commit window written together (commits.ts). */
+  private readonly commits = new GroupCommit({
+    ctx: this.ctx, sql: this.sql, marks: this.marks,
     send: (ws, m) => this.send(ws, m),
+    windowMs: () => Number(this.env.COMMIT_WINDOW_MS ?? 500),
     stored: async (results) => {
       await this.scheduleFlush();
-      this.ctx.waitUntil(this.toStream(results));
+      await this.toStream(results);
     },
+  });
+
+  /** What ingest.ts needs of this controller. */
+  private readonly ingestHost: IngestHost = {
+    env: () => this.env, sql: this.sql, commits: this.commits,
+    refuse: (ws, a, seq, reason, retryAfter) => this.refuse(ws, a, seq, reason, retryAfter),
   };
 
   // ── the result stream ──────────────────────────────────────────────────────────────────────────────────────
@@ -383,7 +415,7 @@ export class Controller extends SqlDurableObject<Env> {
 
   /** Writes the outbox to R2 (batches.ts); the alarm runs it. */
   private readonly batches = new Batches({
-    ctx: this.ctx, env: () => this.env, shard: () => this.shard, sql: this.sql, saveUsage: () => this.saveUsage(),
+    ctx: this.ctx, env: () => this.env, shard: () => this.shard, sql: this.sql, marks: this.marks, saveUsage: () => this.saveUsage(),
     publicMeasurements: this.publicMeasurements,
     probeAsns: () => {
       const asn = new Map<number, number | null>();
@@ -489,8 +521,10 @@ export class Controller extends SqlDurableObject<Env> {
   /** Where this shard's results of a measurement are: R2 batch keys, plus results not yet flushed (JSONL). */
   resultIndex(msmId: number, start: number | null, stop: number | null): { keys: string[]; pending: string } {
     const lo = start ?? 0, hi = stop ?? Number.MAX_SAFE_INTEGER;
+    // Built-ins are indexed together (batches.ts); readers pick a measurement's lines out of a batch.
     const keys = this.sql<{ key: string }>(
-      "SELECT key FROM batches WHERE msm_id = ? AND max_ts >= ? AND min_ts <= ? ORDER BY key", msmId, lo, hi).map((r) => r.key);
+      "SELECT DISTINCT key FROM batches WHERE msm_id IN (?, ?) AND max_ts >= ? AND min_ts <= ? ORDER BY key",
+      msmId, msmId < USER_MSM_MIN ? BUILTINS_INDEX : msmId, lo, hi).map((r) => r.key);
     const pending = this.sql<{ body: string }>(
       "SELECT body FROM outbox WHERE ',' || msm_ids || ',' LIKE ? AND max_ts >= ? AND min_ts <= ? ORDER BY id",
       `%,${msmId},%`, lo, hi).map((r) => r.body).join("");
@@ -505,8 +539,10 @@ export class Controller extends SqlDurableObject<Env> {
     const prefix = `results/type=${type ?? ""}%`;
     const keys = this.sql<{ key: string }>(
       "SELECT DISTINCT key FROM batches WHERE max_ts >= ? AND min_ts <= ? AND key LIKE ? ORDER BY key", start, stop, prefix).map((r) => r.key);
+    // A row holds a commit's results of every type: the caller picks the lines of `type`.
     const pending = this.sql<{ body: string }>(
-      "SELECT body FROM outbox WHERE max_ts >= ? AND min_ts <= ? AND (? IS NULL OR type = ?) ORDER BY id", start, stop, type, type).map((r) => r.body).join("");
+      "SELECT body FROM outbox WHERE max_ts >= ? AND min_ts <= ? AND (? IS NULL OR ',' || parts LIKE ?) ORDER BY id",
+      start, stop, type, `%,${type}|%`).map((r) => r.body).join("");
     return { keys, pending };
   }
 

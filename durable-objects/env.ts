@@ -28,6 +28,8 @@ export interface Env {
   FLUSH_RESULTS?: string;
   /** Longest a result waits in a controller before its batch is written to R2 (ms). */
   FLUSH_INTERVAL_MS?: string;
+  /** How long results frames wait to share one transaction in a controller before they are acknowledged (ms, default 500). */
+  COMMIT_WINDOW_MS?: string;
   /** The crowd signal: distinct accounts (default 5) measuring one target within CROWD_WINDOW_S (default 600). */
   CROWD_ACCOUNTS?: string;
   CROWD_WINDOW_S?: string;

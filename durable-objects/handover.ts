@@ -10,26 +10,26 @@ export type ProbeState = {
   assignments: { msm_id: number; assignment: string; periodic: number; start_time: number; stop_time: number | null; done: number; stopped: number; results: number }[];
 };
 
+import type { ProbeMarks } from "./marks.ts";
+
 type Sql = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
 
 /** The old side: the probe's state, its rows marked as handed over to `to` (results for them are refused here). */
-export function giveProbe(sql: Sql, probeId: number, to: string): ProbeState {
-  const mark = sql<{ seq: number; runs: string }>("SELECT seq, runs FROM probe_seq WHERE probe_id = ?", probeId)[0];
-  const runs = JSON.parse(mark?.runs ?? "{}") as Record<number, number>;
+export function giveProbe(sql: Sql, marks: ProbeMarks, probeId: number, to: string): ProbeState {
+  const { seq, runs } = marks.get(probeId);
   const assignments = sql<ProbeState["assignments"][number]>(
     "SELECT msm_id, assignment, periodic, start_time, stop_time, done, stopped, results FROM assignments WHERE probe_id = ?", probeId)
     .map((r) => ({ ...r, results: Math.max(r.results, runs[r.msm_id] ?? 0) }));
-  const seq = mark?.seq ?? 0;
   sql("UPDATE assignments SET moved_to = ? WHERE probe_id = ?", to, probeId);
   return { seq, assignments };
 }
 
 /** The new side: the most advanced of what it had and what it was given (a probe may come back to a shard). */
-export function takeProbe(sql: Sql, probeId: number, s: ProbeState): void {
-  const had = JSON.parse(sql<{ runs: string }>("SELECT runs FROM probe_seq WHERE probe_id = ?", probeId)[0]?.runs ?? "{}") as Record<number, number>;
-  for (const r of s.assignments) if (r.periodic) had[r.msm_id] = Math.max(had[r.msm_id] ?? 0, r.results);
-  sql(`INSERT INTO probe_seq (probe_id, seq, runs) VALUES (?, ?, ?) ON CONFLICT (probe_id) DO UPDATE SET seq = MAX(seq, excluded.seq), runs = excluded.runs`,
-    probeId, s.seq, JSON.stringify(had));
+export function takeProbe(sql: Sql, marks: ProbeMarks, probeId: number, s: ProbeState): void {
+  const runs: Record<number, number> = {};
+  for (const r of s.assignments) if (r.periodic) runs[r.msm_id] = r.results;
+  // Its share stays with the old shard, which pays what it accrued there.
+  marks.raise(new Map([[probeId, { seq: s.seq, share: 0, runs }]]));
   for (const r of s.assignments) {
     sql(`INSERT INTO assignments (msm_id, probe_id, assignment, periodic, start_time, stop_time, done, stopped, results)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -1,42 +1,36 @@
 // A results frame from a probe, stored once: each result validated and admitted on its own (admission.ts), the
-// accepted ones written to the outbox in one transaction with the probe's high-water mark, and only then
-// acknowledged. Resends (seq at or below the mark) are acknowledged without being stored again.
+// accepted ones staged with the probe's new high-water mark for the next group commit (commits.ts), and acknowledged
+// once that is durable. Resends (seq at or below the mark) are acknowledged without being stored again.
 import { type Assignment, type ControllerMessage, creditsPerResult, type FrameSubmission, HOST_SHARE_MILLI_PER_CREDIT, Result as ResultSchema, type Result, USER_MSM_MIN } from "../protocol/index.ts";
-import { partitionOf } from "../storage/layout.ts";
 import { admit, type Held, limitsOf, refuseAssigned, refuseBuiltin } from "./admission.ts";
+import type { GroupCommit } from "./commits.ts";
 import type { ProbeAttachment } from "./controller.ts";
 import type { Env } from "./env.ts";
-import { groupBy } from "./group-by.ts";
 
 /** What ingesting needs of its controller. */
 export type IngestHost = {
-  ctx: DurableObjectState;
   env: () => Env;
   sql: <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
   refuse: (ws: WebSocket, a: ProbeAttachment, seq: number | null, reason: string, retryAfter?: number) => void;
-  send: (ws: WebSocket, m: ControllerMessage) => void;
-  /** Results are durable: a flush is scheduled and the stream fed. */
-  stored: (results: Result[]) => Promise<void>;
+  commits: GroupCommit;
 };
 
 /**
- * Stores a frame of results durably (one outbox row per partition), then acknowledges up to its last seq. Each
- * result is checked on its own (its shape, then admission.ts: an assignment this probe holds and that is live,
- * no more results than the definition allows, a timestamp inside its window; built-ins within their bounds) and
- * refused by itself; a frame past the probe's per-minute allowance is stored only up to it, and the probe is told
- * when to send the rest.
+ * Admits a frame of results and stages it for the next group commit (commits.ts), which stores it durably and only
+ * then acknowledges up to its last seq. Each result is checked on its own (its shape, then admission.ts: an
+ * assignment this probe holds and that is live, no more results than the definition allows, a timestamp inside its
+ * window; built-ins within their bounds) and refused by itself; a frame past the probe's per-minute allowance is
+ * stored only up to it, and the probe is told when to send the rest.
  */
-export async function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, submissions: FrameSubmission[], bytes: number): Promise<void> {
-  const mark = h.sql<{ seq: number; runs: string }>("SELECT seq, runs FROM probe_seq WHERE probe_id = ?", a.probe_id)[0];
-  const stored = mark?.seq ?? 0;
-  // Results stored per periodic assignment, kept in the row every frame writes anyway (not a row per assignment).
-  const runs = JSON.parse(mark?.runs ?? "{}") as Record<number, number>;
+export function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, submissions: FrameSubmission[], bytes: number): void {
+  const mark = h.commits.markOf(a.probe_id);
+  const stored = mark.seq;
+  const runs = mark.runs;
   const limits = limitsOf(h.env());
   const fresh = submissions.filter((s) => s.seq > stored);
   const { allowance, fits, retryAfter } = admit(a.allowance, fresh.length, bytes, Date.now(), limits);
   let upto = stored;
   const accepted: Result[] = [];
-  let counted = false;  // a periodic assignment's count changed
   const finishedOneOffs = new Set<number>();
   const builtinLast = { ...a.builtin_last };
   const now = Math.floor(Date.now() / 1000);
@@ -59,12 +53,12 @@ export async function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, s
     if (given) {
       const held: Held = {
         assignment: JSON.parse(given.assignment) as Assignment, periodic: given.periodic === 1, stopped: given.stopped === 1, stop_time: given.stop_time,
-        done: given.done === 1 || finishedOneOffs.has(r.msm_id), results: Math.max(given.results, runs[r.msm_id] ?? 0),
+        done: given.done === 1 || finishedOneOffs.has(r.msm_id) || h.commits.answered(r.msm_id, a.probe_id), results: Math.max(given.results, runs[r.msm_id] ?? 0),
       };
       const refusal = refuseAssigned(held, r, now, limits);
       if (refusal) { h.refuse(ws, a, s.seq, refusal); continue; }
       assignment = held.assignment;
-      if (held.periodic) { runs[r.msm_id] = held.results + 1; counted = true; }
+      if (held.periodic) runs[r.msm_id] = held.results + 1;
       else finishedOneOffs.add(r.msm_id);
     } else {
       // Built-in measurements are every probe's own: no assignment, but their type and pace are fixed.
@@ -79,31 +73,15 @@ export async function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, s
     if (assignment && r.msm_id >= USER_MSM_MIN) shareMilli += creditsPerResult(assignment.spec, !given!.periodic) * HOST_SHARE_MILLI_PER_CREDIT;
   }
   ws.serializeAttachment({ ...a, allowance, builtin_last: builtinLast });
-  if (upto > stored) {
-    const groups = groupBy(accepted, (r) => {
-      const p = partitionOf(r.type, r.timestamp);
-      return `${p.type}|${p.date}|${p.hour}`;
-    });
-    h.ctx.storage.transactionSync(() => {
-      for (const [k, rs] of groups) {
-        const [type, date, hour] = k.split("|");
-        const ts = rs.map((r) => r.timestamp);
-        h.sql(
-          "INSERT INTO outbox (type, date, hour, msm_ids, min_ts, max_ts, count, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-          type, date, hour, [...new Set(rs.map((r) => r.msm_id))].join(","), Math.min(...ts), Math.max(...ts), rs.length,
-          rs.map((r) => JSON.stringify(r) + "\n").join(""),
-        );
-      }
-      h.sql(`INSERT INTO probe_seq (probe_id, seq, share_milli, runs) VALUES (?, ?, ?, ?)
-                  ON CONFLICT (probe_id) DO UPDATE SET seq = excluded.seq, share_milli = share_milli + excluded.share_milli,
-                  runs = excluded.runs`, a.probe_id, upto, shareMilli, counted || !mark ? JSON.stringify(runs) : mark.runs);
-      for (const msm of finishedOneOffs) h.sql("UPDATE assignments SET done = 1, results = results + 1 WHERE msm_id = ? AND probe_id = ?", msm, a.probe_id);
-    });
-    if (accepted.length) await h.stored(accepted);
-  }
-  // The output gate holds this frame until the writes above are durable: an ack never precedes the data.
-  h.send(ws, { type: "ack", upto });
+  const replies: ControllerMessage[] = [{ type: "ack", upto }];
   if (fits < fresh.length) {
-    h.refuse(ws, a, null, `over this probe's allowance of ${limits.resultsPerMinute} results and ${limits.bytesPerMinute} bytes a minute: results after ${upto} were not stored; send them again in ${retryAfter} s`, retryAfter);
+    replies.push({
+      type: "reject", seq: null, retry_after: retryAfter,
+      reason: `over this probe's allowance of ${limits.resultsPerMinute} results and ${limits.bytesPerMinute} bytes a minute: results after ${upto} were not stored; send them again in ${retryAfter} s`,
+    });
   }
+  h.commits.stage({
+    ws, probeId: a.probe_id, results: accepted, oneOffs: [...finishedOneOffs], replies,
+    mark: upto > stored ? { seq: upto, share: mark.share + shareMilli, runs } : undefined,
+  });
 }

@@ -18,6 +18,15 @@ export function partitionOf(type: string, timestamp: number): { type: string; da
   return { type, date: iso.slice(0, 10), hour: iso.slice(11, 13) };
 }
 
+/**
+ * A partition as one string, `type|date|hour`: what an outbox row lists of the partitions its results fall in
+ * (durable-objects/commits.ts), and what a batch is sealed for.
+ */
+export function partitionKey(type: string, timestamp: number): string {
+  const p = partitionOf(type, timestamp);
+  return `${p.type}|${p.date}|${p.hour}`;
+}
+
 /** `epoch`: the controller storage's incarnation (8 hex digits), so ids that restart never reuse a key. */
 export function batchKey(p: { type: string; date: string; hour: string }, shard: string, first: number, last: number, epoch: string): string {
   const pad = (n: number) => String(n).padStart(12, "0");

@@ -3,6 +3,7 @@
 // rate limit, reusing answers, the crowd signal, participation requests, API keys with grants, and probe sources
 // (msm, tags, fewer probes than requested).
 import { runInDurableObject } from "cloudflare:test";
+import type { ProbeMarks } from "../../durable-objects/marks.ts";
 import { describe, expect, it } from "vitest";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { ADMIN, call, connect, createPing, enroll, env, errorOf, newKey, pingResult, post } from "./harness.ts";
@@ -121,18 +122,21 @@ describe("credits", () => {
     await flush();
     expect(await shares()).toHaveLength(1);
     const controller = env.CONTROLLER.getByName("weur-0");
-    const row = () => runInDurableObject(controller, (_o, state) => state.storage.sql.exec<{ share_milli: number; paid_milli: number }>(
-      "SELECT share_milli, paid_milli FROM probe_seq WHERE probe_id = ?", probe.id).one());
+    // The share its results earned (the probe's mark, marks.ts) and what was paid of it (its payouts row).
+    const row = () => runInDurableObject(controller, (o, state) => ({
+      share_milli: (o as unknown as { marks: ProbeMarks }).marks.get(probe.id).share,
+      paid_milli: state.storage.sql.exec<{ paid_milli: number }>("SELECT paid_milli FROM payouts WHERE probe_id = ?", probe.id).one().paid_milli,
+    }));
     expect(await row()).toEqual({ share_milli: 7200, paid_milli: 6000 });
     // An hour later: the whole credit is paid, the 0.2 carried.
-    await runInDurableObject(controller, (_o, state) => { state.storage.sql.exec("UPDATE probe_seq SET paid_at = paid_at - 3600"); });
+    await runInDurableObject(controller, (_o, state) => { state.storage.sql.exec("UPDATE payouts SET paid_at = paid_at - 3600"); });
     await flush();
     expect((await shares()).map((i) => i.amount)).toEqual([1, 6]);
     expect(await row()).toEqual({ share_milli: 7200, paid_milli: 7000 });
 
     // A payout sent but not recorded as paid (the controller restarted in between) is sent again and taken once.
     await runInDurableObject(controller, (_o, state) => {
-      state.storage.sql.exec("UPDATE probe_seq SET paid_milli = 6000, paying_milli = 7000 WHERE probe_id = ?", probe.id);
+      state.storage.sql.exec("UPDATE payouts SET paid_milli = 6000, paying_milli = 7000 WHERE probe_id = ?", probe.id);
     });
     await flush();
     expect((await shares()).map((i) => i.amount)).toEqual([1, 6]);
