@@ -9,6 +9,7 @@ import { Batches, BUILTINS_INDEX } from "./batches.ts";
 import { choose, type DispatchOrder, matches } from "./dispatch.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
 import { GroupCommit } from "./commits.ts";
+import { ConnectedProbes } from "./connected.ts";
 import { giveProbe, type ProbeState, takeProbe } from "./handover.ts";
 import { ingest, type IngestHost } from "./ingest.ts";
 import { ProbeMarks } from "./marks.ts";
@@ -16,7 +17,7 @@ import { PublicMeasurements } from "./public.ts";
 import { controllerStub, shardByName } from "./shards.ts";
 import { SqlDurableObject } from "./sql.ts";
 import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
-import { verifyAssignment } from "./tokens.ts";
+import { audienceFor, issueAssignment, RESUME_TTL_SECONDS, verifyAssignment } from "./tokens.ts";
 
 const MIGRATIONS = [
   `CREATE TABLE assignments (
@@ -85,6 +86,8 @@ const MIGRATIONS = [
    INSERT INTO outbox_commits SELECT id, type || '|' || date || '|' || hour, msm_ids, min_ts, max_ts, count, body, marks FROM outbox;
    DROP TABLE outbox;
    ALTER TABLE outbox_commits RENAME TO outbox;`,
+  // Probes the operator disconnected, and when: tokens issued before (a resume token above all) no longer connect.
+  `CREATE TABLE dropped (probe_id INTEGER PRIMARY KEY, at INTEGER NOT NULL);`,
 ];
 
 
@@ -109,6 +112,8 @@ export type ProbeAttachment = {
   allowance?: Allowance;
   /** Timestamp of the last stored result of each built-in measurement id, which bounds how often they come. */
   builtin_last?: Record<number, number>;
+  /** When the resume token the probe holds expires (it is sent a new one at half its life). */
+  resume_expires?: number;
 };
 
 /** The release this controller's probes are offered, with the share of probes the rollout has reached. */
@@ -164,6 +169,10 @@ export class Controller extends SqlDurableObject<Env> {
       return this.sql("INSERT INTO used_tokens (jti, expires) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING RETURNING jti", jti, exp).length > 0;
     });
     if (!fresh) return new Response("assignment token already used: register again for a new one", { status: 403 });
+    const dropped = this.sql<{ at: number }>("SELECT at FROM dropped WHERE probe_id = ?", probeId)[0];
+    if (dropped && dropped.at >= ((claims as { iat?: number }).iat ?? 0)) {
+      return new Response("this probe was disconnected by the operator: register again", { status: 403 });
+    }
     if (claims.prev_shard && claims.prev_shard !== this.shard) {
       try {
         await this.adopt(probeId, claims.prev_shard);
@@ -173,7 +182,7 @@ export class Controller extends SqlDurableObject<Env> {
       }
     }
     for (const old of this.ctx.getWebSockets(`probe:${probeId}`)) old.close(4000, "replaced by a newer connection");
-    if (this.ctx.getWebSockets().length >= this.capacity) return new Response("controller full", { status: 503 });
+    if (this.connected.size >= this.capacity) return new Response("controller full", { status: 503 });
 
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
@@ -192,7 +201,7 @@ export class Controller extends SqlDurableObject<Env> {
       slots: 0,
       free_slots: 0,
     };
-    server.serializeAttachment(attachment);
+    this.connected.set(server, attachment);
     this.send(server, { type: "welcome", probe_id: probeId, shard: this.shard, server_time: Date.now() / 1000, allow_private_targets: flag(this.env.ALLOW_PRIVATE_TARGETS) });
     return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": SUBPROTOCOL } });
   }
@@ -206,7 +215,8 @@ export class Controller extends SqlDurableObject<Env> {
   }
 
   private left(ws: WebSocket): void {
-    const a = ws.deserializeAttachment() as ProbeAttachment | null;
+    const a = this.connected.get(ws);
+    this.connected.delete(ws);
     if (!a) return;
     // A socket replaced by the same probe's newer connection closes after that one opened: the probe is still here.
     const stillHere = this.ctx.getWebSockets(`probe:${a.probe_id}`).some((w) => w !== ws && w.readyState === WebSocket.OPEN);
@@ -221,7 +231,7 @@ export class Controller extends SqlDurableObject<Env> {
       this.ctx.waitUntil(this.streamInterest().then((i) => (i?.probestatus ? this.env.STREAM.getByName(STREAM_NAME).probeStatus(status) : undefined))
         .catch((e: unknown) => console.error(`controller ${this.shard}: probe status to the stream failed: ${String(e)}`)));
     }
-    const connected = this.ctx.getWebSockets().filter((w) => w.readyState === WebSocket.OPEN || w.readyState === WebSocket.CONNECTING).length;
+    const connected = this.connected.open;
     const registry = this.env.REGISTRY.getByName(REGISTRY_NAME);
     this.ctx.waitUntil(
       registry.probeSession({ probe_id: probeId, shard: this.shard, event, address, at, connected, capacity: this.capacity })
@@ -241,7 +251,8 @@ export class Controller extends SqlDurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     this.used.ws_messages++;
-    const a = ws.deserializeAttachment() as ProbeAttachment;
+    const a = this.connected.get(ws);
+    if (!a) return;
     const text = typeof raw === "string" ? raw : null;
     if (text === null || text.length > MAX_FRAME_BYTES) {
       return this.refuse(ws, a, null, text === null ? "binary frames are not part of the protocol" : "frame too large");
@@ -271,7 +282,7 @@ export class Controller extends SqlDurableObject<Env> {
       case "hello": {
         // Only now, with its slots known, is the probe ready for work: that is when it counts as Connected.
         const hello = { ...a, slots: m.slots, free_slots: Math.min(m.free_slots, m.slots), version: /\/([^/\s]+)$/.exec(m.agent)?.[1] };
-        ws.serializeAttachment(hello);
+        this.connected.set(ws, hello);
         this.report(a.probe_id, "connected", a.address, a.connected_since, a);
         this.send(ws, { type: "status_ack", server_time: Date.now() / 1000 });
         for (const assignment of this.activeAssignments(a.probe_id)) {
@@ -280,6 +291,7 @@ export class Controller extends SqlDurableObject<Env> {
         // What the probe still schedules but was stopped (or ended) while it was away is stopped now.
         for (const msm of this.endedOf(a.probe_id, m.running)) this.send(ws, { type: "stop", msm_id: msm });
         this.offerRelease(ws, hello, await this.ctx.storage.get<ReleaseTarget>("release"));
+        await this.sendResume(ws);
         return;
       }
       case "release_status": {
@@ -295,12 +307,26 @@ export class Controller extends SqlDurableObject<Env> {
         return;
       }
       case "status":
-        ws.serializeAttachment({ ...a, free_slots: Math.min(m.free_slots, a.slots || m.free_slots) });
+        this.connected.set(ws, { ...a, free_slots: Math.min(m.free_slots, a.slots || m.free_slots) });
         this.send(ws, { type: "status_ack", server_time: Date.now() / 1000 });
+        if (a.resume_expires !== undefined && a.resume_expires - a.last_seen < RESUME_TTL_SECONDS / 2) await this.sendResume(ws);
         return;
       case "results":
         return ingest(this.ingestHost, ws, a, m.results, raw.length);
     }
+  }
+
+  /** Gives the probe a token to reconnect here once without registering (tokens.ts RESUME_TTL_SECONDS). */
+  private async sendResume(ws: WebSocket): Promise<void> {
+    const a = this.connected.get(ws);
+    if (!a) return;
+    const { token, expires } = await issueAssignment(this.env.EDGE_PRIVATE_JWK, {
+      sub: String(a.probe_id), aud: audienceFor(this.shard), country_code: a.country_code, asn_v4: a.asn_v4, prefix_v4: a.prefix_v4,
+      tags: a.tags ?? [], cell: a.cell ?? null, prev_shard: null,
+    }, Date.now(), RESUME_TTL_SECONDS);
+    const now = this.connected.get(ws);
+    if (now) this.connected.set(ws, { ...now, resume_expires: expires });
+    this.send(ws, { type: "resume", token, expires });
   }
 
   // ── signed agent releases ────────────────────────────────────────────────────────────────────────────────────
@@ -309,10 +335,7 @@ export class Controller extends SqlDurableObject<Env> {
   async setRelease(target: ReleaseTarget | null): Promise<void> {
     if (target) await this.ctx.storage.put("release", target);
     else await this.ctx.storage.delete("release");
-    for (const ws of this.ctx.getWebSockets()) {
-      const a = ws.deserializeAttachment() as ProbeAttachment | null;
-      if (a) this.offerRelease(ws, a, target ?? undefined);
-    }
+    for (const [ws, a] of this.connected.all()) this.offerRelease(ws, a, target ?? undefined);
   }
 
   /** Offers the release to a probe in its rollout's share that says (in its hello) it runs another version. */
@@ -361,6 +384,9 @@ export class Controller extends SqlDurableObject<Env> {
     ).map((r) => JSON.parse(r.assignment) as Assignment);
   }
 
+  /** The probes connected here, by socket (connected.ts). */
+  private readonly connected = new ConnectedProbes(this.ctx);
+
   /** Probes' high-water marks, shares and run counts (marks.ts). */
   private readonly marks = new ProbeMarks(this.sql);
 
@@ -378,7 +404,9 @@ export class Controller extends SqlDurableObject<Env> {
   /** What ingest.ts needs of this controller. */
   private readonly ingestHost: IngestHost = {
     env: () => this.env, sql: this.sql, commits: this.commits,
-    refuse: (ws, a, seq, reason, retryAfter) => this.refuse(ws, a, seq, reason, retryAfter),
+    send: (ws, m) => this.send(ws, m),
+    attach: (ws, a) => this.connected.set(ws, a),
+    warn: (line) => console.warn(`controller ${this.shard}: ${line}`),
   };
 
   // ── the result stream ──────────────────────────────────────────────────────────────────────────────────────
@@ -419,10 +447,7 @@ export class Controller extends SqlDurableObject<Env> {
     publicMeasurements: this.publicMeasurements,
     probeAsns: () => {
       const asn = new Map<number, number | null>();
-      for (const ws of this.ctx.getWebSockets()) {
-        const a = ws.deserializeAttachment() as ProbeAttachment | null;
-        if (a) asn.set(a.probe_id, a.asn_v4);
-      }
+      for (const [, a] of this.connected.all()) asn.set(a.probe_id, a.asn_v4);
       return asn;
     },
   });
@@ -464,10 +489,9 @@ export class Controller extends SqlDurableObject<Env> {
     const excluded = new Set(order.exclude);
     const now = Math.floor(Date.now() / 1000);
     let slots = 0, free = 0;
-    for (const ws of this.ctx.getWebSockets()) {
-      const a = ws.deserializeAttachment() as ProbeAttachment | null;
-      if (a && ws.readyState === WebSocket.OPEN) { slots += a.slots; free += a.free_slots; }
-      if (!a || ws.readyState !== WebSocket.OPEN || a.free_slots < 1) continue;
+    for (const [ws, a] of this.connected.all()) {
+      if (ws.readyState === WebSocket.OPEN) { slots += a.slots; free += a.free_slots; }
+      if (ws.readyState !== WebSocket.OPEN || a.free_slots < 1) continue;
       if (now - a.last_seen > SILENT_AFTER_S) {
         ws.close(4001, "silent for too long");
         continue;
@@ -488,18 +512,26 @@ export class Controller extends SqlDurableObject<Env> {
       }
     });
     for (const { ws, a } of picked) {
-      ws.serializeAttachment({ ...a, free_slots: a.free_slots - 1 });
+      this.connected.set(ws, { ...a, free_slots: a.free_slots - 1 });
       frames.push([ws, frame]);
     }
     return picked.map(({ a }) => ({ probe_id: a.probe_id, shard: this.shard, country_code: a.country_code, asn_v4: a.asn_v4 }));
   }
 
-  /** Stops a measurement on every probe of this shard that runs it. */
   /** Closes a probe's socket (an operator disabled it: it cannot register again until enabled). */
   drop(probeId: number, reason: string): number {
+    // Its tokens, resume tokens above all, stop working here: it must register, which the registry refuses.
+    const now = Math.floor(Date.now() / 1000);
+    this.sql("DELETE FROM dropped WHERE at < ?", now - RESUME_TTL_SECONDS);
+    this.sql("INSERT OR REPLACE INTO dropped (probe_id, at) VALUES (?, ?)", probeId, now);
     const sockets = this.ctx.getWebSockets(`probe:${probeId}`);
     for (const ws of sockets) ws.close(4003, reason.slice(0, 120));
     return sockets.length;
+  }
+
+  /** The operator enabled the probe again: its tokens connect here again. */
+  undrop(probeId: number): void {
+    this.sql("DELETE FROM dropped WHERE probe_id = ?", probeId);
   }
 
   /**
@@ -549,7 +581,7 @@ export class Controller extends SqlDurableObject<Env> {
   load(): { shard: string; connected: number; capacity: number; pending_results: number; r2_writes: number; results_written: number } {
     const pending = this.sql<{ n: number | null }>("SELECT SUM(count) AS n FROM outbox")[0]?.n ?? 0;
     return {
-      shard: this.shard, connected: this.ctx.getWebSockets().length, capacity: this.capacity, pending_results: pending,
+      shard: this.shard, connected: this.connected.open, capacity: this.capacity, pending_results: pending,
       r2_writes: this.batches.stat("r2_writes"), results_written: this.batches.stat("results_written"),
     };
   }

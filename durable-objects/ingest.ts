@@ -11,7 +11,12 @@ import type { Env } from "./env.ts";
 export type IngestHost = {
   env: () => Env;
   sql: <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
-  refuse: (ws: WebSocket, a: ProbeAttachment, seq: number | null, reason: string, retryAfter?: number) => void;
+  /** Records what the controller keeps about the probe on this socket (its allowance, its built-ins' pace). */
+  attach: (ws: WebSocket, a: ProbeAttachment) => void;
+  /** Sends a message to the probe. */
+  send: (ws: WebSocket, m: ControllerMessage) => void;
+  /** Logs one line (a frame's refusals are one line, however many: a hostile probe must not flood the logs). */
+  warn: (line: string) => void;
   commits: GroupCommit;
 };
 
@@ -35,35 +40,40 @@ export function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, submiss
   const builtinLast = { ...a.builtin_last };
   const now = Math.floor(Date.now() / 1000);
   let shareMilli = 0;
+  const refused: { seq: number; reason: string }[] = [];
+  const refuse = (seq: number, reason: string) => {
+    refused.push({ seq, reason });
+    h.send(ws, { type: "reject", seq, reason });
+  };
   for (const s of fresh.slice(0, fits)) {
     if (s.seq <= upto) continue; // out of order within the frame
     upto = s.seq;
     const parsed = ResultSchema.safeParse(s.result);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      h.refuse(ws, a, s.seq, `invalid result at /${issue.path.join("/")}: ${issue.message}`);
+      refuse(s.seq, `invalid result at /${issue.path.join("/")}: ${issue.message}`);
       continue;
     }
     const r = parsed.data;
-    if (r.prb_id !== a.probe_id) { h.refuse(ws, a, s.seq, `prb_id ${r.prb_id} is not this probe (${a.probe_id})`); continue; }
+    if (r.prb_id !== a.probe_id) { refuse(s.seq, `prb_id ${r.prb_id} is not this probe (${a.probe_id})`); continue; }
     const given = h.sql<{ assignment: string; periodic: number; done: number; stopped: number; results: number; stop_time: number | null; moved_to: string | null }>(
       "SELECT assignment, periodic, done, stopped, results, stop_time, moved_to FROM assignments WHERE msm_id = ? AND probe_id = ?", r.msm_id, a.probe_id)[0];
     let assignment: Assignment | null = null;
-    if (given?.moved_to) { h.refuse(ws, a, s.seq, `measurement ${r.msm_id} was handed over to ${given.moved_to} with this probe`); continue; }
+    if (given?.moved_to) { refuse(s.seq, `measurement ${r.msm_id} was handed over to ${given.moved_to} with this probe`); continue; }
     if (given) {
       const held: Held = {
         assignment: JSON.parse(given.assignment) as Assignment, periodic: given.periodic === 1, stopped: given.stopped === 1, stop_time: given.stop_time,
         done: given.done === 1 || finishedOneOffs.has(r.msm_id) || h.commits.answered(r.msm_id, a.probe_id), results: Math.max(given.results, runs[r.msm_id] ?? 0),
       };
       const refusal = refuseAssigned(held, r, now, limits);
-      if (refusal) { h.refuse(ws, a, s.seq, refusal); continue; }
+      if (refusal) { refuse(s.seq, refusal); continue; }
       assignment = held.assignment;
       if (held.periodic) runs[r.msm_id] = held.results + 1;
       else finishedOneOffs.add(r.msm_id);
     } else {
       // Built-in measurements are every probe's own: no assignment, but their type and pace are fixed.
       const refusal = r.msm_id >= USER_MSM_MIN ? `measurement ${r.msm_id} was not given to this probe` : refuseBuiltin(r, builtinLast[r.msm_id], now, limits);
-      if (refusal) { h.refuse(ws, a, s.seq, refusal); continue; }
+      if (refusal) { refuse(s.seq, refusal); continue; }
       builtinLast[r.msm_id] = r.timestamp;
     }
     if (a.address) r.from = a.address;
@@ -72,7 +82,11 @@ export function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, submiss
     // Users pay for their results (built-in ones are free), and the probe's host earns a share of it.
     if (assignment && r.msm_id >= USER_MSM_MIN) shareMilli += creditsPerResult(assignment.spec, !given!.periodic) * HOST_SHARE_MILLI_PER_CREDIT;
   }
-  ws.serializeAttachment({ ...a, allowance, builtin_last: builtinLast });
+  h.attach(ws, { ...a, allowance, builtin_last: builtinLast });
+  if (refused.length) {
+    const first = refused[0]!;
+    h.warn(`probe ${a.probe_id}: refused ${refused.length} of ${submissions.length} results of a frame (first: result ${first.seq}: ${first.reason})`);
+  }
   const replies: ControllerMessage[] = [{ type: "ack", upto }];
   if (fits < fresh.length) {
     replies.push({

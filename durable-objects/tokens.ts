@@ -5,6 +5,12 @@ import type { AssignmentClaims } from "../protocol/index.ts";
 
 export const ISSUER = "vantage-edge";
 export const TOKEN_TTL_SECONDS = 120;
+/**
+ * A resume token (sent by the controller to a connected probe, renewed at half its life) lets the probe reconnect to
+ * the same controller without registering: after a deploy drops every socket, the fleet comes back without every
+ * probe going through the one registry. Single use, like every assignment token.
+ */
+export const RESUME_TTL_SECONDS = 3600;
 
 const keyCache = new Map<string, CryptoKey>();
 async function key(jwk: string, use: "sign" | "verify"): Promise<CryptoKey> {
@@ -25,9 +31,9 @@ export function audienceFor(shard: string): string {
   return `controller:${shard}`;
 }
 
-export async function issueAssignment(privateJwk: string, claims: AssignmentClaims, now = Date.now()): Promise<{ token: string; expires: number }> {
+export async function issueAssignment(privateJwk: string, claims: AssignmentClaims, now = Date.now(), ttl = TOKEN_TTL_SECONDS): Promise<{ token: string; expires: number }> {
   const iat = Math.floor(now / 1000);
-  const expires = iat + TOKEN_TTL_SECONDS;
+  const expires = iat + ttl;
   const token = await new SignJWT({ country_code: claims.country_code, asn_v4: claims.asn_v4, prefix_v4: claims.prefix_v4, tags: claims.tags ?? [], cell: claims.cell ?? null, prev_shard: claims.prev_shard ?? null })
     .setProtectedHeader({ alg: "EdDSA", typ: "JWT" })
     .setIssuer(ISSUER)

@@ -15,6 +15,7 @@ import { Builtins, type RunOptions } from "./builtins.ts";
 import type { MonitoredInterface } from "./classifier.ts";
 import { errorResult, runMeasurement } from "./measure/index.ts";
 import type { Releases } from "./release.ts";
+import { RefusedResults } from "./refused.ts";
 import { Schedule } from "./schedule.ts";
 import { Spool } from "./spool.ts";
 import { AGENT_VERSION } from "./version.ts";
@@ -102,6 +103,8 @@ export class Agent {
   /** Results stored since the last frame was sent. */
   private unsent = 0;
   private readonly builtins: Builtins;
+  /** Results the controller refused, kept for the host to see (refused.ts). */
+  readonly refused: RefusedResults;
   /** When each measurement runs, within the slots (schedule.ts). */
   private readonly schedule: Schedule;
   /** The traffic classifier on a monitored interface, when the config asks for one (loaded then: child_process). */
@@ -114,6 +117,14 @@ export class Agent {
   private edge: URL | null = null;
   /** Whether the controller answered this connection's hello. */
   private helloAnswered = false;
+  /** Where this probe is connected (its registration's answer). */
+  private reg: RegisterResponse | null = null;
+  /**
+   * A token the controller gave to reconnect to it once without registering (`resume`): after a deploy drops every
+   * socket, the fleet comes back without all of it going through the registry. Kept until the controller refuses it
+   * or it expires; an edge that cannot be reached leaves it unused.
+   */
+  private resume: RegisterResponse | null = null;
 
   constructor(config: AgentConfig, log: Log, releases: Releases | null = null) {
     this.config = config;
@@ -121,6 +132,7 @@ export class Agent {
     this.releases = releases;
     this.identity = loadIdentity(config.state_dir);
     this.spool = new Spool(config.state_dir, Math.min(SPOOL_COMMIT_MS, config.result_linger_ms), (m) => this.log("error", m));
+    this.refused = new RefusedResults(config.state_dir, (m) => this.log("error", m));
     this.schedule = new Schedule({ slots: config.slots, probeId: config.probe_id, run: (a, opts) => this.run(a, opts), ended: () => this.reportSlots() });
     this.builtins = new Builtins(config.builtins, (a, opts) => this.schedule.enqueue(a, opts));
   }
@@ -186,21 +198,30 @@ export class Agent {
   private async connect(): Promise<void> {
     if (this.stopped) return;
     let reg: RegisterResponse;
-    try {
-      reg = await this.register();
-    } catch {
-      return this.reconnectLater();
+    const resume = this.resume && this.resume.expires > Date.now() / 1000 + 30 ? this.resume : null;
+    this.resume = resume;
+    if (resume) {
+      reg = resume;
+    } else {
+      try {
+        reg = await this.register();
+      } catch {
+        return this.reconnectLater();
+      }
     }
+    this.reg = reg;
     const ws = new WebSocket(reg.websocket_url, SUBPROTOCOL, {
       headers: { Authorization: `Bearer ${reg.token}` }, handshakeTimeout: 15_000, maxPayload: 16 * 1024 * 1024, perMessageDeflate: false,
     });
     this.ws = ws;
     let alive = true;
     ws.on("open", () => {
+      // The token is spent (each opens one socket); the controller sends the next resume token.
+      if (this.resume === resume) this.resume = null;
       this.attempt = 0;
       this.sentUpTo = 0;
       this.helloAnswered = false;
-      this.log("info", `connected to controller ${reg.shard}`);
+      this.log("info", `connected to controller ${reg.shard}${resume ? " (resumed, without registering)" : ""}`);
       this.send({ type: "hello", agent: `vantage-probe/${AGENT_VERSION}`, slots: this.config.slots, free_slots: this.freeSlots(), running: this.schedule.scheduled() });
       this.flushSpool();
       this.heartbeat = setInterval(() => {
@@ -213,7 +234,12 @@ export class Agent {
     ws.on("pong", () => { alive = true; });
     ws.on("message", (data) => { alive = true; this.onMessage(String(data)); });
     ws.on("unexpected-response", (_req, res) => {
-      this.log("warn", `controller refused the connection: HTTP ${res.statusCode}`);
+      this.log("warn", `controller refused the connection${resume ? " with its resume token" : ""}: HTTP ${res.statusCode}`);
+      // A refused resume token (used, expired, the probe disconnected by the operator): register next time.
+      if (this.resume === resume) this.resume = null;
+      // With this listener ws leaves the handshake open (until its 15 s timeout): end it, so the retry comes now.
+      res.resume();
+      ws.terminate();
     });
     ws.on("error", (e) => this.log("warn", `controller connection error: ${e.message}`));
     ws.on("close", (code, reason) => {
@@ -292,6 +318,16 @@ export class Agent {
         // Private targets need both the host's word (config) and the edge's (local mode): a deployed edge says no.
         this.edgeAllowsPrivate = m.allow_private_targets;
         return;
+      case "resume":
+        try {
+          // Only the edge's key makes a token the controller will take: one that does not verify is not kept.
+          if (!this.reg) throw new Error("not registered");
+          verifyEdgeToken(m.token, this.config.edge_public_jwk, { audience: `controller:${this.reg.shard}`, subject: String(this.config.probe_id) });
+          this.resume = { ...this.reg, token: m.token, expires: m.expires };
+        } catch (e) {
+          this.log("warn", `resume token refused: ${(e as Error).message}`);
+        }
+        return;
       case "status_ack":
         this.lastSync = monotonicMs();
         // The controller answered the hello: this version works end to end.
@@ -323,7 +359,10 @@ export class Agent {
         return;
       case "reject":
         this.log("warn", `controller refused ${m.seq === null ? "a message" : `result ${m.seq}`}: ${m.reason}`);
-        if (m.seq !== null) this.spool.drop(m.seq);
+        if (m.seq !== null) {
+          const dropped = this.spool.drop(m.seq);
+          void this.refused.record(m.seq, m.reason, dropped ? JSON.stringify((JSON.parse(dropped.json) as { result: unknown }).result) : null);
+        }
         else if (m.retry_after) this.holdResults(m.retry_after);
         return;
     }

@@ -252,12 +252,21 @@ export class Spool {
     await (this.ackWrite = this.ackWrite.then(() => new Promise<void>((resolve, reject) => writeFile(join(this.dir, "acked"), String(this.acked), { mode: 0o600 }, done(resolve, reject)))).catch(() => {}));
   }
 
-  /** The controller refused this result for good (logged by the caller): do not offer it again. */
-  drop(seq: number): void {
+  /**
+   * The controller refused this result for good: it is not offered again. Returns it (its line, read back) for the
+   * caller to keep where the host can see it; null if it is not waiting here.
+   */
+  drop(seq: number): Spooled | null {
     const i = this.firstAfter(seq - 1);
-    if (this.unacked[i]?.seq !== seq) return;
-    this.forget(this.unacked[i]!);
+    const located = this.unacked[i];
+    if (located?.seq !== seq) return null;
+    let entry: Spooled | null = null;
+    try {
+      entry = readLines([located])[0] ?? null;
+    } catch { /* its segment is gone: the refusal is still recorded, without the result */ }
+    this.forget(located);
     this.unacked.splice(i, 1);
+    return entry;
   }
 
   /** The highest seq the controller has acknowledged. */

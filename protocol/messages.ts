@@ -32,6 +32,11 @@ export const ControllerMessage = z.discriminatedUnion("type", [
    * sent more than its allowance: nothing past the last ack was stored, and it sends again after that long.
    */
   z.object({ type: z.literal("reject"), seq: z.nullable(z.int()), reason: z.string(), retry_after: z.optional(z.int().check(z.positive())) }),
+  /**
+   * A token to reconnect to this controller once, without registering, until `expires` (unix seconds); the probe
+   * checks it against the pinned edge key. Sent after the hello and again before it expires.
+   */
+  z.object({ type: z.literal("resume"), token: z.string().check(z.maxLength(4096)), expires: z.number() }),
   /** Run this signed release (fetched from `path` on the edge), if its signature verifies with the pinned key. */
   z.object({
     type: z.literal("release"), rollout: z.int().check(z.positive()), version: z.string().check(z.regex(RELEASE_VERSION)),

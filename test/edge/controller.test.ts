@@ -3,6 +3,7 @@
 // per-measurement index, and the measurement lifecycle (one-off, periodic, DELETE).
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { ConnectedProbes } from "../../durable-objects/connected.ts";
 import { ADMIN, call, connect, createPing, enroll, newKey, pingResult, post, env } from "./harness.ts";
 
 const key = await newKey();
@@ -62,8 +63,8 @@ describe("dispatch", () => {
   it("within an ASN, spreads over cities first, and prefers the probe with the most free slots", async () => {
     const asn = 65010;
     // Two probes in Gothenburg (6 and 8 free slots), one in Malmö (2): two probes go to both cities, Gothenburg's
-    // being its least loaded — not to the two least loaded probes, both in Gothenburg.
-    const gbg = [await enroll({ country_code: "SE", asn_v4: asn, latitude: 57.71, longitude: 11.97 }), await enroll({ country_code: "SE", asn_v4: asn, latitude: 57.69, longitude: 11.95 })];
+    // being its least loaded — not to the two least loaded probes, both in Gothenburg (one 0.1° cell: 57.7,12.0).
+    const gbg = [await enroll({ country_code: "SE", asn_v4: asn, latitude: 57.71, longitude: 11.97 }), await enroll({ country_code: "SE", asn_v4: asn, latitude: 57.69, longitude: 11.99 })];
     const mmo = await enroll({ country_code: "SE", asn_v4: asn, latitude: 55.6, longitude: 13.0 });
     const socks = [await connect(gbg[0]!, { slots: 6 }), await connect(gbg[1]!, { slots: 8 }), await connect(mmo, { slots: 2 })];
     const two = await measurement(await created(await createPing(key, [{ type: "asn", value: String(asn), requested: 2 }])));
@@ -112,10 +113,9 @@ describe("dispatch", () => {
     const p = await enroll({ country_code: "IS", asn_v4: 64505 });
     const { socket } = await connect(p);
     const closed = new Promise<number>((r) => socket.ws.addEventListener("close", (e) => r(e.code)));
-    await runInDurableObject(env.CONTROLLER.getByName("weur-0"), (_o, state) => {
-      for (const ws of state.getWebSockets(`probe:${p.id}`)) {
-        ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), last_seen: Math.floor(Date.now() / 1000) - 96 });
-      }
+    await runInDurableObject(env.CONTROLLER.getByName("weur-0"), (o, state) => {
+      const connected = (o as unknown as { connected: ConnectedProbes }).connected;
+      for (const ws of state.getWebSockets(`probe:${p.id}`)) connected.set(ws, { ...connected.get(ws)!, last_seen: Math.floor(Date.now() / 1000) - 96 });
     });
     const m = await measurement(await created(await createPing(key, [{ type: "probes", value: String(p.id), requested: 1 }])));
     expect(m.status.name).toBe("No suitable probes");

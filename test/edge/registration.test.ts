@@ -1,9 +1,11 @@
 // Registration and controller admission inside workerd: the challenge–response, every refusal, shard choice by
 // location and load, and the assignment token's audience and lifetime.
+import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { ConnectedProbes } from "../../durable-objects/connected.ts";
 import { issueAssignment, audienceFor } from "../../durable-objects/tokens.ts";
 import type { RegisterResponse } from "../../protocol/index.ts";
-import { ADMIN, call, challenge, connect, enroll, errorOf, post, register, sign, upgrade, env } from "./harness.ts";
+import { ADMIN, call, challenge, connect, enroll, errorOf, post, ProbeSocket, register, sign, upgrade, env } from "./harness.ts";
 
 async function proofFor(p: Awaited<ReturnType<typeof enroll>>) {
   const { nonce } = (await (await challenge(p.id)).json()) as { nonce: string };
@@ -260,5 +262,56 @@ describe("probe governance", () => {
     await connect(probes[0]!, { address: "81.2.69.10" });
     await connect(probes[4]!, { address: "10.1.2.3" });
     await connect(probes[5]!, { address: "10.1.2.3" });
+  });
+});
+
+describe("resume tokens", () => {
+  it("let a connected probe reconnect to its controller once without registering; not after the operator drops it", async () => {
+    const p = await enroll({ country_code: "NL" });
+    const { socket, reg } = await connect(p);
+    const resume = await socket.next("resume");
+    // An assignment token for the same shard, valid an hour.
+    expect(resume.expires - Date.now() / 1000).toBeGreaterThan(3500);
+    socket.ws.close();
+
+    // Straight to the controller with it: welcomed, and handed the next one.
+    const again = await upgrade(reg.websocket_url, resume.token);
+    expect(again.status).toBe(101);
+    again.webSocket!.accept();
+    const resumed = new ProbeSocket(again.webSocket!);
+    expect(await resumed.next("welcome")).toMatchObject({ probe_id: p.id, shard: reg.shard });
+    resumed.send({ type: "hello", agent: "test", slots: 4, free_slots: 4, running: [] });
+    const next = await resumed.next("resume");
+    expect(next.token).not.toBe(resume.token);
+
+    // Single use: the spent one opens nothing.
+    const replay = await upgrade(reg.websocket_url, resume.token);
+    expect(replay.status).toBe(403);
+    expect(await replay.text()).toContain("already used");
+
+    // Dropped by the operator (disabled): the resume token it still holds no longer connects.
+    await post(`/admin/probes/${p.id}/disable`, {}, { Authorization: `Bearer ${ADMIN}` });
+    const refused = await upgrade(reg.websocket_url, next.token);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain("disconnected by the operator");
+    // Enabled again, it registers and connects as before.
+    await post(`/admin/probes/${p.id}/enable`, {}, { Authorization: `Bearer ${ADMIN}` });
+    await expect(connect(p)).resolves.toBeTruthy();
+  });
+
+  it("are renewed before they expire, on a status", async () => {
+    const p = await enroll({ country_code: "NL" });
+    const { socket, reg } = await connect(p);
+    await socket.next("resume");
+    socket.send({ type: "status", free_slots: 4 });
+    await socket.next("status_ack");
+    expect(socket.has("resume")).toBe(false);  // not yet half-way through its life
+    // Its token now past half its life (the socket's record of it moved back).
+    await runInDurableObject(env.CONTROLLER.getByName(reg.shard), (o, state) => {
+      const connected = (o as unknown as { connected: ConnectedProbes }).connected;
+      for (const ws of state.getWebSockets(`probe:${p.id}`)) connected.set(ws, { ...connected.get(ws)!, resume_expires: Math.floor(Date.now() / 1000) + 1000 });
+    });
+    socket.send({ type: "status", free_slots: 4 });
+    expect((await socket.next("resume")).expires - Date.now() / 1000).toBeGreaterThan(3500);
   });
 });

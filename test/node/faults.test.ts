@@ -1,5 +1,6 @@
 // Faults with real processes: the edge (wrangler + workerd) killed with SIGKILL while a probe's results are
-// arriving, a one-off with a future start stopped before it starts, and the probe's link cut for a minute. Counted against the probe's own journal:
+// arriving, a one-off with a future start stopped before it starts, a result refused among valid ones, and the probe's
+// link cut for a minute. Counted against the probe's own journal:
 // 0 lost, 0 stored twice, 0 charged twice.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -87,6 +88,36 @@ describe("a one-off with a future start, stopped before it starts", () => {
   }, 120_000);
 });
 
+describe("a frame with one result the controller refuses among valid ones", () => {
+  it("stores the valid ones; the agent drops the refused one from its journal but logs it and keeps it with the reason", async () => {
+    const state = tempDir("refused");
+    const vars = { RESULT_CLOCK_SKEW_S: String(2 * 86_400), RESULT_EXTRA_RUNS: "1000000" };
+    edge = await startEdge({ stateDir: state, port: await freePort(), quiet: true, vars });
+    const key = (await admin<{ key: string }>(edge, "/admin/keys", { label: "refused", credits: 100_000 })).key;
+    const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, { builtins: { enabled: false } });
+    agent = startProbe(probe, { quiet: true });
+    await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);
+    // Ten valid results in the journal; then one for a measurement this probe was never given (a journal from an
+    // earlier enrolment, say); then ten more valid ones. They go in one frame.
+    const { id, first } = await spooledBacklog({ edge, key, probe, agent, count: 10, packets: 1 });
+    const spool = new Spool(probe.stateDir);
+    const template = Spool.unacknowledged(probe.stateDir)[0]!.result as PingResult;
+    const valid = (ts: number) => ({ ...template, timestamp: ts });
+    const stranger = await spool.add({ ...valid(first + 10), msm_id: 99_999_999 });
+    for (let i = 11; i <= 20; i++) await spool.add(valid(first + i));
+    await spool.close();
+    agent = startProbe(probe, { quiet: true });
+    await until("the journal to drain", async () => Spool.unacknowledged(probe.stateDir).length === 0, 60_000, 200);
+
+    const stored = (await (await fetch(`${edge.url}/api/v2/measurements/${id}/results/?start=${first}`)).json()) as PingResult[];
+    expect(stored.map((r) => r.timestamp - first)).toEqual([...Array.from({ length: 10 }, (_, i) => i), ...Array.from({ length: 10 }, (_, i) => 11 + i)]);
+    // The refused one: in the agent's log, and kept with the controller's reason and the result itself.
+    expect(agent.output()).toMatch(new RegExp(`controller refused result ${stranger.seq}: measurement 99999999 was not given to this probe`));
+    const kept = readFileSync(join(probe.stateDir, "refused.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { seq: number; reason: string; result: PingResult });
+    expect(kept).toEqual([expect.objectContaining({ seq: stranger.seq, reason: "measurement 99999999 was not given to this probe", result: expect.objectContaining({ msm_id: 99_999_999, timestamp: first + 10 }) })]);
+  }, 120_000);
+});
+
 describe("the probe's link to the edge cut for a minute", () => {
   it("goes on measuring into its journal, finds the dead link, and delivers every result once when it is back", async () => {
     if (process.getuid?.() !== 0) throw new Error("this test cuts a link with nftables: it needs root (CI runs as root)");
@@ -133,6 +164,8 @@ describe("the probe's link to the edge cut for a minute", () => {
     expect(stored).toBeGreaterThanOrEqual(made);
     expect(stored).toBeLessThanOrEqual(made + Spool.unacknowledged(probe.stateDir).length);
     expect(agent.output()).toMatch(/controller connection closed/);
+    // Back with the resume token its controller gave it, not through registration.
+    expect(agent.output()).toMatch(/connected to controller weur-0 \(resumed, without registering\)/);
     expect(agent.output()).not.toMatch(/refused result/);
     for (const s of open) s.destroy();
     await new Promise<void>((r) => relay.close(() => r()));

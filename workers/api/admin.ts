@@ -39,9 +39,11 @@ export async function setProbeDisabled(request: IRequest, env: Env): Promise<Res
   const disabled = action === "disable" || action === "write-off";
   const p = action === "write-off" || action === "take-back" ? await registry.setWrittenOff(id, action === "write-off") : await registry.setDisabled(id, disabled);
   if (!p) throw new ApiError(404, action === "take-back" ? `Probe ${request.params.id} does not exist or is not written off.` : `No probe with id ${request.params.id}.`);
-  // A disabled probe is also dropped by its controller now, not only refused at its next registration.
-  const shard = disabled && p.shard ? shardByName(p.shard) : undefined;
-  const dropped = shard ? await controllerStub(env.CONTROLLER, shard).drop(id, `probe ${action === "write-off" ? "written off" : "disabled"} by the operator`) : 0;
+  // A disabled probe is also dropped by its controller now, not only refused at its next registration; enabled
+  // again, its controller takes its tokens again.
+  const shard = p.shard ? shardByName(p.shard) : undefined;
+  const controller = shard ? controllerStub(env.CONTROLLER, shard) : null;
+  const dropped = !controller ? 0 : disabled ? await controller.drop(id, `probe ${action === "write-off" ? "written off" : "disabled"} by the operator`) : (await controller.undrop(id), 0);
   return Response.json({ id, disabled, dropped });
 }
 
