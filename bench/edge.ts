@@ -2,7 +2,7 @@
 // driven by simulated probes that speak the real protocol over real WebSockets. Prints each figure next to its
 // target. Not a test: numbers depend on the machine (state it when you record them in docs/benchmarks.md).
 import WebSocket from "ws";
-import { connectProbes, controllers, costOf, enrollProbes, minus, next, pingResult, post, quantile, registerProbes, SITES, usageOf, withBenchEdge, workerdRssMiB } from "./sim.ts";
+import { connectProbes, controllers, costOf, enrollProbes, fanOut, ingestFrames, minus, next, pingResult, post, quantile, registerProbes, SITES, usageOf, withBenchEdge, workerdRssMiB } from "./sim.ts";
 
 const PROBES = Number(process.env.BENCH_PROBES ?? 1000);
 const INGEST_PROBES = Number(process.env.BENCH_INGEST_PROBES ?? 100);
@@ -36,16 +36,7 @@ async function main(): Promise<void> {
     for (const p of probes) shards.set(p.shard!, (shards.get(p.shard!) ?? 0) + 1);
 
     // 2. Fan-out: POST /measurements → the `measure` command at each of the probes.
-    const arrivals: number[] = [];
-    const fanStart = performance.now();
-    const waits = probes.map((p) => next(p, "measure").then(() => arrivals.push(performance.now() - fanStart)));
-    const created = await post(edge, "/api/v2/measurements/", {
-      definitions: [{ type: "ping", af: 4, target: "192.0.2.1", description: "fan-out", interval: 60 }],
-      probes: [{ type: "area", value: "WW", requested: Math.min(PROBES, 1000) }],
-    }, { Authorization: `Key ${key}` });
-    const postMs = performance.now() - fanStart;
-    await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, 60_000))]);
-    const msm = (created.measurements as number[])[0]!;
+    const { msm, arrivals, postMs } = await fanOut(edge, key, probes, Math.min(PROBES, 1000));
 
     // 3. Ingestion on one shard: INGEST_PROBES probes each send INGEST_FRAMES frames of FRAME_RESULTS results.
     const [busiest] = [...shards.entries()].sort((a, b) => b[1] - a[1])[0]!;
@@ -53,19 +44,7 @@ async function main(): Promise<void> {
     const before = (await controllers(edge)).find((s) => s.shard === busiest)!;
     const usageBefore = await usageOf(edge, account);
     const base = Math.floor(Date.now() / 1000) - 86_400;
-    const ingestStart = performance.now();
-    await Promise.all(ingestors.map(async (p) => {
-      for (let f = 0; f < INGEST_FRAMES; f++) {
-        const results = Array.from({ length: FRAME_RESULTS }, (_, i) => {
-          const seq = f * FRAME_RESULTS + i + 1;
-          return { seq, result: pingResult(msm, p.id, base + seq) };
-        });
-        p.ws!.send(JSON.stringify({ type: "results", results }));
-        const ack = (await next(p, "ack")) as { upto: number };
-        if (ack.upto !== (f + 1) * FRAME_RESULTS) throw new Error(`probe ${p.id}: ack ${ack.upto}`);
-      }
-    }));
-    const ingestSeconds = (performance.now() - ingestStart) / 1000;
+    const ingestSeconds = await ingestFrames(ingestors, msm, INGEST_FRAMES, FRAME_RESULTS, base);
     const ingested = ingestors.length * INGEST_FRAMES * FRAME_RESULTS;
     await post(edge, `/admin/controllers/${busiest}/flush`, {}, adminHeaders);
     const after = (await controllers(edge)).find((s) => s.shard === busiest)!;

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { CompactSign } from "jose";
 import WebSocket from "ws";
 import { type ControllerMessage, SUBPROTOCOL } from "../protocol/index.ts";
-import { admin, type Edge, startEdge } from "../scripts/local.ts";
+import { admin, type Edge, killEdge, startEdge } from "../scripts/local.ts";
 import { freePort, tempDir } from "../test/node/system.ts";
 
 export const SITES = [
@@ -22,6 +22,9 @@ export type SimProbe = {
   inbox: ControllerMessage[]; waiters: ((m: ControllerMessage) => void)[];
   /** Called with every message from the controller, before the inbox (a benchmark that counts acks). */
   onMessage?: (m: ControllerMessage) => void;
+  /** Its controller's WebSocket URL, and the resume token it was last given there. */
+  url?: string;
+  resume?: { token: string; expires: number };
 };
 export type Registration = { token: string; websocket_url: string; shard: string };
 
@@ -136,21 +139,38 @@ export async function registerProbes(edge: Edge, probes: SimProbe[]): Promise<Ma
 
 /** Opens each probe's WebSocket with its token and says hello (`slots` free). */
 export async function connectProbes(probes: SimProbe[], regs: Map<number, Registration>, slots = 64): Promise<void> {
-  await pool(probes, CONCURRENCY, async (p) => {
-    const reg = regs.get(p.id)!;
-    p.shard = reg.shard;
-    const ws = new WebSocket(reg.websocket_url, SUBPROTOCOL, { headers: { Authorization: `Bearer ${reg.token}` } });
-    p.ws = ws;
-    ws.on("message", (d) => {
-      const m = JSON.parse(String(d)) as ControllerMessage;
-      p.onMessage?.(m);
-      p.inbox.push(m);
-      for (const w of [...p.waiters]) w(m);
-    });
-    await new Promise<void>((resolve, reject) => { ws.once("open", () => resolve()); ws.once("error", reject); });
-    await next(p, "welcome");
-    ws.send(JSON.stringify({ type: "hello", agent: "bench", slots, free_slots: slots, running: [] }));
+  await pool(probes, CONCURRENCY, async (p) => openSocket(p, regs.get(p.id)!, slots));
+}
+
+/** Registers each probe and connects it at once, as a probe does (its token is fresh however many go before it). */
+export async function joinProbes(edge: Edge, probes: SimProbe[], concurrency = 64, slots = 64): Promise<void> {
+  await pool(probes, concurrency, async (p) => openSocket(p, (await registerProbes(edge, [p])).get(p.id)!, slots));
+}
+
+/**
+ * Opens the probe's WebSocket with `reg`'s token, waits for the welcome and says hello. Rejects with the HTTP status
+ * when the controller refuses the token. Keeps the resume token the controller sends (`p.resume`).
+ */
+export async function openSocket(p: SimProbe, reg: Registration, slots = 64): Promise<void> {
+  p.shard = reg.shard;
+  p.url = reg.websocket_url;
+  const ws = new WebSocket(reg.websocket_url, SUBPROTOCOL, { headers: { Authorization: `Bearer ${reg.token}` } });
+  p.ws = ws;
+  ws.on("error", () => { /* what counts is the close that follows, or the refusal below */ });
+  ws.on("message", (d) => {
+    const m = JSON.parse(String(d)) as ControllerMessage;
+    if (m.type === "resume") p.resume = { token: m.token, expires: m.expires };
+    p.onMessage?.(m);
+    p.inbox.push(m);
+    for (const w of [...p.waiters]) w(m);
   });
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("unexpected-response", (_req, res) => { res.resume(); ws.terminate(); reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })); });
+    ws.once("error", reject);
+  });
+  await next(p, "welcome");
+  ws.send(JSON.stringify({ type: "hello", agent: "bench", slots, free_slots: slots, running: [] }));
 }
 
 /** A ping's Atlas result, as an agent sends it. */
@@ -172,7 +192,12 @@ export function tracerouteResult(msm: number, probeId: number, timestamp: number
   };
 }
 
-export type BenchEdge = { edge: Edge; key: string; account: string; adminHeaders: Record<string, string> };
+export type BenchEdge = {
+  /** The edge as it runs now (a new one after `restart`). */
+  edge: Edge; key: string; account: string; adminHeaders: Record<string, string>;
+  /** Kills the edge as a crash or a deploy would (SIGKILL: every socket dropped) and starts it again on its state. */
+  restart: () => Promise<Edge>;
+};
 
 /**
  * Runs `fn` against a fresh local edge (its own state directory and port, `vars` over wrangler.toml), with an API key
@@ -180,14 +205,64 @@ export type BenchEdge = { edge: Edge; key: string; account: string; adminHeaders
  * that fails leaves no wrangler or workerd behind.
  */
 export async function withBenchEdge(name: string, vars: Record<string, string>, fn: (b: BenchEdge) => Promise<void>): Promise<void> {
-  const edge = await startEdge({ stateDir: tempDir(name), port: await freePort(), quiet: true, vars });
+  // BENCH_EDGE_LOG=1 shows the edge's own log (wrangler and workerd) on stderr.
+  const options = { stateDir: tempDir(name), port: await freePort(), quiet: process.env.BENCH_EDGE_LOG !== "1", vars };
+  let edge = await startEdge(options);
   const stopEdge = () => edge.stop();
   process.once("SIGINT", () => { void stopEdge().finally(() => process.exit(130)); });
   try {
     const { key, account } = await admin<{ key: string; account: string }>(edge, "/admin/keys", { label: name, credits: 1_000_000_000 });
     console.log(`machine: ${machine()}`);
-    await fn({ edge, key, account, adminHeaders: { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` } });
+    const b: BenchEdge = {
+      edge, key, account, adminHeaders: { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` },
+      restart: async () => {
+        await killEdge(edge);
+        edge = b.edge = await startEdge(options);
+        return edge;
+      },
+    };
+    await fn(b);
   } finally {
     await stopEdge();
   }
+}
+
+/**
+ * Creates a periodic ping on `n` of the probes (area WW) and times its `measure` frame's arrival at each, from the
+ * POST: what the brain and the controllers take to reach a measurement's probes.
+ */
+export async function fanOut(edge: Edge, key: string, probes: SimProbe[], n: number): Promise<{ msm: number; arrivals: number[]; postMs: number; given: SimProbe[] }> {
+  const arrivals: number[] = [];
+  const given: SimProbe[] = [];
+  const start = performance.now();
+  let all: () => void = () => {};
+  const reached = new Promise<void>((r) => { all = r; });
+  for (const p of probes) void next(p, "measure").then(() => { given.push(p); if (arrivals.push(performance.now() - start) >= n) all(); });
+  const created = await post(edge, "/api/v2/measurements/", {
+    definitions: [{ type: "ping", af: 4, target: "192.0.2.1", description: "fan-out", interval: 60 }],
+    probes: [{ type: "area", value: "WW", requested: n }],
+  }, { Authorization: `Key ${key}` });
+  const postMs = performance.now() - start;
+  await Promise.race([reached, new Promise((r) => setTimeout(r, 60_000))]);
+  return { msm: (created.measurements as number[])[0]!, arrivals, postMs, given };
+}
+
+/**
+ * Each probe sends `frames` frames of `perFrame` results of `msm` (timestamps from `base`), each after the last one's
+ * ack, all probes at once; seconds taken.
+ */
+export async function ingestFrames(probes: SimProbe[], msm: number, frames: number, perFrame: number, base: number): Promise<number> {
+  const start = performance.now();
+  await Promise.all(probes.map(async (p) => {
+    for (let f = 0; f < frames; f++) {
+      const results = Array.from({ length: perFrame }, (_, i) => {
+        const seq = f * perFrame + i + 1;
+        return { seq, result: pingResult(msm, p.id, base + seq) };
+      });
+      p.ws!.send(JSON.stringify({ type: "results", results }));
+      const ack = (await Promise.race([next(p, "ack"), new Promise<never>((_, j) => setTimeout(() => j(new Error(`probe ${p.id}: no ack of frame ${f} within 60 s; inbox ${JSON.stringify(p.inbox).slice(0, 500)}`)), 60_000))])) as { upto: number };
+      if (ack.upto !== (f + 1) * perFrame) throw new Error(`probe ${p.id}: ack ${ack.upto}`);
+    }
+  }));
+  return (performance.now() - start) / 1000;
 }
