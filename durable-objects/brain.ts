@@ -5,7 +5,8 @@ import {
   type Assignment, builtinType, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS, toUnix,
 } from "../protocol/index.ts";
 import type { ReleaseManifest } from "../protocol/release.ts";
-import type { DispatchOrder, Participant, ProbeFilter } from "./controller.ts";
+import type { DispatchOrder, ProbeFilter } from "./dispatch.ts";
+import type { Participant } from "./probe-attachment.ts";
 import type { Env } from "./env.ts";
 import { controllerStub, type Shard, shardByName, shardsForSource } from "./shards.ts";
 import { groupBy } from "./group-by.ts";

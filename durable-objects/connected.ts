@@ -2,7 +2,7 @@
 // a map beside the socket, written through to the attachment (which survives hibernation) and rebuilt from the
 // attachments when the object wakes, as partyserver keeps its connections. Dispatch, frames and status reports read
 // the map: deserialising every socket's attachment for every order cost sockets × orders (bench:controller).
-import type { ProbeAttachment } from "./controller.ts";
+import type { ProbeAttachment } from "./probe-attachment.ts";
 
 export class ConnectedProbes {
   private readonly ctx: DurableObjectState;

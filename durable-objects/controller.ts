@@ -1,12 +1,15 @@
-// Controller: one per region shard. Holds its probes' WebSockets through the hibernation API (connections, their
-// messages, releases offered, the stream's interest), and is the RPC surface of the shard. The work is in modules:
-// ingest.ts (results frames, admitted by admission.ts), batches.ts (the outbox to R2, charges, hosts' shares),
-// dispatch.ts (which probes take a measurement), handover.ts (a probe that moved shards).
-import { type Assignment, type ControllerMessage, type ProbeMessage, ProbeMessage as ProbeMessageSchema, type Result, SUBPROTOCOL, USER_MSM_MIN } from "../protocol/index.ts";
+// Controller: one per region shard. Holds its probes' WebSockets through the hibernation API (connections, tokens,
+// their messages, releases offered), and is the RPC surface of the shard. The work is in modules: connected.ts
+// (the connected probes in memory), ingest.ts (results frames, admitted by admission.ts) and commits.ts (their
+// group commit, with marks.ts), batches.ts (the outbox to R2, charges, hosts' shares), assign.ts and dispatch.ts
+// (which probes take a measurement), handover.ts (a probe that moved shards), stream-feed.ts (results to the
+// stream), result-index.ts (where results are, for readers); controller-schema.ts and probe-attachment.ts hold
+// its tables and what it keeps per socket.
+import { type Assignment, type ControllerMessage, type ProbeMessage, ProbeMessage as ProbeMessageSchema, SUBPROTOCOL, USER_MSM_MIN } from "../protocol/index.ts";
 import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
-import type { Allowance } from "./admission.ts";
-import { Batches, BUILTINS_INDEX } from "./batches.ts";
-import { choose, type DispatchOrder, matches } from "./dispatch.ts";
+import { Batches } from "./batches.ts";
+import { assign } from "./assign.ts";
+import type { DispatchOrder } from "./dispatch.ts";
 import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
 import { GroupCommit } from "./commits.ts";
 import { ConnectedProbes } from "./connected.ts";
@@ -14,119 +17,19 @@ import { giveProbe, type ProbeState, takeProbe } from "./handover.ts";
 import { ingest, type IngestHost } from "./ingest.ts";
 import { ProbeMarks } from "./marks.ts";
 import { PublicMeasurements } from "./public.ts";
+import { type ResultIndex, resultIndex, resultsIn } from "./result-index.ts";
 import { controllerStub, shardByName } from "./shards.ts";
+import { MIGRATIONS } from "./controller-schema.ts";
+import type { Participant, ProbeAttachment } from "./probe-attachment.ts";
 import { SqlDurableObject } from "./sql.ts";
+import { StreamFeed } from "./stream-feed.ts";
 import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
 import { audienceFor, issueAssignment, RESUME_TTL_SECONDS, verifyAssignment } from "./tokens.ts";
-
-const MIGRATIONS = [
-  `CREATE TABLE assignments (
-     msm_id INTEGER NOT NULL, probe_id INTEGER NOT NULL, assignment TEXT NOT NULL,
-     periodic INTEGER NOT NULL, start_time INTEGER NOT NULL, stop_time INTEGER,
-     done INTEGER NOT NULL DEFAULT 0, stopped INTEGER NOT NULL DEFAULT 0,
-     PRIMARY KEY (msm_id, probe_id));
-   CREATE INDEX assignments_probe ON assignments (probe_id);
-   -- Highest result seq stored per probe: everything at or below it is a resend.
-   CREATE TABLE probe_seq (probe_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
-   -- Results acknowledged but not yet in R2; one row per partition per results frame, never one per result.
-   CREATE TABLE outbox (
-     id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, date TEXT NOT NULL, hour TEXT NOT NULL,
-     msm_ids TEXT NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL, count INTEGER NOT NULL,
-     body TEXT NOT NULL, batch_key TEXT);
-   -- Per-measurement index of the R2 batches this shard wrote.
-   CREATE TABLE batches (msm_id INTEGER NOT NULL, key TEXT NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,
-     count INTEGER NOT NULL, PRIMARY KEY (msm_id, key));`,
-  // Counters an operator (and the benchmark) reads: R2 objects written and results in them.
-  `CREATE TABLE stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
-  // Results stored in R2 and not yet charged to their measurement's account: written in the transaction that
-  // indexes the batch, deleted once the brain has charged them (each under its own id, so a retry charges once).
-  `CREATE TABLE charges (request_id TEXT PRIMARY KEY, msm_id INTEGER NOT NULL, results INTEGER NOT NULL);`,
-  // Sealing names a batch by its partition and id range instead of stamping each outbox row (one SQLite row written
-  // per batch, not per results frame): rows up to stats.sealed_upto are sealed, each in the batch of its partition
-  // whose range holds it. (outbox.batch_key is what batches were sealed with before; it is carried over here.)
-  `CREATE TABLE sealed (key TEXT PRIMARY KEY, type TEXT NOT NULL, date TEXT NOT NULL, hour TEXT NOT NULL,
-     first_id INTEGER NOT NULL, last_id INTEGER NOT NULL);
-   INSERT INTO sealed (key, type, date, hour, first_id, last_id)
-     SELECT batch_key, type, date, hour, MIN(id), MAX(id) FROM outbox WHERE batch_key IS NOT NULL GROUP BY batch_key;
-   INSERT OR REPLACE INTO stats (name, value) SELECT 'sealed_upto', COALESCE(MAX(id), 0) FROM outbox WHERE batch_key IS NOT NULL;`,
-  // Hosts' share of what their probes' results cost, in thousandths of a credit: accrued in the row each results
-  // frame writes anyway (the probe's high-water mark), paid through the registry in whole credits. `paying_milli`
-  // marks a payout on its way (its request id is derived from it, so a retry pays once).
-  `ALTER TABLE probe_seq ADD COLUMN share_milli INTEGER NOT NULL DEFAULT 0;
-   ALTER TABLE probe_seq ADD COLUMN paid_milli INTEGER NOT NULL DEFAULT 0;
-   ALTER TABLE probe_seq ADD COLUMN paying_milli INTEGER;
-   ALTER TABLE probe_seq ADD COLUMN paid_at INTEGER NOT NULL DEFAULT 0;`,
-  // Queries across measurements find a time range's batches (GET /api/v2/results/).
-  `CREATE INDEX batches_time ON batches (max_ts, min_ts);`,
-  // Results stored per assignment (a periodic measurement's are bounded by its interval, admission.ts), and the
-  // assignment tokens already used to connect (each opens one socket; kept until they expire).
-  `ALTER TABLE assignments ADD COLUMN results INTEGER NOT NULL DEFAULT 0;
-   CREATE TABLE used_tokens (jti TEXT PRIMARY KEY, expires INTEGER NOT NULL);`,
-  // The shard an assignment was handed over to with its probe (handover.ts): its results are accepted there.
-  `ALTER TABLE assignments ADD COLUMN moved_to TEXT;`,
-  // Results stored per periodic assignment of a probe, {msm: n}, in the row each results frame writes anyway.
-  `ALTER TABLE probe_seq ADD COLUMN runs TEXT NOT NULL DEFAULT '{}';`,
-  // Probes' marks leave their row per probe (a row written per results frame) for memory, made durable by the group
-  // commit's outbox rows and snapshot rows (marks.ts, which re-chunks these 64 at its first snapshot); what is left
-  // per probe is its payouts (batches.ts).
-  `CREATE TABLE mark_chunks (chunk INTEGER PRIMARY KEY, body TEXT NOT NULL);
-   INSERT INTO mark_chunks (chunk, body)
-     SELECT probe_id % 64, json_group_object(probe_id, json_object('seq', seq, 'share', share_milli, 'runs', json(runs)))
-     FROM probe_seq GROUP BY probe_id % 64;
-   CREATE TABLE payouts (probe_id INTEGER PRIMARY KEY, paid_milli INTEGER NOT NULL, paying_milli INTEGER, paid_at INTEGER NOT NULL);
-   INSERT INTO payouts (probe_id, paid_milli, paying_milli, paid_at)
-     SELECT probe_id, paid_milli, paying_milli, paid_at FROM probe_seq WHERE paid_milli > 0 OR paying_milli IS NOT NULL;
-   DROP TABLE probe_seq;
-   ALTER TABLE outbox ADD COLUMN marks TEXT;`,
-  // One outbox row per group commit (commits.ts), listing the partitions its results fall in, without AUTOINCREMENT
-  // (its counter was one more row written per commit): a commit takes the next id after the highest in the outbox
-  // or sealed, and rows are deleted only once sealed (batches.ts), so no id is given twice.
-  `CREATE TABLE outbox_commits (id INTEGER PRIMARY KEY, parts TEXT NOT NULL, msm_ids TEXT NOT NULL,
-     min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL, count INTEGER NOT NULL, body TEXT NOT NULL, marks TEXT);
-   INSERT INTO outbox_commits SELECT id, type || '|' || date || '|' || hour, msm_ids, min_ts, max_ts, count, body, marks FROM outbox;
-   DROP TABLE outbox;
-   ALTER TABLE outbox_commits RENAME TO outbox;`,
-  // Probes the operator disconnected, and when: tokens issued before (a resume token above all) no longer connect.
-  `CREATE TABLE dropped (probe_id INTEGER PRIMARY KEY, at INTEGER NOT NULL);`,
-];
-
-
-/** What the controller keeps about each connected probe, in the socket attachment (survives hibernation). */
-export type ProbeAttachment = {
-  probe_id: number;
-  country_code: string | null;
-  asn_v4: number | null;
-  prefix_v4: string | null;
-  tags?: string[];
-  /** Latitude,longitude to 0.1° (about a city), from the registry; null when unknown. */
-  cell?: string | null;
-  address: string | null;
-  connected_since: number;
-  /** When the probe last sent anything (unix seconds); probes send a status at least every heartbeat. */
-  last_seen: number;
-  slots: number;
-  free_slots: number;
-  /** The agent's version, from its hello ("vantage-probe/1.2.3"). */
-  version?: string;
-  /** Its use of the per-minute result allowance (admission.ts). */
-  allowance?: Allowance;
-  /** Timestamp of the last stored result of each built-in measurement id, which bounds how often they come. */
-  builtin_last?: Record<number, number>;
-  /** When the resume token the probe holds expires (it is sent a new one at half its life). */
-  resume_expires?: number;
-};
 
 /** The release this controller's probes are offered, with the share of probes the rollout has reached. */
 type ReleaseTarget = ReleaseOffer & { percent: number };
 
-
-
-/** A probe taking part in a measurement, on `shard`; `was`: shards it ran it on before it moved (they hold results). */
-export type Participant = { probe_id: number; shard: string; country_code: string | null; asn_v4: number | null; was?: string[] };
-
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
-/** A probe silent for this long (three missed 30 s heartbeats) gets no work; its socket is presumed dead. */
-export const SILENT_AFTER_S = 95;
 
 export class Controller extends SqlDurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
@@ -228,7 +131,7 @@ export class Controller extends SqlDurableObject<Env> {
       const status: ProbeStatusEvent = {
         prb_id: probeId, event: event === "connected" ? "connect" : "disconnect", timestamp: at, asn: a.asn_v4, country_code: a.country_code, prefix: a.prefix_v4,
       };
-      this.ctx.waitUntil(this.streamInterest().then((i) => (i?.probestatus ? this.env.STREAM.getByName(STREAM_NAME).probeStatus(status) : undefined))
+      this.ctx.waitUntil(this.streamFeed.interest().then((i) => (i?.probestatus ? this.env.STREAM.getByName(STREAM_NAME).probeStatus(status) : undefined))
         .catch((e: unknown) => console.error(`controller ${this.shard}: probe status to the stream failed: ${String(e)}`)));
     }
     const connected = this.connected.open;
@@ -397,7 +300,7 @@ export class Controller extends SqlDurableObject<Env> {
     windowMs: () => Number(this.env.COMMIT_WINDOW_MS ?? 500),
     stored: async (results) => {
       await this.scheduleFlush();
-      await this.toStream(results);
+      await this.streamFeed.publish(results);
     },
   });
 
@@ -411,33 +314,15 @@ export class Controller extends SqlDurableObject<Env> {
 
   // ── the result stream ──────────────────────────────────────────────────────────────────────────────────────
 
-  private interest: Interest | null | undefined;
   private readonly publicMeasurements = new PublicMeasurements(this.env);
-
-  /** What the stream's subscribers want, as the hub last said (kept in storage across evictions). */
-  private async streamInterest(): Promise<Interest | null> {
-    if (this.interest === undefined) this.interest = (await this.ctx.storage.get<Interest>("stream_interest")) ?? null;
-    return this.interest;
-  }
+  /** What the stream's subscribers want, and the results they want sent to the hub (stream-feed.ts). */
+  private readonly streamFeed = new StreamFeed(this.ctx, () => this.env, () => this.shard);
 
   /** The stream hub tells every controller what is subscribed whenever that changes. */
-  async setStreamInterest(interest: Interest): Promise<void> {
-    this.interest = interest;
-    await this.ctx.storage.put("stream_interest", interest);
+  setStreamInterest(interest: Interest): Promise<void> {
+    return this.streamFeed.setInterest(interest);
   }
 
-  /** Sends the hub the stored results someone subscribed to (one copy, whatever the number of subscribers). */
-  private async toStream(results: Result[]): Promise<void> {
-    const i = await this.streamInterest();
-    if (!i || (!i.all && !i.msm.length && !i.prb.length && !i.type.length)) return;
-    const wanted = i.all ? results : results.filter((r) => i.msm.includes(r.msm_id) || i.prb.includes(r.prb_id) || i.type.includes(r.type));
-    if (!wanted.length) return;
-    try {
-      await this.env.STREAM.getByName(STREAM_NAME).publish(wanted);
-    } catch (e) {
-      console.error(`controller ${this.shard}: results to the stream failed: ${String(e)}`);
-    }
-  }
 
   // ── batches to R2 ──────────────────────────────────────────────────────────────────────────────────────────
 
@@ -476,46 +361,12 @@ export class Controller extends SqlDurableObject<Env> {
    */
   dispatch(orders: DispatchOrder[]): Participant[][] {
     const frames: [WebSocket, string][] = [];
-    const given = orders.map((order) => this.dispatchOne(order, frames));
+    const host = { ctx: this.ctx, sql: this.sql, connected: this.connected, shard: this.shard };
+    const given = orders.map((order) => assign(host, order, frames));
     for (const [ws, frame] of frames) {
       try { ws.send(frame); } catch { /* closed under us: the assignment is re-sent when the probe is back */ }
     }
     return given;
-  }
-
-  /** One order: the probes picked (their slots taken, their rows written); their frames are added to `frames`. */
-  private dispatchOne(order: DispatchOrder, frames: [WebSocket, string][]): Participant[] {
-    const candidates: { ws: WebSocket; a: ProbeAttachment }[] = [];
-    const excluded = new Set(order.exclude);
-    const now = Math.floor(Date.now() / 1000);
-    let slots = 0, free = 0;
-    for (const [ws, a] of this.connected.all()) {
-      if (ws.readyState === WebSocket.OPEN) { slots += a.slots; free += a.free_slots; }
-      if (ws.readyState !== WebSocket.OPEN || a.free_slots < 1) continue;
-      if (now - a.last_seen > SILENT_AFTER_S) {
-        ws.close(4001, "silent for too long");
-        continue;
-      }
-      if (excluded.has(a.probe_id) || !matches(a, order.filter)) continue;
-      candidates.push({ ws, a });
-    }
-    const picked = choose(candidates, order, slots, free);
-    const as = order.assignment;
-    // Serialised once for all the probes it goes to (the row and the frame), not twice per probe.
-    const json = JSON.stringify(as);
-    const frame = `{"type":"measure","assignment":${json}}`;
-    this.ctx.storage.transactionSync(() => {
-      for (const { a } of picked) {
-        this.sql(
-          "INSERT OR REPLACE INTO assignments (msm_id, probe_id, assignment, periodic, start_time, stop_time) VALUES (?, ?, ?, ?, ?, ?)",
-          as.msm_id, a.probe_id, json, as.interval === null ? 0 : 1, as.start_time, as.stop_time);
-      }
-    });
-    for (const { ws, a } of picked) {
-      this.connected.set(ws, { ...a, free_slots: a.free_slots - 1 });
-      frames.push([ws, frame]);
-    }
-    return picked.map(({ a }) => ({ probe_id: a.probe_id, shard: this.shard, country_code: a.country_code, asn_v4: a.asn_v4 }));
   }
 
   /** Closes a probe's socket (an operator disabled it: it cannot register again until enabled). */
@@ -550,32 +401,15 @@ export class Controller extends SqlDurableObject<Env> {
     return probes.length;
   }
 
+
   /** Where this shard's results of a measurement are: R2 batch keys, plus results not yet flushed (JSONL). */
-  resultIndex(msmId: number, start: number | null, stop: number | null): { keys: string[]; pending: string } {
-    const lo = start ?? 0, hi = stop ?? Number.MAX_SAFE_INTEGER;
-    // Built-ins are indexed together (batches.ts); readers pick a measurement's lines out of a batch.
-    const keys = this.sql<{ key: string }>(
-      "SELECT DISTINCT key FROM batches WHERE msm_id IN (?, ?) AND max_ts >= ? AND min_ts <= ? ORDER BY key",
-      msmId, msmId < USER_MSM_MIN ? BUILTINS_INDEX : msmId, lo, hi).map((r) => r.key);
-    const pending = this.sql<{ body: string }>(
-      "SELECT body FROM outbox WHERE ',' || msm_ids || ',' LIKE ? AND max_ts >= ? AND min_ts <= ? ORDER BY id",
-      `%,${msmId},%`, lo, hi).map((r) => r.body).join("");
-    return { keys, pending };
+  resultIndex(msmId: number, start: number | null, stop: number | null): ResultIndex {
+    return resultIndex(this.sql, msmId, start, stop);
   }
 
-  /**
-   * Every batch key holding results of `type` (any, if null) that started between `start` and `stop`, and the
-   * matching results not yet flushed: what a query across measurements reads.
-   */
-  resultsIn(start: number, stop: number, type: string | null): { keys: string[]; pending: string } {
-    const prefix = `results/type=${type ?? ""}%`;
-    const keys = this.sql<{ key: string }>(
-      "SELECT DISTINCT key FROM batches WHERE max_ts >= ? AND min_ts <= ? AND key LIKE ? ORDER BY key", start, stop, prefix).map((r) => r.key);
-    // A row holds a commit's results of every type: the caller picks the lines of `type`.
-    const pending = this.sql<{ body: string }>(
-      "SELECT body FROM outbox WHERE max_ts >= ? AND min_ts <= ? AND (? IS NULL OR ',' || parts LIKE ?) ORDER BY id",
-      start, stop, type, `%,${type}|%`).map((r) => r.body).join("");
-    return { keys, pending };
+  /** Where this shard's results of `type` (any, if null) between `start` and `stop` are (result-index.ts). */
+  resultsIn(start: number, stop: number, type: string | null): ResultIndex {
+    return resultsIn(this.sql, start, stop, type);
   }
 
   load(): { shard: string; connected: number; capacity: number; pending_results: number; r2_writes: number; results_written: number } {
@@ -587,4 +421,4 @@ export class Controller extends SqlDurableObject<Env> {
   }
 }
 
-export { BUSY_FREE_SHARE, type DispatchOrder, type ProbeFilter } from "./dispatch.ts";
+

@@ -4,7 +4,7 @@
 import { type Assignment, type ControllerMessage, creditsPerResult, type FrameSubmission, HOST_SHARE_MILLI_PER_CREDIT, Result as ResultSchema, type Result, USER_MSM_MIN } from "../protocol/index.ts";
 import { admit, type Held, limitsOf, refuseAssigned, refuseBuiltin } from "./admission.ts";
 import type { GroupCommit } from "./commits.ts";
-import type { ProbeAttachment } from "./controller.ts";
+import type { ProbeAttachment } from "./probe-attachment.ts";
 import type { Env } from "./env.ts";
 
 /** What ingesting needs of its controller. */

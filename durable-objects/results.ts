@@ -2,7 +2,7 @@
 // results not yet flushed), never by listing the bucket. Used by the results API and the stream's backlog.
 import { builtinType, type Result } from "../protocol/index.ts";
 import { resultsInBatch } from "../storage/layout.ts";
-import type { Participant } from "./controller.ts";
+import type { Participant } from "./probe-attachment.ts";
 import { BRAIN_NAME, type Env } from "./env.ts";
 import { controllerStub, SHARDS, shardByName } from "./shards.ts";
 

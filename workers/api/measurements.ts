@@ -2,7 +2,7 @@
 import type { IRequest } from "itty-router";
 import { z } from "zod";
 import type { MeasurementRow, ParticipationRecord, ParticipationRequest } from "../../durable-objects/brain.ts";
-import type { Participant } from "../../durable-objects/controller.ts";
+import type { Participant } from "../../durable-objects/probe-attachment.ts";
 import { BRAIN_NAME, type Env, flag } from "../../durable-objects/env.ts";
 import {
   builtinDescription, builtinType, CreateMeasurements, creditsPerResult, ProbeSource, type Definition, isIPv4, isIPv6, parseAddress, specOf, targetRefusal, STATUS, toUnix,
