@@ -2,7 +2,6 @@
 // frame, and other people pay for the results it stores. Pure rules, tested on their own (test/edge/admission.test.ts);
 // the controller applies them to every result of a frame, refusing each one that breaks them by itself.
 import { type Assignment, builtinType, runSeconds } from "../protocol/index.ts";
-import type { Env } from "./env.ts";
 
 export type Limits = {
   /** How far a result's timestamp may lie outside its assignment's window, for probes' clocks (seconds). */

@@ -3,7 +3,7 @@
 // hosts paid their share. The alarm runs it and, when anything fails, arms its own next attempt.
 import { type Result, USER_MSM_MIN } from "../protocol/index.ts";
 import { type AggregateGroup, aggregateKey, type BatchAggregate, batchKey, partitionKey } from "../storage/layout.ts";
-import { BRAIN_NAME, type Env, REGISTRY_NAME } from "./env.ts";
+import { BRAIN_NAME, REGISTRY_NAME } from "./env.ts";
 import { groupBy } from "./group-by.ts";
 import type { ProbeMarks } from "./marks.ts";
 import type { PublicMeasurements } from "./public.ts";

@@ -7,11 +7,11 @@ import {
 import type { ReleaseManifest } from "../protocol/release.ts";
 import type { DispatchOrder, ProbeFilter } from "./dispatch.ts";
 import type { Participant } from "./probe-attachment.ts";
-import type { Env } from "./env.ts";
 import { controllerStub, type Shard, shardByName, shardsForSource } from "./shards.ts";
 import { groupBy } from "./group-by.ts";
 import { checkMsmSources, checkQuotas, DEFAULT_INTERVAL, quota, type QuotaHost, quotas, rateLimited } from "./quotas.ts";
 import { type Rollout, Rollouts } from "./rollouts.ts";
+import type { Alert, MeasurementFilter, MeasurementRow, ParticipationRequest, Refusal, Warning } from "./brain-types.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
 
 const MIGRATIONS = [
@@ -64,13 +64,8 @@ const REUSE_WINDOW_S = 900;
 const CROWD_ACCOUNTS = 5;
 const CROWD_WINDOW_S = 600;
 
-export type Alert = { id: number; type: "crowd"; target: string; accounts: number; window_s: number; time: number; measurements: number[] };
 
-/** Told to the caller with a 2xx: e.g. an identical recent measurement whose answer could be reused. */
-export type Warning = { code: "duplicate" | "fewer_probes"; detail: string; measurement: number };
 
-/** Why a creation request was refused: the HTTP status, what to tell the user, and when to retry (429). */
-export type Refusal = { ok: false; status: 400 | 402 | 429; detail: string; retry_after?: number; pointer?: string };
 
 /** How long after a failed settling (reservation freed, controllers told) it is tried again (seconds). */
 const SETTLE_RETRY_S = 30;
@@ -78,33 +73,8 @@ const SETTLE_RETRY_S = 30;
 /** After a one-off's last packet is due, how long its results may still come in before it is Stopped. */
 const ONEOFF_GRACE_S = 60;
 
-export type MeasurementRow = {
-  id: number;
-  type: string;
-  definition: string;
-  sources: string;
-  status_id: number;
-  status_when: number;
-  creation_time: number;
-  start_time: number;
-  stop_time: number | null;
-  interval: number | null;
-  spread: number | null;
-  is_oneoff: number;
-  probes_requested: number;
-  probes_scheduled: number;
-  participants: string;
-  owner: string;
-  target: string | null;
-  /** 0 for a private measurement (`is_public: false`). */
-  is_public: number;
-};
 
-/** Atlas's participation request: add probes from a source, or remove probes by id (`value` "1,2,3"). */
-export type ParticipationRequest = ({ action: "add" } & ProbeSource) | { action: "remove"; type: "probes"; value: string; requested?: number };
 
-/** `visible_to`: only public measurements and this account's (null: public ones only); undefined: all. */
-export type MeasurementFilter = { ids?: number[]; status?: number[]; type?: string; is_oneoff?: boolean; owner?: string; visible_to?: string | null };
 
 /** Timers: start a scheduled measurement, stop it at its stop time, finish a one-off, settle an ended one. */
 type Action = "start" | "stop" | "finish" | "settle";

@@ -10,7 +10,7 @@ import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
 import { Batches } from "./batches.ts";
 import { assign } from "./assign.ts";
 import type { DispatchOrder } from "./dispatch.ts";
-import { BRAIN_NAME, type Env, flag, REGISTRY_NAME } from "./env.ts";
+import { BRAIN_NAME, flag, REGISTRY_NAME } from "./env.ts";
 import { GroupCommit } from "./commits.ts";
 import { ConnectedProbes } from "./connected.ts";
 import { giveProbe, type ProbeState, takeProbe } from "./handover.ts";

@@ -5,7 +5,6 @@ import { type Assignment, type ControllerMessage, creditsPerResult, type FrameSu
 import { admit, type Held, limitsOf, refuseAssigned, refuseBuiltin } from "./admission.ts";
 import type { GroupCommit } from "./commits.ts";
 import type { ProbeAttachment } from "./probe-attachment.ts";
-import type { Env } from "./env.ts";
 
 /** What ingesting needs of its controller. */
 export type IngestHost = {

@@ -9,7 +9,6 @@
 // - a request id is bound to what it does (operation, entry type, amount, measurement, counterparty): the same id
 //   with any of those changed is refused as a conflict, never answered with the first outcome (which would let a
 //   reused transfer id pay a second recipient from one debit).
-import { type Env } from "./env.ts";
 import { SqlDurableObject } from "./sql.ts";
 
 const MIGRATIONS = [

@@ -1,7 +1,7 @@
 // Which measurements are public, asked of the brain once per measurement and remembered (publicity never changes;
 // an id that does not exist yet is asked again next time, since it may be created as a public measurement):
 // the stream, archive bundles, queries across measurements and per-AS aggregates carry public measurements only.
-import { BRAIN_NAME, type Env } from "./env.ts";
+import { BRAIN_NAME } from "./env.ts";
 
 export class PublicMeasurements {
   private readonly known = new Map<number, boolean>();

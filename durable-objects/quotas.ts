@@ -2,8 +2,7 @@
 // results and credits a day, measurements of one target), the rate of creations and participation requests, and
 // which measurements' probes an `msm` source may reuse. Read-only but for the rate's own table.
 import { type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, specOf, STATUS } from "../protocol/index.ts";
-import type { MeasurementRow, Refusal } from "./brain.ts";
-import type { Env } from "./env.ts";
+import type { MeasurementRow, Refusal } from "./brain-types.ts";
 
 /** Atlas's default interval for periodic pings (seconds). */
 export const DEFAULT_INTERVAL = 240;

@@ -3,7 +3,6 @@
 // named "registry".
 import { compactVerify, importJWK } from "jose";
 import { isIPv4, isNonPublicAddress } from "../protocol/index.ts";
-import type { Env } from "./env.ts";
 import { checkNonce, issueNonce, nonceKey as importNonceKey } from "./nonces.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
 

@@ -3,7 +3,7 @@
 import { builtinType, type Result } from "../protocol/index.ts";
 import { resultsInBatch } from "../storage/layout.ts";
 import type { Participant } from "./probe-attachment.ts";
-import { BRAIN_NAME, type Env } from "./env.ts";
+import { BRAIN_NAME } from "./env.ts";
 import { controllerStub, SHARDS, shardByName } from "./shards.ts";
 
 /** The shards that hold a measurement's results: its participants' — or, for a built-in, every shard. */

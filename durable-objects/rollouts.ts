@@ -2,7 +2,6 @@
 // their controllers, widened or superseded by the operator, halted by the probes' reports (refusals and rollbacks
 // up to the rollout's limit). The probes verify every release against the key they pin; the edge holds none.
 import type { ReleaseManifest, ReleaseOffer } from "../protocol/release.ts";
-import type { Env } from "./env.ts";
 import { controllerStub, SHARDS } from "./shards.ts";
 
 /** A staged rollout as the operator sees it (`GET /admin/rollouts`). */

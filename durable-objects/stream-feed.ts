@@ -1,7 +1,6 @@
 // A controller's side of the result stream: what the hub says its subscribers want (kept in storage across
 // evictions), and the stored results that match, sent to the hub once whatever the number of subscribers.
 import type { Result } from "../protocol/index.ts";
-import type { Env } from "./env.ts";
 import { type Interest, STREAM_NAME } from "./stream.ts";
 
 export class StreamFeed {

@@ -17,7 +17,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { MEASUREMENT_TYPES, type Result } from "../protocol/index.ts";
-import type { Env } from "./env.ts";
 import { PublicMeasurements } from "./public.ts";
 import { readResults } from "./results.ts";
 import { controllerStub, SHARDS } from "./shards.ts";

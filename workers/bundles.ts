@@ -6,7 +6,6 @@
 // the results API. Building is idempotent: batches are read in key order, results de-duplicated by (measurement,
 // probe, start time) and kept as stored, and gzip writes no time stamp, so a rebuild of an unchanged hour is
 // byte-identical.
-import type { Env } from "../durable-objects/env.ts";
 import { PublicMeasurements } from "../durable-objects/public.ts";
 import { base64url, type Result, sha256Hex } from "../protocol/index.ts";
 import { type BundleManifest, bundleKey, bundleName, dayIndexKey, manifestKey } from "../storage/bundles.ts";

@@ -1,6 +1,5 @@
 // The edge Worker: probe registration and the RIPE Atlas REST API v2 subset (docs/api.md). Exports the DO classes.
 import { Router } from "itty-router";
-import type { Env } from "../durable-objects/env.ts";
 import { STREAM_NAME } from "../durable-objects/stream.ts";
 import { controllers, createKey, enrollProbe, flushController, grantCredits, setProbeDisabled, usage } from "./api/admin.ts";
 import { listAlerts } from "./api/alerts.ts";

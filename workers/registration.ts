@@ -1,7 +1,7 @@
 // Probe registration: challenge → signed proof → controller shard chosen by proximity and load → a short-lived
 // EdDSA assignment token for that shard plus its WebSocket URL. Stateless: the registry keeps the nonces.
 import type { IRequest } from "itty-router";
-import { type Env, REGISTRY_NAME } from "../durable-objects/env.ts";
+import { REGISTRY_NAME } from "../durable-objects/env.ts";
 import { controllerStub, shardByName, shardsByDistance } from "../durable-objects/shards.ts";
 import { issueAssignment, audienceFor, verifyAssignment } from "../durable-objects/tokens.ts";
 import { ChallengeRequest, RegisterRequest, type RegisterResponse } from "../protocol/index.ts";

@@ -2,7 +2,6 @@
 // probes over real WebSockets with their own Ed25519 keys (the same protocol module the agent uses).
 import { env as bindings, exports } from "cloudflare:workers";
 import { expect } from "vitest";
-import type { Env } from "../../durable-objects/env.ts";
 import { CompactSign } from "jose";
 import { type ControllerMessage, type ProbeMessage, type RegisterResponse, SUBPROTOCOL } from "../../protocol/index.ts";
 

@@ -2,7 +2,7 @@
 // checked for every /admin path in workers/index.ts, before any of these runs.
 import type { IRequest } from "itty-router";
 import { z } from "zod";
-import { BRAIN_NAME, type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
+import { BRAIN_NAME, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { controllerStub, SHARDS, shardByName } from "../../durable-objects/shards.ts";
 import { sha256Hex } from "../../protocol/index.ts";
 import { ApiError, readJson, validationError } from "./errors.ts";

@@ -1,7 +1,7 @@
 // /api/v2/alerts/: events the brain raises for operators and users, newest first (so far: crowd signals — many
 // accounts measuring one target at once, "the crowd says something is going on with X").
 import type { IRequest } from "itty-router";
-import { BRAIN_NAME, type Env } from "../../durable-objects/env.ts";
+import { BRAIN_NAME } from "../../durable-objects/env.ts";
 import { page, pageOf } from "./pagination.ts";
 
 export async function listAlerts(request: IRequest, env: Env): Promise<Response> {

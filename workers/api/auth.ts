@@ -1,7 +1,6 @@
 // API keys, as Atlas clients send them: `Authorization: Key <k>` (cousteau ≥ 1.5) or `?key=<k>` (cousteau 1.4).
 // Keys are stored as SHA-256 hashes; sending more than one key is refused, as Atlas does. Every key belongs to an
 // account, which owns the measurements made with it and pays for them.
-import type { Env } from "../../durable-objects/env.ts";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import type { Grant } from "../../durable-objects/registry.ts";
 import { sha256Hex } from "../../protocol/index.ts";

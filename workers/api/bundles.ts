@@ -2,7 +2,6 @@
 // credits; `vantage bundles pull` wraps these, `vantage bundles build` the operator's /admin/bundles/build.
 import type { IRequest } from "itty-router";
 import { z } from "zod";
-import type { Env } from "../../durable-objects/env.ts";
 import { BUNDLE_TYPES, type BundleManifest, datesBetween, parseBundleName, parseHour } from "../../storage/bundles.ts";
 import { buildBundle, getManifest, LINK_TTL_S, linkValid, listBundles, presignedUrl, signedLink } from "../bundles.ts";
 import { ApiError, parameterError, readJson, validationError } from "./errors.ts";

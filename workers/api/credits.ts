@@ -2,7 +2,7 @@
 // measurements), its income and expense items, and transfers to another account.
 import type { IRequest } from "itty-router";
 import { z } from "zod";
-import { type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
+import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import type { Entry } from "../../durable-objects/ledger.ts";
 import { requireKey } from "./auth.ts";
 import { ApiError, fieldError, readJson, validationError } from "./errors.ts";

@@ -2,7 +2,7 @@
 // disable. Needs a key with the "manage_keys" grant. A key's grants limit what it may do; its validity window when.
 import type { IRequest } from "itty-router";
 import { z } from "zod";
-import { type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
+import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { GRANTS, type KeyRecord } from "../../durable-objects/registry.ts";
 import { sha256Hex } from "../../protocol/index.ts";
 import { requireKey } from "./auth.ts";

@@ -1,6 +1,6 @@
 // /api/v2/probes/: the Atlas probe object, with Atlas's filters and pagination.
 import type { IRequest } from "itty-router";
-import { type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
+import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { PROBE_STATUS, type ProbeRecord } from "../../durable-objects/registry.ts";
 import { FIRMWARE_VERSION } from "../../protocol/index.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";

@@ -6,7 +6,7 @@
 // itself when probes refuse or roll it back (durable-objects/brain.ts).
 import type { IRequest } from "itty-router";
 import { z } from "zod";
-import { BRAIN_NAME, type Env } from "../../durable-objects/env.ts";
+import { BRAIN_NAME } from "../../durable-objects/env.ts";
 import { RELEASE_VERSION, type ReleaseManifest } from "../../protocol/release.ts";
 import { releaseKey } from "../../storage/layout.ts";
 import { ApiError, readJson, validationError } from "./errors.ts";

@@ -1,7 +1,7 @@
 // /api/v2/measurements/{id}/results/ and /latest/: results read back through the per-measurement index the
 // controllers keep (R2 batch keys plus not-yet-flushed results), never by listing the bucket.
 import type { IRequest } from "itty-router";
-import { BRAIN_NAME, type Env, REGISTRY_NAME } from "../../durable-objects/env.ts";
+import { BRAIN_NAME, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { PublicMeasurements } from "../../durable-objects/public.ts";
 import { indexBodies, readResults } from "../../durable-objects/results.ts";
 import { controllerStub, SHARDS } from "../../durable-objects/shards.ts";
