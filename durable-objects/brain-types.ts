@@ -37,3 +37,9 @@ export type ParticipationRequest = ({ action: "add" } & ProbeSource) | { action:
 
 /** `visible_to`: only public measurements and this account's (null: public ones only); undefined: all. */
 export type MeasurementFilter = { ids?: number[]; status?: number[]; type?: string; is_oneoff?: boolean; owner?: string; visible_to?: string | null };
+
+/** A participation request as Atlas lists it. */
+export type ParticipationRecord = {
+  id: number; measurement: number; action: "add" | "remove"; type: string; value: string; requested: number | null;
+  tags: { include?: string[]; exclude?: string[] } | null; created_at: number;
+};

@@ -11,51 +11,9 @@ import { controllerStub, type Shard, shardByName, shardsForSource } from "./shar
 import { groupBy } from "./group-by.ts";
 import { checkMsmSources, checkQuotas, DEFAULT_INTERVAL, quota, type QuotaHost, quotas, rateLimited } from "./quotas.ts";
 import { type Rollout, Rollouts } from "./rollouts.ts";
-import type { Alert, MeasurementFilter, MeasurementRow, ParticipationRequest, Refusal, Warning } from "./brain-types.ts";
+import { MIGRATIONS } from "./brain-schema.ts";
+import type { Alert, MeasurementFilter, MeasurementRow, ParticipationRecord, ParticipationRequest, Refusal, Warning } from "./brain-types.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
-
-const MIGRATIONS = [
-  `CREATE TABLE measurements (
-     id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, definition TEXT NOT NULL, sources TEXT NOT NULL,
-     status_id INTEGER NOT NULL, status_when INTEGER NOT NULL, creation_time INTEGER NOT NULL,
-     start_time INTEGER NOT NULL, stop_time INTEGER, interval INTEGER, spread INTEGER, is_oneoff INTEGER NOT NULL,
-     probes_requested INTEGER NOT NULL, probes_scheduled INTEGER NOT NULL DEFAULT 0,
-     participants TEXT NOT NULL DEFAULT '[]', owner TEXT NOT NULL);
-   -- Measurement ids start high so they never collide with the reserved ids of built-in measurements.
-   INSERT INTO sqlite_sequence (name, seq) VALUES ('measurements', 10000000);
-   CREATE TABLE timers (msm_id INTEGER NOT NULL, at INTEGER NOT NULL, action TEXT NOT NULL, PRIMARY KEY (msm_id, action));`,
-  // A one-off's question (type, target, options, probe set), to find a recent identical one whose answer can be reused.
-  `ALTER TABLE measurements ADD COLUMN question TEXT;
-   CREATE INDEX measurements_question ON measurements (question, creation_time);`,
-  // Crowd signals: many accounts measuring one target within a short window.
-  `ALTER TABLE measurements ADD COLUMN target TEXT;
-   CREATE INDEX measurements_target ON measurements (target, creation_time);
-   CREATE TABLE alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, target TEXT NOT NULL, accounts INTEGER NOT NULL,
-     window_s INTEGER NOT NULL, time INTEGER NOT NULL, measurements TEXT NOT NULL);`,
-  // Creation requests per account in the last minute, for the rate limit.
-  `CREATE TABLE creations (owner TEXT NOT NULL, at INTEGER NOT NULL);
-   CREATE INDEX creations_owner ON creations (owner, at);
-   CREATE INDEX measurements_owner ON measurements (owner, status_id);`,
-  // Staged rollouts of signed agent releases, and what each probe reported of the release it was offered.
-  `CREATE TABLE rollouts (id INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL, manifest TEXT NOT NULL,
-     percent INTEGER NOT NULL, max_failures INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT, created INTEGER NOT NULL);
-   CREATE TABLE rollout_reports (rollout_id INTEGER NOT NULL, probe_id INTEGER NOT NULL, state TEXT NOT NULL,
-     detail TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (rollout_id, probe_id));`,
-  // Atlas's participation requests, each with its id: a measurement's probe sources at creation ("add") and every
-  // later request to add or remove probes.
-  `CREATE TABLE participation_requests (id INTEGER PRIMARY KEY AUTOINCREMENT, msm_id INTEGER NOT NULL, action TEXT NOT NULL,
-     type TEXT NOT NULL, value TEXT NOT NULL, requested INTEGER, tags TEXT, created_at INTEGER NOT NULL);
-   CREATE INDEX participation_requests_msm ON participation_requests (msm_id, id);`,
-  // Whether a measurement is public, as a column: lists show other accounts' public measurements only.
-  `ALTER TABLE measurements ADD COLUMN is_public INTEGER NOT NULL DEFAULT 1;
-   UPDATE measurements SET is_public = 0 WHERE json_extract(definition, '$.is_public') = 0;`,
-];
-
-/** A participation request as Atlas lists it. */
-export type ParticipationRecord = {
-  id: number; measurement: number; action: "add" | "remove"; type: string; value: string; requested: number | null;
-  tags: { include?: string[]; exclude?: string[] } | null; created_at: number;
-};
 
 /** A one-off asked again within this many seconds gets the earlier one's id in a warning (REUSE_WINDOW_S overrides). */
 const REUSE_WINDOW_S = 900;
@@ -64,17 +22,11 @@ const REUSE_WINDOW_S = 900;
 const CROWD_ACCOUNTS = 5;
 const CROWD_WINDOW_S = 600;
 
-
-
-
 /** How long after a failed settling (reservation freed, controllers told) it is tried again (seconds). */
 const SETTLE_RETRY_S = 30;
 
 /** After a one-off's last packet is due, how long its results may still come in before it is Stopped. */
 const ONEOFF_GRACE_S = 60;
-
-
-
 
 /** Timers: start a scheduled measurement, stop it at its stop time, finish a one-off, settle an ended one. */
 type Action = "start" | "stop" | "finish" | "settle";
@@ -530,7 +482,6 @@ function questionOf(req: CreateMeasurements, def: Definition): string | null {
   if (!oneoff || def.is_public === false || (def.start_time ?? req.start_time) !== undefined) return null;
   return JSON.stringify([specOf(def), def.target ?? null, req.probes]);
 }
-
 
 /** Credits a measurement's results cost in its first day (all of a one-off's): what creation sets aside. */
 export function firstDayCost(row: Pick<MeasurementRow, "definition" | "is_oneoff" | "interval" | "start_time" | "stop_time" | "probes_requested">): number {

@@ -1,8 +1,7 @@
 // /api/v2/measurements/: create, list, read, stop — Atlas's request and object shapes.
 import type { IRequest } from "itty-router";
 import { z } from "zod";
-import type { ParticipationRecord } from "../../durable-objects/brain.ts";
-import type { MeasurementRow, ParticipationRequest } from "../../durable-objects/brain-types.ts";
+import type { MeasurementRow, ParticipationRecord, ParticipationRequest } from "../../durable-objects/brain-types.ts";
 import type { Participant } from "../../durable-objects/probe-attachment.ts";
 import { BRAIN_NAME, flag } from "../../durable-objects/env.ts";
 import {
