@@ -33,6 +33,11 @@ export function limitsOf(env: Pick<Env, "RESULT_CLOCK_SKEW_S" | "RESULT_EXTRA_RU
 export const ONEOFF_RESEND_S = 3600;
 /** The agent's shortest built-in interval (probe-agent/config.ts); one second less for timestamp rounding. */
 export const BUILTIN_MIN_SPACING_S = 4;
+/**
+ * How old a built-in result may be: a probe offline for days sends what it measured meanwhile (its journal keeps
+ * it), and a week bounds what a probe could invent for a past it was not connected in (one per id every 5 s).
+ */
+export const BUILTIN_MAX_AGE_S = 7 * 86_400;
 
 /** What the controller knows of the assignment a result claims to answer. */
 export type Held = { assignment: Assignment; periodic: boolean; done: boolean; stopped: boolean; results: number; stop_time: number | null };
@@ -63,7 +68,8 @@ export function refuseBuiltin(r: { msm_id: number; type: string; timestamp: numb
   const type = builtinType(r.msm_id);
   if (!type) return `measurement ${r.msm_id} was not given to this probe`;
   if (type !== r.type) return `measurement ${r.msm_id} is a ${type}, not a ${r.type}`;
-  if (!Number.isSafeInteger(r.timestamp) || Math.abs(r.timestamp - now) > l.skew) return `built-in result's timestamp ${r.timestamp} is more than ${l.skew} s from now (${now})`;
+  if (!Number.isSafeInteger(r.timestamp) || r.timestamp > now + l.skew) return `built-in result's timestamp ${r.timestamp} is in the future (now ${now})`;
+  if (r.timestamp < now - BUILTIN_MAX_AGE_S) return `built-in result's timestamp ${r.timestamp} is more than ${BUILTIN_MAX_AGE_S} s old (now ${now})`;
   if (last !== undefined && r.timestamp < last + BUILTIN_MIN_SPACING_S) {
     return `built-in ${r.msm_id} runs at most every ${BUILTIN_MIN_SPACING_S + 1} s; the last result stored is from ${last}`;
   }

@@ -24,10 +24,7 @@ export function assign(h: AssignHost, order: DispatchOrder, frames: [WebSocket, 
   for (const [ws, a] of h.connected.all()) {
     if (ws.readyState === WebSocket.OPEN) { slots += a.slots; free += a.free_slots; }
     if (ws.readyState !== WebSocket.OPEN || a.free_slots < 1) continue;
-    if (now - a.last_seen > SILENT_AFTER_S) {
-      ws.close(4001, "silent for too long");
-      continue;
-    }
+    if (now - a.last_seen > SILENT_AFTER_S) continue;  // closed by the controller's sweep
     if (excluded.has(a.probe_id) || !matches(a, order.filter)) continue;
     candidates.push({ ws, a });
   }

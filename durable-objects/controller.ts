@@ -8,7 +8,7 @@
 import { type Assignment, type ControllerMessage, type ProbeMessage, ProbeMessage as ProbeMessageSchema, SUBPROTOCOL, USER_MSM_MIN } from "../protocol/index.ts";
 import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
 import { Batches } from "./batches.ts";
-import { assign } from "./assign.ts";
+import { assign, SILENT_AFTER_S } from "./assign.ts";
 import type { DispatchOrder } from "./dispatch.ts";
 import { BRAIN_NAME, flag, REGISTRY_NAME } from "./env.ts";
 import { GroupCommit } from "./commits.ts";
@@ -126,6 +126,23 @@ export class Controller extends SqlDurableObject<Env> {
     if (!stillHere) this.report(a.probe_id, "disconnected", a.address, Math.floor(Date.now() / 1000), a);
   }
 
+  private sweptAt = 0;
+
+  /**
+   * Closes the sockets of probes silent past SILENT_AFTER_S and reports them gone: a cut link sends no FIN, so
+   * nothing else would tell. On any probe's message at most every 30 s, before every dispatch, and on the alarm.
+   */
+  private sweepSilent(always = false, except?: WebSocket): void {
+    const now = Math.floor(Date.now() / 1000);
+    if (!always && now - this.sweptAt < 30) return;
+    this.sweptAt = now;
+    for (const [ws, a] of this.connected.all()) {
+      if (ws === except || ws.readyState !== WebSocket.OPEN || now - a.last_seen <= SILENT_AFTER_S) continue;
+      try { ws.close(4001, "silent for too long"); } catch { /* already closing */ }
+      this.left(ws);
+    }
+  }
+
   private report(probeId: number, event: "connected" | "disconnected", address: string | null, at: number, a?: ProbeAttachment): void {
     if (a) {
       const status: ProbeStatusEvent = {
@@ -154,6 +171,7 @@ export class Controller extends SqlDurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     this.used.ws_messages++;
+    this.sweepSilent(false, ws);  // not the probe that just spoke
     const a = this.connected.get(ws);
     if (!a) return;
     const text = typeof raw === "string" ? raw : null;
@@ -344,6 +362,7 @@ export class Controller extends SqlDurableObject<Env> {
   /** The flush alarm (batches.ts arms its own retries when it fails). */
   override async alarm(): Promise<void> {
     this.used.requests++;
+    this.sweepSilent();
     await this.batches.onAlarm();
   }
 
@@ -360,6 +379,7 @@ export class Controller extends SqlDurableObject<Env> {
    * so a probe given many measurements gets their frames back to back.
    */
   dispatch(orders: DispatchOrder[]): Participant[][] {
+    this.sweepSilent(true);
     const frames: [WebSocket, string][] = [];
     const host = { ctx: this.ctx, sql: this.sql, connected: this.connected, shard: this.shard };
     const given = orders.map((order) => assign(host, order, frames));

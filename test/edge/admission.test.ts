@@ -45,7 +45,7 @@ describe("what a controller accepts from a probe", () => {
     expect(refuseAssigned(held(), result(T0 + 10, "dns"), T0 + 10, limits)).toMatch(/is a ping, not a dns/);
   });
 
-  it("bounds built-ins: their type, near now, one per id every 5 s", () => {
+  it("bounds built-ins: their type, not in the future nor older than a week, one per id every 5 s", () => {
     const now = T0;
     expect(refuseBuiltin({ msm_id: 1001, type: "ping", timestamp: now }, undefined, now, limits)).toBeNull();
     // Every 5 s at most, with a second's room for timestamps rounded to whole seconds.
@@ -53,7 +53,11 @@ describe("what a controller accepts from a probe", () => {
     expect(refuseBuiltin({ msm_id: 1001, type: "ping", timestamp: now + 4 }, now, now, limits)).toBeNull();
     expect(refuseBuiltin({ msm_id: 5001, type: "ping", timestamp: now }, undefined, now, limits)).toMatch(/is a traceroute/);
     expect(refuseBuiltin({ msm_id: 3000, type: "ping", timestamp: now }, undefined, now, limits)).toMatch(/not given/);
-    expect(refuseBuiltin({ msm_id: 1, type: "ping", timestamp: now - 301 }, undefined, now, limits)).toMatch(/from now/);
+    expect(refuseBuiltin({ msm_id: 1, type: "ping", timestamp: now + 301 }, undefined, now, limits)).toMatch(/in the future/);
+    // A probe back after ten minutes (or days) offline sends what it measured meanwhile.
+    expect(refuseBuiltin({ msm_id: 1, type: "ping", timestamp: now - 600 }, undefined, now, limits)).toBeNull();
+    expect(refuseBuiltin({ msm_id: 1, type: "ping", timestamp: now - 6 * 86_400 }, undefined, now, limits)).toBeNull();
+    expect(refuseBuiltin({ msm_id: 1, type: "ping", timestamp: now - 7 * 86_400 - 1 }, undefined, now, limits)).toMatch(/more than 604800 s old/);
   });
 
   it("admits results and bytes up to the minute's allowance, and says when the next minute starts", () => {

@@ -122,6 +122,29 @@ describe("dispatch", () => {
     expect(await closed).toBe(4001);
   });
 
+  it("closes a silent probe's socket and reports it Disconnected when another probe speaks, without a dispatch", async () => {
+    // A link cut upstream sends no FIN: only the silence tells.
+    const silent = await enroll({ country_code: "IS", asn_v4: 64506 });
+    const talker = await enroll({ country_code: "IS", asn_v4: 64507 });
+    const { socket } = await connect(silent);
+    const other = (await connect(talker)).socket;
+    const closed = new Promise<number>((r) => socket.ws.addEventListener("close", (e) => r(e.code)));
+    await runInDurableObject(env.CONTROLLER.getByName("weur-0"), (o, state) => {
+      const c = o as unknown as { connected: ConnectedProbes; sweptAt: number };
+      for (const ws of state.getWebSockets(`probe:${silent.id}`)) c.connected.set(ws, { ...c.connected.get(ws)!, last_seen: Math.floor(Date.now() / 1000) - 96 });
+      c.sweptAt = 0;  // the last sweep was long ago
+    });
+    other.send({ type: "status", free_slots: 4 });
+    await other.next("status_ack");
+    expect(await closed).toBe(4001);
+    const status = async () => ((await (await call(`/api/v2/probes/${silent.id}/`)).json()) as { status: { name: string } }).status.name;
+    for (let i = 0; i < 50 && (await status()) !== "Disconnected"; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await status()).toBe("Disconnected");
+    // The probe that spoke is left alone.
+    expect(other.ws.readyState).toBe(WebSocket.OPEN);
+    other.ws.close();
+  });
+
   it("re-sends unfinished assignments when a probe reconnects", async () => {
     const p = await enroll({ country_code: "FI" });
     const first = await connect(p);

@@ -1,6 +1,6 @@
 // Faults with real processes: the edge (wrangler + workerd) killed with SIGKILL while a probe's results are
 // arriving, a one-off with a future start stopped before it starts, a result refused among valid ones, and the probe's
-// link cut for a minute. Counted against the probe's own journal:
+// link cut for a minute and for ten. Counted against the probe's own journal:
 // 0 lost, 0 stored twice, 0 charged twice.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -118,56 +118,61 @@ describe("a frame with one result the controller refuses among valid ones", () =
   }, 120_000);
 });
 
-describe("the probe's link to the edge cut for a minute", () => {
-  it("goes on measuring into its journal, finds the dead link, and delivers every result once when it is back", async () => {
-    if (process.getuid?.() !== 0) throw new Error("this test cuts a link with nftables: it needs root (CI runs as root)");
-    const state = tempDir("link-cut");
-    edge = await startEdge({ stateDir: state, port: await freePort(), quiet: true });
-    // The probe reaches the edge through a TCP relay of this test's; the cut drops that relay's packets in the
-    // kernel (nftables on loopback): no RST, no FIN, the link just goes silent, as a cable pulled upstream.
-    const upstream = new URL(edge.url);
-    const open = new Set<Socket>();
-    const relay = createServer((client) => {
-      const up = connectTcp(Number(upstream.port), upstream.hostname);
-      for (const s of [client, up]) { open.add(s); s.on("close", () => open.delete(s)); }
-      client.pipe(up).pipe(client);
-      client.on("error", () => up.destroy());
-      up.on("error", () => client.destroy());
-    });
-    await new Promise<void>((r) => relay.listen(0, "127.0.0.1", () => r()));
-    const relayPort = (relay.address() as AddressInfo).port;
-    const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, {
-      registration_urls: [`http://127.0.0.1:${relayPort}`], heartbeat_s: 2, backoff_ms: { base: 500, cap: 3000 },
-      builtins: { enabled: true, anchors: ["127.0.0.1"], ping_interval_s: 5, traceroute_interval_s: 86_400 },
-    });
-    agent = startProbe(probe, { quiet: true });
-    await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);
-    const table = `vantage_cut_${relayPort}`;
-    try {
-      execFileSync("nft", ["-f", "-"], { input: `table inet ${table} {\n chain input { type filter hook input priority -10; tcp dport ${relayPort} drop; tcp sport ${relayPort} drop; }\n}\n` });
-      await new Promise((r) => setTimeout(r, 60_000));
-    } finally {
-      execFileSync("nft", ["delete", "table", "inet", table]);
-    }
-    const connects = () => agent!.output().match(/connected to controller/g)?.length ?? 0;
-    await until("the probe to reconnect", async () => connects() >= 2, 60_000, 200).catch((e: unknown) => { throw new Error(`${String(e)}\n${agent!.output().slice(-3000)}`); });
-    // Results made during the cut are journalled; now every one reaches the edge.
-    await until("the journal to drain", async () => Spool.unacknowledged(probe.stateDir).length === 0, 60_000, 200).catch((e: unknown) => { throw new Error(`${String(e)}\n${agent!.output().slice(-3000)}`); });
-    await agent.stop();
-    const made = Number(readFileSync(join(probe.stateDir, "spool", "acked"), "utf8"));
-    expect(made).toBeGreaterThanOrEqual(12);  // a built-in ping every 5 s through the whole minute
-    await admin(edge, "/admin/controllers/weur-0/flush", {});
-    const shard = (await (await fetch(`${edge.url}/admin/controllers`, { headers: { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` } })).json() as Shard[]).find((s) => s.shard === "weur-0")!;
-    // Every acknowledged result stored once; a built-in made in the last instant before the agent stopped may be
-    // stored and not yet acknowledged, never more than the journal still holds.
-    const stored = shard.results_written + shard.pending_results;
-    expect(stored).toBeGreaterThanOrEqual(made);
-    expect(stored).toBeLessThanOrEqual(made + Spool.unacknowledged(probe.stateDir).length);
-    expect(agent.output()).toMatch(/controller connection closed/);
-    // Back with the resume token its controller gave it, not through registration.
-    expect(agent.output()).toMatch(/connected to controller weur-0 \(resumed, without registering\)/);
-    expect(agent.output()).not.toMatch(/refused result/);
-    for (const s of open) s.destroy();
-    await new Promise<void>((r) => relay.close(() => r()));
-  }, 240_000);
+describe("the probe's link to the edge cut", () => {
+  it("for a minute: goes on measuring into its journal, finds the dead link, and delivers every result once when it is back", () => linkCut(60), 240_000);
+  // Long past the controller's silence limit (95 s), with ten minutes of results in the journal: still every one once.
+  it("for ten minutes: the same", () => linkCut(600), 900_000);
 });
+
+/** Cuts the probe's link to the edge for `seconds`, then counts what the edge stored against the probe's journal. */
+async function linkCut(seconds: number): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("this test cuts a link with nftables: it needs root (CI runs as root)");
+  const state = tempDir("link-cut");
+  edge = await startEdge({ stateDir: state, port: await freePort(), quiet: true });
+  // The probe reaches the edge through a TCP relay of this test's; the cut drops that relay's packets in the
+  // kernel (nftables on loopback): no RST, no FIN, the link just goes silent, as a cable pulled upstream.
+  const upstream = new URL(edge.url);
+  const open = new Set<Socket>();
+  const relay = createServer((client) => {
+    const up = connectTcp(Number(upstream.port), upstream.hostname);
+    for (const s of [client, up]) { open.add(s); s.on("close", () => open.delete(s)); }
+    client.pipe(up).pipe(client);
+    client.on("error", () => up.destroy());
+    up.on("error", () => client.destroy());
+  });
+  await new Promise<void>((r) => relay.listen(0, "127.0.0.1", () => r()));
+  const relayPort = (relay.address() as AddressInfo).port;
+  const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, {
+    registration_urls: [`http://127.0.0.1:${relayPort}`], heartbeat_s: 2, backoff_ms: { base: 500, cap: 3000 },
+    builtins: { enabled: true, anchors: ["127.0.0.1"], ping_interval_s: 5, traceroute_interval_s: 86_400 },
+  });
+  agent = startProbe(probe, { quiet: true });
+  await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);
+  const table = `vantage_cut_${relayPort}`;
+  try {
+    execFileSync("nft", ["-f", "-"], { input: `table inet ${table} {\n chain input { type filter hook input priority -10; tcp dport ${relayPort} drop; tcp sport ${relayPort} drop; }\n}\n` });
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+  } finally {
+    execFileSync("nft", ["delete", "table", "inet", table]);
+  }
+  const connects = () => agent!.output().match(/connected to controller/g)?.length ?? 0;
+  await until("the probe to reconnect", async () => connects() >= 2, 60_000, 200).catch((e: unknown) => { throw new Error(`${String(e)}\n${agent!.output().slice(-3000)}`); });
+  // Results made during the cut are journalled; now every one reaches the edge.
+  await until("the journal to drain", async () => Spool.unacknowledged(probe.stateDir).length === 0, 60_000, 200).catch((e: unknown) => { throw new Error(`${String(e)}\n${agent!.output().slice(-3000)}`); });
+  await agent.stop();
+  const made = Number(readFileSync(join(probe.stateDir, "spool", "acked"), "utf8"));
+  expect(made).toBeGreaterThanOrEqual(seconds / 5);  // a built-in ping every 5 s through the whole cut
+  await admin(edge, "/admin/controllers/weur-0/flush", {});
+  const shard = (await (await fetch(`${edge.url}/admin/controllers`, { headers: { Authorization: `Bearer ${edge.secrets.ADMIN_TOKEN}` } })).json() as Shard[]).find((s) => s.shard === "weur-0")!;
+  // Every acknowledged result stored once; a built-in made in the last instant before the agent stopped may be
+  // stored and not yet acknowledged, never more than the journal still holds.
+  const stored = shard.results_written + shard.pending_results;
+  expect(stored).toBeGreaterThanOrEqual(made);
+  expect(stored).toBeLessThanOrEqual(made + Spool.unacknowledged(probe.stateDir).length);
+  expect(agent.output()).toMatch(/controller connection closed/);
+  // Back with the resume token its controller gave it, not through registration.
+  expect(agent.output()).toMatch(/connected to controller weur-0 \(resumed, without registering\)/);
+  expect(agent.output()).not.toMatch(/refused result/);
+  for (const s of open) s.destroy();
+  await new Promise<void>((r) => relay.close(() => r()));
+}
