@@ -24,7 +24,7 @@ import type { Participant, ProbeAttachment } from "./probe-attachment.ts";
 import { SqlDurableObject } from "./sql.ts";
 import { StreamFeed } from "./stream-feed.ts";
 import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
-import { audienceFor, issueAssignment, RESUME_TTL_SECONDS, verifyAssignment } from "./tokens.ts";
+import { audienceFor, issueAssignment, RESUME_CHAIN_SECONDS, RESUME_TTL_SECONDS, verifyAssignment } from "./tokens.ts";
 
 /** The release this controller's probes are offered, with the share of probes the rollout has reached. */
 type ReleaseTarget = ReleaseOffer & { percent: number };
@@ -98,6 +98,7 @@ export class Controller extends SqlDurableObject<Env> {
       prefix_v4: claims.prefix_v4,
       tags: claims.tags ?? [],
       cell: claims.cell ?? null,
+      registered_at: claims.registered_at ?? (claims as { iat?: number }).iat ?? now,
       address: request.headers.get("CF-Connecting-IP"),
       connected_since: now,
       last_seen: now,
@@ -240,10 +241,11 @@ export class Controller extends SqlDurableObject<Env> {
   /** Gives the probe a token to reconnect here once without registering (tokens.ts RESUME_TTL_SECONDS). */
   private async sendResume(ws: WebSocket): Promise<void> {
     const a = this.connected.get(ws);
-    if (!a) return;
+    // A day after its registration the probe is left to register again (tokens.ts RESUME_CHAIN_SECONDS).
+    if (!a || Date.now() / 1000 - (a.registered_at ?? 0) > RESUME_CHAIN_SECONDS) return;
     const { token, expires } = await issueAssignment(this.env.EDGE_PRIVATE_JWK, {
       sub: String(a.probe_id), aud: audienceFor(this.shard), country_code: a.country_code, asn_v4: a.asn_v4, prefix_v4: a.prefix_v4,
-      tags: a.tags ?? [], cell: a.cell ?? null, prev_shard: null,
+      tags: a.tags ?? [], cell: a.cell ?? null, prev_shard: null, registered_at: a.registered_at,
     }, Date.now(), RESUME_TTL_SECONDS);
     const now = this.connected.get(ws);
     if (now) this.connected.set(ws, { ...now, resume_expires: expires });

@@ -25,6 +25,8 @@ export type ProbeAttachment = {
   builtin_last?: Record<number, number>;
   /** When the resume token the probe holds expires (it is sent a new one at half its life). */
   resume_expires?: number;
+  /** When the probe last registered (tokens.ts RESUME_CHAIN_SECONDS). */
+  registered_at?: number;
 };
 
 /** A probe taking part in a measurement, on `shard`; `was`: shards it ran it on before it moved (they hold results). */

@@ -11,6 +11,11 @@ export const TOKEN_TTL_SECONDS = 120;
  * probe going through the one registry. Single use, like every assignment token.
  */
 export const RESUME_TTL_SECONDS = 3600;
+/**
+ * Resume tokens are renewed for a day after the probe registered; then it registers again, and the claims its
+ * tokens carry (location, ASN, tags, which the operator may have changed) come fresh from the registry.
+ */
+export const RESUME_CHAIN_SECONDS = 86_400;
 
 const keyCache = new Map<string, CryptoKey>();
 async function key(jwk: string, use: "sign" | "verify"): Promise<CryptoKey> {
@@ -34,7 +39,7 @@ export function audienceFor(shard: string): string {
 export async function issueAssignment(privateJwk: string, claims: AssignmentClaims, now = Date.now(), ttl = TOKEN_TTL_SECONDS): Promise<{ token: string; expires: number }> {
   const iat = Math.floor(now / 1000);
   const expires = iat + ttl;
-  const token = await new SignJWT({ country_code: claims.country_code, asn_v4: claims.asn_v4, prefix_v4: claims.prefix_v4, tags: claims.tags ?? [], cell: claims.cell ?? null, prev_shard: claims.prev_shard ?? null })
+  const token = await new SignJWT({ country_code: claims.country_code, asn_v4: claims.asn_v4, prefix_v4: claims.prefix_v4, tags: claims.tags ?? [], cell: claims.cell ?? null, prev_shard: claims.prev_shard ?? null, registered_at: claims.registered_at ?? Math.floor(now / 1000) })
     .setProtectedHeader({ alg: "EdDSA", typ: "JWT" })
     .setIssuer(ISSUER)
     .setSubject(claims.sub)

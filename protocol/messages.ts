@@ -71,4 +71,6 @@ export type AssignmentClaims = {
   cell?: string | null;
   /** The shard the probe was last connected to, when it is another: its assignments and marks are handed over. */
   prev_shard?: string | null;
+  /** When the probe last registered (a resume token carries its registration's time: renewals stop a day on). */
+  registered_at?: number;
 };

@@ -299,7 +299,7 @@ describe("resume tokens", () => {
     await expect(connect(p)).resolves.toBeTruthy();
   });
 
-  it("are renewed before they expire, on a status", async () => {
+  it("are renewed before they expire, on a status, for a day after the probe registered", async () => {
     const p = await enroll({ country_code: "NL" });
     const { socket, reg } = await connect(p);
     await socket.next("resume");
@@ -313,5 +313,17 @@ describe("resume tokens", () => {
     });
     socket.send({ type: "status", free_slots: 4 });
     expect((await socket.next("resume")).expires - Date.now() / 1000).toBeGreaterThan(3500);
+
+    // A day after it registered, no more: it registers again, and its claims (location, tags) come fresh.
+    await runInDurableObject(env.CONTROLLER.getByName(reg.shard), (o, state) => {
+      const connected = (o as unknown as { connected: ConnectedProbes }).connected;
+      for (const ws of state.getWebSockets(`probe:${p.id}`)) {
+        connected.set(ws, { ...connected.get(ws)!, resume_expires: Math.floor(Date.now() / 1000) + 1000, registered_at: Math.floor(Date.now() / 1000) - 86_401 });
+      }
+    });
+    socket.send({ type: "status", free_slots: 4 });
+    await socket.next("status_ack");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(socket.has("resume")).toBe(false);
   });
 });
