@@ -323,6 +323,8 @@ export class Agent {
           // Only the edge's key makes a token the controller will take: one that does not verify is not kept.
           if (!this.reg) throw new Error("not registered");
           verifyEdgeToken(m.token, this.config.edge_public_jwk, { audience: `controller:${this.reg.shard}`, subject: String(this.config.probe_id) });
+          // Said once a connection (renewals every half hour are not news): a cut from now on reconnects here directly.
+          if (!this.resume) this.log("info", `holding a resume token until ${new Date(m.expires * 1000).toISOString()}: a reconnect needs no registration`);
           this.resume = { ...this.reg, token: m.token, expires: m.expires };
         } catch (e) {
           this.log("warn", `resume token refused: ${(e as Error).message}`);

@@ -148,6 +148,8 @@ async function linkCut(seconds: number): Promise<void> {
   });
   agent = startProbe(probe, { quiet: true });
   await until("the probe to connect", async () => ((await (await fetch(`${edge!.url}/api/v2/probes/${probe.id}/`)).json()) as { status: { id: number } }).status.id === 1);
+  // Connected is reported on the hello; the resume token follows it. Cut only once the probe holds one.
+  await until("the probe to hold a resume token", async () => /holding a resume token/.test(agent!.output()), 30_000, 100);
   const table = `vantage_cut_${relayPort}`;
   try {
     execFileSync("nft", ["-f", "-"], { input: `table inet ${table} {\n chain input { type filter hook input priority -10; tcp dport ${relayPort} drop; tcp sport ${relayPort} drop; }\n}\n` });
