@@ -22,6 +22,7 @@ import { controllerStub, shardByName } from "./shards.ts";
 import { MIGRATIONS } from "./controller-schema.ts";
 import type { Participant, ProbeAttachment } from "./probe-attachment.ts";
 import { SqlDurableObject } from "./sql.ts";
+import { systemTags } from "./system-tags.ts";
 import { StreamFeed } from "./stream-feed.ts";
 import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
 import { audienceFor, issueAssignment, RESUME_CHAIN_SECONDS, RESUME_TTL_SECONDS, verifyAssignment } from "./tokens.ts";
@@ -97,6 +98,7 @@ export class Controller extends SqlDurableObject<Env> {
       asn_v4: claims.asn_v4,
       prefix_v4: claims.prefix_v4,
       tags: claims.tags ?? [],
+      system_tags: systemTags(request.headers.get("CF-Connecting-IP"), undefined, claims.system_tags),
       cell: claims.cell ?? null,
       registered_at: claims.registered_at ?? (claims as { iat?: number }).iat ?? now,
       address: request.headers.get("CF-Connecting-IP"),
@@ -245,7 +247,7 @@ export class Controller extends SqlDurableObject<Env> {
     if (!a || Date.now() / 1000 - (a.registered_at ?? 0) > RESUME_CHAIN_SECONDS) return;
     const { token, expires } = await issueAssignment(this.env.EDGE_PRIVATE_JWK, {
       sub: String(a.probe_id), aud: audienceFor(this.shard), country_code: a.country_code, asn_v4: a.asn_v4, prefix_v4: a.prefix_v4,
-      tags: a.tags ?? [], cell: a.cell ?? null, prev_shard: null, registered_at: a.registered_at,
+      tags: a.tags ?? [], cell: a.cell ?? null, prev_shard: null, registered_at: a.registered_at, system_tags: a.system_tags ?? [],
     }, Date.now(), RESUME_TTL_SECONDS);
     const now = this.connected.get(ws);
     if (now) this.connected.set(ws, { ...now, resume_expires: expires });
@@ -330,6 +332,8 @@ export class Controller extends SqlDurableObject<Env> {
     send: (ws, m) => this.send(ws, m),
     attach: (ws, a) => this.connected.set(ws, a),
     warn: (line) => console.warn(`controller ${this.shard}: ${line}`),
+    systemTagsChanged: (probeId, tags) => this.ctx.waitUntil(this.env.REGISTRY.getByName(REGISTRY_NAME).setSystemTags(probeId, tags)
+      .catch((e: unknown) => console.error(`controller ${this.shard}: probe ${probeId}: system tags to the registry failed: ${String(e)}`))),
   };
 
   // ── the result stream ──────────────────────────────────────────────────────────────────────────────────────

@@ -6,6 +6,8 @@ import { groupBy } from "./group-by.ts";
 /** What a probe is, for choosing it: the part of its socket's attachment dispatch reads. */
 export type Candidate = {
   probe_id: number; country_code: string | null; asn_v4: number | null; prefix_v4: string | null; tags?: string[];
+  /** Atlas system tags (system-tags.ts), matched like the operator's tags. */
+  system_tags?: string[];
   cell?: string | null; address: string | null; free_slots: number;
 };
 
@@ -42,8 +44,11 @@ export function matches(a: Candidate, f: ProbeFilter): boolean {
   if (f.country && a.country_code?.toUpperCase() !== f.country.toUpperCase()) return false;
   if (f.asn !== undefined && a.asn_v4 !== f.asn) return false;
   if (f.prefix && !inPrefix(a, f.prefix)) return false;
-  if (f.tags?.include?.some((t) => !(a.tags ?? []).includes(t))) return false;
-  if (f.tags?.exclude?.some((t) => (a.tags ?? []).includes(t))) return false;
+  if (f.tags) {
+    const has = (t: string) => (a.tags ?? []).includes(t) || (a.system_tags ?? []).includes(t);
+    if (f.tags.include?.some((t) => !has(t))) return false;
+    if (f.tags.exclude?.some((t) => has(t))) return false;
+  }
   return true;
 }
 

@@ -5,6 +5,7 @@ import { type Assignment, type ControllerMessage, creditsPerResult, type FrameSu
 import { admit, type Held, limitsOf, refuseAssigned, refuseBuiltin } from "./admission.ts";
 import type { GroupCommit } from "./commits.ts";
 import type { ProbeAttachment } from "./probe-attachment.ts";
+import { noteBuiltins, systemTags } from "./system-tags.ts";
 
 /** What ingesting needs of its controller. */
 export type IngestHost = {
@@ -16,6 +17,8 @@ export type IngestHost = {
   send: (ws: WebSocket, m: ControllerMessage) => void;
   /** Logs one line (a frame's refusals are one line, however many: a hostile probe must not flood the logs). */
   warn: (line: string) => void;
+  /** The probe's Atlas system tags changed (its built-ins say so): the registry shows them and registration carries them. */
+  systemTagsChanged: (probeId: number, tags: string[]) => void;
   commits: GroupCommit;
 };
 
@@ -81,7 +84,10 @@ export function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, submiss
     // Users pay for their results (built-in ones are free), and the probe's host earns a share of it.
     if (assignment && r.msm_id >= USER_MSM_MIN) shareMilli += creditsPerResult(assignment.spec, !given!.periodic) * HOST_SHARE_MILLI_PER_CREDIT;
   }
-  h.attach(ws, { ...a, allowance, builtin_last: builtinLast });
+  const reach = noteBuiltins(a.reach, accepted);
+  const tags = reach === a.reach ? a.system_tags : systemTags(a.address, reach, a.system_tags);
+  if (tags && tags.join() !== (a.system_tags ?? []).join()) h.systemTagsChanged(a.probe_id, tags);
+  h.attach(ws, { ...a, allowance, builtin_last: builtinLast, reach, system_tags: tags });
   if (refused.length) {
     const first = refused[0]!;
     h.warn(`probe ${a.probe_id}: refused ${refused.length} of ${submissions.length} results of a frame (first: result ${first.seq}: ${first.reason})`);

@@ -45,6 +45,8 @@ const MIGRATIONS = [
    CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);`,
   // Operator grants' request ids, bound to the account and amount they granted (a ledger only sees its own ids).
   `CREATE TABLE grant_ids (request_id TEXT PRIMARY KEY, account TEXT NOT NULL, credits INTEGER NOT NULL);`,
+  // Atlas's system tags, derived by the probe's controller from its built-ins and address (system-tags.ts).
+  `ALTER TABLE probes ADD COLUMN system_tags TEXT NOT NULL DEFAULT '[]';`,
 ];
 
 /** What a key may do. */
@@ -88,8 +90,10 @@ export type ProbeRecord = {
   shard: string | null;
   disabled: number;
   owner: string | null;
-  /** JSON array of the probe's tags. */
+  /** JSON array of the probe's tags (the operator's). */
   tags: string;
+  /** JSON array of its Atlas system tags (system-tags.ts), as its controller last reported them. */
+  system_tags: string;
 };
 
 export type Enrollment = {
@@ -112,6 +116,8 @@ export type ProbeFilter = {
   country_code?: string;
   asn_v4?: number;
   status?: number;
+  /** Probes with every one of these tags (the operator's or Atlas's system tags). */
+  tags?: string[];
 };
 
 export class Registry extends SqlDurableObject<Env> {
@@ -317,8 +323,16 @@ export class Registry extends SqlDurableObject<Env> {
     return this.sql<ProbeRecord>("SELECT * FROM probes WHERE id = ?", id)[0] ?? null;
   }
 
+  /** A controller's word on a probe's system tags (sent when its built-ins change them). */
+  setSystemTags(probeId: number, tags: string[]): void {
+    this.sql("UPDATE probes SET system_tags = ? WHERE id = ? AND system_tags != ?", JSON.stringify(tags), probeId, JSON.stringify(tags));
+  }
+
   listProbes(f: ProbeFilter, offset: number, limit: number): { count: number; probes: ProbeRecord[] } {
     const where = new Where().in("id", f.ids).eq("country_code", f.country_code?.toUpperCase()).eq("asn_v4", f.asn_v4).eq("status_id", f.status);
+    for (const tag of f.tags ?? []) {
+      where.raw("EXISTS (SELECT 1 FROM json_each(probes.tags) WHERE value = ?) OR EXISTS (SELECT 1 FROM json_each(probes.system_tags) WHERE value = ?)", tag, tag);
+    }
     const [clause, binds] = [String(where), where.binds];
     const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM probes ${clause}`, ...binds)[0]!.n;
     const probes = this.sql<ProbeRecord>(`SELECT * FROM probes ${clause} ORDER BY id LIMIT ? OFFSET ?`, ...binds, limit, offset);

@@ -27,12 +27,14 @@ const metadata = {
 };
 const METADATA_KEYS = Object.keys(metadata) as (keyof typeof metadata)[];
 
-export const PingDefinition = z.extend(PingSpec, metadata);
-export const DnsDefinition = z.extend(DnsSpec, metadata);
-export const NtpDefinition = z.extend(NtpSpec, metadata);
-export const TracerouteDefinition = z.extend(TracerouteSpec, metadata);
-export const HttpDefinition = z.extend(HttpSpec, metadata);
-export const SslcertDefinition = z.extend(SslcertSpec, metadata);
+// Strict: a field Vantage does not know (an Atlas field it does not support, or a typo) is refused with a 400 that
+// names it, never dropped: `tls: true` quietly measured as plain DNS would be a wrong answer, not a degraded one.
+export const PingDefinition = z.strictObject({ ...PingSpec.shape, ...metadata });
+export const DnsDefinition = z.strictObject({ ...DnsSpec.shape, ...metadata });
+export const NtpDefinition = z.strictObject({ ...NtpSpec.shape, ...metadata });
+export const TracerouteDefinition = z.strictObject({ ...TracerouteSpec.shape, ...metadata });
+export const HttpDefinition = z.strictObject({ ...HttpSpec.shape, ...metadata });
+export const SslcertDefinition = z.strictObject({ ...SslcertSpec.shape, ...metadata });
 export type PingDefinition = z.output<typeof PingDefinition>;
 
 export const Definition = z.discriminatedUnion("type", [PingDefinition, TracerouteDefinition, DnsDefinition, NtpDefinition, HttpDefinition, SslcertDefinition], {
@@ -50,13 +52,13 @@ export function specOf(def: Definition): MeasurementSpec {
 
 export const AREAS = ["WW", "West", "North-Central", "South-Central", "North-East", "South-East"] as const;
 
-export const ProbeSource = z.object({
+export const ProbeSource = z.strictObject({
   type: z.enum(["area", "country", "asn", "prefix", "probes", "msm"], {
     error: "type must be one of area, country, asn, prefix, probes, msm.",
   }),
   value: z.pipe(z.union([z.string(), z.number()]), z.transform(String)),
   requested: intIn(1, 1000),
-  tags: opt(z.object({ include: opt(z.array(z.string())), exclude: opt(z.array(z.string())) })),
+  tags: opt(z.strictObject({ include: opt(z.array(z.string())), exclude: opt(z.array(z.string())) })),
 }).check(z.superRefine((s, ctx) => {
   const bad = (message: string) => ctx.addIssue({ code: "custom", path: ["value"], message });
   if (s.type === "area" && !(AREAS as readonly string[]).includes(s.value)) bad(`area must be one of ${AREAS.join(", ")}.`);
@@ -68,7 +70,7 @@ export const ProbeSource = z.object({
 }));
 export type ProbeSource = z.output<typeof ProbeSource>;
 
-export const CreateMeasurements = z.object({
+export const CreateMeasurements = z.strictObject({
   definitions: z.array(Definition).check(z.minLength(1, "At least one definition is required."), z.maxLength(100)),
   probes: z.array(ProbeSource).check(z.minLength(1, "At least one probe source is required."), z.maxLength(100)),
   start_time: opt(unixOrIso),
@@ -88,3 +90,59 @@ export const CreateMeasurements = z.object({
   });
 }));
 export type CreateMeasurements = z.output<typeof CreateMeasurements>;
+
+/** A field of a request body Atlas-style clients send that Vantage cannot honour: where, and why. */
+export type Unsupported = { pointer: string; detail: string };
+
+const plainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function dropNulls(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
+}
+
+/**
+ * A create body as Atlas reads it, before validation: `null` is "not given" for every optional field (RIPE's
+ * `ripe-atlas measure http` sends `query_string: null`), and the Atlas spellings Vantage maps are mapped. What an
+ * Atlas client may send but Vantage cannot do is returned as refusals naming the field (the strict schemas refuse
+ * the rest by name). Values that only restate Vantage's behaviour (`tls: false`, option sizes of 0) are accepted.
+ */
+export function atlasCreateBody(body: Record<string, unknown>): { body: Record<string, unknown>; unsupported: Unsupported[] } {
+  const unsupported: Unsupported[] = [];
+  const out = dropNulls(body);
+  if (Array.isArray(out.definitions)) {
+    out.definitions = out.definitions.map((raw, i) => {
+      if (!plainObject(raw)) return raw;
+      const d = dropNulls(raw);
+      const at = (field: string) => `/definitions/${i}/${field}`;
+      // Atlas's older name for a traceroute's per-hop response timeout (RIPE's CLI always sends it).
+      if (d.type === "traceroute" && "timeout" in d) {
+        if ("response_timeout" in d && d.response_timeout !== d.timeout) unsupported.push({ pointer: at("timeout"), detail: "timeout and response_timeout differ; send one of them." });
+        else d.response_timeout = d.timeout;
+        delete d.timeout;
+      }
+      for (const field of ["destination_option_size", "hop_by_hop_option_size"]) {
+        if (!(field in d)) continue;
+        if (d[field] === 0) delete d[field];
+        else unsupported.push({ pointer: at(field), detail: "IPv6 extension header options are not supported; leave it out or send 0." });
+      }
+      if (d.type === "dns" && "tls" in d) {
+        if (d.tls === false) delete d.tls;
+        else unsupported.push({ pointer: at("tls"), detail: "DNS over TLS is not supported yet; nothing was created." });
+      }
+      if ("auto_topup" in d) {
+        if (d.auto_topup === false) delete d.auto_topup;
+        else unsupported.push({ pointer: at("auto_topup"), detail: "auto_topup is not supported: probes that leave a measurement are not replaced." });
+      }
+      return d;
+    });
+  }
+  if (Array.isArray(out.probes)) {
+    out.probes = out.probes.map((raw) => {
+      if (!plainObject(raw)) return raw;
+      const p = dropNulls(raw);
+      if (plainObject(p.tags)) p.tags = dropNulls(p.tags);
+      return p;
+    });
+  }
+  return { body: out, unsupported };
+}

@@ -73,4 +73,6 @@ export type AssignmentClaims = {
   prev_shard?: string | null;
   /** When the probe last registered (a resume token carries its registration's time: renewals stop a day on). */
   registered_at?: number;
+  /** Atlas system tags last derived for the probe (durable-objects/system-tags.ts), carried until its built-ins renew them. */
+  system_tags?: string[];
 };

@@ -37,6 +37,7 @@ export async function register(request: IRequest, env: Env): Promise<Response> {
     asn_v4: p.asn_v4 ?? (typeof cf.asn === "number" ? cf.asn : null),
     prefix_v4: p.prefix_v4,
     tags: JSON.parse(p.tags) as string[],
+    system_tags: JSON.parse(p.system_tags) as string[],
     cell: p.latitude !== null && p.longitude !== null ? `${p.latitude.toFixed(1)},${p.longitude.toFixed(1)}` : null,
     // A probe that lands on another shard than last time brings its assignments and marks along (Controller.adopt).
     prev_shard: p.shard && p.shard !== shard.name ? p.shard : null,

@@ -153,6 +153,63 @@ describe("traceroute, dns, ntp, http and sslcert definitions", () => {
   });
 });
 
+describe("bodies as RIPE's clients send them", () => {
+  it("takes null as not given, in definitions, probe sources and the body itself (ripe-atlas measure http)", async () => {
+    const p = await enroll({ country_code: "EE" });
+    const { socket } = await connect(p);
+    const res = await post("/api/v2/measurements/", {
+      definitions: [{ type: "http", af: 4, target: "127.0.0.1", description: "h", header_bytes: 0, version: "1.1", method: "GET", port: 80, path: "/",
+        query_string: null, user_agent: "RIPE Atlas: https://atlas.ripe.net/", max_bytes_read: null, spread: null, tags: null }],
+      probes: [{ type: "probes", value: String(p.id), requested: 1, tags: { include: null, exclude: [] } }],
+      is_oneoff: true, start_time: null, bill_to: null,
+    }, auth);
+    expect(res.status).toBe(201);
+    const spec = (await socket.next("measure")).assignment.spec;
+    expect(spec).toMatchObject({ type: "http", port: 80, user_agent: "RIPE Atlas: https://atlas.ripe.net/" });
+    expect(spec).not.toHaveProperty("query_string");
+    expect(spec).not.toHaveProperty("max_bytes_read");
+    socket.ws.close();
+  });
+
+  it("maps a traceroute's Atlas timeout to response_timeout and takes option sizes of 0 (ripe-atlas measure traceroute)", async () => {
+    const p = await enroll({ country_code: "EE" });
+    const { socket } = await connect(p);
+    const res = await post("/api/v2/measurements/", {
+      definitions: [{ type: "traceroute", af: 4, target: "127.0.0.1", description: "t", destination_option_size: null, hop_by_hop_option_size: 0,
+        dont_fragment: false, first_hop: 1, max_hops: 32, packets: 3, paris: 16, port: null, protocol: "ICMP", size: 48, timeout: 2500 }],
+      probes: [{ type: "probes", value: String(p.id), requested: 1 }], is_oneoff: true,
+    }, auth);
+    expect(res.status).toBe(201);
+    const spec = (await socket.next("measure")).assignment.spec;
+    expect(spec).toMatchObject({ type: "traceroute", response_timeout: 2500 });
+    expect(spec).not.toHaveProperty("timeout");
+    expect(spec).not.toHaveProperty("hop_by_hop_option_size");
+    socket.ws.close();
+    const both = body({ type: "traceroute", af: 4, target: "127.0.0.1", description: "t", timeout: 2500, response_timeout: 4000 });
+    await rejected(await post("/api/v2/measurements/", both, auth), 400, "/definitions/0/timeout");
+  });
+
+  it.each([
+    ["DNS over TLS", { type: "dns", af: 4, target: "127.0.0.1", description: "d", query_type: "A", query_argument: "example.net", tls: true }, "/definitions/0/tls"],
+    ["an IPv6 destination option", { type: "traceroute", af: 4, target: "127.0.0.1", description: "t", destination_option_size: 8 }, "/definitions/0/destination_option_size"],
+    ["auto top-up", ping({ interval: 300, auto_topup: true }), "/definitions/0/auto_topup"],
+    ["a field Vantage does not know", ping({ skip_dns_check: true }), "/definitions/0/skip_dns_check"],
+    ["a typo", ping({ pakcets: 5 }), "/definitions/0/pakcets"],
+  ])("refuses %s with a 400 naming the field, and creates nothing", async (_name, def, pointer) => {
+    const mine = async () => ((await (await call("/api/v2/measurements/my/", { headers: auth })).json()) as { count: number }).count;
+    const before = await mine();
+    const e = await rejected(await post("/api/v2/measurements/", body(def, "interval" in def ? { is_oneoff: false } : {}), auth), 400, pointer);
+    expect(e.detail).toContain(pointer);
+    expect(await mine()).toBe(before);
+  });
+
+  it("refuses unknown fields of the body and of a probe source by name", async () => {
+    await rejected(await post("/api/v2/measurements/", body(ping(), { is_oneof: true }), auth), 400, "/is_oneof");
+    await rejected(await post("/api/v2/measurements/", { ...body(ping()), probes: [{ type: "area", value: "WW", requested: 1, requested_max: 5 }] }, auth), 400, "/probes/0/requested_max");
+    await rejected(await post("/api/v2/measurements/", { ...body(ping()), probes: [{ type: "area", value: "WW", requested: 1, tags: { inclde: ["x"] } }] }, auth), 400, "/probes/0/tags/inclde");
+  });
+});
+
 describe("keys", () => {
   it("missing key on create → 403 naming the problem", async () => {
     const e = await rejected(await post("/api/v2/measurements/", body(ping())), 403);

@@ -286,8 +286,8 @@ describe("results", () => {
     expect(await results(id, `?start=${t0 + 10}&stop=${t0 + 19}`)).toHaveLength(10);
     const txt = await (await call(`/api/v2/measurements/${id}/results?format=txt&start=${t0}&stop=${t0 + 2}`)).text();
     expect(txt.trim().split("\n").map((l) => JSON.parse(l).timestamp)).toEqual([t0, t0 + 1, t0 + 2]);
-    const latest = (await (await call(`/api/v2/measurements/${id}/latest/?versions=2`)).json()) as Record<string, { timestamp: number }[]>;
-    expect(latest[String(p.id)]!.map((r) => r.timestamp)).toEqual([t0 + 999, t0 + 998]);
+    const latest = (await (await call(`/api/v2/measurements/${id}/latest/?versions=2`)).json()) as { prb_id: number; timestamp: number }[];
+    expect(latest.map((r) => [r.prb_id, r.timestamp])).toEqual([[p.id, t0 + 999], [p.id, t0 + 998]]);
     socket.ws.close();
   });
 

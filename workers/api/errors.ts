@@ -30,14 +30,26 @@ export function errorResponse(e: ApiError): Response {
   return Response.json(body, { status: e.status, headers: e.headers });
 }
 
-/** A zod failure as a 400 naming each offending field by JSON pointer. */
+const pointerOf = (path: PropertyKey[]) => path.map((p) => `/${String(p).replace(/~/g, "~0").replace(/\//g, "~1")}`).join("");
+
+/**
+ * A zod failure as a 400 naming each offending field by JSON pointer; a field the schema does not know is named
+ * itself (strict schemas: nothing a client sends is silently dropped).
+ */
 export function validationError(error: $ZodError, prefix = ""): ApiError {
-  const errors = error.issues.map((i) => ({
-    source: { pointer: `${prefix}/${i.path.map((p) => String(p).replace(/~/g, "~0").replace(/\//g, "~1")).join("/")}` },
-    detail: i.code === "invalid_type" && i.input === undefined ? "This field is required." : i.message,
-  }));
+  const errors = error.issues.flatMap((i) => i.code === "unrecognized_keys"
+    ? i.keys.map((k) => ({ source: { pointer: `${prefix}${pointerOf([...i.path, k])}` }, detail: "Vantage does not support this field (docs/api.md lists where it differs from Atlas); nothing was created." }))
+    : [{
+      source: { pointer: `${prefix}${pointerOf(i.path)}` || "/" },
+      detail: i.code === "invalid_type" && i.input === undefined ? "This field is required." : i.message,
+    }]);
   const first = errors[0];
   return new ApiError(400, first ? `${first.source.pointer}: ${first.detail}` : "Invalid input.", errors);
+}
+
+/** Several fields refused at once: a 400 naming each. */
+export function fieldErrors(list: { pointer: string; detail: string }[]): ApiError {
+  return new ApiError(400, `${list[0]!.pointer}: ${list[0]!.detail}`, list.map((e) => ({ source: { pointer: e.pointer }, detail: e.detail })));
 }
 
 export function fieldError(pointer: string, detail: string): ApiError {

@@ -5,10 +5,10 @@ import type { MeasurementRow, ParticipationRecord, ParticipationRequest } from "
 import type { Participant } from "../../durable-objects/probe-attachment.ts";
 import { BRAIN_NAME, flag } from "../../durable-objects/env.ts";
 import {
-  builtinDescription, builtinType, CreateMeasurements, creditsPerResult, ProbeSource, type Definition, isIPv4, isIPv6, parseAddress, specOf, targetRefusal, STATUS, toUnix,
+  atlasCreateBody, builtinDescription, builtinType, CreateMeasurements, creditsPerResult, ProbeSource, type Definition, isIPv4, isIPv6, parseAddress, specOf, targetRefusal, STATUS, toUnix,
 } from "../../protocol/index.ts";
 import { requireKey, apiKey } from "./auth.ts";
-import { ApiError, fieldError, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
+import { ApiError, fieldError, fieldErrors, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
 import { page, pageOf } from "./pagination.ts";
 
 const STATUS_NAMES = Object.fromEntries(Object.values(STATUS).map((s) => [s.id, s.name]));
@@ -103,7 +103,9 @@ export async function createMeasurements(request: IRequest, env: Env): Promise<R
   const { account } = await requireKey(request, env, "create_measurements");
   const body = await readJson(request);
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw fieldError("", "The body must be a JSON object.");
-  const parsed = CreateMeasurements.safeParse(body);
+  const atlas = atlasCreateBody(body as Record<string, unknown>);
+  if (atlas.unsupported.length) throw fieldErrors(atlas.unsupported);
+  const parsed = CreateMeasurements.safeParse(atlas.body);
   if (!parsed.success) throw validationError(parsed.error);
   checkTargets(parsed.data, env);
   checkTimes(parsed.data);

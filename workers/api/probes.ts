@@ -2,6 +2,7 @@
 import type { IRequest } from "itty-router";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { PROBE_STATUS, type ProbeRecord } from "../../durable-objects/registry.ts";
+import { SYSTEM_TAG_NAMES } from "../../durable-objects/system-tags.ts";
 import { FIRMWARE_VERSION } from "../../protocol/index.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
 import { page, pageOf } from "./pagination.ts";
@@ -29,7 +30,9 @@ export function probeObject(p: ProbeRecord): Record<string, unknown> {
     is_public: true,
     status: { id: p.status_id, name: PROBE_STATUS[p.status_id], since: new Date(p.status_since * 1000).toISOString().replace(".000Z", "Z") },
     status_since: p.status_since,
-    tags: (JSON.parse(p.tags) as string[]).map((t) => ({ name: t, slug: t })),
+    // The operator's tags, then Atlas's system tags with Atlas's names.
+    tags: [...(JSON.parse(p.tags) as string[]).map((t) => ({ name: t, slug: t })),
+      ...(JSON.parse(p.system_tags) as string[]).map((t) => ({ name: SYSTEM_TAG_NAMES[t] ?? t, slug: t }))],
     total_uptime: p.total_uptime + (p.status_id === 1 ? Math.max(0, Math.floor(Date.now() / 1000) - p.status_since) : 0),
   };
 }
@@ -41,9 +44,12 @@ export async function listProbes(request: IRequest, env: Env): Promise<Response>
   if (cc !== undefined && !/^[A-Za-z]{2}$/.test(cc)) throw parameterError("country_code", "Enter a two-letter country code.");
   const asn = intParam(url, "asn_v4") ?? intParam(url, "asn");
   const status = intParam(url, "status", 0, 4);
+  // Atlas: `tags=a,b` — probes with every one of them (user or system tags).
+  const tags = url.searchParams.get("tags")?.split(",").map((t) => t.trim()).filter(Boolean);
+  if (tags?.some((t) => !/^[a-z0-9_-]{1,64}$/i.test(t))) throw parameterError("tags", "Enter tag slugs (letters, digits, - and _), comma-separated.");
   const { offset, limit } = pageOf(url);
   const { count, probes } = await env.REGISTRY.getByName(REGISTRY_NAME).listProbes(
-    { ids, country_code: cc, asn_v4: asn, status }, offset, limit);
+    { ids, country_code: cc, asn_v4: asn, status, tags }, offset, limit);
   return Response.json(page(url, count, probes.map(probeObject)));
 }
 

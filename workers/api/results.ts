@@ -62,14 +62,16 @@ export async function getLatest(request: IRequest, env: Env): Promise<Response> 
   const lookback = intParam(url, "lookback_days", 0, 365) ?? (probes ? 0 : 7);
   const start = lookback === 0 ? null : Math.floor(Date.now() / 1000) - lookback * 86_400;
   const results = await collect(request, env, id, start, null);
-  const byProbe: Record<string, Result[]> = {};
+  // As Atlas answers (and RIPE's `ripe-atlas report` reads it): one array, each probe's newest `versions` results,
+  // probes in id order, each probe's newest first.
+  const byProbe = new Map<number, Result[]>();
   for (const r of results.reverse()) {
     if (probes && !probes.includes(r.prb_id)) continue;
-    const list = (byProbe[String(r.prb_id)] ??= []);
+    const list = byProbe.get(r.prb_id) ?? [];
+    byProbe.set(r.prb_id, list);
     if (list.length < versions) list.push(r);
   }
-  if (fmt === "txt") return respond(Object.values(byProbe).flat(), fmt);
-  return Response.json(byProbe);
+  return respond([...byProbe.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, list]) => list), fmt);
 }
 
 /** Longest time range one query across measurements covers (seconds). */
