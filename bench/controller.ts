@@ -3,13 +3,16 @@
 // measurement, ingestion with them all connected, then a reconnect storm — the edge killed as a deploy kills it
 // (every socket dropped) and started again, every probe reconnecting at once with the resume token its controller
 // gave it, as the agent does (falling back to registration if it is refused; retrying with the agent's backoff).
-// `BENCH_CONTROLLER_PROBES` and `BENCH_CONTROLLER_SITES` (1: one controller) change the size.
+// `BENCH_CONTROLLER_PROBES` and `BENCH_CONTROLLER_SITES` (1: one controller) change the size. Probes reach the
+// Worker's own workerd, as they reach the edge in production; `BENCH_CONTROLLER_VIA_PROXY=1` sends them through
+// wrangler dev's proxy instead, which runs out of descriptors past ~4,500 probes (sim.ts directEdge).
 // Not a test: numbers depend on the machine (state it when you record them in docs/benchmarks.md).
 import { backoffDelay } from "../probe-agent/agent.ts";
-import { controllers, enrollProbes, fanOut, ingestFrames, joinProbes, openSocket, quantile, registerProbes, type SimProbe, SITES, withBenchEdge, workerdRssMiB } from "./sim.ts";
+import { controllers, directEdge, enrollProbes, fanOut, ingestFrames, joinProbes, openSocket, quantile, registerProbes, type SimProbe, SITES, withBenchEdge, workerdRssMiB } from "./sim.ts";
 
 const PROBES = Number(process.env.BENCH_CONTROLLER_PROBES ?? 10_000);
 const SITE_COUNT = Number(process.env.BENCH_CONTROLLER_SITES ?? 1);
+const VIA_PROXY = process.env.BENCH_CONTROLLER_VIA_PROXY === "1";
 /** The agent's defaults (probe-agent/config.ts backoff_ms). */
 const BACKOFF = { base: 1000, cap: 60_000 };
 
@@ -21,16 +24,17 @@ async function main(): Promise<void> {
   };
   await withBenchEdge("bench-controller", vars, async (b) => {
     const sites = SITES.slice(0, SITE_COUNT);
-    console.log(`probes: ${PROBES} simulated over ${sites.length} site(s)\n`);
+    let edge = VIA_PROXY ? b.edge : await directEdge(b.edge);
+    console.log(`probes: ${PROBES} simulated over ${sites.length} site(s), ${VIA_PROXY ? "through wrangler dev's proxy" : "straight to the Worker's workerd"} (${edge.url})\n`);
     const phase = (what: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${what}`);
     phase("enrolling");
-    const probes = await enrollProbes(b.edge, PROBES, sites);
+    const probes = await enrollProbes(edge, PROBES, sites);
     phase("registering and connecting");
 
     // Register and connect, as probes do: each right after its registration.
     const rssBefore = workerdRssMiB(b.edge);
     const t0 = performance.now();
-    await joinProbes(b.edge, probes, 64);
+    await joinProbes(edge, probes, 64);
     const joinSeconds = (performance.now() - t0) / 1000;
     await new Promise((r) => setTimeout(r, 3000));
     const rssAfter = workerdRssMiB(b.edge);
@@ -39,7 +43,7 @@ async function main(): Promise<void> {
 
     // Fan-out of a 1,000-probe measurement, then ingestion on the busiest shard with every probe connected.
     phase("fan-out");
-    const { msm, arrivals, postMs, given } = await fanOut(b.edge, b.key, probes, Math.min(PROBES, 1000));
+    const { msm, arrivals, postMs, given } = await fanOut(edge, b.key, probes, Math.min(PROBES, 1000));
     phase(`fan-out reached ${arrivals.length} probes; ingestion`);
     const [busiest] = [...shards.entries()].sort((x, y) => y[1] - x[1])[0]!;
     // Probes that were given the measurement (any other would have every result refused).
@@ -58,8 +62,9 @@ async function main(): Promise<void> {
         try {
           const resume = p.resume && p.resume.expires > Date.now() / 1000 + 30 ? p.resume : undefined;
           p.inbox.length = 0;
-          if (resume) await openSocket(p, { token: resume.token, websocket_url: p.url!, shard: p.shard! });
-          else await openSocket(p, (await registerProbes(b.edge, [p])).get(p.id)!);
+          // The edge's address stays what it was (anycast in production); only the local port may have changed.
+          if (resume) await openSocket(p, { token: resume.token, websocket_url: new URL(new URL(p.url!).pathname, edge.url.replace(/^http/, "ws")).href, shard: p.shard! });
+          else await openSocket(p, (await registerProbes(edge, [p])).get(p.id)!);
           if (resume) resumed++; else registered++;
           backAt.push(performance.now());
           return;
@@ -71,7 +76,10 @@ async function main(): Promise<void> {
         }
       }
     };
-    const restarted = b.restart().then(() => { upAt = performance.now(); });
+    const restarted = b.restart().then(async (e) => {
+      edge = VIA_PROXY ? e : await directEdge(e);
+      upAt = performance.now();
+    });
     // Probes start reconnecting at once, as agents do when their socket drops (backing off while the edge is down).
     const storm = Promise.all(probes.map((p) => reconnect(p)));
     await restarted;
@@ -81,7 +89,7 @@ async function main(): Promise<void> {
     const firstBack = Math.min(...backAt);
     const back = backAt.map((t) => t - firstBack);
     const restartSeconds = (upAt - killedAt) / 1000;
-    const load = await controllers(b.edge);
+    const load = await controllers(edge);
 
     const row = (name: string, value: string, target: string, ok: boolean | null) =>
       console.log(`${name.padEnd(50)} ${value.padStart(12)}   target ${target.padEnd(10)} ${ok === null ? "" : ok ? "met" : "NOT met"}`);

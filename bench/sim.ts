@@ -61,6 +61,31 @@ export function workerdRssMiB(edge: Edge): number {
   return kb / 1024;
 }
 
+/**
+ * The edge as its Worker's own workerd serves it, without wrangler dev's proxy in front. That proxy (a second
+ * workerd, which production does not have) holds ~4 descriptors per WebSocket, so past ~4,500 probes it exhausts
+ * this machine's open-file limit (20,000, not raisable here) long before the controller is the limit. Miniflare
+ * starts the Worker's workerd on `--socket-addr=entry=127.0.0.1:0` and does not say the port: it is found among that
+ * process's listening sockets (`ss`) as the one that answers the edge's key.
+ */
+export async function directEdge(edge: Edge): Promise<Edge> {
+  const pids = execFileSync("pgrep", ["-g", String(edge.process.pid)], { encoding: "utf8" }).trim().split("\n");
+  const worker = pids.find((pid) => {
+    try { return /entry=127\.0\.0\.1:0\b/.test(readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")); } catch { return false; }
+  });
+  if (!worker) throw new Error("the Worker's workerd process was not found under wrangler dev");
+  const ports = [...execFileSync("ss", ["-Hltnp"], { encoding: "utf8" }).matchAll(/127\.0\.0\.1:(\d+)\s.*pid=(\d+),/g)]
+    .filter((m) => m[2] === worker).map((m) => m[1]!);
+  for (const port of ports) {
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      const res = await fetch(`${url}/probe/v1/edge-key`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok && (await res.json() as { kty?: string }).kty === "OKP") return { ...edge, url };
+    } catch { /* the inspector or another socket */ }
+  }
+  throw new Error(`none of the Worker's sockets (${ports.join(", ")}) answered as the edge`);
+}
+
 export type Usage = { requests: number; ws_messages: number; rows_written: number };
 
 /** Requests, WebSocket messages and SQLite rows written by every Durable Object on the results path, summed. */

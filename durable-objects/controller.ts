@@ -177,25 +177,26 @@ export class Controller extends SqlDurableObject<Env> {
     if (!a) return;
     const text = typeof raw === "string" ? raw : null;
     if (text === null || text.length > MAX_FRAME_BYTES) {
-      return this.refuse(ws, a, null, text === null ? "binary frames are not part of the protocol" : "frame too large");
+      return this.refuse(ws, a, text === null ? "binary frames are not part of the protocol" : "frame too large");
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      return this.refuse(ws, a, null, "frame is not JSON");
+      return this.refuse(ws, a, "frame is not JSON");
     }
     const m = ProbeMessageSchema.safeParse(parsed);
     if (!m.success) {
       const issue = m.error.issues[0]!;
-      return this.refuse(ws, a, null, `invalid message at /${issue.path.join("/")}: ${issue.message}`);
+      return this.refuse(ws, a, `invalid message at /${issue.path.join("/")}: ${issue.message}`);
     }
     await this.onMessage(ws, a, m.data, text);
   }
 
-  private refuse(ws: WebSocket, a: ProbeAttachment, seq: number | null, reason: string, retryAfter?: number): void {
-    console.warn(`controller ${this.shard}: probe ${a.probe_id}: refused${seq === null ? "" : ` result ${seq}`}: ${reason}`);
-    this.send(ws, retryAfter ? { type: "reject", seq, reason, retry_after: retryAfter } : { type: "reject", seq, reason });
+  /** Refuses a message that is not a result (results are refused by ingest.ts, one log line per frame). */
+  private refuse(ws: WebSocket, a: ProbeAttachment, reason: string): void {
+    console.warn(`controller ${this.shard}: probe ${a.probe_id}: refused a message: ${reason}`);
+    this.send(ws, { type: "reject", seq: null, reason });
   }
 
   private async onMessage(ws: WebSocket, attached: ProbeAttachment, m: ProbeMessage, raw: string): Promise<void> {
@@ -214,6 +215,7 @@ export class Controller extends SqlDurableObject<Env> {
         for (const msm of this.endedOf(a.probe_id, m.running)) this.send(ws, { type: "stop", msm_id: msm });
         this.offerRelease(ws, hello, await this.ctx.storage.get<ReleaseTarget>("release"));
         await this.sendResume(ws);
+        await this.watchSilence();
         return;
       }
       case "release_status": {
@@ -221,7 +223,7 @@ export class Controller extends SqlDurableObject<Env> {
         // it is not part of, or report on a version it was never given.
         const target = await this.ctx.storage.get<ReleaseTarget>("release");
         if (!target || target.rollout !== m.rollout || target.version !== m.version || !inRollout(a.probe_id, target.version, target.percent)) {
-          return this.refuse(ws, a, null, `release_status for rollout ${m.rollout} (${m.version}): no such release was offered to this probe`);
+          return this.refuse(ws, a, `release_status for rollout ${m.rollout} (${m.version}): no such release was offered to this probe`);
         }
         const brain = this.env.BRAIN.getByName(BRAIN_NAME);
         this.ctx.waitUntil(brain.releaseReport({ rollout: m.rollout, probe_id: a.probe_id, version: m.version, state: m.state, detail: m.detail })
@@ -361,11 +363,26 @@ export class Controller extends SqlDurableObject<Env> {
     return this.batches.schedule();
   }
 
-  /** The flush alarm (batches.ts arms its own retries when it fails). */
+  /** The flush alarm (batches.ts arms its own retries when it fails), which also sweeps silent probes. */
   override async alarm(): Promise<void> {
     this.used.requests++;
-    this.sweepSilent();
+    this.sweepSilent(true);
     await this.batches.onAlarm();
+    await this.watchSilence();
+  }
+
+  /**
+   * Keeps an alarm armed for the moment the quietest connected probe would pass SILENT_AFTER_S: a lone probe whose
+   * link died sends nothing, and without this no message, dispatch or flush would come to sweep it (it would stay
+   * Connected). With probes speaking every 30 s this is an alarm every minute or so, a wake the heartbeats cause anyway.
+   */
+  private async watchSilence(): Promise<void> {
+    let quietest = Infinity;
+    for (const [ws, a] of this.connected.all()) if (ws.readyState === WebSocket.OPEN) quietest = Math.min(quietest, a.last_seen);
+    if (quietest === Infinity) return;
+    const at = (quietest + SILENT_AFTER_S + 1) * 1000;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   /** One flush at a time: the alarm and an operator's flush must not both write the same sealed batches. */
