@@ -68,7 +68,12 @@ export class Controller extends SqlDurableObject<Env> {
     if (!jti) return new Response("assignment token has no id", { status: 403 });
     const now0 = Math.floor(Date.now() / 1000);
     const fresh = this.ctx.storage.transactionSync(() => {
-      this.sql("DELETE FROM used_tokens WHERE expires < ?", now0);
+      // Expired ids are forgotten at most once a minute: the table has no index on `expires` (one would cost a row
+      // written per connection), and scanning it on every connection made a 10,000-probe storm quadratic.
+      if (now0 - this.tokensForgottenAt >= 60) {
+        this.tokensForgottenAt = now0;
+        this.sql("DELETE FROM used_tokens WHERE expires < ?", now0);
+      }
       return this.sql("INSERT INTO used_tokens (jti, expires) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING RETURNING jti", jti, exp).length > 0;
     });
     if (!fresh) return new Response("assignment token already used: register again for a new one", { status: 403 });
@@ -109,6 +114,8 @@ export class Controller extends SqlDurableObject<Env> {
     this.send(server, { type: "welcome", probe_id: probeId, shard: this.shard, server_time: Date.now() / 1000, allow_private_targets: flag(this.env.ALLOW_PRIVATE_TARGETS) });
     return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": SUBPROTOCOL } });
   }
+
+  private tokensForgottenAt = 0;
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
     this.left(ws);
@@ -152,7 +159,7 @@ export class Controller extends SqlDurableObject<Env> {
       this.ctx.waitUntil(this.streamFeed.interest().then((i) => (i?.probestatus ? this.env.STREAM.getByName(STREAM_NAME).probeStatus(status) : undefined))
         .catch((e: unknown) => console.error(`controller ${this.shard}: probe status to the stream failed: ${String(e)}`)));
     }
-    const connected = this.connected.open;
+    const connected = this.connected.openRecently;
     const registry = this.env.REGISTRY.getByName(REGISTRY_NAME);
     this.ctx.waitUntil(
       registry.probeSession({ probe_id: probeId, shard: this.shard, event, address, at, connected, capacity: this.capacity })
@@ -215,7 +222,8 @@ export class Controller extends SqlDurableObject<Env> {
         for (const msm of this.endedOf(a.probe_id, m.running)) this.send(ws, { type: "stop", msm_id: msm });
         this.offerRelease(ws, hello, await this.ctx.storage.get<ReleaseTarget>("release"));
         await this.sendResume(ws);
-        await this.watchSilence();
+        // This probe just spoke: an alarm already set comes first; without one, arm it for this probe's limit.
+        await this.watchSilence(a.last_seen);
         return;
       }
       case "release_status": {
@@ -376,9 +384,9 @@ export class Controller extends SqlDurableObject<Env> {
    * link died sends nothing, and without this no message, dispatch or flush would come to sweep it (it would stay
    * Connected). With probes speaking every 30 s this is an alarm every minute or so, a wake the heartbeats cause anyway.
    */
-  private async watchSilence(): Promise<void> {
-    let quietest = Infinity;
-    for (const [ws, a] of this.connected.all()) if (ws.readyState === WebSocket.OPEN) quietest = Math.min(quietest, a.last_seen);
+  private async watchSilence(quietest = Infinity): Promise<void> {
+    // Without `quietest` (on the alarm) every socket is looked at; a hello passes its own, in O(1).
+    if (quietest === Infinity) for (const [ws, a] of this.connected.all()) if (ws.readyState === WebSocket.OPEN) quietest = Math.min(quietest, a.last_seen);
     if (quietest === Infinity) return;
     const at = (quietest + SILENT_AFTER_S + 1) * 1000;
     const current = await this.ctx.storage.getAlarm();
