@@ -3,15 +3,21 @@
 // measurement, ingestion with them all connected, then a reconnect storm — the edge killed as a deploy kills it
 // (every socket dropped) and started again, every probe reconnecting at once with the resume token its controller
 // gave it, as the agent does (falling back to registration if it is refused; retrying with the agent's backoff).
-// `BENCH_CONTROLLER_PROBES` and `BENCH_CONTROLLER_SITES` (1: one controller) change the size.
+// `BENCH_CONTROLLER_PROBES` and `BENCH_CONTROLLER_SITES` (1: one controller) change the size. Probes reach the
+// Worker's own workerd, as they reach the edge in production; `BENCH_CONTROLLER_VIA_PROXY=1` sends them through
+// wrangler dev's proxy instead, which runs out of descriptors past ~4,500 probes (sim.ts directEdge).
 // Not a test: numbers depend on the machine (state it when you record them in docs/benchmarks.md).
+import WebSocket from "ws";
 import { backoffDelay } from "../probe-agent/agent.ts";
-import { controllers, enrollProbes, fanOut, ingestFrames, joinProbes, openSocket, quantile, registerProbes, type SimProbe, SITES, withBenchEdge, workerdRssMiB } from "./sim.ts";
+import { controllers, directEdge, enrollProbes, fanOut, ingestFrames, joinProbes, openSocket, quantile, registerProbes, type SimProbe, SITES, withBenchEdge, workerdRssMiB } from "./sim.ts";
 
 const PROBES = Number(process.env.BENCH_CONTROLLER_PROBES ?? 10_000);
 const SITE_COUNT = Number(process.env.BENCH_CONTROLLER_SITES ?? 1);
+const VIA_PROXY = process.env.BENCH_CONTROLLER_VIA_PROXY === "1";
 /** The agent's defaults (probe-agent/config.ts backoff_ms). */
 const BACKOFF = { base: 1000, cap: 60_000 };
+/** The agent's default heartbeat (probe-agent/config.ts heartbeat_s). */
+const HEARTBEAT_S = 30;
 
 async function main(): Promise<void> {
   // The ingestion step fabricates a day-old history: the bench widens clock skew and extra runs (as bench/edge.ts).
@@ -21,16 +27,17 @@ async function main(): Promise<void> {
   };
   await withBenchEdge("bench-controller", vars, async (b) => {
     const sites = SITES.slice(0, SITE_COUNT);
-    console.log(`probes: ${PROBES} simulated over ${sites.length} site(s)\n`);
+    let edge = VIA_PROXY ? b.edge : await directEdge(b.edge);
+    console.log(`probes: ${PROBES} simulated over ${sites.length} site(s), ${VIA_PROXY ? "through wrangler dev's proxy" : "straight to the Worker's workerd"} (${edge.url})\n`);
     const phase = (what: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${what}`);
     phase("enrolling");
-    const probes = await enrollProbes(b.edge, PROBES, sites);
+    const probes = await enrollProbes(edge, PROBES, sites);
     phase("registering and connecting");
 
     // Register and connect, as probes do: each right after its registration.
     const rssBefore = workerdRssMiB(b.edge);
     const t0 = performance.now();
-    await joinProbes(b.edge, probes, 64);
+    await joinProbes(edge, probes, 64, 64, HEARTBEAT_S);
     const joinSeconds = (performance.now() - t0) / 1000;
     await new Promise((r) => setTimeout(r, 3000));
     const rssAfter = workerdRssMiB(b.edge);
@@ -39,7 +46,7 @@ async function main(): Promise<void> {
 
     // Fan-out of a 1,000-probe measurement, then ingestion on the busiest shard with every probe connected.
     phase("fan-out");
-    const { msm, arrivals, postMs, given } = await fanOut(b.edge, b.key, probes, Math.min(PROBES, 1000));
+    const { msm, arrivals, postMs, given } = await fanOut(edge, b.key, probes, Math.min(PROBES, 1000));
     phase(`fan-out reached ${arrivals.length} probes; ingestion`);
     const [busiest] = [...shards.entries()].sort((x, y) => y[1] - x[1])[0]!;
     // Probes that were given the measurement (any other would have every result refused).
@@ -51,6 +58,7 @@ async function main(): Promise<void> {
     phase("storm");
     const backAt: number[] = [];
     let resumed = 0, registered = 0, refused = 0, retries = 0;
+    const failures = new Map<string, number>();
     const killedAt = performance.now();
     let upAt = 0;
     const reconnect = async (p: SimProbe) => {
@@ -58,8 +66,9 @@ async function main(): Promise<void> {
         try {
           const resume = p.resume && p.resume.expires > Date.now() / 1000 + 30 ? p.resume : undefined;
           p.inbox.length = 0;
-          if (resume) await openSocket(p, { token: resume.token, websocket_url: p.url!, shard: p.shard! });
-          else await openSocket(p, (await registerProbes(b.edge, [p])).get(p.id)!);
+          // The edge's address stays what it was (anycast in production); only the local port may have changed.
+          if (resume) await openSocket(p, { token: resume.token, websocket_url: new URL(new URL(p.url!).pathname, edge.url.replace(/^http/, "ws")).href, shard: p.shard! }, 64, HEARTBEAT_S);
+          else await openSocket(p, (await registerProbes(edge, [p])).get(p.id)!, 64, HEARTBEAT_S);
           if (resume) resumed++; else registered++;
           backAt.push(performance.now());
           return;
@@ -67,11 +76,16 @@ async function main(): Promise<void> {
           // A refusal (HTTP status) spends the resume token: the next try registers, as the agent does.
           if ((e as { status?: number }).status) { refused++; p.resume = undefined; }
           retries++;
+          const why = `${upAt ? "after" : "before"} the edge answered: ${(e as { code?: string }).code ?? (e as Error).message}`;
+          failures.set(why, (failures.get(why) ?? 0) + 1);
           await new Promise((r) => setTimeout(r, backoffDelay(attempt, BACKOFF.base, BACKOFF.cap)));
         }
       }
     };
-    const restarted = b.restart().then(() => { upAt = performance.now(); });
+    const restarted = b.restart().then(async (e) => {
+      edge = VIA_PROXY ? e : await directEdge(e);
+      upAt = performance.now();
+    });
     // Probes start reconnecting at once, as agents do when their socket drops (backing off while the edge is down).
     const storm = Promise.all(probes.map((p) => reconnect(p)));
     await restarted;
@@ -81,7 +95,7 @@ async function main(): Promise<void> {
     const firstBack = Math.min(...backAt);
     const back = backAt.map((t) => t - firstBack);
     const restartSeconds = (upAt - killedAt) / 1000;
-    const load = await controllers(b.edge);
+    const load = await controllers(edge);
 
     const row = (name: string, value: string, target: string, ok: boolean | null) =>
       console.log(`${name.padEnd(50)} ${value.padStart(12)}   target ${target.padEnd(10)} ${ok === null ? "" : ok ? "met" : "NOT met"}`);
@@ -99,7 +113,8 @@ async function main(): Promise<void> {
     row("storm: probes back, p95 after the first (s)", (storm95 / 1000).toFixed(1), "—", null);
     row("storm: all probes back after the first (s)", (stormMax / 1000).toFixed(1), "≤ 60", stormMax <= 60_000 && back.length === PROBES);
     console.log(`  resumed with their token: ${resumed}, registered again: ${registered}, refused tokens: ${refused}, network retries: ${retries - refused}`);
-    console.log(`  connected after the storm: ${load.map((c) => `${c.shard}=${c.connected}`).join(" ")}`);
+    console.log(`  failed attempts: ${[...failures.entries()].sort((x, y) => y[1] - x[1]).map(([w, n]) => `${w} ×${n}`).join("; ") || "none"}`);
+    console.log(`  connected after the storm: ${load.map((c) => `${c.shard}=${c.connected}`).filter((x) => !x.endsWith("=0")).join(" ")}; sockets closed by the edge since: ${probes.filter((p) => p.ws?.readyState === WebSocket.CLOSED).length}`);
     console.log(`\nratios to target: fan-out p95 ${(p95 / 250).toFixed(2)}× the budget, ingestion ${(ingestRate / 5000).toFixed(2)}× the floor, storm ${(stormMax / 60_000).toFixed(2)}× the budget`);
     for (const p of probes) p.ws?.terminate();
   });

@@ -25,6 +25,8 @@ export type SimProbe = {
   /** Its controller's WebSocket URL, and the resume token it was last given there. */
   url?: string;
   resume?: { token: string; expires: number };
+  /** The close code of its last socket, once closed. */
+  closedWith?: number;
 };
 export type Registration = { token: string; websocket_url: string; shard: string };
 
@@ -59,6 +61,31 @@ export function workerdRssMiB(edge: Edge): number {
     } catch { /* exited */ }
   }
   return kb / 1024;
+}
+
+/**
+ * The edge as its Worker's own workerd serves it, without wrangler dev's proxy in front. That proxy (a second
+ * workerd, which production does not have) holds ~4 descriptors per WebSocket, so past ~4,500 probes it exhausts
+ * this machine's open-file limit (20,000, not raisable here) long before the controller is the limit. Miniflare
+ * starts the Worker's workerd on `--socket-addr=entry=127.0.0.1:0` and does not say the port: it is found among that
+ * process's listening sockets (`ss`) as the one that answers the edge's key.
+ */
+export async function directEdge(edge: Edge): Promise<Edge> {
+  const pids = execFileSync("pgrep", ["-g", String(edge.process.pid)], { encoding: "utf8" }).trim().split("\n");
+  const worker = pids.find((pid) => {
+    try { return /entry=127\.0\.0\.1:0\b/.test(readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")); } catch { return false; }
+  });
+  if (!worker) throw new Error("the Worker's workerd process was not found under wrangler dev");
+  const ports = [...execFileSync("ss", ["-Hltnp"], { encoding: "utf8" }).matchAll(/127\.0\.0\.1:(\d+)\s.*pid=(\d+),/g)]
+    .filter((m) => m[2] === worker).map((m) => m[1]!);
+  for (const port of ports) {
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      const res = await fetch(`${url}/probe/v1/edge-key`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok && (await res.json() as { kty?: string }).kty === "OKP") return { ...edge, url };
+    } catch { /* the inspector or another socket */ }
+  }
+  throw new Error(`none of the Worker's sockets (${ports.join(", ")}) answered as the edge`);
 }
 
 export type Usage = { requests: number; ws_messages: number; rows_written: number };
@@ -143,20 +170,27 @@ export async function connectProbes(probes: SimProbe[], regs: Map<number, Regist
 }
 
 /** Registers each probe and connects it at once, as a probe does (its token is fresh however many go before it). */
-export async function joinProbes(edge: Edge, probes: SimProbe[], concurrency = 64, slots = 64): Promise<void> {
-  await pool(probes, concurrency, async (p) => openSocket(p, (await registerProbes(edge, [p])).get(p.id)!, slots));
+export async function joinProbes(edge: Edge, probes: SimProbe[], concurrency = 64, slots = 64, heartbeatS = 0): Promise<void> {
+  await pool(probes, concurrency, async (p) => openSocket(p, (await registerProbes(edge, [p])).get(p.id)!, slots, heartbeatS));
 }
 
 /**
  * Opens the probe's WebSocket with `reg`'s token, waits for the welcome and says hello. Rejects with the HTTP status
  * when the controller refuses the token. Keeps the resume token the controller sends (`p.resume`).
  */
-export async function openSocket(p: SimProbe, reg: Registration, slots = 64): Promise<void> {
+export async function openSocket(p: SimProbe, reg: Registration, slots = 64, heartbeatS = 0): Promise<void> {
   p.shard = reg.shard;
   p.url = reg.websocket_url;
-  const ws = new WebSocket(reg.websocket_url, SUBPROTOCOL, { headers: { Authorization: `Bearer ${reg.token}` } });
+  // The agent's handshake timeout: an upgrade the edge never answers is given up and retried, not waited on forever.
+  const ws = new WebSocket(reg.websocket_url, SUBPROTOCOL, { headers: { Authorization: `Bearer ${reg.token}` }, handshakeTimeout: 15_000 });
   p.ws = ws;
   ws.on("error", () => { /* what counts is the close that follows, or the refusal below */ });
+  // A status every `heartbeatS` seconds, as the agent sends one (a probe silent for 95 s is closed by its controller).
+  if (heartbeatS > 0) {
+    const beat = setInterval(() => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "status", free_slots: slots })); }, heartbeatS * 1000);
+    ws.once("close", () => clearInterval(beat));
+  }
+  ws.once("close", (code) => { p.closedWith = code; });
   ws.on("message", (d) => {
     const m = JSON.parse(String(d)) as ControllerMessage;
     if (m.type === "resume") p.resume = { token: m.token, expires: m.expires };
@@ -169,7 +203,7 @@ export async function openSocket(p: SimProbe, reg: Registration, slots = 64): Pr
     ws.once("unexpected-response", (_req, res) => { res.resume(); ws.terminate(); reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })); });
     ws.once("error", reject);
   });
-  await next(p, "welcome");
+  await Promise.race([next(p, "welcome"), new Promise((_, reject) => ws.once("close", (code) => reject(new Error(`closed (${code}) before its welcome`))))]);
   ws.send(JSON.stringify({ type: "hello", agent: "bench", slots, free_slots: slots, running: [] }));
 }
 
@@ -201,7 +235,7 @@ export type BenchEdge = {
 
 /**
  * Runs `fn` against a fresh local edge (its own state directory and port, `vars` over wrangler.toml), with an API key
- * of plenty of credits, after printing the machine; the edge is stopped however `fn` ends, or on Ctrl-C, so a bench
+ * of plenty of credits, after printing the machine; the edge is stopped however `fn` ends, or on Ctrl-C or SIGTERM, so a bench
  * that fails leaves no wrangler or workerd behind.
  */
 export async function withBenchEdge(name: string, vars: Record<string, string>, fn: (b: BenchEdge) => Promise<void>): Promise<void> {
@@ -209,7 +243,7 @@ export async function withBenchEdge(name: string, vars: Record<string, string>, 
   const options = { stateDir: tempDir(name), port: await freePort(), quiet: process.env.BENCH_EDGE_LOG !== "1", vars };
   let edge = await startEdge(options);
   const stopEdge = () => edge.stop();
-  process.once("SIGINT", () => { void stopEdge().finally(() => process.exit(130)); });
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) process.once(signal, () => { void stopEdge().finally(() => process.exit(code)); });
   try {
     const { key, account } = await admin<{ key: string; account: string }>(edge, "/admin/keys", { label: name, credits: 1_000_000_000 });
     console.log(`machine: ${machine()}`);

@@ -4,13 +4,14 @@
 import type { ConnectedProbes } from "./connected.ts";
 import { choose, type DispatchOrder, matches } from "./dispatch.ts";
 import type { Participant, ProbeAttachment } from "./probe-attachment.ts";
+import type { Sql } from "./sql.ts";
 
 /** A probe silent for this long (three missed 30 s heartbeats) gets no work; its socket is presumed dead. */
 export const SILENT_AFTER_S = 95;
 
 export type AssignHost = {
   ctx: DurableObjectState;
-  sql: <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
+  sql: Sql;
   connected: ConnectedProbes;
   shard: string;
 };

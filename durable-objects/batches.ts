@@ -7,6 +7,7 @@ import { BRAIN_NAME, REGISTRY_NAME } from "./env.ts";
 import { groupBy } from "./group-by.ts";
 import type { ProbeMarks } from "./marks.ts";
 import type { PublicMeasurements } from "./public.ts";
+import type { Sql } from "./sql.ts";
 
 /** Hosts are paid their share once this much is due, or at the first flush an hour after their last payout. */
 const HOST_PAYOUT_CREDITS = 1000;
@@ -32,7 +33,7 @@ export type BatchHost = {
   /** The bindings as they are now (a test may put a failing bucket in their place). */
   env: () => Env;
   shard: () => string;
-  sql: <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
+  sql: Sql;
   /** Probes' marks: what their hosts' shares come to; snapshotted before the outbox rows carrying them go. */
   marks: ProbeMarks;
   saveUsage: () => void;

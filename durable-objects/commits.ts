@@ -8,8 +8,8 @@
 import type { ControllerMessage, Result } from "../protocol/index.ts";
 import { partitionKey } from "../storage/layout.ts";
 import { type Mark, marksJson, mergeMarks, type ProbeMarks } from "./marks.ts";
+import type { Sql } from "./sql.ts";
 
-type Sql = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
 
 /** What the group commit needs of its controller. */
 export type CommitHost = {

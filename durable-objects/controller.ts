@@ -69,7 +69,12 @@ export class Controller extends SqlDurableObject<Env> {
     if (!jti) return new Response("assignment token has no id", { status: 403 });
     const now0 = Math.floor(Date.now() / 1000);
     const fresh = this.ctx.storage.transactionSync(() => {
-      this.sql("DELETE FROM used_tokens WHERE expires < ?", now0);
+      // Expired ids are forgotten at most once a minute: the table has no index on `expires` (one would cost a row
+      // written per connection), and scanning it on every connection made a 10,000-probe storm quadratic.
+      if (now0 - this.tokensForgottenAt >= 60) {
+        this.tokensForgottenAt = now0;
+        this.sql("DELETE FROM used_tokens WHERE expires < ?", now0);
+      }
       return this.sql("INSERT INTO used_tokens (jti, expires) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING RETURNING jti", jti, exp).length > 0;
     });
     if (!fresh) return new Response("assignment token already used: register again for a new one", { status: 403 });
@@ -111,6 +116,8 @@ export class Controller extends SqlDurableObject<Env> {
     this.send(server, { type: "welcome", probe_id: probeId, shard: this.shard, server_time: Date.now() / 1000, allow_private_targets: flag(this.env.ALLOW_PRIVATE_TARGETS) });
     return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": SUBPROTOCOL } });
   }
+
+  private tokensForgottenAt = 0;
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
     this.left(ws);
@@ -154,7 +161,7 @@ export class Controller extends SqlDurableObject<Env> {
       this.ctx.waitUntil(this.streamFeed.interest().then((i) => (i?.probestatus ? this.env.STREAM.getByName(STREAM_NAME).probeStatus(status) : undefined))
         .catch((e: unknown) => console.error(`controller ${this.shard}: probe status to the stream failed: ${String(e)}`)));
     }
-    const connected = this.connected.open;
+    const connected = this.connected.openRecently;
     const registry = this.env.REGISTRY.getByName(REGISTRY_NAME);
     this.ctx.waitUntil(
       registry.probeSession({ probe_id: probeId, shard: this.shard, event, address, at, connected, capacity: this.capacity })
@@ -179,25 +186,26 @@ export class Controller extends SqlDurableObject<Env> {
     if (!a) return;
     const text = typeof raw === "string" ? raw : null;
     if (text === null || text.length > MAX_FRAME_BYTES) {
-      return this.refuse(ws, a, null, text === null ? "binary frames are not part of the protocol" : "frame too large");
+      return this.refuse(ws, a, text === null ? "binary frames are not part of the protocol" : "frame too large");
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      return this.refuse(ws, a, null, "frame is not JSON");
+      return this.refuse(ws, a, "frame is not JSON");
     }
     const m = ProbeMessageSchema.safeParse(parsed);
     if (!m.success) {
       const issue = m.error.issues[0]!;
-      return this.refuse(ws, a, null, `invalid message at /${issue.path.join("/")}: ${issue.message}`);
+      return this.refuse(ws, a, `invalid message at /${issue.path.join("/")}: ${issue.message}`);
     }
     await this.onMessage(ws, a, m.data, text);
   }
 
-  private refuse(ws: WebSocket, a: ProbeAttachment, seq: number | null, reason: string, retryAfter?: number): void {
-    console.warn(`controller ${this.shard}: probe ${a.probe_id}: refused${seq === null ? "" : ` result ${seq}`}: ${reason}`);
-    this.send(ws, retryAfter ? { type: "reject", seq, reason, retry_after: retryAfter } : { type: "reject", seq, reason });
+  /** Refuses a message that is not a result (results are refused by ingest.ts, one log line per frame). */
+  private refuse(ws: WebSocket, a: ProbeAttachment, reason: string): void {
+    console.warn(`controller ${this.shard}: probe ${a.probe_id}: refused a message: ${reason}`);
+    this.send(ws, { type: "reject", seq: null, reason });
   }
 
   private async onMessage(ws: WebSocket, attached: ProbeAttachment, m: ProbeMessage, raw: string): Promise<void> {
@@ -216,6 +224,8 @@ export class Controller extends SqlDurableObject<Env> {
         for (const msm of this.endedOf(a.probe_id, m.running)) this.send(ws, { type: "stop", msm_id: msm });
         this.offerRelease(ws, hello, await this.ctx.storage.get<ReleaseTarget>("release"));
         await this.sendResume(ws);
+        // This probe just spoke: an alarm already set comes first; without one, arm it for this probe's limit.
+        await this.watchSilence(a.last_seen);
         return;
       }
       case "release_status": {
@@ -223,7 +233,7 @@ export class Controller extends SqlDurableObject<Env> {
         // it is not part of, or report on a version it was never given.
         const target = await this.ctx.storage.get<ReleaseTarget>("release");
         if (!target || target.rollout !== m.rollout || target.version !== m.version || !inRollout(a.probe_id, target.version, target.percent)) {
-          return this.refuse(ws, a, null, `release_status for rollout ${m.rollout} (${m.version}): no such release was offered to this probe`);
+          return this.refuse(ws, a, `release_status for rollout ${m.rollout} (${m.version}): no such release was offered to this probe`);
         }
         const brain = this.env.BRAIN.getByName(BRAIN_NAME);
         this.ctx.waitUntil(brain.releaseReport({ rollout: m.rollout, probe_id: a.probe_id, version: m.version, state: m.state, detail: m.detail })
@@ -365,11 +375,26 @@ export class Controller extends SqlDurableObject<Env> {
     return this.batches.schedule();
   }
 
-  /** The flush alarm (batches.ts arms its own retries when it fails). */
+  /** The flush alarm (batches.ts arms its own retries when it fails), which also sweeps silent probes. */
   override async alarm(): Promise<void> {
     this.used.requests++;
-    this.sweepSilent();
+    this.sweepSilent(true);
     await this.batches.onAlarm();
+    await this.watchSilence();
+  }
+
+  /**
+   * Keeps an alarm armed for the moment the quietest connected probe would pass SILENT_AFTER_S: a lone probe whose
+   * link died sends nothing, and without this no message, dispatch or flush would come to sweep it (it would stay
+   * Connected). With probes speaking every 30 s this is an alarm every minute or so, a wake the heartbeats cause anyway.
+   */
+  private async watchSilence(quietest = Infinity): Promise<void> {
+    // Without `quietest` (on the alarm) every socket is looked at; a hello passes its own, in O(1).
+    if (quietest === Infinity) for (const [ws, a] of this.connected.all()) if (ws.readyState === WebSocket.OPEN) quietest = Math.min(quietest, a.last_seen);
+    if (quietest === Infinity) return;
+    const at = (quietest + SILENT_AFTER_S + 1) * 1000;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   /** One flush at a time: the alarm and an operator's flush must not both write the same sealed batches. */

@@ -4,15 +4,14 @@
 // stored again here). The new controller asks the old one before it accepts the socket; every step is idempotent,
 // so a handover that fails halfway is simply done again at the probe's next connection.
 
+import type { ProbeMarks } from "./marks.ts";
+import type { Sql } from "./sql.ts";
+
 /** What a controller holds of one probe: its mark and its assignment rows. */
 export type ProbeState = {
   seq: number;
   assignments: { msm_id: number; assignment: string; periodic: number; start_time: number; stop_time: number | null; done: number; stopped: number; results: number }[];
 };
-
-import type { ProbeMarks } from "./marks.ts";
-
-type Sql = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
 
 /** The old side: the probe's state, its rows marked as handed over to `to` (results for them are refused here). */
 export function giveProbe(sql: Sql, marks: ProbeMarks, probeId: number, to: string): ProbeState {

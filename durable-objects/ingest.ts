@@ -5,12 +5,13 @@ import { type Assignment, type ControllerMessage, creditsPerResult, type FrameSu
 import { admit, type Held, limitsOf, refuseAssigned, refuseBuiltin } from "./admission.ts";
 import type { GroupCommit } from "./commits.ts";
 import type { ProbeAttachment } from "./probe-attachment.ts";
+import type { Sql } from "./sql.ts";
 import { noteBuiltins, systemTags } from "./system-tags.ts";
 
 /** What ingesting needs of its controller. */
 export type IngestHost = {
   env: () => Env;
-  sql: <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
+  sql: Sql;
   /** Records what the controller keeps about the probe on this socket (its allowance, its built-ins' pace). */
   attach: (ws: WebSocket, a: ProbeAttachment) => void;
   /** Sends a message to the probe. */

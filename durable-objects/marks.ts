@@ -11,7 +11,7 @@
 //     number of chunks, ~1,000 probes a chunk), only the chunks that changed since the last snapshot.
 // On wake the map is the snapshot merged with the marks of every outbox row still there.
 
-type Sql = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
+import type { Sql } from "./sql.ts";
 
 export type Mark = { seq: number; share: number; runs: Record<number, number> };
 

@@ -3,6 +3,7 @@
 // which measurements' probes an `msm` source may reuse. Read-only but for the rate's own table.
 import { type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, specOf, STATUS } from "../protocol/index.ts";
 import type { MeasurementRow, Refusal } from "./brain-types.ts";
+import type { Sql } from "./sql.ts";
 
 /** Atlas's default interval for periodic pings (seconds). */
 export const DEFAULT_INTERVAL = 240;
@@ -10,7 +11,7 @@ export const DEFAULT_INTERVAL = 240;
 /** What the checks read of the brain. */
 export type QuotaHost = {
   env: () => Env;
-  sql: <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
+  sql: Sql;
   get: (id: number) => MeasurementRow | null;
 };
 

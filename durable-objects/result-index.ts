@@ -4,8 +4,7 @@
 // together), and an outbox row a commit's results of every type.
 import { USER_MSM_MIN } from "../protocol/index.ts";
 import { BUILTINS_INDEX } from "./batches.ts";
-
-type Sql = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
+import type { Sql } from "./sql.ts";
 
 export type ResultIndex = { keys: string[]; pending: string };
 

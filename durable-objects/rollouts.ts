@@ -3,6 +3,7 @@
 // up to the rollout's limit). The probes verify every release against the key they pin; the edge holds none.
 import type { ReleaseManifest, ReleaseOffer } from "../protocol/release.ts";
 import { controllerStub, SHARDS } from "./shards.ts";
+import type { Sql } from "./sql.ts";
 
 /** A staged rollout as the operator sees it (`GET /admin/rollouts`). */
 export type Rollout = {
@@ -18,7 +19,7 @@ type RolloutRow = Omit<Rollout, "manifest" | "probes" | "failures"> & { manifest
 export type RolloutsHost = {
   ctx: DurableObjectState;
   env: () => Env;
-  sql: <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
+  sql: Sql;
 };
 
 export class Rollouts {

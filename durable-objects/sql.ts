@@ -2,6 +2,9 @@
 // order, atomically, before any event; and one typed query helper.
 import { DurableObject } from "cloudflare:workers";
 
+/** A typed query: all rows of one statement, synchronously (what `SqlDurableObject.sql` is, handed to helpers). */
+export type Sql = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => T[];
+
 export function migrate(storage: DurableObjectStorage, migrations: readonly string[]): void {
   storage.sql.exec("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
   storage.sql.exec("CREATE TABLE IF NOT EXISTS _usage (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");

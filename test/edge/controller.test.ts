@@ -145,6 +145,35 @@ describe("dispatch", () => {
     other.ws.close();
   });
 
+  it("closes a lone probe's socket on the alarm once it falls silent, with nothing else arriving", async () => {
+    // The only probe on its shard and its link dead: no message, dispatch or flush would come to sweep it.
+    const p = await enroll({ country_code: "IS", asn_v4: 64508 });
+    const controller = env.CONTROLLER.getByName("weur-0");
+    // Earlier tests' probes are gone; no flush is due.
+    await runInDurableObject(controller, async (o, state) => {
+      for (const ws of state.getWebSockets()) ws.close(1000, "test");
+      await state.storage.deleteAlarm();
+    });
+    const { socket } = await connect(p);
+    await socket.next("resume");
+    const closed = new Promise<number>((r) => socket.ws.addEventListener("close", (e) => r(e.code)));
+    // Its hello armed the alarm for when it would pass the silence limit (95 s).
+    const alarm = () => runInDurableObject(controller, (_o, state) => state.storage.getAlarm());
+    for (let i = 0; i < 50 && (await alarm()) === null; i++) await new Promise((r) => setTimeout(r, 20));
+    const inMs = (await alarm())! - Date.now();
+    expect(inMs).toBeGreaterThan(90_000);
+    expect(inMs).toBeLessThanOrEqual(97_000);
+    await runInDurableObject(controller, (o, state) => {
+      const c = o as unknown as { connected: ConnectedProbes };
+      for (const ws of state.getWebSockets(`probe:${p.id}`)) c.connected.set(ws, { ...c.connected.get(ws)!, last_seen: Math.floor(Date.now() / 1000) - 96 });
+    });
+    expect(await runDurableObjectAlarm(controller)).toBe(true);
+    expect(await closed).toBe(4001);
+    const status = async () => ((await (await call(`/api/v2/probes/${p.id}/`)).json()) as { status: { name: string } }).status.name;
+    for (let i = 0; i < 50 && (await status()) !== "Disconnected"; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await status()).toBe("Disconnected");
+  });
+
   it("re-sends unfinished assignments when a probe reconnects", async () => {
     const p = await enroll({ country_code: "FI" });
     const first = await connect(p);
