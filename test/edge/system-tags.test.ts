@@ -67,7 +67,7 @@ describe("system tags", () => {
 
   it("are derived per family, and only from anchor pings with a source address", () => {
     const at = 1_800_000_000;
-    const ping = (af: 4 | 6, src: string, rcvd: number, ts = at) => ({ ...pingResult(BUILTIN_ANCHOR_PING, 1, ts), af, src_addr: src, rcvd }) as never;
+    const ping = (af: 4 | 6, src: string, rcvd: number, ts = at, msm = BUILTIN_ANCHOR_PING) => ({ ...pingResult(msm, 1, ts), af, src_addr: src, rcvd }) as never;
     expect(systemTags("192.0.2.1", undefined)).toEqual(["system-ipv4-capable"]);
     expect(systemTags("2001:db8::1", undefined)).toEqual(["system-ipv6-capable"]);
     const reach = noteBuiltins(undefined, [ping(4, "192.0.2.1", 3), ping(6, "", 0)]);
@@ -80,6 +80,6 @@ describe("system tags", () => {
     expect(systemTags(null, noteBuiltins(undefined, [ping(4, "192.0.2.1", 2)]), ["system-ipv6-works"])).toEqual(
       ["system-ipv4-capable", "system-ipv4-works", "system-ipv6-works"]);
     // Other built-ins (first-hop pings, traceroutes) say nothing about reaching the Internet.
-    expect(noteBuiltins(undefined, [{ ...ping(4, "192.0.2.1", 3), msm_id: 1 } as never])).toBeUndefined();
+    expect(noteBuiltins(undefined, [ping(4, "192.0.2.1", 3, at, 1)])).toBeUndefined();
   });
 });
