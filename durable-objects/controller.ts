@@ -64,7 +64,7 @@ export class Controller extends SqlDurableObject<Env> {
       return new Response((e as Error).message, { status: 403 });
     }
     const probeId = Number(claims.sub);
-    // A token opens one socket: one seen in transit or in a log cannot be used to push the probe off its controller.
+    // A token opens one socket at a time: one seen in transit or in a log cannot push the probe off its controller.
     const jti = (claims as { jti?: string }).jti, exp = (claims as { exp?: number }).exp ?? 0;
     if (!jti) return new Response("assignment token has no id", { status: 403 });
     const now0 = Math.floor(Date.now() / 1000);
@@ -77,7 +77,11 @@ export class Controller extends SqlDurableObject<Env> {
       }
       return this.sql("INSERT INTO used_tokens (jti, expires) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING RETURNING jti", jti, exp).length > 0;
     });
-    if (!fresh) return new Response("assignment token already used: register again for a new one", { status: 403 });
+    // A token whose socket is gone may open one again while the probe has none open: the probe gave up waiting for
+    // the 101 (a reconnect storm answers slowly) and tries again with it. It cannot push a connected probe off.
+    if (!fresh && this.ctx.getWebSockets(`probe:${probeId}`).some((w) => w.readyState === WebSocket.OPEN)) {
+      return new Response("assignment token already used: register again for a new one", { status: 403 });
+    }
     const dropped = this.sql<{ at: number }>("SELECT at FROM dropped WHERE probe_id = ?", probeId)[0];
     if (dropped && dropped.at >= ((claims as { iat?: number }).iat ?? 0)) {
       return new Response("this probe was disconnected by the operator: register again", { status: 403 });

@@ -179,6 +179,29 @@ describe("attacks by a rogue probe on the controller", () => {
     first.webSocket!.close();
   });
 
+  it("a token whose socket is gone opens one again while the probe has none (it gave up waiting for the 101), never beside one", async () => {
+    const probe = await enroll({ country_code: "NL" });
+    const reg = await register(probe);
+    const first = await upgrade(reg.websocket_url, reg.token);
+    expect(first.status).toBe(101);
+    first.webSocket!.accept();
+    first.webSocket!.close();
+    // The controller sees the socket go; the same token then opens the probe's one socket again.
+    let again: Response | null = null;
+    for (let i = 0; i < 50; i++) {
+      again = await upgrade(reg.websocket_url, reg.token);
+      if (again.status === 101) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(again!.status).toBe(101);
+    again!.webSocket!.accept();
+    // While that one is open, the token opens nothing more.
+    const third = await upgrade(reg.websocket_url, reg.token);
+    expect(third.status).toBe(403);
+    expect(await third.text()).toContain("already used");
+    again!.webSocket!.close();
+  });
+
   it("attack: challenges asked for in a probe's name, again and again, to lock it out — it still registers", async () => {
     const victim: TestProbe = await enroll({ country_code: "NL" });
     const { nonce } = (await (await challenge(victim.id)).json()) as { nonce: string };
