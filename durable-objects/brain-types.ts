@@ -36,7 +36,17 @@ export type MeasurementRow = {
 export type ParticipationRequest = ({ action: "add" } & ProbeSource) | { action: "remove"; type: "probes"; value: string; requested?: number };
 
 /** `visible_to`: only public measurements and this account's (null: public ones only); undefined: all. */
-export type MeasurementFilter = { ids?: number[]; status?: number[]; type?: string; is_oneoff?: boolean; owner?: string; visible_to?: string | null };
+export type MeasurementFilter = {
+  ids?: number[]; status?: number[]; type?: string; af?: number; is_oneoff?: boolean; is_public?: boolean; owner?: string; visible_to?: string | null;
+  target?: string; target_contains?: string; target_startswith?: string;
+  description?: string; description_contains?: string; description_startswith?: string;
+  /** In the target or the description, any case. */
+  search?: string;
+  /** Measurements carrying every one of these tags. */
+  tags?: string[];
+  times?: { field: string; op: string; value: number }[];
+  sort?: { field: string; desc: boolean };
+};
 
 /** A participation request as Atlas lists it. */
 export type ParticipationRecord = {

@@ -6,6 +6,7 @@ import {
 } from "../protocol/index.ts";
 import type { ReleaseManifest } from "../protocol/release.ts";
 import type { DispatchOrder, ProbeFilter } from "./dispatch.ts";
+import { listMeasurements } from "./measurement-list.ts";
 import type { Participant } from "./probe-attachment.ts";
 import { controllerStub, type Shard, shardByName, shardsForSource } from "./shards.ts";
 import { groupBy } from "./group-by.ts";
@@ -462,13 +463,7 @@ export class Brain extends SqlDurableObject<Env> {
   }
 
   list(f: MeasurementFilter, offset: number, limit: number): { count: number; rows: MeasurementRow[] } {
-    const where = new Where().in("id", f.ids).in("status_id", f.status).eq("type", f.type)
-      .eq("is_oneoff", f.is_oneoff === undefined ? undefined : f.is_oneoff ? 1 : 0).eq("owner", f.owner);
-    if (f.visible_to !== undefined) where.raw("is_public = 1 OR owner = ?", f.visible_to);
-    const [clause, binds] = [String(where), where.binds];
-    const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM measurements ${clause}`, ...binds)[0]!.n;
-    const rows = this.sql<MeasurementRow>(`SELECT * FROM measurements ${clause} ORDER BY id DESC LIMIT ? OFFSET ?`, ...binds, limit, offset);
-    return { count, rows };
+    return listMeasurements(this.sql, f, offset, limit);
   }
 }
 

@@ -4,6 +4,7 @@
 import { compactVerify, importJWK } from "jose";
 import { isIPv4, isNonPublicAddress } from "../protocol/index.ts";
 import { checkNonce, issueNonce, nonceKey as importNonceKey } from "./nonces.ts";
+import { distanceKm } from "./shards.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
 
 const MIGRATIONS = [
@@ -118,6 +119,12 @@ export type ProbeFilter = {
   status?: number;
   /** Probes with every one of these tags (the operator's or Atlas's system tags). */
   tags?: string[];
+  prefix_v4?: string;
+  /** Probes within `radius_km` of a point (great-circle distance from their recorded location). */
+  near?: { latitude: number; longitude: number; radius_km: number };
+  /** Bounds on the recorded location (`latitude__gte=50`, …); operators from a fixed list. */
+  coordinates?: { field: "latitude" | "longitude"; op: string; value: number }[];
+  sort?: { field: string; desc: boolean };
 };
 
 export class Registry extends SqlDurableObject<Env> {
@@ -333,9 +340,26 @@ export class Registry extends SqlDurableObject<Env> {
     for (const tag of f.tags ?? []) {
       where.raw("EXISTS (SELECT 1 FROM json_each(probes.tags) WHERE value = ?) OR EXISTS (SELECT 1 FROM json_each(probes.system_tags) WHERE value = ?)", tag, tag);
     }
+    where.eq("prefix_v4", f.prefix_v4);
+    for (const c of f.coordinates ?? []) {
+      if (!["=", ">", ">=", "<", "<="].includes(c.op) || !["latitude", "longitude"].includes(c.field)) throw new Error(`not a location bound: ${c.field} ${c.op}`);
+      where.raw(`${c.field} ${c.op} ?`, c.value);
+    }
+    // Sort fields come from a fixed list (workers/api/probes.ts), never from the request's text.
+    const column = ({ id: "id", first_connected: "first_connected", last_connected: "last_connected", status_since: "status_since" } as Record<string, string>)[f.sort?.field ?? "id"] ?? "id";
+    const order = `${column} ${f.sort?.desc ? "DESC" : "ASC"}, id`;
     const [clause, binds] = [String(where), where.binds];
+    if (f.near) {
+      // Within a radius: a bounding box in SQL, the exact great-circle distance here (SQLite has no trigonometry).
+      const { latitude, longitude, radius_km } = f.near;
+      const dLat = radius_km / 111.2, dLon = radius_km / Math.max(1e-6, 111.2 * Math.cos((latitude * Math.PI) / 180));
+      const box = dLon >= 180 ? "" : ` AND longitude BETWEEN ${longitude - dLon} AND ${longitude + dLon}`;
+      const near = this.sql<ProbeRecord>(`SELECT * FROM probes ${clause || "WHERE 1"} AND latitude BETWEEN ? AND ?${box} ORDER BY ${order}`,
+        ...binds, latitude - dLat, latitude + dLat).filter((p) => distanceKm([latitude, longitude], [p.latitude!, p.longitude!]) <= radius_km);
+      return { count: near.length, probes: near.slice(offset, offset + limit) };
+    }
     const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM probes ${clause}`, ...binds)[0]!.n;
-    const probes = this.sql<ProbeRecord>(`SELECT * FROM probes ${clause} ORDER BY id LIMIT ? OFFSET ?`, ...binds, limit, offset);
+    const probes = this.sql<ProbeRecord>(`SELECT * FROM probes ${clause} ORDER BY ${order} LIMIT ? OFFSET ?`, ...binds, limit, offset);
     return { count, probes };
   }
 
@@ -389,3 +413,4 @@ export class Registry extends SqlDurableObject<Env> {
     return this.keys(account).find((k) => k.uuid === uuid) ?? null;
   }
 }
+

@@ -55,7 +55,8 @@ export function coordinates(loc: Location): [number, number] | null {
   return (continent && CONTINENT_CENTRE[continent]) || null;
 }
 
-function distanceKm([lat1, lon1]: [number, number], [lat2, lon2]: [number, number]): number {
+/** Great-circle distance in km (haversine, mean Earth radius). */
+export function distanceKm([lat1, lon1]: [number, number], [lat2, lon2]: [number, number]): number {
   const rad = Math.PI / 180;
   const a = Math.sin(((lat2 - lat1) * rad) / 2) ** 2 +
     Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(((lon2 - lon1) * rad) / 2) ** 2;

@@ -5,10 +5,12 @@ import type { MeasurementRow, ParticipationRecord, ParticipationRequest } from "
 import type { Participant } from "../../durable-objects/probe-attachment.ts";
 import { BRAIN_NAME, flag } from "../../durable-objects/env.ts";
 import {
-  atlasCreateBody, builtinDescription, builtinType, CreateMeasurements, creditsPerResult, ProbeSource, type Definition, isIPv4, isIPv6, parseAddress, specOf, targetRefusal, STATUS, toUnix,
+  atlasCreateBody, builtinDescription, builtinType, CreateMeasurements, creditsPerResult, MEASUREMENT_TYPES, ProbeSource,
+  type Definition, isIPv4, isIPv6, parseAddress, specOf, targetRefusal, STATUS, toUnix,
 } from "../../protocol/index.ts";
 import { requireKey, apiKey } from "./auth.ts";
 import { ApiError, fieldError, fieldErrors, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
+import { boolParam, listParam, onlyKnownParams, selectFields, sortParam, timeBounds, timeParamNames } from "./filters.ts";
 import { page, pageOf } from "./pagination.ts";
 
 const STATUS_NAMES = Object.fromEntries(Object.values(STATUS).map((s) => [s.id, s.name]));
@@ -119,23 +121,35 @@ function refusalError(r: { status: number; detail: string; pointer?: string; ret
   return new ApiError(r.status, r.detail, r.pointer ? [{ source: { pointer: r.pointer }, detail: r.detail }] : [], r.retry_after ? { "Retry-After": String(r.retry_after) } : {});
 }
 
+const MEASUREMENT_TIMES = ["start_time", "stop_time", "creation_time"] as const;
+const MEASUREMENT_FILTERS = ["id", "id__in", "status", "status__in", "type", "is_oneoff", "is_public", "mine", "af", "target", "target__contains",
+  "target__startswith", "description", "description__contains", "description__startswith", "search", "tags", ...timeParamNames(MEASUREMENT_TIMES)];
+
 export async function listMeasurements(request: IRequest, env: Env): Promise<Response> {
   const url = new URL(request.url);
+  onlyKnownParams(url, MEASUREMENT_FILTERS);
   const key = await apiKey(request, env);
-  const mine = url.pathname.endsWith("/my") || url.searchParams.get("mine") === "true";
+  const mine = url.pathname.endsWith("/my") || boolParam(url, "mine") === true;
   if (mine && !key) throw new ApiError(403, "Authentication credentials were not provided.");
-  const ids = intListParam(url, "id__in") ?? (url.searchParams.has("id") ? [intParam(url, "id")!] : undefined);
-  const status = intListParam(url, "status__in") ?? (url.searchParams.has("status") ? [intParam(url, "status", 0, 7)!] : undefined);
-  const oneoff = url.searchParams.get("is_oneoff");
-  if (oneoff !== null && !["true", "false"].includes(oneoff)) throw parameterError("is_oneoff", "Enter true or false.");
+  // Atlas takes `id` as one id or a comma list (as `id__in`).
+  const ids = intListParam(url, "id__in") ?? intListParam(url, "id");
+  const status = intListParam(url, "status__in") ?? (url.searchParams.has("status") ? intListParam(url, "status") : undefined);
+  const af = intParam(url, "af", 4, 6);
+  if (af !== undefined && af !== 4 && af !== 6) throw parameterError("af", "Enter 4 or 6.");
+  const type = url.searchParams.get("type") || undefined;
+  if (type !== undefined && !(MEASUREMENT_TYPES as readonly string[]).includes(type)) throw parameterError("type", `Enter one of ${MEASUREMENT_TYPES.join(", ")}.`);
+  const sort = sortParam(url, ["id", ...MEASUREMENT_TIMES], "-id");
   const { offset, limit } = pageOf(url);
+  const text = (name: string) => url.searchParams.get(name) || undefined;
   const { count, rows } = await env.BRAIN.getByName(BRAIN_NAME).list({
-    ids, status, type: url.searchParams.get("type") ?? undefined,
-    is_oneoff: oneoff === null ? undefined : oneoff === "true", owner: mine ? key!.account : undefined,
+    ids, status, type, af, is_oneoff: boolParam(url, "is_oneoff"), is_public: boolParam(url, "is_public"), owner: mine ? key!.account : undefined,
+    target: text("target"), target_contains: text("target__contains"), target_startswith: text("target__startswith"),
+    description: text("description"), description_contains: text("description__contains"), description_startswith: text("description__startswith"),
+    search: text("search"), tags: listParam(url, "tags"), times: timeBounds(url, MEASUREMENT_TIMES), sort,
     // Other accounts' private measurements are not listed (their targets are their owners' business).
     visible_to: key?.account ?? null,
   }, offset, limit);
-  return Response.json(page(url, count, rows.map((r) => measurementObject(r, url.origin))));
+  return Response.json(page(url, count, selectFields(url, rows.map((r) => measurementObject(r, url.origin)))));
 }
 
 /** A private measurement (its definition, results) is its owner's: 403 unless the request carries an owning key. */

@@ -4,7 +4,9 @@ import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { PROBE_STATUS, type ProbeRecord } from "../../durable-objects/registry.ts";
 import { SYSTEM_TAG_NAMES } from "../../durable-objects/system-tags.ts";
 import { FIRMWARE_VERSION } from "../../protocol/index.ts";
+import { isCidr } from "../../protocol/index.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
+import { boolParam, listParam, onlyKnownParams, selectFields, sortParam, TIME_OPS, timeParamNames } from "./filters.ts";
 import { page, pageOf } from "./pagination.ts";
 
 
@@ -37,20 +39,61 @@ export function probeObject(p: ProbeRecord): Record<string, unknown> {
   };
 }
 
+const PROBE_FILTERS = ["id", "id__in", "country_code", "asn", "asn_v4", "asn_v6", "prefix", "prefix_v4", "prefix_v6", "status", "tags", "is_anchor",
+  "is_public", "radius", ...timeParamNames(["latitude", "longitude"])];
+
 export async function listProbes(request: IRequest, env: Env): Promise<Response> {
   const url = new URL(request.url);
-  const ids = intListParam(url, "id__in") ?? (url.searchParams.has("id") ? [intParam(url, "id")!] : undefined);
+  onlyKnownParams(url, PROBE_FILTERS);
+  const ids = intListParam(url, "id__in") ?? intListParam(url, "id");
   const cc = url.searchParams.get("country_code") ?? undefined;
   if (cc !== undefined && !/^[A-Za-z]{2}$/.test(cc)) throw parameterError("country_code", "Enter a two-letter country code.");
   const asn = intParam(url, "asn_v4") ?? intParam(url, "asn");
   const status = intParam(url, "status", 0, 4);
   // Atlas: `tags=a,b` — probes with every one of them (user or system tags).
-  const tags = url.searchParams.get("tags")?.split(",").map((t) => t.trim()).filter(Boolean);
+  const tags = listParam(url, "tags");
   if (tags?.some((t) => !/^[a-z0-9_-]{1,64}$/i.test(t))) throw parameterError("tags", "Enter tag slugs (letters, digits, - and _), comma-separated.");
+  // `prefix` is either family's: an IPv6 one matches none here, as `prefix_v6` does (no IPv6 prefixes are recorded yet).
+  const prefixParam = url.searchParams.get("prefix_v4") ? "prefix_v4" : "prefix";
+  const prefix = url.searchParams.get(prefixParam) || undefined;
+  if (prefix !== undefined && !isCidr(prefix)) throw parameterError(prefixParam, "Enter a prefix (address/length).");
+  const v6Prefix = !!url.searchParams.get("prefix_v6") || (prefix !== undefined && prefix.includes(":"));
+  // What Vantage's probes never have (an IPv6 ASN or prefix recorded, anchor status) matches none; every probe is public.
+  const none = intParam(url, "asn_v6") !== undefined || v6Prefix || boolParam(url, "is_anchor") === true || boolParam(url, "is_public") === false;
+  const sort = sortParam(url, ["id", "first_connected", "last_connected", "status_since"], "id");
   const { offset, limit } = pageOf(url);
-  const { count, probes } = await env.REGISTRY.getByName(REGISTRY_NAME).listProbes(
-    { ids, country_code: cc, asn_v4: asn, status, tags }, offset, limit);
-  return Response.json(page(url, count, probes.map(probeObject)));
+  const { count, probes } = none ? { count: 0, probes: [] } : await env.REGISTRY.getByName(REGISTRY_NAME).listProbes({
+    ids, country_code: cc, asn_v4: asn, status, tags, prefix_v4: prefix, near: radiusParam(url), sort,
+    coordinates: locationBounds(url),
+  }, offset, limit);
+  return Response.json(page(url, count, selectFields(url, probes.map(probeObject))));
+}
+
+/** Atlas's `radius=lat,lng:km` (what `ripe-atlas probe-search --center … --radius …` sends). */
+function radiusParam(url: URL): { latitude: number; longitude: number; radius_km: number } | undefined {
+  const raw = url.searchParams.get("radius");
+  if (!raw) return undefined;
+  const m = /^\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*:\s*([\d.]+)\s*$/.exec(raw);
+  const [latitude, longitude, radius_km] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [NaN, NaN, NaN];
+  if (!(Math.abs(latitude) <= 90 && Math.abs(longitude) <= 180 && radius_km >= 0 && radius_km <= 20_038)) {
+    throw parameterError("radius", "Enter latitude,longitude:km (e.g. 52.37,4.9:50), on the globe and at most 20,038 km.");
+  }
+  return { latitude, longitude, radius_km };
+}
+
+/** `latitude`, `longitude` and their `__gt`/`__gte`/`__lt`/`__lte` (degrees) as bounds on where probes are. */
+function locationBounds(url: URL): { field: "latitude" | "longitude"; op: string; value: number }[] {
+  const out: { field: "latitude" | "longitude"; op: string; value: number }[] = [];
+  for (const field of ["latitude", "longitude"] as const) {
+    for (const [suffix, op] of Object.entries(TIME_OPS)) {
+      const raw = url.searchParams.get(field + suffix);
+      if (raw === null || raw === "") continue;
+      const value = Number(raw);
+      if (!Number.isFinite(value) || Math.abs(value) > (field === "latitude" ? 90 : 180)) throw parameterError(field + suffix, `Enter degrees of ${field}.`);
+      out.push({ field, op, value });
+    }
+  }
+  return out;
 }
 
 export async function getProbe(request: IRequest, env: Env): Promise<Response> {
