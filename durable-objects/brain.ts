@@ -432,6 +432,21 @@ export class Brain extends SqlDurableObject<Env> {
     return "stopped";
   }
 
+  /**
+   * PATCH /api/v2/measurements/{id}/: its owner changes the description, or makes it public (Atlas: a public one
+   * cannot be made private again, its results having been public).
+   */
+  patch(id: number, owner: string, change: { description?: string; is_public?: boolean }): "patched" | "not-found" | "not-owner" | "stays-public" {
+    const row = this.get(id);
+    if (!row) return "not-found";
+    if (row.owner !== owner) return "not-owner";
+    const def = JSON.parse(row.definition) as Definition;
+    if (change.is_public === false && def.is_public !== false) return "stays-public";
+    const next = { ...def, ...(change.description !== undefined ? { description: change.description } : {}), ...(change.is_public !== undefined ? { is_public: change.is_public } : {}) };
+    this.sql("UPDATE measurements SET definition = ?, is_public = ? WHERE id = ?", JSON.stringify(next), next.is_public === false ? 0 : 1, id);
+    return "patched";
+  }
+
   /** A probe's measurements now run on another shard (a controller took it over): their stops go there. */
   moveParticipant(probeId: number, from: string, to: string, msmIds: number[]): void {
     this.ctx.storage.transactionSync(() => {

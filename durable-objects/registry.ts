@@ -122,6 +122,8 @@ export type ProbeFilter = {
   prefix_v4?: string;
   /** Probes within `radius_km` of a point (great-circle distance from their recorded location). */
   near?: { latitude: number; longitude: number; radius_km: number };
+  /** The account hosting them (`/probes/my/`). */
+  owner?: string;
   /** Bounds on the recorded location (`latitude__gte=50`, …); operators from a fixed list. */
   coordinates?: { field: "latitude" | "longitude"; op: string; value: number }[];
   sort?: { field: string; desc: boolean };
@@ -340,7 +342,7 @@ export class Registry extends SqlDurableObject<Env> {
     for (const tag of f.tags ?? []) {
       where.raw("EXISTS (SELECT 1 FROM json_each(probes.tags) WHERE value = ?) OR EXISTS (SELECT 1 FROM json_each(probes.system_tags) WHERE value = ?)", tag, tag);
     }
-    where.eq("prefix_v4", f.prefix_v4);
+    where.eq("prefix_v4", f.prefix_v4).eq("owner", f.owner);
     for (const c of f.coordinates ?? []) {
       if (!["=", ">", ">=", "<", "<="].includes(c.op) || !["latitude", "longitude"].includes(c.field)) throw new Error(`not a location bound: ${c.field} ${c.op}`);
       where.raw(`${c.field} ${c.op} ?`, c.value);

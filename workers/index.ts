@@ -11,8 +11,9 @@ import { createApiKey, listKeys, updateKey } from "./api/keys.ts";
 import { requireAdmin } from "./api/auth.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
 import {
-  createMeasurements, getMeasurement, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, stopMeasurement,
+  createMeasurements, getMeasurement, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, patchMeasurement, stopMeasurement,
 } from "./api/measurements.ts";
+import { page } from "./api/pagination.ts";
 import { getProbe, listProbes } from "./api/probes.ts";
 import { downloadRelease, getRollout, haltRollout, startRollout, uploadRelease } from "./api/releases.ts";
 import { getLatest, getResults, queryAggregates, queryResults } from "./api/results.ts";
@@ -53,6 +54,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/measurements/my", listMeasurements)
   .get("/api/v2/measurements/:id", getMeasurement)
   .delete("/api/v2/measurements/:id", stopMeasurement)
+  .patch("/api/v2/measurements/:id", patchMeasurement)
   .post("/api/v2/measurements/:id/participation-requests", participationRequests)
   .get("/api/v2/measurements/:id/participation-requests", listParticipationRequests)
   .get("/api/v2/participation-requests/:id", getParticipationRequest)
@@ -73,7 +75,11 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .post("/api/v2/keys", createApiKey)
   .patch("/api/v2/keys/:uuid", updateKey)
   .get("/api/v2/probes", listProbes)
+  .get("/api/v2/probes/my", listProbes)
   .get("/api/v2/probes/:id", getProbe)
+  // Anchors are not part of Vantage yet: Atlas's lists, empty, so clients that read them keep working.
+  .get("/api/v2/anchors", (request: Request) => Response.json(page(new URL(request.url), 0, [])))
+  .get("/api/v2/anchor-measurements", (request: Request) => Response.json(page(new URL(request.url), 0, [])))
   .all("*", (request) => {
     throw new ApiError(404, `No such endpoint: ${request.method} ${new URL(request.url).pathname}`);
   });

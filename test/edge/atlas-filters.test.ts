@@ -3,6 +3,9 @@
 import { describe, expect, it } from "vitest";
 import { call, enroll, errorOf, newKey, post } from "./harness.ts";
 
+const patch = (path: string, body: unknown, headers: Record<string, string>) =>
+  call(path, { method: "PATCH", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+
 const key = await newKey("filters");
 const auth = { Authorization: `Key ${key}` };
 const now = Math.floor(Date.now() / 1000);
@@ -117,5 +120,40 @@ describe("probe filters", async () => {
     const res = await call(`/api/v2/probes/?${query}`);
     expect(res.status).toBe(400);
     expect((await errorOf(res)).errors[0]!.source).toEqual({ parameter });
+  });
+});
+
+describe("the resources Atlas users script against", () => {
+  it("PATCH a measurement: its owner changes the description and makes it public, never private again", async () => {
+    const id = await create({ description: "before", is_public: false });
+    const other = { Authorization: `Key ${await newKey("someone else")}` };
+    const object = async () => (await (await call(`/api/v2/measurements/${id}/`, { headers: auth })).json()) as { description: string; is_public: boolean };
+    expect((await call(`/api/v2/measurements/${id}/`)).status).toBe(403);  // private: not for anonymous readers
+    expect((await patch(`/api/v2/measurements/${id}/`, { description: "after" }, auth)).status).toBe(200);
+    expect(await object()).toMatchObject({ description: "after", is_public: false });
+    expect((await patch(`/api/v2/measurements/${id}/`, { description: "mine now" }, other)).status).toBe(403);
+    const unknown = await patch(`/api/v2/measurements/${id}/`, { target: "192.0.2.99" }, auth);
+    expect(unknown.status).toBe(400);
+    expect((await errorOf(unknown)).errors[0]!.source).toEqual({ pointer: "/target" });
+    expect((await patch(`/api/v2/measurements/${id}/`, { is_public: true, description: null }, auth)).status).toBe(200);
+    expect(await object()).toMatchObject({ description: "after", is_public: true });
+    expect((await call(`/api/v2/measurements/${id}/`)).status).toBe(200);
+    const back = await patch(`/api/v2/measurements/${id}/`, { is_public: false }, auth);
+    expect(back.status).toBe(400);
+    expect((await errorOf(back)).errors[0]!.source).toEqual({ pointer: "/is_public" });
+    expect((await patch("/api/v2/measurements/99999999/", { description: "x" }, auth)).status).toBe(404);
+  });
+
+  it("/probes/my/ lists the probes the key's account hosts; anchors and anchor measurements are empty lists", async () => {
+    const host = await newKey("host");
+    const account = ((await (await call("/api/v2/credits/", { headers: { Authorization: `Key ${host}` } })).json()) as { account: string }).account;
+    const hosted = await enroll({ country_code: "SE", owner: account });
+    await enroll({ country_code: "SE" });
+    const mine = (await (await call("/api/v2/probes/my/", { headers: { Authorization: `Key ${host}` } })).json()) as { count: number; results: { id: number }[] };
+    expect(mine.results.map((p) => p.id)).toEqual([hosted.id]);
+    expect((await call("/api/v2/probes/my/")).status).toBe(403);
+    for (const path of ["/api/v2/anchors/", "/api/v2/anchor-measurements/"]) {
+      expect(await (await call(path)).json()).toEqual({ count: 0, next: null, previous: null, results: [] });
+    }
   });
 });

@@ -196,6 +196,27 @@ export async function stopMeasurement(request: IRequest, env: Env): Promise<Resp
   return new Response(null, { status: 204 });
 }
 
+const Patch = z.strictObject({
+  description: z.string().max(256, "Ensure this field has no more than 256 characters.").optional(),
+  is_public: z.boolean().optional(),
+});
+
+/** PATCH /api/v2/measurements/{id}/: `description`, `is_public` (false → true only), as Atlas allows. */
+export async function patchMeasurement(request: IRequest, env: Env): Promise<Response> {
+  const { account } = await requireKey(request, env, "create_measurements");
+  const id = measurementId(request);
+  const body = await readJson(request);
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw fieldError("", "The body must be a JSON object.");
+  const parsed = Patch.safeParse(Object.fromEntries(Object.entries(body).filter(([, v]) => v !== null)));
+  if (!parsed.success) throw validationError(parsed.error);
+  const outcome = await env.BRAIN.getByName(BRAIN_NAME).patch(id, account, parsed.data);
+  if (outcome === "not-found") throw new ApiError(404, `No measurement with id ${id}.`);
+  if (outcome === "not-owner") throw new ApiError(403, `Measurement ${id} belongs to another account.`);
+  if (outcome === "stays-public") throw fieldError("/is_public", "A public measurement cannot be made private: its results have been public.");
+  const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
+  return Response.json(measurementObject(row!, new URL(request.url).origin));
+}
+
 const Removal = z.object({
   action: z.literal("remove"), type: z.literal("probes", 'Probes are removed by id: type must be "probes".'),
   value: z.string().regex(/^\d+(,\d+)*$/, "value must be a comma-separated list of probe ids."), requested: z.number().int().optional(),

@@ -5,6 +5,7 @@ import { PROBE_STATUS, type ProbeRecord } from "../../durable-objects/registry.t
 import { SYSTEM_TAG_NAMES } from "../../durable-objects/system-tags.ts";
 import { FIRMWARE_VERSION } from "../../protocol/index.ts";
 import { isCidr } from "../../protocol/index.ts";
+import { apiKey } from "./auth.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
 import { boolParam, listParam, onlyKnownParams, selectFields, sortParam, TIME_OPS, timeParamNames } from "./filters.ts";
 import { page, pageOf } from "./pagination.ts";
@@ -45,6 +46,13 @@ const PROBE_FILTERS = ["id", "id__in", "country_code", "asn", "asn_v4", "asn_v6"
 export async function listProbes(request: IRequest, env: Env): Promise<Response> {
   const url = new URL(request.url);
   onlyKnownParams(url, PROBE_FILTERS);
+  // /probes/my/: the probes the key's account hosts.
+  let owner: string | undefined;
+  if (url.pathname.endsWith("/my")) {
+    const key = await apiKey(request, env);
+    if (!key) throw new ApiError(403, "Authentication credentials were not provided.");
+    owner = key.account;
+  }
   const ids = intListParam(url, "id__in") ?? intListParam(url, "id");
   const cc = url.searchParams.get("country_code") ?? undefined;
   if (cc !== undefined && !/^[A-Za-z]{2}$/.test(cc)) throw parameterError("country_code", "Enter a two-letter country code.");
@@ -63,7 +71,7 @@ export async function listProbes(request: IRequest, env: Env): Promise<Response>
   const sort = sortParam(url, ["id", "first_connected", "last_connected", "status_since"], "id");
   const { offset, limit } = pageOf(url);
   const { count, probes } = none ? { count: 0, probes: [] } : await env.REGISTRY.getByName(REGISTRY_NAME).listProbes({
-    ids, country_code: cc, asn_v4: asn, status, tags, prefix_v4: prefix, near: radiusParam(url), sort,
+    ids, country_code: cc, asn_v4: asn, status, tags, prefix_v4: prefix, near: radiusParam(url), sort, owner,
     coordinates: locationBounds(url),
   }, offset, limit);
   return Response.json(page(url, count, selectFields(url, probes.map(probeObject))));
