@@ -81,7 +81,7 @@ const AREA_SHARDS: Record<(typeof AREAS)[number], string[]> = {
 
 /** The shards a probe source should ask, in order. Area sources ask only their region's shards. */
 export function shardsForSource(source: { type: string; value: string }): Shard[] {
-  if (source.type === "area") {
+  if (source.type === "area" || source.type === "region") {
     return (AREA_SHARDS[source.value as keyof typeof AREA_SHARDS] ?? []).map((n) => shardByName(n)!);
   }
   if (source.type === "country") return shardsByDistance({ country: source.value });

@@ -53,15 +53,16 @@ export function specOf(def: Definition): MeasurementSpec {
 export const AREAS = ["WW", "West", "North-Central", "South-Central", "North-East", "South-East"] as const;
 
 export const ProbeSource = z.strictObject({
-  type: z.enum(["area", "country", "asn", "prefix", "probes", "msm"], {
-    error: "type must be one of area, country, asn, prefix, probes, msm.",
+  // `region` is Atlas's newer name for the same areas (cousteau 2.3 sends it).
+  type: z.enum(["area", "region", "country", "asn", "prefix", "probes", "msm"], {
+    error: "type must be one of area, region, country, asn, prefix, probes, msm.",
   }),
   value: z.pipe(z.union([z.string(), z.number()]), z.transform(String)),
   requested: intIn(1, 1000),
   tags: opt(z.strictObject({ include: opt(z.array(z.string())), exclude: opt(z.array(z.string())) })),
 }).check(z.superRefine((s, ctx) => {
   const bad = (message: string) => ctx.addIssue({ code: "custom", path: ["value"], message });
-  if (s.type === "area" && !(AREAS as readonly string[]).includes(s.value)) bad(`area must be one of ${AREAS.join(", ")}.`);
+  if ((s.type === "area" || s.type === "region") && !(AREAS as readonly string[]).includes(s.value)) bad(`${s.type} must be one of ${AREAS.join(", ")}.`);
   if (s.type === "country" && !/^[A-Za-z]{2}$/.test(s.value)) bad("country must be a two-letter ISO 3166 code.");
   if (s.type === "asn" && !/^\d{1,10}$/.test(s.value)) bad("asn must be a number.");
   if (s.type === "prefix" && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(s.value)) bad("prefix must be an address/length.");

@@ -144,6 +144,15 @@ describe("the resources Atlas users script against", () => {
     expect((await patch("/api/v2/measurements/99999999/", { description: "x" }, auth)).status).toBe(404);
   });
 
+  it("takes Atlas's region sources as areas", async () => {
+    const res = await post("/api/v2/measurements/", { definitions: [{ type: "ping", af: 4, target: "192.0.2.1", description: "r" }],
+      probes: [{ type: "region", value: "North-Central", requested: 1 }], is_oneoff: true }, auth);
+    expect(res.status).toBe(201);
+    const bad = await post("/api/v2/measurements/", { definitions: [{ type: "ping", af: 4, target: "192.0.2.1", description: "r" }],
+      probes: [{ type: "region", value: "Atlantis", requested: 1 }], is_oneoff: true }, auth);
+    expect((await errorOf(bad)).errors[0]!.source).toEqual({ pointer: "/probes/0/value" });
+  });
+
   it("/probes/my/ lists the probes the key's account hosts; anchors and anchor measurements are empty lists", async () => {
     const host = await newKey("host");
     const account = ((await (await call("/api/v2/credits/", { headers: { Authorization: `Key ${host}` } })).json()) as { account: string }).account;
