@@ -332,6 +332,14 @@ export class Registry extends SqlDurableObject<Env> {
     return this.sql<ProbeRecord>("SELECT * FROM probes WHERE id = ?", id)[0] ?? null;
   }
 
+  /** Every tag probes carry (the operator's and Atlas's system tags), with how many carry it, by slug. */
+  probeTags(): { slug: string; system: boolean; probes: number }[] {
+    return this.sql<{ slug: string; system: number; probes: number }>(
+      `SELECT value AS slug, 0 AS system, COUNT(*) AS probes FROM probes, json_each(probes.tags) GROUP BY value
+       UNION ALL SELECT value, 1, COUNT(*) FROM probes, json_each(probes.system_tags) GROUP BY value ORDER BY 1`)
+      .map((t) => ({ slug: t.slug, system: t.system === 1, probes: t.probes }));
+  }
+
   /** A controller's word on a probe's system tags (sent when its built-ins change them). */
   setSystemTags(probeId: number, tags: string[]): void {
     this.sql("UPDATE probes SET system_tags = ? WHERE id = ? AND system_tags != ?", JSON.stringify(tags), probeId, JSON.stringify(tags));

@@ -14,7 +14,7 @@ import {
   createMeasurements, getMeasurement, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, patchMeasurement, stopMeasurement,
 } from "./api/measurements.ts";
 import { page } from "./api/pagination.ts";
-import { getProbe, listProbes } from "./api/probes.ts";
+import { getProbe, listProbes, listProbeTags } from "./api/probes.ts";
 import { downloadRelease, getRollout, haltRollout, startRollout, uploadRelease } from "./api/releases.ts";
 import { getLatest, getResults, queryAggregates, queryResults } from "./api/results.ts";
 import { challenge, connect, edgeKey, register } from "./registration.ts";
@@ -76,6 +76,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .patch("/api/v2/keys/:uuid", updateKey)
   .get("/api/v2/probes", listProbes)
   .get("/api/v2/probes/my", listProbes)
+  .get("/api/v2/probes/tags", listProbeTags)
   .get("/api/v2/probes/:id", getProbe)
   // Anchors are not part of Vantage yet: Atlas's lists, empty, so clients that read them keep working.
   .get("/api/v2/anchors", (request: Request) => Response.json(page(new URL(request.url), 0, [])))

@@ -35,6 +35,8 @@ describe("system tags", () => {
     const object = (await (await call(`/api/v2/probes/${p.id}/`)).json()) as ProbeObject;
     expect(object.tags).toContainEqual({ name: "IPv4 Works", slug: "system-ipv4-works" });
     expect(await withTag("system-ipv4-works")).toContain(p.id);
+    const listed = ((await (await call("/api/v2/probes/tags/?page_size=500")).json()) as { results: { name: string; slug: string; type: string; probes: number }[] }).results;
+    expect(listed).toContainEqual({ name: "IPv4 Works", slug: "system-ipv4-works", type: "system", probes: expect.any(Number) });
     // A measurement that asks for it (as `ripe-atlas measure` does) now reaches the probe.
     const id = ((await (await tagged(p.id, "system-ipv4-works")).json()) as { measurements: number[] }).measurements[0]!;
     expect((await socket.next("measure")).assignment.msm_id).toBe(id);

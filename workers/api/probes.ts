@@ -77,6 +77,16 @@ export async function listProbes(request: IRequest, env: Env): Promise<Response>
   return Response.json(page(url, count, selectFields(url, probes.map(probeObject))));
 }
 
+/** GET /api/v2/probes/tags/: every tag probes carry, Atlas's system tags with Atlas's names, and how many carry each. */
+export async function listProbeTags(request: IRequest, env: Env): Promise<Response> {
+  const url = new URL(request.url);
+  onlyKnownParams(url, []);
+  const tags = (await env.REGISTRY.getByName(REGISTRY_NAME).probeTags())
+    .map((t) => ({ name: t.system ? (SYSTEM_TAG_NAMES[t.slug] ?? t.slug) : t.slug, slug: t.slug, type: t.system ? "system" : "user", probes: t.probes }));
+  const { offset, limit } = pageOf(url);
+  return Response.json(page(url, tags.length, tags.slice(offset, offset + limit)));
+}
+
 /** Atlas's `radius=lat,lng:km` (what `ripe-atlas probe-search --center … --radius …` sends). */
 function radiusParam(url: URL): { latitude: number; longitude: number; radius_km: number } | undefined {
   const raw = url.searchParams.get("radius");
