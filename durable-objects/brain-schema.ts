@@ -1,4 +1,6 @@
 // The brain's SQLite schema, as the migrations that made it (sql.ts runs them once each, in order).
+import { MEASUREMENT_TAGS_SCHEMA } from "./measurement-tags.ts";
+
 export const MIGRATIONS = [
   `CREATE TABLE measurements (
      id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, definition TEXT NOT NULL, sources TEXT NOT NULL,
@@ -34,4 +36,6 @@ export const MIGRATIONS = [
   // Whether a measurement is public, as a column: lists show other accounts' public measurements only.
   `ALTER TABLE measurements ADD COLUMN is_public INTEGER NOT NULL DEFAULT 1;
    UPDATE measurements SET is_public = 0 WHERE json_extract(definition, '$.is_public') = 0;`,
+  // Accounts' own tags on measurements (measurement-tags.ts).
+  MEASUREMENT_TAGS_SCHEMA,
 ];

@@ -7,6 +7,7 @@ import {
 import type { ReleaseManifest } from "../protocol/release.ts";
 import type { DispatchOrder, ProbeFilter } from "./dispatch.ts";
 import { listMeasurements } from "./measurement-list.ts";
+import { addTag, removeTag, taggedWith } from "./measurement-tags.ts";
 import type { Participant } from "./probe-attachment.ts";
 import { controllerStub, type Shard, shardByName, shardsForSource } from "./shards.ts";
 import { groupBy } from "./group-by.ts";
@@ -445,6 +446,29 @@ export class Brain extends SqlDurableObject<Env> {
     const next = { ...def, ...(change.description !== undefined ? { description: change.description } : {}), ...(change.is_public !== undefined ? { is_public: change.is_public } : {}) };
     this.sql("UPDATE measurements SET definition = ?, is_public = ? WHERE id = ?", JSON.stringify(next), next.is_public === false ? 0 : 1, id);
     return "patched";
+  }
+
+  /** An account tags a measurement it can see (its own or a public one). */
+  tag(id: number, account: string, tag: string): "tagged" | "full" | "not-found" {
+    const row = this.get(id);
+    if (!row || (row.is_public !== 1 && row.owner !== account)) return "not-found";
+    return addTag(this.sql, account, tag, id);
+  }
+
+  untag(id: number, account: string, tag: string): boolean {
+    return removeTag(this.sql, account, tag, id);
+  }
+
+  /** The measurements an account tagged so that it can still see. */
+  tagged(account: string, tag: string): number[] {
+    return taggedWith(this.sql, account, tag).filter((id) => { const r = this.get(id); return !!r && (r.is_public === 1 || r.owner === account); });
+  }
+
+  /** Stops every measurement of the account's own that it tagged so; the ids stopped. */
+  async stopTagged(account: string, tag: string): Promise<number[]> {
+    const stopped: number[] = [];
+    for (const id of taggedWith(this.sql, account, tag)) if ((await this.stop(id, account)) === "stopped") stopped.push(id);
+    return stopped;
   }
 
   /** A probe's measurements now run on another shard (a controller took it over): their stops go there. */

@@ -26,13 +26,13 @@ async function collect(request: IRequest, env: Env, id: number, start: number | 
   return results;
 }
 
-function format(url: URL): "json" | "txt" {
+export function format(url: URL): "json" | "txt" {
   const f = url.searchParams.get("format") ?? "json";
   if (f !== "json" && f !== "txt") throw parameterError("format", 'Enter "json" or "txt".');
   return f;
 }
 
-function respond(results: unknown[], fmt: "json" | "txt"): Response {
+export function respond(results: unknown[], fmt: "json" | "txt"): Response {
   if (fmt === "txt") {
     return new Response(results.map((r) => JSON.stringify(r)).join("\n") + (results.length ? "\n" : ""), {
       headers: { "Content-Type": "text/plain; charset=utf-8" },
