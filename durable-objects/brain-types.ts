@@ -42,6 +42,8 @@ export type MeasurementFilter = {
   description?: string; description_contains?: string; description_startswith?: string;
   /** In the target or the description, any case. */
   search?: string;
+  /** Measurements this probe takes part in. */
+  probe_id?: number;
   /** Measurements carrying every one of these tags. */
   tags?: string[];
   times?: { field: string; op: string; value: number }[];

@@ -16,6 +16,7 @@ export function listMeasurements(sql: Sql, f: MeasurementFilter, offset: number,
   if (f.description_contains) where.raw("json_extract(definition, '$.description') LIKE ? ESCAPE '\\'", `%${like(f.description_contains)}%`);
   if (f.description_startswith) where.raw("json_extract(definition, '$.description') LIKE ? ESCAPE '\\'", `${like(f.description_startswith)}%`);
   if (f.search) where.raw("target LIKE ? ESCAPE '\\' OR json_extract(definition, '$.description') LIKE ? ESCAPE '\\'", `%${like(f.search)}%`, `%${like(f.search)}%`);
+  if (f.probe_id !== undefined) where.raw("EXISTS (SELECT 1 FROM json_each(participants) WHERE json_extract(value, '$.probe_id') = ?)", f.probe_id);
   for (const tag of f.tags ?? []) where.raw("EXISTS (SELECT 1 FROM json_each(json_extract(definition, '$.tags')) WHERE value = ?)", tag);
   // Fields and operators come from fixed lists (workers/api/filters.ts), never from the request's text.
   const columns: Record<string, string> = { start_time: "start_time", stop_time: "stop_time", creation_time: "creation_time", id: "id" };

@@ -11,7 +11,7 @@ import { createApiKey, listKeys, updateKey } from "./api/keys.ts";
 import { requireAdmin } from "./api/auth.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
 import {
-  createMeasurements, getMeasurement, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, patchMeasurement, stopMeasurement,
+  createMeasurements, getMeasurement, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, patchMeasurement, probeMeasurements, stopMeasurement,
 } from "./api/measurements.ts";
 import { addMeasurementTag, removeMeasurementTag, stopTagged, taggedResults } from "./api/measurement-tags.ts";
 import { page } from "./api/pagination.ts";
@@ -83,6 +83,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/probes/my", listProbes)
   .get("/api/v2/probes/tags", listProbeTags)
   .get("/api/v2/probes/:id", getProbe)
+  .get("/api/v2/probes/:id/measurements", probeMeasurements)
   // Anchors are not part of Vantage yet: Atlas's lists, empty, so clients that read them keep working.
   .get("/api/v2/anchors", (request: Request) => Response.json(page(new URL(request.url), 0, [])))
   .get("/api/v2/anchor-measurements", (request: Request) => Response.json(page(new URL(request.url), 0, [])))

@@ -1,7 +1,7 @@
 // Atlas's list filters, ordering and field selection on /measurements/ and /probes/, each checked against the subset
 // it must answer (not only a 200); a filter the list does not know is a 400 naming it, never ignored.
 import { describe, expect, it } from "vitest";
-import { call, enroll, errorOf, newKey, post } from "./harness.ts";
+import { call, connect, enroll, errorOf, newKey, post } from "./harness.ts";
 
 const patch = (path: string, body: unknown, headers: Record<string, string>) =>
   call(path, { method: "PATCH", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -142,6 +142,19 @@ describe("the resources Atlas users script against", () => {
     expect(back.status).toBe(400);
     expect((await errorOf(back)).errors[0]!.source).toEqual({ pointer: "/is_public" });
     expect((await patch("/api/v2/measurements/99999999/", { description: "x" }, auth)).status).toBe(404);
+  });
+
+  it("/probes/{id}/measurements/ lists the measurements a probe takes part in", async () => {
+    const p = await enroll({ country_code: "FI" });
+    const { socket } = await connect(p);
+    const res = await post("/api/v2/measurements/", { definitions: [{ type: "ping", af: 4, target: "192.0.2.1", description: "on p" }],
+      probes: [{ type: "probes", value: String(p.id), requested: 1 }], is_oneoff: true }, auth);
+    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    await socket.next("measure");
+    const listed = (await (await call(`/api/v2/probes/${p.id}/measurements/`)).json()) as { results: { id: number }[] };
+    expect(listed.results.map((m) => m.id)).toEqual([id]);
+    expect((await call("/api/v2/probes/99999999/measurements/")).status).toBe(404);
+    socket.ws.close();
   });
 
   it("takes Atlas's region sources as areas", async () => {

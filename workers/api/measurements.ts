@@ -3,7 +3,7 @@ import type { IRequest } from "itty-router";
 import { z } from "zod";
 import type { MeasurementRow, ParticipationRecord, ParticipationRequest } from "../../durable-objects/brain-types.ts";
 import type { Participant } from "../../durable-objects/probe-attachment.ts";
-import { BRAIN_NAME, flag } from "../../durable-objects/env.ts";
+import { BRAIN_NAME, flag, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import {
   atlasCreateBody, builtinDescription, builtinType, CreateMeasurements, creditsPerResult, MEASUREMENT_TYPES, ProbeSource,
   type Definition, isIPv4, isIPv6, parseAddress, specOf, targetRefusal, STATUS, toUnix,
@@ -125,7 +125,20 @@ const MEASUREMENT_TIMES = ["start_time", "stop_time", "creation_time"] as const;
 const MEASUREMENT_FILTERS = ["id", "id__in", "status", "status__in", "type", "is_oneoff", "is_public", "mine", "af", "target", "target__contains",
   "target__startswith", "description", "description__contains", "description__startswith", "search", "tags", ...timeParamNames(MEASUREMENT_TIMES)];
 
-export async function listMeasurements(request: IRequest, env: Env): Promise<Response> {
+/** GET /api/v2/probes/{id}/measurements/: the measurements a probe takes part in, with the list's filters. */
+export async function probeMeasurements(request: IRequest, env: Env): Promise<Response> {
+  const probe = Number(request.params.id);
+  if (!Number.isSafeInteger(probe) || probe <= 0) throw new ApiError(404, `No probe with id "${request.params.id}".`);
+  if (!(await env.REGISTRY.getByName(REGISTRY_NAME).probe(probe))) throw new ApiError(404, `No probe with id ${probe}.`);
+  return measurementList(request, env, probe);
+}
+
+/** GET /api/v2/measurements/ and /my/. (The router passes its context third: not a probe id.) */
+export function listMeasurements(request: IRequest, env: Env): Promise<Response> {
+  return measurementList(request, env);
+}
+
+async function measurementList(request: IRequest, env: Env, probe?: number): Promise<Response> {
   const url = new URL(request.url);
   onlyKnownParams(url, MEASUREMENT_FILTERS);
   const key = await apiKey(request, env);
@@ -145,7 +158,7 @@ export async function listMeasurements(request: IRequest, env: Env): Promise<Res
     ids, status, type, af, is_oneoff: boolParam(url, "is_oneoff"), is_public: boolParam(url, "is_public"), owner: mine ? key!.account : undefined,
     target: text("target"), target_contains: text("target__contains"), target_startswith: text("target__startswith"),
     description: text("description"), description_contains: text("description__contains"), description_startswith: text("description__startswith"),
-    search: text("search"), tags: listParam(url, "tags"), times: timeBounds(url, MEASUREMENT_TIMES), sort,
+    search: text("search"), tags: listParam(url, "tags"), times: timeBounds(url, MEASUREMENT_TIMES), sort, probe_id: probe,
     // Other accounts' private measurements are not listed (their targets are their owners' business).
     visible_to: key?.account ?? null,
   }, offset, limit);
