@@ -49,7 +49,11 @@ export function parseHeader(b: Buffer): NtpHeader {
 
 type Exchange = { header: NtpHeader; reply: NtpResult["result"][number] } | null;
 
-function exchange(sock: dgram.Socket, timeoutMs: number, signal: AbortSignal): Promise<Exchange> {
+/**
+ * One request and its reply, or null (no reply in time, cancelled, or refused). A refusal (ICMP port unreachable on
+ * the connected socket, seen as an 'error' event) ends the wait at once and is kept in `refused`.
+ */
+function exchange(sock: dgram.Socket, timeoutMs: number, signal: AbortSignal, refused: { error?: string }): Promise<Exchange> {
   return new Promise((resolve) => {
     const request = Buffer.alloc(48);
     request[0] = (0 << 6) | (4 << 3) | 3; // LI 0, version 4, mode 3 (client)
@@ -59,9 +63,11 @@ function exchange(sock: dgram.Socket, timeoutMs: number, signal: AbortSignal): P
     const done = (v: Exchange) => {
       clearTimeout(timer);
       sock.off("message", onMessage);
+      sock.off("error", onError);
       signal.removeEventListener("abort", onAbort);
       resolve(v);
     };
+    const onError = (e: Error) => { refused.error = e.message; done(null); };
     const onMessage = (msg: Buffer) => {
       const t4 = ntpNow();
       // Only the answer to this request: a server reply whose origin timestamp echoes our transmit timestamp.
@@ -76,6 +82,7 @@ function exchange(sock: dgram.Socket, timeoutMs: number, signal: AbortSignal): P
     const timer = setTimeout(() => done(null), timeoutMs);
     signal.addEventListener("abort", onAbort);
     sock.on("message", onMessage);
+    sock.on("error", onError);
     sock.send(request);
   });
 }
@@ -89,6 +96,9 @@ export async function ntp(spec: NtpSpec, ctx: RunContext): Promise<NtpResult> {
   const resolved = await resolveTarget(spec.target, spec.af, ctx, spec.resolve_on_probe);
   if (!resolved.ok) return { ...base, from: "", src_addr: "", dst_addr: "", result: [], error: resolved.error };
   const sock = dgram.createSocket(spec.af === 6 ? "udp6" : "udp4");
+  // Never without an 'error' listener: an ICMP error on the connected socket is an 'error' event, and one nobody
+  // listens to ends the agent (a measurement to a host with no NTP server crashed every probe that ran it).
+  sock.on("error", () => {});
   try {
     const connected = await new Promise<string | null>((resolve) => {
       sock.once("error", (e) => resolve(e.message));
@@ -98,11 +108,14 @@ export async function ntp(spec: NtpSpec, ctx: RunContext): Promise<NtpResult> {
     const src = sock.address().address;
     const result: NtpResult["result"] = [];
     let header: NtpHeader | undefined;
+    const refused: { error?: string } = {};
     for (let i = 0; i < spec.packets && !ctx.signal.aborted; i++) {
-      const x = await exchange(sock, spec.timeout, ctx.signal);
+      const x = await exchange(sock, spec.timeout, ctx.signal, refused);
       if (x) { header = x.header; result.push(x.reply); } else result.push({ x: "*" });
     }
     const out: NtpResult = { ...base, from: src, src_addr: src, dst_addr: resolved.addr, ...header, result };
+    // Each refused packet is a "*" as a lost one is; the result says why.
+    if (refused.error && !header) out.error = refused.error;
     if (resolved.ttr !== undefined) out.ttr = resolved.ttr;
     if (isIPv4(spec.target) || isIPv6(spec.target)) out.dst_name = spec.target;
     return out;

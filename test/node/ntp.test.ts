@@ -63,3 +63,20 @@ describe.skipIf(netnsUnavailable() !== null)("ntp to a server that never answers
     }
   });
 });
+
+describe.skipIf(netnsUnavailable() !== null)("ntp to a host with no NTP server", () => {
+  it("reports the refusal, without waiting out the timeouts and without ending the agent", () => {
+    // Port 123 closed: the kernel answers with ICMP port unreachable, an 'error' on the connected socket. Unheard, it
+    // ended the agent process, which restarted, was given the measurement again, and ended again.
+    const ns = new Netns("ntprefused");
+    try {
+      const started = Date.now();
+      const r = JSON.parse(ns.exec(process.execPath, [fixture, JSON.stringify({ type: "ntp", af: 4, target: "127.0.0.1", packets: 3, timeout: 4000 })])) as NtpResult;
+      expect(r.result).toEqual([{ x: "*" }, { x: "*" }, { x: "*" }]);
+      expect(r.error).toMatch(/ECONNREFUSED/);
+      expect(Date.now() - started).toBeLessThan(4000);  // not three 4 s timeouts
+    } finally {
+      ns.remove();
+    }
+  });
+});
