@@ -28,6 +28,9 @@ if [ "$1" = test ]; then
     [ -e "${tool%%:*}" ] || want="$want ${tool#*:}"
   done
   /usr/bin/python3 -c 'import ripe.atlas.cousteau' >/dev/null 2>&1 || want="$want python3-ripe-atlas-cousteau"
+  # RIPE's ripe-atlas command line (../shared/clients, run unmodified by test/node/ripe-atlas.test.ts) needs these.
+  /usr/bin/python3 -c 'import IPy, tzlocal, typing_extensions, dateutil, pytz, requests, websocket, yaml' >/dev/null 2>&1 ||
+    want="$want python3-ipy python3-tzlocal python3-typing-extensions python3-dateutil python3-tz python3-requests python3-websocket python3-yaml"
   if [ -n "$want" ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "bootstrap: installing test servers and clients:$want"
