@@ -351,10 +351,7 @@ export class Registry extends SqlDurableObject<Env> {
       where.raw("EXISTS (SELECT 1 FROM json_each(probes.tags) WHERE value = ?) OR EXISTS (SELECT 1 FROM json_each(probes.system_tags) WHERE value = ?)", tag, tag);
     }
     where.eq("prefix_v4", f.prefix_v4).eq("owner", f.owner);
-    for (const c of f.coordinates ?? []) {
-      if (!["=", ">", ">=", "<", "<="].includes(c.op) || !["latitude", "longitude"].includes(c.field)) throw new Error(`not a location bound: ${c.field} ${c.op}`);
-      where.raw(`${c.field} ${c.op} ?`, c.value);
-    }
+    for (const c of f.coordinates ?? []) where.compare(c.field === "latitude" ? "latitude" : "longitude", c.op, c.value);
     // Sort fields come from a fixed list (workers/api/probes.ts), never from the request's text.
     const column = ({ id: "id", first_connected: "first_connected", last_connected: "last_connected", status_since: "status_since" } as Record<string, string>)[f.sort?.field ?? "id"] ?? "id";
     const order = `${column} ${f.sort?.desc ? "DESC" : "ASC"}, id`;
@@ -363,9 +360,9 @@ export class Registry extends SqlDurableObject<Env> {
       // Within a radius: a bounding box in SQL, the exact great-circle distance here (SQLite has no trigonometry).
       const { latitude, longitude, radius_km } = f.near;
       const dLat = radius_km / 111.2, dLon = radius_km / Math.max(1e-6, 111.2 * Math.cos((latitude * Math.PI) / 180));
-      const box = dLon >= 180 ? "" : ` AND longitude BETWEEN ${longitude - dLon} AND ${longitude + dLon}`;
-      const near = this.sql<ProbeRecord>(`SELECT * FROM probes ${clause || "WHERE 1"} AND latitude BETWEEN ? AND ?${box} ORDER BY ${order}`,
-        ...binds, latitude - dLat, latitude + dLat).filter((p) => distanceKm([latitude, longitude], [p.latitude!, p.longitude!]) <= radius_km);
+      const box = dLon >= 180 ? [] : [longitude - dLon, longitude + dLon];
+      const near = this.sql<ProbeRecord>(`SELECT * FROM probes ${clause || "WHERE 1"} AND latitude BETWEEN ? AND ?${box.length ? " AND longitude BETWEEN ? AND ?" : ""} ORDER BY ${order}`,
+        ...binds, latitude - dLat, latitude + dLat, ...box).filter((p) => distanceKm([latitude, longitude], [p.latitude!, p.longitude!]) <= radius_km);
       return { count: near.length, probes: near.slice(offset, offset + limit) };
     }
     const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM probes ${clause}`, ...binds)[0]!.n;
@@ -423,4 +420,3 @@ export class Registry extends SqlDurableObject<Env> {
     return this.keys(account).find((k) => k.uuid === uuid) ?? null;
   }
 }
-

@@ -82,6 +82,17 @@ export class Where {
     return this;
   }
 
+  /**
+   * `column op ?`, for Atlas's `__gt`-style filters. The operator must be one of the five comparisons (a caller's
+   * mistake throws, it never reaches SQL); the column is the caller's own text, never a request's.
+   */
+  compare(column: string, op: string, value: SqlStorageValue): this {
+    if (!["=", ">", ">=", "<", "<="].includes(op)) throw new Error(`not a comparison: ${op}`);
+    this.parts.push(`${column} ${op} ?`);
+    this.binds.push(value);
+    return this;
+  }
+
   /** Any other condition, e.g. an OR the helpers above do not make. */
   raw(condition: string, ...binds: unknown[]): this {
     this.parts.push(`(${condition})`);

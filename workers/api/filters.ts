@@ -14,25 +14,42 @@ export function onlyKnownParams(url: URL, known: readonly string[]): void {
   }
 }
 
-export const TIME_OPS = { "": "=", __gt: ">", __gte: ">=", __lt: "<", __lte: "<=" } as const;
-export type TimeBound = { field: string; op: (typeof TIME_OPS)[keyof typeof TIME_OPS]; value: number };
+/** Atlas's comparison suffixes (`start_time__gte=…`) and the SQL operator each means. */
+const COMPARISONS = { "": "=", __gt: ">", __gte: ">=", __lt: "<", __lte: "<=" } as const;
+export type Bound<F extends string = string> = { field: F; op: (typeof COMPARISONS)[keyof typeof COMPARISONS]; value: number };
 
-/** The parameter names `field`, `field__gt`, … `field__lte` of each time field. */
-export const timeParamNames = (fields: readonly string[]) => fields.flatMap((f) => Object.keys(TIME_OPS).map((op) => f + op));
+/** The parameter names `field`, `field__gt`, … `field__lte` of each field. */
+export const comparisonParamNames = (fields: readonly string[]) => fields.flatMap((f) => Object.keys(COMPARISONS).map((op) => f + op));
 
-/** `start_time__gte=…` and the like (unix seconds or ISO-8601) as bounds on columns. */
-export function timeBounds(url: URL, fields: readonly string[]): TimeBound[] {
-  const out: TimeBound[] = [];
+/** Every `field` / `field__gt` … parameter given, as bounds; `parse` gives a value or null for one it refuses. */
+function bounds<F extends string>(url: URL, fields: readonly F[], parse: (raw: string, field: F) => number | null, refusal: (field: F) => string): Bound<F>[] {
+  const out: Bound<F>[] = [];
   for (const field of fields) {
-    for (const [suffix, op] of Object.entries(TIME_OPS)) {
+    for (const [suffix, op] of Object.entries(COMPARISONS)) {
       const raw = url.searchParams.get(field + suffix);
       if (raw === null || raw === "") continue;
-      const value = /^\d+$/.test(raw) ? Number(raw) : Math.floor(Date.parse(raw) / 1000);
-      if (!Number.isSafeInteger(value)) throw parameterError(field + suffix, "Enter a unix timestamp or an ISO-8601 date.");
+      const value = parse(raw, field);
+      if (value === null) throw parameterError(field + suffix, refusal(field));
       out.push({ field, op, value });
     }
   }
   return out;
+}
+
+/** `start_time__gte=…` and the like (unix seconds or ISO-8601). */
+export function timeBounds<F extends string>(url: URL, fields: readonly F[]): Bound<F>[] {
+  return bounds(url, fields, (raw) => {
+    const v = /^\d+$/.test(raw) ? Number(raw) : Math.floor(Date.parse(raw) / 1000);
+    return Number.isSafeInteger(v) ? v : null;
+  }, () => "Enter a unix timestamp or an ISO-8601 date.");
+}
+
+/** `latitude__gt=…`, `longitude__lte=…` and the like (degrees). */
+export function locationBounds(url: URL): Bound<"latitude" | "longitude">[] {
+  return bounds(url, ["latitude", "longitude"] as const, (raw, field) => {
+    const v = Number(raw);
+    return Number.isFinite(v) && Math.abs(v) <= (field === "latitude" ? 90 : 180) ? v : null;
+  }, (field) => `Enter degrees of ${field}.`);
 }
 
 /** `name=a,b` as a list of non-empty strings (undefined when absent). */

@@ -10,7 +10,7 @@ import {
 } from "../../protocol/index.ts";
 import { requireKey, apiKey } from "./auth.ts";
 import { ApiError, fieldError, fieldErrors, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
-import { boolParam, listParam, onlyKnownParams, selectFields, sortParam, timeBounds, timeParamNames } from "./filters.ts";
+import { boolParam, comparisonParamNames, listParam, onlyKnownParams, selectFields, sortParam, timeBounds } from "./filters.ts";
 import { page, pageOf } from "./pagination.ts";
 
 const STATUS_NAMES = Object.fromEntries(Object.values(STATUS).map((s) => [s.id, s.name]));
@@ -123,7 +123,7 @@ function refusalError(r: { status: number; detail: string; pointer?: string; ret
 
 const MEASUREMENT_TIMES = ["start_time", "stop_time", "creation_time"] as const;
 const MEASUREMENT_FILTERS = ["id", "id__in", "status", "status__in", "type", "is_oneoff", "is_public", "mine", "af", "target", "target__contains",
-  "target__startswith", "description", "description__contains", "description__startswith", "search", "tags", ...timeParamNames(MEASUREMENT_TIMES)];
+  "target__startswith", "description", "description__contains", "description__startswith", "search", "tags", ...comparisonParamNames(MEASUREMENT_TIMES)];
 
 /** GET /api/v2/probes/{id}/measurements/: the measurements a probe takes part in, with the list's filters. */
 export async function probeMeasurements(request: IRequest, env: Env): Promise<Response> {

@@ -3,11 +3,10 @@ import type { IRequest } from "itty-router";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { PROBE_STATUS, type ProbeRecord } from "../../durable-objects/registry.ts";
 import { SYSTEM_TAG_NAMES } from "../../durable-objects/system-tags.ts";
-import { FIRMWARE_VERSION } from "../../protocol/index.ts";
-import { isCidr } from "../../protocol/index.ts";
+import { FIRMWARE_VERSION, isCidr } from "../../protocol/index.ts";
 import { apiKey } from "./auth.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
-import { boolParam, listParam, onlyKnownParams, selectFields, sortParam, TIME_OPS, timeParamNames } from "./filters.ts";
+import { boolParam, comparisonParamNames, listParam, locationBounds, onlyKnownParams, selectFields, sortParam } from "./filters.ts";
 import { page, pageOf } from "./pagination.ts";
 
 
@@ -41,7 +40,7 @@ export function probeObject(p: ProbeRecord): Record<string, unknown> {
 }
 
 const PROBE_FILTERS = ["id", "id__in", "country_code", "asn", "asn_v4", "asn_v6", "prefix", "prefix_v4", "prefix_v6", "status", "tags", "is_anchor",
-  "is_public", "radius", ...timeParamNames(["latitude", "longitude"])];
+  "is_public", "radius", ...comparisonParamNames(["latitude", "longitude"])];
 
 export async function listProbes(request: IRequest, env: Env): Promise<Response> {
   const url = new URL(request.url);
@@ -97,21 +96,6 @@ function radiusParam(url: URL): { latitude: number; longitude: number; radius_km
     throw parameterError("radius", "Enter latitude,longitude:km (e.g. 52.37,4.9:50), on the globe and at most 20,038 km.");
   }
   return { latitude, longitude, radius_km };
-}
-
-/** `latitude`, `longitude` and their `__gt`/`__gte`/`__lt`/`__lte` (degrees) as bounds on where probes are. */
-function locationBounds(url: URL): { field: "latitude" | "longitude"; op: string; value: number }[] {
-  const out: { field: "latitude" | "longitude"; op: string; value: number }[] = [];
-  for (const field of ["latitude", "longitude"] as const) {
-    for (const [suffix, op] of Object.entries(TIME_OPS)) {
-      const raw = url.searchParams.get(field + suffix);
-      if (raw === null || raw === "") continue;
-      const value = Number(raw);
-      if (!Number.isFinite(value) || Math.abs(value) > (field === "latitude" ? 90 : 180)) throw parameterError(field + suffix, `Enter degrees of ${field}.`);
-      out.push({ field, op, value });
-    }
-  }
-  return out;
 }
 
 export async function getProbe(request: IRequest, env: Env): Promise<Response> {
