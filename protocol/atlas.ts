@@ -37,8 +37,12 @@ const family = z.union([z.literal(4), z.literal(6)], { error: "af must be 4 or 6
 const target = z.string({ error: "This field is required." }).check(z.refine(isTarget, "Enter a host name or an IPv4/IPv6 address."));
 const port = () => intIn(1, 65_535);
 
-/** What a probe needs to run a measurement: the type's own fields. (Definitions add the scheduling metadata.) */
-export const PingSpec = z.object({
+/**
+ * What a probe needs to run a measurement: the type's own fields. (Definitions add the scheduling metadata.)
+ * Strict on the probe too: an agent that meets a field it does not know (one a newer edge added, like `tls` once)
+ * refuses the command with an error result naming it, instead of measuring something other than what was asked.
+ */
+export const PingSpec = z.strictObject({
   type: z.literal("ping"),
   af: family,
   target,
@@ -55,7 +59,7 @@ export const DNS_QUERY_TYPES = [
   "SOA", "SRV", "SSHFP", "TLSA", "TXT", "CAA", "SVCB", "HTTPS",
 ] as const;
 
-export const DnsSpec = z.object({
+export const DnsSpec = z.strictObject({
   type: z.literal("dns"),
   af: family,
   /** The server to ask; not needed with use_probe_resolver. */
@@ -66,6 +70,8 @@ export const DnsSpec = z.object({
   query_argument: z.string({ error: "This field is required." }).check(z.minLength(1), z.maxLength(253),
     z.refine((n) => n === "." || /^([^.\s]{1,63}\.)*[^.\s]{1,63}\.?$/.test(n), "Enter a domain name.")),
   protocol: def(z.enum(["UDP", "TCP"], { error: "protocol must be UDP or TCP." }), "UDP"),
+  /** DNS over TLS to port 853 (RFC 7858), which runs over TCP whatever `protocol` says. */
+  tls: def(z.boolean(), false),
   set_rd_bit: def(z.boolean(), false),
   set_do_bit: def(z.boolean(), false),
   set_cd_bit: def(z.boolean(), false),
@@ -80,7 +86,7 @@ export const DnsSpec = z.object({
 });
 export type DnsSpec = z.output<typeof DnsSpec>;
 
-export const NtpSpec = z.object({
+export const NtpSpec = z.strictObject({
   type: z.literal("ntp"),
   af: family,
   target,
@@ -90,7 +96,7 @@ export const NtpSpec = z.object({
 });
 export type NtpSpec = z.output<typeof NtpSpec>;
 
-export const TracerouteSpec = z.object({
+export const TracerouteSpec = z.strictObject({
   type: z.literal("traceroute"),
   af: family,
   target,
@@ -108,7 +114,7 @@ export const TracerouteSpec = z.object({
 });
 export type TracerouteSpec = z.output<typeof TracerouteSpec>;
 
-export const HttpSpec = z.object({
+export const HttpSpec = z.strictObject({
   type: z.literal("http"),
   af: family,
   target,
@@ -129,7 +135,7 @@ export const HttpSpec = z.object({
 });
 export type HttpSpec = z.output<typeof HttpSpec>;
 
-export const SslcertSpec = z.object({
+export const SslcertSpec = z.strictObject({
   type: z.literal("sslcert"),
   af: family,
   target,

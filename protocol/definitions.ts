@@ -28,7 +28,7 @@ const metadata = {
 const METADATA_KEYS = Object.keys(metadata) as (keyof typeof metadata)[];
 
 // Strict: a field Vantage does not know (an Atlas field it does not support, or a typo) is refused with a 400 that
-// names it, never dropped: `tls: true` quietly measured as plain DNS would be a wrong answer, not a degraded one.
+// names it, never dropped: `prepend_probe_id` quietly left out would ask another name than the user meant.
 export const PingDefinition = z.strictObject({ ...PingSpec.shape, ...metadata });
 export const DnsDefinition = z.strictObject({ ...DnsSpec.shape, ...metadata });
 export const NtpDefinition = z.strictObject({ ...NtpSpec.shape, ...metadata });
@@ -105,7 +105,7 @@ function dropNulls(o: Record<string, unknown>): Record<string, unknown> {
  * A create body as Atlas reads it, before validation: `null` is "not given" for every optional field (RIPE's
  * `ripe-atlas measure http` sends `query_string: null`), and the Atlas spellings Vantage maps are mapped. What an
  * Atlas client may send but Vantage cannot do is returned as refusals naming the field (the strict schemas refuse
- * the rest by name). Values that only restate Vantage's behaviour (`tls: false`, option sizes of 0) are accepted.
+ * the rest by name). Values that only restate Vantage's behaviour (option sizes of 0, `auto_topup: false`) are accepted.
  */
 export function atlasCreateBody(body: Record<string, unknown>): { body: Record<string, unknown>; unsupported: Unsupported[] } {
   const unsupported: Unsupported[] = [];
@@ -126,10 +126,8 @@ export function atlasCreateBody(body: Record<string, unknown>): { body: Record<s
         if (d[field] === 0) delete d[field];
         else unsupported.push({ pointer: at(field), detail: "IPv6 extension header options are not supported; leave it out or send 0." });
       }
-      if (d.type === "dns" && "tls" in d) {
-        if (d.tls === false) delete d.tls;
-        else unsupported.push({ pointer: at("tls"), detail: "DNS over TLS is not supported yet; nothing was created." });
-      }
+      // DNS over TLS runs over TCP, as on Atlas; RIPE's CLI sends its UDP default beside `--tls`.
+      if (d.type === "dns" && d.tls === true) d.protocol = "TCP";
       if ("auto_topup" in d) {
         if (d.auto_topup === false) delete d.auto_topup;
         else unsupported.push({ pointer: at("auto_topup"), detail: "auto_topup is not supported: probes that leave a measurement are not replaced." });

@@ -18,19 +18,19 @@ if [ -n "$missing" ]; then
   fi
 fi
 
-# The tests check measurements against real servers and reference tools (NSD, dig, chronyd, sntp, iputils ping, traceroute, scamper) on
+# The tests check measurements against real servers and reference tools (NSD, unbound, dig, chronyd, sntp, iputils ping, traceroute, scamper) on
 # paths they build (nftables for loss, a compiled TUN delay line), and drive the
 # edge with RIPE's own client, unmodified (Debian's cousteau 1.4.2).
 if [ "$1" = test ]; then
   want=""
-  for tool in /usr/sbin/nsd:nsd /usr/bin/dig:dnsutils /usr/sbin/chronyd:chrony /usr/bin/sntp:sntp /usr/bin/ping:iputils-ping /usr/sbin/nft:nftables /usr/bin/cc:gcc /usr/sbin/traceroute:traceroute /usr/bin/scamper:scamper /usr/include/pcap/pcap.h:libpcap-dev \
+  for tool in /usr/sbin/nsd:nsd /usr/sbin/unbound:unbound /usr/bin/dig:dnsutils /usr/sbin/chronyd:chrony /usr/bin/sntp:sntp /usr/bin/ping:iputils-ping /usr/sbin/nft:nftables /usr/bin/cc:gcc /usr/sbin/traceroute:traceroute /usr/bin/scamper:scamper /usr/include/pcap/pcap.h:libpcap-dev \
       /usr/include/ndpi/ndpi_api.h:libndpi-dev /usr/include/hs/hs.h:libvectorscan-dev /usr/bin/ndpiReader:libndpi-bin; do
     [ -e "${tool%%:*}" ] || want="$want ${tool#*:}"
   done
   /usr/bin/python3 -c 'import ripe.atlas.cousteau' >/dev/null 2>&1 || want="$want python3-ripe-atlas-cousteau"
-  # RIPE's ripe-atlas command line (../shared/clients, run unmodified by test/node/ripe-atlas.test.ts) needs these.
-  /usr/bin/python3 -c 'import IPy, tzlocal, typing_extensions, dateutil, pytz, requests, websocket, yaml' >/dev/null 2>&1 ||
-    want="$want python3-ipy python3-tzlocal python3-typing-extensions python3-dateutil python3-tz python3-requests python3-websocket python3-yaml"
+  # RIPE's ripe-atlas command line and sagan (../shared/clients, run unmodified by test/node/ripe-atlas.test.ts) need these.
+  /usr/bin/python3 -c 'import IPy, tzlocal, typing_extensions, dateutil, pytz, requests, websocket, yaml, cryptography' >/dev/null 2>&1 ||
+    want="$want python3-ipy python3-tzlocal python3-typing-extensions python3-dateutil python3-tz python3-requests python3-websocket python3-yaml python3-cryptography"
   if [ -n "$want" ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "bootstrap: installing test servers and clients:$want"

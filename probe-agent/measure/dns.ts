@@ -1,9 +1,11 @@
 // dns: one query (with retries) to the target server, or to each of the probe's own resolvers, over UDP or TCP
-// (UDP answers with TC set are asked again over TCP, as dig does). Messages are built and read with dns-packet;
-// `abuf` is the exact reply on the wire, base64. Result format: Atlas "Tdig" (reference/atlas.md §2).
+// (UDP answers with TC set are asked again over TCP, as dig does), or over TLS to port 853 (RFC 7858) with `tls`.
+// Messages are built and read with dns-packet; `abuf` is the exact reply on the wire, base64. Result format: Atlas
+// "Tdig" (reference/atlas.md §2); DNS over TLS is reported as Atlas reports it, `proto` "TCP" and `dst_port` "853".
 import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import net from "node:net";
+import tls from "node:tls";
 import dnsPacket from "dns-packet";
 import { type DnsResult, type DnsSpec, FIRMWARE_VERSION, isIPv4, isIPv6, MEASUREMENT_CODE_VERSION } from "../../protocol/probe.ts";
 import { monotonicMs } from "../clock.ts";
@@ -84,19 +86,25 @@ function udpExchange(server: string, af: 4 | 6, query: Buffer, timeoutMs: number
   });
 }
 
-function tcpExchange(server: string, query: Buffer, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
-  const sock = net.connect({ host: server, port: 53 });
+/** DNS over TCP (RFC 1035 §4.2.2, a two-byte length before each message), or over TLS on port 853 (RFC 7858). */
+function streamExchange(server: string, overTls: boolean, sni: string | undefined, query: Buffer, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
+  // RFC 7858's opportunistic privacy profile, as Atlas probes measure DoT: the answer is measured whoever's
+  // certificate the server shows (a measurement's target names no authentication domain to check it against).
+  const sock = overTls
+    ? tls.connect({ host: server, port: 853, servername: sni, rejectUnauthorized: false, ALPNProtocols: ["dot"] })
+    : net.connect({ host: server, port: 53 });
   return settle(timeoutMs, signal, () => sock.destroy(), (done) => {
     let start = 0;
     let buf = Buffer.alloc(0);
-    sock.on("error", (e) => done({ error: { socket: e.message } }));
-    sock.on("connect", () => {
+    sock.on("error", (e) => done({ error: { socket: overTls ? `TLS: ${e.message}` : e.message } }));
+    // rt counts from the moment the query can be sent (after the TLS handshake), as for TCP after the connect.
+    sock.on(overTls ? "secureConnect" : "connect", () => {
       start = monotonicMs();
       const len = Buffer.alloc(2);
       len.writeUInt16BE(query.length);
       sock.write(Buffer.concat([len, query]));
     });
-    sock.on("data", (d) => {
+    sock.on("data", (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         done({ reply: buf.subarray(2, 2 + buf.readUInt16BE(0)), rt: monotonicMs() - start, src: sock.localAddress ?? "" });
@@ -105,15 +113,19 @@ function tcpExchange(server: string, query: Buffer, timeoutMs: number, signal: A
   });
 }
 
-/** One server: the query, retried on timeout `retry` times; a truncated UDP answer is asked again over TCP. */
-async function exchange(spec: DnsSpec, server: string, af: 4 | 6, query: Buffer, signal: AbortSignal): Promise<Exchange> {
-  let proto: "UDP" | "TCP" = spec.protocol;
+/**
+ * One server: the query, retried on timeout `retry` times; a truncated UDP answer is asked again over TCP. With
+ * `tls` the query goes over TLS whatever `protocol` says (RIPE's client sends its UDP default beside `--tls`).
+ */
+async function exchange(spec: DnsSpec, server: string, af: 4 | 6, query: Buffer, signal: AbortSignal, sni?: string): Promise<Exchange> {
+  let proto: "UDP" | "TCP" = spec.tls ? "TCP" : spec.protocol;
   let last: Exchange = { proto };
+  const stream = () => streamExchange(server, spec.tls, sni, query, spec.timeout, signal);
   for (let attempt = 0; attempt <= spec.retry; attempt++) {
-    let r = proto === "UDP" ? await udpExchange(server, af, query, spec.timeout, signal) : await tcpExchange(server, query, spec.timeout, signal);
+    let r = proto === "UDP" ? await udpExchange(server, af, query, spec.timeout, signal) : await stream();
     if ("reply" in r && proto === "UDP" && r.reply[2]! & 0x02) {
       proto = "TCP";
-      r = await tcpExchange(server, query, spec.timeout, signal);
+      r = await stream();
     }
     if ("reply" in r) return { proto, src_addr: r.src, result: answer(r.reply, r.rt, spec.include_abuf) };
     last = { proto, error: r.error };
@@ -134,6 +146,8 @@ export function probeResolvers(configured?: string[]): string[] {
 }
 
 export async function dns(spec: DnsSpec, ctx: RunContext): Promise<DnsResult> {
+  const port = spec.tls ? "853" : "53";
+  const proto = spec.tls ? "TCP" : spec.protocol;
   const timestamp = Math.floor(Date.now() / 1000);
   const query = buildQuery(spec, Math.floor(Math.random() * 0x10000));
   const qbuf = spec.include_qbuf ? { qbuf: query.toString("base64") } : {};
@@ -147,9 +161,9 @@ export async function dns(spec: DnsSpec, ctx: RunContext): Promise<DnsResult> {
     for (const [i, server] of servers.entries()) {
       const time = Math.floor(Date.now() / 1000);
       const x = await exchange(spec, server, spec.af, query, ctx.signal);
-      resultset.push({ time, lts: ctx.lts, subid: i + 1, submax: servers.length, af: spec.af, dst_addr: server, dst_port: "53", ...qbuf, ...x });
+      resultset.push({ time, lts: ctx.lts, subid: i + 1, submax: servers.length, af: spec.af, dst_addr: server, dst_port: port, ...qbuf, ...x });
     }
-    if (servers.length === 0) return { ...base, af: spec.af, proto: spec.protocol, error: { socket: `no IPv${spec.af} resolver configured on this probe` } };
+    if (servers.length === 0) return { ...base, af: spec.af, proto, error: { socket: `no IPv${spec.af} resolver configured on this probe` } };
     return { ...base, resultset };
   }
   const target = spec.target!;
@@ -157,10 +171,11 @@ export async function dns(spec: DnsSpec, ctx: RunContext): Promise<DnsResult> {
   const named = isIPv4(target) || isIPv6(target) ? {} : { dst_name: target };
   if (!resolved.ok) {
     const key = resolved.error.startsWith("dns resolution failed") ? "getaddrinfo" : "socket";
-    return { ...base, af: spec.af, ...named, dst_port: "53", proto: spec.protocol, ...qbuf, error: { [key]: resolved.error } };
+    return { ...base, af: spec.af, ...named, dst_port: port, proto, ...qbuf, error: { [key]: resolved.error } };
   }
-  const x = await exchange(spec, resolved.addr, spec.af, query, ctx.signal);
-  const out: DnsResult = { ...base, af: spec.af, dst_addr: resolved.addr, ...named, dst_port: "53", ...qbuf, retry: spec.retry, ...x, from: x.src_addr ?? "" };
+  // A named target is also the name the TLS handshake asks for (SNI), as a stub resolver configured by name would.
+  const x = await exchange(spec, resolved.addr, spec.af, query, ctx.signal, "dst_name" in named ? target : undefined);
+  const out: DnsResult = { ...base, af: spec.af, dst_addr: resolved.addr, ...named, dst_port: port, ...qbuf, retry: spec.retry, ...x, from: x.src_addr ?? "" };
   if (resolved.ttr !== undefined) out.ttr = resolved.ttr;
   return out;
 }

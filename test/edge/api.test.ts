@@ -145,7 +145,7 @@ describe("traceroute, dns, ntp, http and sslcert definitions", () => {
     expect(given[5]).not.toHaveProperty("description");
     expect(given[0]).toEqual({
       type: "dns", af: 4, resolve_on_probe: false, query_class: "IN", query_type: "A", query_argument: "example.net", protocol: "UDP",
-      set_rd_bit: false, set_do_bit: false, set_cd_bit: false, set_nsid_bit: false, retry: 0, timeout: 5000,
+      set_rd_bit: false, set_do_bit: false, set_cd_bit: false, set_nsid_bit: false, tls: false, retry: 0, timeout: 5000,
       use_probe_resolver: true, include_qbuf: false, include_abuf: true,
     });
     expect(given[2]).toEqual({ type: "ntp", af: 4, target: "127.0.0.1", resolve_on_probe: false, packets: 3, timeout: 4000 });
@@ -171,6 +171,21 @@ describe("bodies as RIPE's clients send them", () => {
     socket.ws.close();
   });
 
+  it("sends DNS over TLS to the probe as TCP with tls, whatever protocol the client sent (ripe-atlas measure dns --tls)", async () => {
+    const p = await enroll({ country_code: "EE" });
+    const { socket } = await connect(p);
+    const res = await post("/api/v2/measurements/", {
+      definitions: [{ type: "dns", af: 4, target: "127.0.0.1", description: "d", query_class: "IN", query_type: "A", query_argument: "example.net",
+        protocol: "UDP", tls: true, udp_payload_size: null, use_probe_resolver: false, set_rd_bit: true }],
+      probes: [{ type: "probes", value: String(p.id), requested: 1 }], is_oneoff: true,
+    }, auth);
+    expect(res.status).toBe(201);
+    const [id] = ((await res.json()) as { measurements: number[] }).measurements;
+    expect((await socket.next("measure")).assignment.spec).toMatchObject({ type: "dns", tls: true, protocol: "TCP" });
+    expect(await (await call(`/api/v2/measurements/${id}/`)).json()).toMatchObject({ tls: true, protocol: "TCP" });
+    socket.ws.close();
+  });
+
   it("maps a traceroute's Atlas timeout to response_timeout and takes option sizes of 0 (ripe-atlas measure traceroute)", async () => {
     const p = await enroll({ country_code: "EE" });
     const { socket } = await connect(p);
@@ -190,7 +205,7 @@ describe("bodies as RIPE's clients send them", () => {
   });
 
   it.each([
-    ["DNS over TLS", { type: "dns", af: 4, target: "127.0.0.1", description: "d", query_type: "A", query_argument: "example.net", tls: true }, "/definitions/0/tls"],
+    ["a DNS name prefixed with the probe's id", { type: "dns", af: 4, target: "127.0.0.1", description: "d", query_type: "A", query_argument: "example.net", prepend_probe_id: true }, "/definitions/0/prepend_probe_id"],
     ["an IPv6 destination option", { type: "traceroute", af: 4, target: "127.0.0.1", description: "t", destination_option_size: 8 }, "/definitions/0/destination_option_size"],
     ["auto top-up", ping({ interval: 300, auto_topup: true }), "/definitions/0/auto_topup"],
     ["a field Vantage does not know", ping({ skip_dns_check: true }), "/definitions/0/skip_dns_check"],

@@ -7,7 +7,7 @@ import { appendFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileS
 import { dirname, join } from "node:path";
 import { compactVerify, importJWK } from "jose";
 import { describe, expect, it } from "vitest";
-import { PingResult, Result, type Submission } from "../../protocol/index.ts";
+import { ControllerMessage, PingResult, Result, type Submission } from "../../protocol/index.ts";
 import { backoffDelay } from "../../probe-agent/agent.ts";
 import { AgentConfig } from "../../probe-agent/config.ts";
 import { errorResult } from "../../probe-agent/measure/index.ts";
@@ -75,6 +75,17 @@ describe("commands the probe refuses", () => {
       expect(JSON.stringify(r)).toContain("Too big");
     }
     expect(errorResult({ type: "telepathy" }, ctx, "x")).toBeNull();
+  });
+
+  it("refuses a spec field it does not know instead of measuring without it (an older agent meeting a newer edge)", () => {
+    const measure = (spec: Record<string, unknown>) => ControllerMessage.safeParse({
+      type: "measure", assignment: { msm_id: 10_000_001, spec, interval: null, spread: 0, start_time: 0, stop_time: null },
+    });
+    const dns = { type: "dns", af: 4, target: "192.0.2.1", query_type: "A", query_argument: "example.net" };
+    expect(measure(dns).success).toBe(true);
+    const newer = measure({ ...dns, prepend_probe_id: true });
+    expect(newer.success).toBe(false);
+    expect(newer.error!.issues[0]).toMatchObject({ code: "unrecognized_keys", keys: ["prepend_probe_id"], path: ["assignment", "spec"] });
   });
 
   it("refuses destinations the probe's host forbids, with the prefix named", async () => {

@@ -2,21 +2,48 @@
 // against the local edge's HTTPS front with real probes, as separate processes, guarded so that nothing leaves the
 // machine (fixtures/ripe_atlas_guarded.py). Every command here failed, or quietly answered something else, before
 // Vantage took Atlas's `latest`, nulls, system tags and list filters.
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import dnsPacket from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUILTIN_ANCHOR_PING, BUILTIN_ANCHOR_TRACEROUTE } from "../../protocol/index.ts";
 import { ROOT, startLocalSystem, type LocalSystem } from "../../scripts/local.ts";
 import { freePort, icmpUnavailable, tempDir, until } from "./system.ts";
 
 const CLIENTS = join(ROOT, "..", "shared", "clients");
 const GUARD = join(import.meta.dirname, "fixtures", "ripe_atlas_guarded.py");
+const SAGAN = join(import.meta.dirname, "fixtures", "sagan_check.py");
+
+type SaganView = {
+  msm_id: number; prb_id: number; type: string; parsed: boolean; exception?: string; is_malformed: boolean; is_error: boolean;
+  error_message: string | null; warnings: string[];
+  values: {
+    packets_sent?: number; packets_received?: number; destination_address?: string; total_hops?: number;
+    responses?: { rcode?: string | null; answers?: unknown[] | null; response_id?: number; code?: number; is_malformed?: boolean }[];
+    certificates?: { checksum_sha256: string }[];
+  };
+};
+
+/** What RIPE's sagan (unmodified, ../shared/clients) makes of each result, from fixtures/sagan_check.py. */
+function sagan(results: unknown[]): Promise<SaganView[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("/usr/bin/python3", ["-S", SAGAN, CLIENTS], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "", err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as SaganView[]) : reject(new Error(`sagan_check.py exited ${code}: ${err}`))));
+    child.stdin.end(JSON.stringify(results));
+  });
+}
 
 function unavailable(): string | null {
   if (!existsSync(join(CLIENTS, "ripe-atlas-tools", "scripts", "ripe-atlas"))) return `RIPE's clients are not at ${CLIENTS}`;
   try {
-    execFileSync("/usr/bin/python3", ["-c", "import IPy, tzlocal, typing_extensions, dateutil, pytz, requests, websocket, yaml"], { stdio: "ignore" });
+    execFileSync("/usr/bin/python3", ["-c", "import IPy, tzlocal, typing_extensions, dateutil, pytz, requests, websocket, yaml, cryptography"], { stdio: "ignore" });
   } catch {
     return "the Python packages ripe-atlas needs are missing (npm test installs them when run as root)";
   }
@@ -76,7 +103,7 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
     expect(info.out).toMatch(/Status\s+(Ongoing|Stopped)/);
   }, 120_000);
 
-  it("measures the other five types with their options, and refuses DNS over TLS by name instead of running plain DNS", async () => {
+  it("measures the other five types with their options, and DNS over TLS as such (never as plain DNS)", async () => {
     const types: [string[], RegExp][] = [
       [["traceroute", "--target", "127.0.0.1", "--max-hops", "3", "--protocol", "UDP"], /Probe #\d+/],
       [["dns", "--target", "127.0.0.1", "--query-argument", "example.net", "--query-type", "AAAA", "--set-do-bit"], /Probe #\d+/],
@@ -96,10 +123,15 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
     // The probes that ran the NTP measurement to a closed port are all still connected.
     const probes = (await (await fetch(`${system.edge.url}/api/v2/probes/?status=1`)).json()) as { count: number };
     expect(probes.count).toBe(3);
+    // DNS over TLS is measured as such (port 853, nothing listens there on this host), never as plain DNS on 53.
     const tls = await ra("measure", "dns", "--target", "127.0.0.1", "--query-argument", "example.net", "--tls", "--probes", "1", "--no-report");
-    // (The client prints the API's error and exits 0.)
-    expect(tls.out).toContain("/definitions/0/tls");
-    expect(tls.out).not.toMatch(/Measurement \d+ was created/);
+    const tlsId = created(tls.out);
+    expect(tlsId, tls.out).toBeGreaterThan(0);
+    await until("the DNS over TLS result", async () => (await results(tlsId)) === 1, 60_000, 250);
+    const [dot] = (await (await fetch(`${system.edge.url}/api/v2/measurements/${tlsId}/results/`)).json()) as { dst_port: string; proto: string; error?: { socket?: string } }[];
+    expect(dot).toMatchObject({ dst_port: "853", proto: "TCP" });
+    expect(dot!.error?.socket).toMatch(/^TLS: .*ECONNREFUSED/);
+    expect((await ra("report", String(tlsId))).ok).toBe(true);
   }, 300_000);
 
   it("searches measurements and probes with Atlas's filters, each answering the subset it names", async () => {
@@ -107,7 +139,7 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
     expect(shown((await ra("measurement-search", "--type", "ntp")).out)).toEqual([1, 1]);
     expect(shown((await ra("measurement-search", "--search", "Ping measurement")).out)).toEqual([1, 1]);
     expect(shown((await ra("measurement-search", "--af", "6")).out)).toBeUndefined();  // none: nothing to show
-    expect(shown((await ra("measurement-search", "--started-after", "2000-01-01", "--field", "id", "--field", "target")).out)).toEqual([6, 6]);
+    expect(shown((await ra("measurement-search", "--started-after", "2000-01-01", "--field", "id", "--field", "target")).out)).toEqual([7, 7]);
     expect(shown((await ra("probe-search", "--country", "NL")).out)).toEqual([1, 1]);
     expect(shown((await ra("probe-search", "--center", "52.37,4.9", "--radius", "100")).out)).toEqual([1, 1]);
     expect(shown((await ra("probe-search", "--asnv4", "64497")).out)).toEqual([1, 1]);
@@ -115,5 +147,50 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
     const info = await ra("probe-info", String(system.probes[0]!.id));
     expect(info.ok, info.out).toBe(true);
     expect(info.out).toMatch(/Country\s+NL/);
+  }, 180_000);
+
+  it("sagan, RIPE's result parser, reads every result the probes produced, of every type, as they were stored", async () => {
+    type Raw = Record<string, unknown> & { msm_id: number; prb_id: number; type: string };
+    const get = async <T>(path: string) => (await (await fetch(`${system.edge.url}${path}`)).json()) as T;
+    const { results: listed } = await get<{ results: { id: number }[] }>("/api/v2/measurements/?page_size=500");
+    // Built-ins too: every probe's pings and traceroutes toward the anchors.
+    const ids = [...listed.map((m) => m.id), BUILTIN_ANCHOR_PING, BUILTIN_ANCHOR_TRACEROUTE];
+    const stored = (await Promise.all(ids.map((id) => get<Raw[]>(`/api/v2/measurements/${id}/results/`)))).flat();
+    expect(new Set(stored.map((r) => r.type))).toEqual(new Set(["ping", "traceroute", "dns", "http", "sslcert", "ntp"]));
+    const parsed = await sagan(stored);
+    expect(parsed).toHaveLength(stored.length);
+    const failures: string[] = [];
+    for (const [i, p] of parsed.entries()) {
+      const raw = stored[i]!;
+      const which = `${raw.type} result of msm ${raw.msm_id} from probe ${raw.prb_id}`;
+      if (!p.parsed) { failures.push(`${which}: ${p.exception}`); continue; }
+      if (p.is_malformed || p.values.responses?.some((r) => r.is_malformed)) failures.push(`${which}: malformed (${p.warnings.join("; ")})`);
+      // An error sagan reports must be one the probe reported; a result that reports none must parse as no error.
+      const reportsError = /"(error|err|dnserr)":/.test(JSON.stringify(raw)) || (raw.type === "dns" && p.values.responses?.some((r) => r.rcode !== "NOERROR"));
+      if (p.is_error && !reportsError) failures.push(`${which}: sagan sees an error the result does not report: ${p.error_message}`);
+      // sagan logs what it could not read (an abuf it cannot decode, say) as warnings, and only the probe's own errors may be among them.
+      if (!reportsError && p.warnings.length) failures.push(`${which}: ${p.warnings.join("; ")}`);
+      if (!p.is_error && /"(error|dnserr)":\{/.test(JSON.stringify(raw)) && raw.type !== "traceroute") failures.push(`${which}: its error went unseen`);
+    }
+    expect(failures).toEqual([]);
+    // And sagan reads the values Vantage measured.
+    for (const [i, p] of parsed.entries()) {
+      const raw = stored[i]!;
+      if (raw.type === "ping" && raw.rcvd) expect(p.values).toMatchObject({ packets_sent: raw.sent, packets_received: raw.rcvd, destination_address: raw.dst_addr });
+      if (raw.type === "traceroute") expect(p.values.total_hops).toBe((raw.result as unknown[]).length);
+      if (raw.type === "sslcert" && raw.cert) {
+        const der = (pem: string) => createHash("sha256").update(Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64")).digest("hex");
+        expect(p.values.certificates!.map((c) => c.checksum_sha256.replace(/:/g, "").toLowerCase())).toEqual((raw.cert as string[]).map(der));
+      }
+      if (raw.type === "http" && !(raw.result as { err?: string }[])[0]!.err) {
+        expect(p.values.responses!.map((r) => r.code)).toEqual((raw.result as { res: number }[]).map((r) => r.res));
+      }
+      if (raw.type === "dns" && raw.result) {
+        // sagan decodes abuf with its own DNS parser: the same answers as dns-packet reads from the same bytes.
+        const decoded = dnsPacket.decode(Buffer.from((raw.result as { abuf: string }).abuf, "base64"));
+        expect(p.values.responses![0]!.answers).toHaveLength(decoded.answers!.length);
+        expect(p.values.responses![0]!.response_id).toBe(decoded.id);
+      }
+    }
   }, 180_000);
 });

@@ -1,5 +1,5 @@
 // Real servers from Debian for the measurement truth tests, each started inside a test namespace and stopped by
-// its process: NSD (authoritative DNS) and chronyd (NTP).
+// its process: NSD (authoritative DNS), unbound (a resolver speaking DNS over TLS) and chronyd (NTP).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -28,6 +28,17 @@ function run(ns: Netns, cmd: string, args: string[], dir: string): Server {
       void log;
     },
   };
+}
+
+/** Waits until the DNS server in the namespace answers for www.example.test on 127.0.0.1:53. */
+async function answering(ns: Netns, server: string): Promise<void> {
+  await until(`${server} to answer`, async () => {
+    try {
+      return ns.exec("dig", ["@127.0.0.1", "+short", "+time=1", "+tries=1", "www.example.test", "A"]).trim() === "192.0.2.10";
+    } catch {
+      return false;
+    }
+  }, 15_000);
 }
 
 /** A zone with the records the DNS tests ask for; `big` has enough TXT data to truncate a plain UDP answer. */
@@ -68,13 +79,46 @@ zone:
 `);
   execFileSync("nsd-checkconf", [join(dir, "nsd.conf")]);
   const server = run(ns, "nsd", ["-c", join(dir, "nsd.conf"), "-d"], dir);
-  await until("nsd to answer", async () => {
-    try {
-      return ns.exec("dig", ["@127.0.0.1", "+short", "+time=1", "+tries=1", "www.example.test", "A"]).trim() === "192.0.2.10";
-    } catch {
-      return false;
-    }
-  }, 15_000);
+  await answering(ns, "nsd");
+  return server;
+}
+
+/**
+ * unbound as a resolver on 127.0.0.1 in the namespace: plain DNS on port 53 and DNS over TLS on port 853 (RFC 7858)
+ * with the given certificate chain and key, answering the example.test records from its own local data (fixed TTLs
+ * and record order, so every answer to a question is the same bytes whichever transport asked).
+ */
+export async function startUnbound(ns: Netns, tls: { chain: string; key: string }): Promise<Server> {
+  const dir = tempDir("unbound");
+  writeFileSync(join(dir, "server.pem"), tls.chain);
+  writeFileSync(join(dir, "server.key"), tls.key, { mode: 0o600 });
+  const data = EXAMPLE_ZONE.split("\n").filter((l) => /^(www|txt|big)\s/.test(l))
+    .map((l) => `    local-data: '${l.replace(/^(\S+)\s+IN/, "$1.example.test. 300 IN")}'`);
+  writeFileSync(join(dir, "unbound.conf"), `server:
+    interface: 127.0.0.1@53
+    interface: 127.0.0.1@853
+    tls-port: 853
+    tls-service-key: "${dir}/server.key"
+    tls-service-pem: "${dir}/server.pem"
+    access-control: 127.0.0.0/8 allow
+    username: ""
+    chroot: ""
+    directory: "${dir}"
+    pidfile: "${dir}/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    do-ip6: no
+    module-config: "iterator"
+    num-threads: 1
+    rrset-roundrobin: no
+    local-zone: "example.test." static
+${data.join("\n")}
+remote-control:
+    control-enable: no
+`);
+  execFileSync("unbound-checkconf", [join(dir, "unbound.conf")]);
+  const server = run(ns, "unbound", ["-d", "-c", join(dir, "unbound.conf")], dir);
+  await answering(ns, "unbound");
   return server;
 }
 
