@@ -7,7 +7,7 @@ import {
 import type { ReleaseManifest } from "../protocol/release.ts";
 import type { DispatchOrder, ProbeFilter } from "./dispatch.ts";
 import { listMeasurements } from "./measurement-list.ts";
-import { addTag, removeTag, taggedWith } from "./measurement-tags.ts";
+import { addTag, removeTag, taggedWith, tagsOn } from "./measurement-tags.ts";
 import type { Participant } from "./probe-attachment.ts";
 import { controllerStub, type Shard, shardByName, shardsForSource } from "./shards.ts";
 import { groupBy } from "./group-by.ts";
@@ -457,6 +457,11 @@ export class Brain extends SqlDurableObject<Env> {
 
   untag(id: number, account: string, tag: string): boolean {
     return removeTag(this.sql, account, tag, id);
+  }
+
+  /** The account's own tags on a measurement (shown with its definition's tags in the measurement object it reads). */
+  tagsOn(id: number, account: string): string[] {
+    return tagsOn(this.sql, account, id);
   }
 
   /** The measurements an account tagged so that it can still see. */

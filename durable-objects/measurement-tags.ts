@@ -29,3 +29,8 @@ export function removeTag(sql: Sql, account: string, tag: string, msmId: number)
 export function taggedWith(sql: Sql, account: string, tag: string): number[] {
   return sql<{ msm_id: number }>("SELECT msm_id FROM measurement_tags WHERE account = ? AND tag = ? ORDER BY msm_id", account, tag).map((r) => r.msm_id);
 }
+
+/** The account's own tags on a measurement, by name. */
+export function tagsOn(sql: Sql, account: string, msmId: number): string[] {
+  return sql<{ tag: string }>("SELECT tag FROM measurement_tags WHERE account = ? AND msm_id = ? ORDER BY tag", account, msmId).map((r) => r.tag);
+}

@@ -36,6 +36,12 @@ describe("measurement tags", () => {
     };
     expect(await results(alice)).toEqual([mine, bobs]);
     expect(await results(bob)).toEqual([]);  // tags are an account's own
+    // The measurement object shows the caller's own tags (as cousteau's Measurement reads them), nobody else's.
+    const tagsSeen = async (id: number, key?: string) =>
+      ((await (await call(`/api/v2/measurements/${id}/`, key ? { headers: { Authorization: `Key ${key}` } } : {})).json()) as { tags: string[] }).tags;
+    expect(await tagsSeen(bobs, alice)).toEqual(["roots"]);
+    expect(await tagsSeen(bobs, bob)).toEqual([]);
+    expect(await tagsSeen(bobs)).toEqual([]);
     expect(await results()).toBe(403);
 
     expect((await del(`/api/v2/measurements/${bobs}/tags/roots/`, alice)).status).toBe(204);

@@ -16,6 +16,7 @@ import { freePort, icmpUnavailable, tempDir, until } from "./system.ts";
 const CLIENTS = join(ROOT, "..", "shared", "clients");
 const GUARD = join(import.meta.dirname, "fixtures", "ripe_atlas_guarded.py");
 const SAGAN = join(import.meta.dirname, "fixtures", "sagan_check.py");
+const COUSTEAU = join(import.meta.dirname, "fixtures", "cousteau23_client.py");
 
 type SaganView = {
   msm_id: number; prb_id: number; type: string; parsed: boolean; exception?: string; is_malformed: boolean; is_error: boolean;
@@ -25,6 +26,16 @@ type SaganView = {
     responses?: { rcode?: string | null; answers?: unknown[] | null; response_id?: number; code?: number; is_malformed?: boolean }[];
     certificates?: { checksum_sha256: string }[];
   };
+};
+
+/** What fixtures/cousteau23_client.py saw of the edge through cousteau 2.3. */
+type CousteauView = {
+  version: string; create: { ok: boolean; response: { measurements: number[] } }; results: number[];
+  results_window: { ok: boolean; probes: number[] }; latest: { ok: boolean; probes: number[] };
+  stream: { backlog: number[]; live: number[]; events: string[] }; periodic_create: { ok: boolean };
+  change: { ok: boolean; response: { added: number[] } }; tags_after_add: string[]; tags_after_remove: string[];
+  stop: { ok: boolean; status: string }; measurement: Record<string, unknown>; probe: Record<string, unknown>;
+  probe_list: number[]; measurement_list: number[]; measurement_count: number; anchors: unknown[];
 };
 
 /** What RIPE's sagan (unmodified, ../shared/clients) makes of each result, from fixtures/sagan_check.py. */
@@ -74,7 +85,8 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
     const config = join(state, "ripe-atlas-config"), cache = join(state, "ripe-atlas-cache");
     mkdirSync(config, { recursive: true });
     mkdirSync(cache, { recursive: true });
-    env = { ...process.env, XDG_CONFIG_HOME: config, XDG_CACHE_HOME: cache, REQUESTS_CA_BUNDLE: join(state, "tls-cert.pem"), PYTHONDONTWRITEBYTECODE: "1" };
+    env = { ...process.env, XDG_CONFIG_HOME: config, XDG_CACHE_HOME: cache, REQUESTS_CA_BUNDLE: join(state, "tls-cert.pem"),
+      WEBSOCKET_CLIENT_CA_BUNDLE: join(state, "tls-cert.pem"), PYTHONDONTWRITEBYTECODE: "1" };
     for (const setting of [`ripe-ncc.endpoint=${system.front.url}`, `ripe-ncc.stream-base-url=${system.edge.url}`, `authorisation.create=${system.key}`]) {
       const r = await ra("configure", "--set", setting);
       expect(r.ok, r.out).toBe(true);
@@ -148,6 +160,35 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
     expect(info.ok, info.out).toBe(true);
     expect(info.out).toMatch(/Country\s+NL/);
   }, 180_000);
+
+  it("cousteau 2.3 (the library under the CLI): every request class once, and AtlasStream over wss with the backlog and live results", async () => {
+    const server = new URL(system.front.url).host;
+    const ids = system.probes.map((p) => p.id).sort((a, b) => a - b);
+    const { stdout } = await promisify(execFile)("/usr/bin/python3", ["-S", COUSTEAU, CLIENTS, server, system.key, ids.join(",")],
+      { env, encoding: "utf8", timeout: 200_000 });
+    const out = JSON.parse(stdout) as CousteauView;
+    expect(out.version).toMatch(/^2\.3\./);
+    expect(out.create.ok, JSON.stringify(out.create)).toBe(true);
+    expect(out.results).toEqual(ids);
+    expect(out.results_window).toEqual({ ok: true, probes: [ids[0]] });
+    expect(out.latest).toEqual({ ok: true, probes: [ids[0]] });
+    // Every result of the one-off from the backlog, once each; then a live result of a measurement subscribed before it ran.
+    expect(out.stream.backlog).toEqual(ids);
+    expect(out.periodic_create.ok, JSON.stringify(out.periodic_create)).toBe(true);
+    expect(out.stream.live).toEqual([ids[0]]);
+    expect(out.stream.events).not.toContain("atlas_error");
+    expect(out.change.ok, JSON.stringify(out.change)).toBe(true);
+    expect(out.change.response.added).toEqual([ids[1]]);
+    expect(out.tags_after_add).toContain("cousteau-23");
+    expect(out.tags_after_remove).not.toContain("cousteau-23");
+    expect(out.stop).toEqual({ ok: true, status: "Stopped" });
+    expect(out.measurement).toMatchObject({ type: "ping", target: "127.0.0.1", is_oneoff: true });
+    expect(out.probe).toMatchObject({ id: ids[0], status: "Connected", is_anchor: false });
+    expect(out.probe_list).toEqual(ids);
+    expect(out.measurement_list.length).toBe(out.measurement_count);
+    expect(out.measurement_list).toContain(out.create.response.measurements[0]);
+    expect(out.anchors).toEqual([]);
+  }, 240_000);
 
   it("sagan, RIPE's result parser, reads every result the probes produced, of every type, as they were stored", async () => {
     type Raw = Record<string, unknown> & { msm_id: number; prb_id: number; type: string };

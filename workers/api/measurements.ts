@@ -8,7 +8,7 @@ import {
   atlasCreateBody, builtinDescription, builtinType, CreateMeasurements, creditsPerResult, MEASUREMENT_TYPES, ProbeSource,
   type Definition, isIPv4, isIPv6, parseAddress, specOf, targetRefusal, STATUS, toUnix,
 } from "../../protocol/index.ts";
-import { requireKey, apiKey } from "./auth.ts";
+import { apiKey, type Caller, requireKey } from "./auth.ts";
 import { ApiError, fieldError, fieldErrors, intListParam, intParam, parameterError, readJson, validationError } from "./errors.ts";
 import { boolParam, comparisonParamNames, listParam, onlyKnownParams, selectFields, sortParam, timeBounds } from "./filters.ts";
 import { page, pageOf } from "./pagination.ts";
@@ -166,10 +166,13 @@ async function measurementList(request: IRequest, env: Env, probe?: number): Pro
 }
 
 /** A private measurement (its definition, results) is its owner's: 403 unless the request carries an owning key. */
-export async function requireVisible(request: Request, env: Env, row: MeasurementRow): Promise<void> {
-  if ((JSON.parse(row.definition) as Definition).is_public === false && (await apiKey(request, env))?.account !== row.owner) {
+/** Refuses a private measurement to anyone but its owner; the caller's key, if one was sent. */
+export async function requireVisible(request: Request, env: Env, row: MeasurementRow): Promise<Caller | null> {
+  const caller = await apiKey(request, env);
+  if ((JSON.parse(row.definition) as Definition).is_public === false && caller?.account !== row.owner) {
     throw new ApiError(403, `Measurement ${row.id} is not public: send a key of the account that owns it.`);
   }
+  return caller;
 }
 
 export function measurementId(request: IRequest): number {
@@ -194,10 +197,15 @@ export function builtinObject(id: number, origin: string): Record<string, unknow
 export async function getMeasurement(request: IRequest, env: Env): Promise<Response> {
   const id = measurementId(request);
   if (builtinType(id)) return Response.json(builtinObject(id, new URL(request.url).origin));
-  const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
+  const brain = env.BRAIN.getByName(BRAIN_NAME);
+  const row = await brain.get(id);
   if (!row) throw new ApiError(404, `No measurement with id ${id}.`);
-  await requireVisible(request, env, row);
-  return Response.json(measurementObject(row, new URL(request.url).origin));
+  const caller = await requireVisible(request, env, row);
+  const object = measurementObject(row, new URL(request.url).origin);
+  // The caller's own tags (cousteau's MeasurementTagger) beside those the definition was created with.
+  const mine = caller ? await brain.tagsOn(id, caller.account) : [];
+  if (mine.length) object.tags = [...new Set([...(object.tags as string[]), ...mine])];
+  return Response.json(object);
 }
 
 export async function stopMeasurement(request: IRequest, env: Env): Promise<Response> {
