@@ -38,4 +38,7 @@ export const MIGRATIONS = [
    UPDATE measurements SET is_public = 0 WHERE json_extract(definition, '$.is_public') = 0;`,
   // Accounts' own tags on measurements (measurement-tags.ts).
   MEASUREMENT_TAGS_SCHEMA,
+  // Atlas's measurement groups: the measurements one request created together share their first one's id.
+  `ALTER TABLE measurements ADD COLUMN group_id INTEGER;
+   CREATE INDEX measurements_group ON measurements (group_id) WHERE group_id IS NOT NULL;`,
 ];

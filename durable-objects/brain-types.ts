@@ -30,6 +30,8 @@ export type MeasurementRow = {
   target: string | null;
   /** 0 for a private measurement (`is_public: false`). */
   is_public: number;
+  /** The first measurement's id when one request created several (Atlas's group leader); null otherwise. */
+  group_id: number | null;
 };
 
 /** Atlas's participation request: add probes from a source, or remove probes by id (`value` "1,2,3"). */
@@ -44,6 +46,8 @@ export type MeasurementFilter = {
   search?: string;
   /** Measurements this probe takes part in. */
   probe_id?: number;
+  /** Members of this measurement group. */
+  group_id?: number;
   /** Measurements carrying every one of these tags. */
   tags?: string[];
   times?: { field: string; op: string; value: number }[];

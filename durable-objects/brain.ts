@@ -108,6 +108,11 @@ export class Brain extends SqlDurableObject<Env> {
         isOneoff ? 1 : 0, requested, owner, questionOf(req, def), def.is_public === false ? null : def.target?.toLowerCase() ?? null,
         def.is_public === false ? 0 : 1)[0]!;
     });
+    if (rows.length > 1) {
+      // One request, one group, led by its first measurement (as Atlas): listed and stopped together.
+      this.sql(`UPDATE measurements SET group_id = ? WHERE id IN (${rows.map(() => "?").join(",")})`, rows[0]!.id, ...rows.map((r) => r.id));
+      for (const r of rows) r.group_id = rows[0]!.id;
+    }
     const ledger = this.env.LEDGER.getByName(owner);
     const estimates = rows.map((r) => firstDayCost(r));
     // Undoes the rows and any reservation made for them (releasing one never made changes nothing) when the request
@@ -446,6 +451,20 @@ export class Brain extends SqlDurableObject<Env> {
     const next = { ...def, ...(change.description !== undefined ? { description: change.description } : {}), ...(change.is_public !== undefined ? { is_public: change.is_public } : {}) };
     this.sql("UPDATE measurements SET definition = ?, is_public = ? WHERE id = ?", JSON.stringify(next), next.is_public === false ? 0 : 1, id);
     return "patched";
+  }
+
+  /** The members of the group this measurement leads (none if it leads none), by id. */
+  group(id: number): MeasurementRow[] {
+    return this.sql<MeasurementRow>("SELECT * FROM measurements WHERE group_id = ? ORDER BY id", id);
+  }
+
+  /** Stops every running member of a group (Atlas: only the owner's; a group is one request, so one owner). */
+  async stopGroup(id: number, owner: string): Promise<"stopped" | "not-found" | "not-owner"> {
+    const members = this.group(id);
+    if (members.length === 0) return "not-found";
+    if (members[0]!.owner !== owner) return "not-owner";
+    for (const m of members) await this.stop(m.id, owner);
+    return "stopped";
   }
 
   /** An account tags a measurement it can see (its own or a public one). */

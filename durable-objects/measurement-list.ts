@@ -8,7 +8,7 @@ export function listMeasurements(sql: Sql, f: MeasurementFilter, offset: number,
   const bool = (b: boolean | undefined) => (b === undefined ? undefined : b ? 1 : 0);
   const where = new Where().in("id", f.ids).in("status_id", f.status).eq("type", f.type).eq("is_oneoff", bool(f.is_oneoff))
     .eq("is_public", bool(f.is_public)).eq("owner", f.owner).eq("target", f.target).eq("json_extract(definition, '$.af')", f.af)
-    .eq("json_extract(definition, '$.description')", f.description);
+    .eq("json_extract(definition, '$.description')", f.description).eq("group_id", f.group_id);
   // LIKE with the user's text escaped: % and _ in it are literal.
   const like = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
   if (f.target_contains) where.raw("target LIKE ? ESCAPE '\\'", `%${like(f.target_contains)}%`);

@@ -13,6 +13,7 @@ import { ApiError, errorResponse } from "./api/errors.ts";
 import {
   createMeasurements, getMeasurement, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, patchMeasurement, probeMeasurements, stopMeasurement,
 } from "./api/measurements.ts";
+import { getGroup, stopGroup } from "./api/measurement-groups.ts";
 import { addMeasurementTag, removeMeasurementTag, stopTagged, taggedResults } from "./api/measurement-tags.ts";
 import { page } from "./api/pagination.ts";
 import { getProbe, listProbes, listProbeTags } from "./api/probes.ts";
@@ -49,6 +50,8 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .post("/admin/bundles/build", buildBundleRoute)
   // users: the result stream (RIPE Atlas streaming protocol) and the RIPE Atlas REST API v2
   .get("/stream", (request: Request, env: Env) => env.STREAM.getByName(STREAM_NAME).fetch(request))
+  .get("/api/v2/measurements/groups/:group", getGroup)
+  .delete("/api/v2/measurements/groups/:group", stopGroup)
   .get("/api/v2/measurements/tags/:tag/results", taggedResults)
   .post("/api/v2/measurements/my-tags/:tag/stop", stopTagged)
   .post("/api/v2/measurements/:id/tags", addMeasurementTag)

@@ -38,8 +38,8 @@ export function measurementObject(row: MeasurementRow, origin: string): Record<s
     is_public: def.is_public ?? true,
     is_all_scheduled: row.status_id !== STATUS.specified.id,
     in_wifi_group: false,
-    group: null,
-    group_id: null,
+    group: row.group_id === null ? null : `${origin}/api/v2/measurements/groups/${row.group_id}/`,
+    group_id: row.group_id,
     tags: def.tags ?? [],
     creation_time: row.creation_time,
     start_time: row.start_time,
@@ -123,7 +123,7 @@ function refusalError(r: { status: number; detail: string; pointer?: string; ret
 
 const MEASUREMENT_TIMES = ["start_time", "stop_time", "creation_time"] as const;
 const MEASUREMENT_FILTERS = ["id", "id__in", "status", "status__in", "type", "is_oneoff", "is_public", "mine", "af", "target", "target__contains",
-  "target__startswith", "description", "description__contains", "description__startswith", "search", "tags", ...comparisonParamNames(MEASUREMENT_TIMES)];
+  "target__startswith", "description", "description__contains", "description__startswith", "search", "tags", "group_id", ...comparisonParamNames(MEASUREMENT_TIMES)];
 
 /** GET /api/v2/probes/{id}/measurements/: the measurements a probe takes part in, with the list's filters. */
 export async function probeMeasurements(request: IRequest, env: Env): Promise<Response> {
@@ -159,6 +159,7 @@ async function measurementList(request: IRequest, env: Env, probe?: number): Pro
     target: text("target"), target_contains: text("target__contains"), target_startswith: text("target__startswith"),
     description: text("description"), description_contains: text("description__contains"), description_startswith: text("description__startswith"),
     search: text("search"), tags: listParam(url, "tags"), times: timeBounds(url, MEASUREMENT_TIMES), sort, probe_id: probe,
+    group_id: intParam(url, "group_id", 1),
     // Other accounts' private measurements are not listed (their targets are their owners' business).
     visible_to: key?.account ?? null,
   }, offset, limit);
