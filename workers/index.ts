@@ -19,6 +19,7 @@ import { page } from "./api/pagination.ts";
 import { getProbe, listProbes, listProbeTags } from "./api/probes.ts";
 import { downloadRelease, getRollout, haltRollout, startRollout, uploadRelease } from "./api/releases.ts";
 import { getLatest, getResults, queryAggregates, queryResults } from "./api/results.ts";
+import { statusCheck } from "./api/status-check.ts";
 import { challenge, connect, edgeKey, register } from "./registration.ts";
 
 export { Brain } from "../durable-objects/brain.ts";
@@ -68,6 +69,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/participation-requests/:id", getParticipationRequest)
   .get("/api/v2/measurements/:id/results", getResults)
   .get("/api/v2/measurements/:id/latest", getLatest)
+  .get("/api/v2/measurements/:id/status-check", statusCheck)
   .get("/api/v2/results", queryResults)
   .get("/api/v2/aggregates", queryAggregates)
   .get("/api/v2/alerts", listAlerts)
