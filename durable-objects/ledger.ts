@@ -24,6 +24,8 @@ const MIGRATIONS = [
    CREATE TABLE outcomes (request_id TEXT PRIMARY KEY, outcome TEXT NOT NULL);`,
   // What each request id did, so a reuse for something else is refused (rows before this migration bind nothing).
   `ALTER TABLE outcomes ADD COLUMN binding TEXT;`,
+  // The past day's income and expense, for Atlas's daily estimates on /credits/.
+  `CREATE INDEX entries_time ON entries (direction, time);`,
 ];
 
 export type EntryType = "grant" | "probe_uptime" | "probe_results" | "results" | "transfer_in" | "transfer_out";
@@ -121,6 +123,15 @@ export class Ledger extends SqlDurableObject<Env> {
       "SELECT id, direction, type, amount, time, msm_id, detail FROM entries WHERE direction = ? ORDER BY id DESC LIMIT ? OFFSET ?",
       direction, limit, offset);
     return { count, items };
+  }
+
+  /** Income and expense since `since` (unix seconds), and when the newest of each was booked. */
+  since(since: number): { income: number; expense: number; last_income: number | null; last_expense: number | null } {
+    const of = (direction: string) => this.sql<{ s: number | null; last: number | null }>(
+      "SELECT (SELECT SUM(amount) FROM entries WHERE direction = ? AND time >= ?) AS s, (SELECT MAX(time) FROM entries WHERE direction = ?) AS last",
+      direction, since, direction)[0]!;
+    const income = of("income"), expense = of("expense");
+    return { income: income.s ?? 0, expense: expense.s ?? 0, last_income: income.last, last_expense: expense.last };
   }
 
   /** Sums the journal and the reservations: what the invariants are checked against. */

@@ -414,9 +414,15 @@ export class Registry extends SqlDurableObject<Env> {
       .map((k) => ({ ...k, enabled: k.enabled === 1, grants: JSON.parse(k.grants) as Grant[] }));
   }
 
-  /** Enables or disables one of an account's keys; null if the account has no such key. */
-  setKeyEnabled(account: string, uuid: string, enabled: boolean): KeyRecord | null {
-    if (!this.sql("UPDATE api_keys SET enabled = ? WHERE account = ? AND uuid = ? RETURNING uuid", enabled ? 1 : 0, account, uuid).length) return null;
-    return this.keys(account).find((k) => k.uuid === uuid) ?? null;
+  /** Enables or disables one of an account's keys, or renames it; null if the account has no such key. */
+  updateKey(account: string, uuid: string, change: { enabled?: boolean; label?: string }): KeyRecord | null {
+    const found = this.sql("UPDATE api_keys SET enabled = COALESCE(?, enabled), label = COALESCE(?, label) WHERE account = ? AND uuid = ? RETURNING uuid",
+      change.enabled === undefined ? null : change.enabled ? 1 : 0, change.label ?? null, account, uuid);
+    return found.length ? this.keys(account).find((k) => k.uuid === uuid) ?? null : null;
+  }
+
+  /** Deletes one of an account's keys for good (its holder is refused from then on); whether it was there. */
+  deleteKey(account: string, uuid: string): boolean {
+    return this.sql("DELETE FROM api_keys WHERE account = ? AND uuid = ? RETURNING uuid", account, uuid).length > 0;
   }
 }

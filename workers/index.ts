@@ -7,7 +7,7 @@ import { bundleData, buildBundleRoute, downloadBundle, getBundle, listBundlesRou
 import { buildBundle, previousHour } from "./bundles.ts";
 import { BUNDLE_TYPES } from "../storage/bundles.ts";
 import { credits, creditItems, transfer } from "./api/credits.ts";
-import { createApiKey, listKeys, updateKey } from "./api/keys.ts";
+import { createApiKey, deleteKey, getKey, listKeys, updateKey } from "./api/keys.ts";
 import { requireAdmin } from "./api/auth.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
 import {
@@ -83,7 +83,9 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .post("/api/v2/credits/transfers", transfer)
   .get("/api/v2/keys", listKeys)
   .post("/api/v2/keys", createApiKey)
+  .get("/api/v2/keys/:uuid", getKey)
   .patch("/api/v2/keys/:uuid", updateKey)
+  .delete("/api/v2/keys/:uuid", deleteKey)
   .get("/api/v2/probes", listProbes)
   .get("/api/v2/probes/my", listProbes)
   .get("/api/v2/probes/tags", listProbeTags)

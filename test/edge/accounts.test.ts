@@ -56,6 +56,12 @@ describe("credits", () => {
     await flush();
     await flush();
     expect(await credits(key)).toMatchObject({ current_balance: 1, reserved: 0, available: 1 });
+    // Atlas's daily figures, from the past day's journal: the grant of 4 in, the 3 charged out.
+    expect(await credits(key)).toMatchObject({
+      estimated_daily_income: 4, estimated_daily_expenditure: 3, estimated_daily_balance: 1, estimated_runout_seconds: null, past_day_credits_spent: 3,
+      last_date_credited: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), last_date_debited: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      calculation_time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
 
     // Two more cost 6 and 1 is left: 1 is charged, the balance stays at 0, and the measurement is forced to stop.
     socket.send({ type: "results", results: [2, 3].map((seq) => ({ seq, result: pingResult(id, probe.id, 1_795_000_000 + seq) })) });
@@ -304,7 +310,7 @@ describe("API keys", () => {
     const made = await post("/api/v2/keys/", { label: "read credits only", grants: ["get_credits"] }, auth(admin));
     expect(made.status).toBe(201);
     const reader = (await made.json()) as { key: string; uuid: string; grants: { permission: string }[] };
-    expect(reader.grants).toEqual([{ permission: "get_credits" }]);
+    expect(reader.grants).toEqual([{ permission: "get_credits", target: null }]);
     // Same account: it sees the same balance; it may not create measurements, nor manage keys.
     expect((await credits(reader.key)).account).toBe((await credits(admin)).account);
     const refused = await createPing(reader.key, [{ type: "country", value: "AQ", requested: 1 }]);
@@ -323,6 +329,46 @@ describe("API keys", () => {
     // Another account cannot touch this account's keys.
     const other = await newKey("other account");
     expect((await call(`/api/v2/keys/${reader.uuid}/`, { method: "PATCH", headers: { ...auth(other), "Content-Type": "application/json" }, body: JSON.stringify({ enabled: true }) })).status).toBe(404);
+  });
+
+  it("speaks Atlas's key shapes: grants with targets, ISO-8601 dates, detail, rename and delete", async () => {
+    const admin = await newKey("owner key");
+    const auth = (key: string) => ({ Authorization: `Key ${key}` });
+    const json = { ...auth(admin), "Content-Type": "application/json" };
+    // As Atlas's documentation writes a key: its singular permission name, a null target, a date without an offset (UTC).
+    const made = await post("/api/v2/keys/", { label: "atlas-style", enabled: true, valid_from: "2026-01-01T00:00:00", valid_to: null,
+      grants: [{ permission: "create_measurement", target: null }, { permission: "get_credits", target: null }] }, auth(admin));
+    expect(made.status, await made.clone().text()).toBe(201);
+    const key = (await made.json()) as { key: string; uuid: string };
+    const detail = await call(`/api/v2/keys/${key.uuid}/`, { headers: auth(admin) });
+    expect(await detail.json()).toMatchObject({
+      uuid: key.uuid, label: "atlas-style", enabled: true, is_active: true, valid_from: "2026-01-01T00:00:00.000Z",
+      grants: [{ permission: "create_measurements", target: null }, { permission: "get_credits", target: null }],
+      created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    });
+    expect((await createPing(key.key, [{ type: "country", value: "AQ", requested: 1 }])).status).not.toBe(403);
+    // A grant scoped to one target is not something Vantage can honour: refused by name, not widened.
+    const scoped = await post("/api/v2/keys/", { label: "scoped", grants: [{ permission: "get_credits", target: "probe:1000001" }] }, auth(admin));
+    expect(scoped.status).toBe(400);
+    expect((await errorOf(scoped)).errors[0]!.source.pointer).toMatch(/^\/grants\/0/);
+    // A key made disabled, switched on later; renamed; then deleted, after which it is refused.
+    const dormant = (await (await post("/api/v2/keys/", { label: "dormant", enabled: false, grants: ["get_credits"] }, auth(admin))).json()) as { key: string; uuid: string; is_active: boolean };
+    expect(dormant.is_active).toBe(false);
+    expect((await call("/api/v2/credits/", { headers: auth(dormant.key) })).status).toBe(403);
+    const renamed = await call(`/api/v2/keys/${dormant.uuid}/`, { method: "PATCH", headers: json, body: JSON.stringify({ enabled: true, label: "awake" }) });
+    expect(await renamed.json()).toMatchObject({ label: "awake", enabled: true, is_active: true });
+    expect((await call("/api/v2/credits/", { headers: auth(dormant.key) })).status).toBe(200);
+    const widen = await call(`/api/v2/keys/${dormant.uuid}/`, { method: "PATCH", headers: json, body: JSON.stringify({ grants: ["manage_keys"] }) });
+    expect(widen.status).toBe(400);
+    expect((await errorOf(widen)).errors[0]!.source.pointer).toBe("/grants");
+    expect((await call(`/api/v2/keys/${dormant.uuid}/`, { method: "DELETE", headers: auth(admin) })).status).toBe(204);
+    expect((await call("/api/v2/credits/", { headers: auth(dormant.key) })).status).toBe(403);
+    expect((await call(`/api/v2/keys/${dormant.uuid}/`, { headers: auth(admin) })).status).toBe(404);
+    expect((await call(`/api/v2/keys/${dormant.uuid}/`, { method: "DELETE", headers: auth(admin) })).status).toBe(404);
+    // Another account sees none of them.
+    const other = await newKey("other account");
+    expect((await call(`/api/v2/keys/${key.uuid}/`, { headers: auth(other) })).status).toBe(404);
+    expect((await call(`/api/v2/keys/${key.uuid}/`, { method: "DELETE", headers: auth(other) })).status).toBe(404);
   });
 });
 

@@ -12,15 +12,27 @@ export async function credits(request: IRequest, env: Env): Promise<Response> {
   const { account } = await requireKey(request, env, "get_credits");
   const url = new URL(request.url);
   const ledger = env.LEDGER.getByName(account);
-  const b = await ledger.balance();
+  const now = Math.floor(Date.now() / 1000);
+  const [b, day] = await Promise.all([ledger.balance(), ledger.since(now - 86_400)]);
+  const iso = (t: number | null) => (t === null ? null : new Date(t * 1000).toISOString());
+  // Atlas's daily estimates, from the past day's journal: what came in and went out in the last 24 hours.
+  const dailyBalance = day.income - day.expense;
   const body: Record<string, unknown> = {
     account,
     current_balance: b.balance,
     reserved: b.reserved,
     available: b.available,
+    estimated_daily_income: day.income,
+    estimated_daily_expenditure: day.expense,
+    estimated_daily_balance: dailyBalance,
+    // At the past day's rate, when the free credits are gone (null while the balance grows).
+    estimated_runout_seconds: dailyBalance < 0 ? Math.floor((b.available / -dailyBalance) * 86_400) : null,
+    past_day_credits_spent: day.expense,
+    last_date_credited: iso(day.last_income),
+    last_date_debited: iso(day.last_expense),
     income_items: `${url.origin}/api/v2/credits/income-items/`,
     expense_items: `${url.origin}/api/v2/credits/expense-items/`,
-    calculation_time: Math.floor(Date.now() / 1000),
+    calculation_time: iso(now),
   };
   // Atlas's include=income_items,expense_items embeds the first page of each instead of its URL.
   const include = (url.searchParams.get("include") ?? "").split(",");

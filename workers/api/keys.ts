@@ -1,29 +1,68 @@
-// /api/v2/keys/: an account's API keys — list, create (the key is shown once; only its SHA-256 is kept), enable or
-// disable. Needs a key with the "manage_keys" grant. A key's grants limit what it may do; its validity window when.
+// /api/v2/keys/: an account's API keys in Atlas's shapes — list, read, create (the key is shown once; only its SHA-256
+// is kept), enable, disable or rename, delete. Needs a key with the "manage_keys" grant. A key's grants limit what it
+// may do; its validity window when.
 import type { IRequest } from "itty-router";
 import { z } from "zod";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
-import { GRANTS, type KeyRecord } from "../../durable-objects/registry.ts";
+import { type Grant, GRANTS, type KeyRecord } from "../../durable-objects/registry.ts";
 import { sha256Hex } from "../../protocol/index.ts";
 import { requireKey } from "./auth.ts";
 import { ApiError, fieldError, readJson, validationError } from "./errors.ts";
 
-const unix = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true }).transform((s) => Math.floor(Date.parse(s) / 1000))]);
+/** Unix seconds, or ISO-8601 as Atlas writes it (a time without an offset is UTC, as Atlas means it). */
+const unix = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true, local: true })
+  .transform((s) => Math.floor(Date.parse(/(Z|[+-]\d\d(:?\d\d)?)$/i.test(s) ? s : `${s}Z`) / 1000))]);
 
-const permission = z.enum(GRANTS, `grants are: ${GRANTS.join(", ")}.`);
+/** Atlas's documented spelling of a grant beside Vantage's (`create_measurement` → `create_measurements`). */
+const ATLAS_ALIASES: Record<string, Grant> = { create_measurement: "create_measurements" };
+const permission = z.preprocess((p) => (typeof p === "string" && p in ATLAS_ALIASES ? ATLAS_ALIASES[p] : p), z.enum(GRANTS, `grants are: ${GRANTS.join(", ")}.`));
+/**
+ * Atlas's shape, `[{"permission": "create_measurements", "target": null}]` (what this API answers with), or plain
+ * names. A grant's `target` (Atlas scopes some grants to one probe or measurement) is not supported: given, it is a
+ * 400 naming it, since a key scoped to less than asked would be stronger than its maker meant.
+ */
+const grant = z.union([permission, z.object({ permission, target: z.null().optional() }).strict().transform((g) => g.permission)], {
+  error: `each grant is {"permission": one of ${GRANTS.join(", ")}, "target": null}.`,
+});
 const NewKey = z.object({
   label: z.string().min(1).max(128),
-  /** Atlas's shape, `[{"permission": "create_measurements"}]` (what this API answers with), or plain names. */
-  grants: z.array(z.union([permission, z.object({ permission }).strict().transform((g) => g.permission)], { error: `each grant is {"permission": one of ${GRANTS.join(", ")}}.` })).min(1).optional(),
+  grants: z.array(grant).min(1).optional(),
   valid_from: unix.nullable().optional(),
   valid_to: unix.nullable().optional(),
-}).refine((k) => k.valid_from == null || k.valid_to == null || k.valid_to > k.valid_from, { path: ["valid_to"], message: "valid_to must be later than valid_from." });
+  enabled: z.boolean().optional(),
+}).strict().refine((k) => k.valid_from == null || k.valid_to == null || k.valid_to > k.valid_from, { path: ["valid_to"], message: "valid_to must be later than valid_from." });
 
+const iso = (unixSeconds: number | null) => (unixSeconds === null ? null : new Date(unixSeconds * 1000).toISOString());
+
+/** A key as Atlas shows one: ISO-8601 dates, grants with their (always null) target, whether it works right now. */
 function keyObject(k: KeyRecord, origin: string): Record<string, unknown> {
+  const now = Math.floor(Date.now() / 1000);
   return {
-    uuid: k.uuid, label: k.label, enabled: k.enabled, grants: k.grants.map((permission) => ({ permission })),
-    valid_from: k.valid_from, valid_to: k.valid_to, created_at: Math.floor(k.created / 1000), url: `${origin}/api/v2/keys/${k.uuid}/`,
+    uuid: k.uuid, label: k.label, enabled: k.enabled,
+    is_active: k.enabled && (k.valid_from === null || now >= k.valid_from) && (k.valid_to === null || now < k.valid_to),
+    grants: k.grants.map((permission) => ({ permission, target: null })),
+    valid_from: iso(k.valid_from), valid_to: iso(k.valid_to), created_at: iso(Math.floor(k.created / 1000)), url: `${origin}/api/v2/keys/${k.uuid}/`,
   };
+}
+
+async function ownKey(request: IRequest, env: Env): Promise<{ account: string; record: KeyRecord }> {
+  const { account } = await requireKey(request, env, "manage_keys");
+  const record = (await env.REGISTRY.getByName(REGISTRY_NAME).keys(account)).find((k) => k.uuid === request.params.uuid);
+  if (!record) throw new ApiError(404, `No key "${request.params.uuid}" in this account.`);
+  return { account, record };
+}
+
+/** GET /api/v2/keys/{uuid}/. */
+export async function getKey(request: IRequest, env: Env): Promise<Response> {
+  const { record } = await ownKey(request, env);
+  return Response.json(keyObject(record, new URL(request.url).origin));
+}
+
+/** DELETE /api/v2/keys/{uuid}/: the key stops working at once; 204. */
+export async function deleteKey(request: IRequest, env: Env): Promise<Response> {
+  const { account, record } = await ownKey(request, env);
+  await env.REGISTRY.getByName(REGISTRY_NAME).deleteKey(account, record.uuid);
+  return new Response(null, { status: 204 });
 }
 
 export async function listKeys(request: IRequest, env: Env): Promise<Response> {
@@ -56,17 +95,21 @@ export async function createApiKey(request: IRequest, env: Env): Promise<Respons
   }
   if (validFrom !== null && validTo !== null && validTo <= validFrom) throw fieldError("/valid_to", "valid_to must be later than valid_from.");
   const key = crypto.randomUUID();
-  const record = await env.REGISTRY.getByName(REGISTRY_NAME).addKey(await sha256Hex(key), wanted.label, caller.account, { grants: [...new Set(grants)], valid_from: validFrom, valid_to: validTo });
+  const registry = env.REGISTRY.getByName(REGISTRY_NAME);
+  let record = await registry.addKey(await sha256Hex(key), wanted.label, caller.account, { grants: [...new Set(grants)], valid_from: validFrom, valid_to: validTo });
+  // Made disabled (`"enabled": false`, as Atlas's form allows): switched on later with PATCH.
+  if (wanted.enabled === false) record = (await registry.updateKey(caller.account, record.uuid, { enabled: false }))!;
   return Response.json({ ...keyObject(record, new URL(request.url).origin), key }, { status: 201 });
 }
 
-const Change = z.object({ enabled: z.boolean() });
+/** What PATCH changes; grants and validity are fixed at creation (make a new key instead: it cannot outgrow its maker). */
+const Change = z.object({ enabled: z.boolean().optional(), label: z.string().min(1).max(128).optional() }).strict();
 
 export async function updateKey(request: IRequest, env: Env): Promise<Response> {
   const { account } = await requireKey(request, env, "manage_keys");
   const parsed = Change.safeParse(await readJson(request));
   if (!parsed.success) throw validationError(parsed.error);
-  const record = await env.REGISTRY.getByName(REGISTRY_NAME).setKeyEnabled(account, request.params.uuid ?? "", parsed.data.enabled);
+  const record = await env.REGISTRY.getByName(REGISTRY_NAME).updateKey(account, request.params.uuid ?? "", parsed.data);
   if (!record) throw new ApiError(404, `No key "${request.params.uuid}" in this account.`);
   return Response.json(keyObject(record, new URL(request.url).origin));
 }
