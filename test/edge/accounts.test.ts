@@ -293,6 +293,19 @@ describe("participation requests", () => {
     const one = await call(new URL(listed.results[1]!.self).pathname);
     expect(await one.json()).toMatchObject({ id: addedBody.request_ids[0], measurement: id, action: "add" });
     expect((await call("/api/v2/participation-requests/999999/")).status).toBe(404);
+    // A field not known is refused by name (an add's or a remove's), with nothing changed; null is "not given".
+    for (const [body, pointer] of [
+      [[{ action: "add", type: "probes", value: String(a.id), requested: 1, requested_max: 3 }], "/0/requested_max"],
+      [[{ action: "add", type: "country", value: "AT", requested: 1, tags: { inclde: ["x"] } }], "/0/tags/inclde"],
+      [[{ action: "remove", type: "probes", value: String(b.id), reason: "x" }], "/0/reason"],
+      [[{ action: "add", type: "probes", value: "x", requested: 1 }], "/0/value"],
+    ] as const) {
+      const refused = await change(body);
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+      expect((await errorOf(refused)).errors.map((e) => e.source.pointer)).toContain(pointer);
+    }
+    expect(((await (await call(`/api/v2/measurements/${id}/participation-requests/`)).json()) as Listed).count).toBe(3);
+    expect((await change([{ action: "remove", type: "probes", value: String(b.id), requested: null }])).status).toBe(201);
 
     expect((await change([{ action: "add", type: "probes", value: String(a.id), requested: 1 }], await newKey("stranger"))).status).toBe(403);
     expect((await errorOf(await change([{ action: "remove", type: "country", value: "AT" }]))).errors[0]!.source).toEqual({ pointer: "/0/type" });

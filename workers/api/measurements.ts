@@ -242,8 +242,7 @@ export async function patchMeasurement(request: IRequest, env: Env): Promise<Res
 const Removal = z.object({
   action: z.literal("remove"), type: z.literal("probes", 'Probes are removed by id: type must be "probes".'),
   value: z.string().regex(/^\d+(,\d+)*$/, "value must be a comma-separated list of probe ids."), requested: z.number().int().optional(),
-});
-const Addition = z.object({ action: z.literal("add") }).and(ProbeSource);
+}).strict();
 const ParticipationList = z.array(z.object({ action: z.enum(["add", "remove"], 'action must be "add" or "remove".') }).passthrough())
   .min(1, "At least one request is needed.").max(100);
 
@@ -251,10 +250,18 @@ const ParticipationList = z.array(z.object({ action: z.enum(["add", "remove"], '
 function participationRequestsOf(body: unknown): ParticipationRequest[] {
   const list = ParticipationList.safeParse(body);
   if (!list.success) throw validationError(list.error);
-  return list.data.map((r, i) => {
-    const parsed = (r.action === "add" ? Addition : Removal).safeParse(r);
+  return list.data.map((raw, i) => {
+    // As in a create body: null is "not given", and a field not known is refused by name, never dropped.
+    const r = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== null)) as typeof raw;
+    if (r.action === "remove") {
+      const parsed = Removal.safeParse(r);
+      if (!parsed.success) throw validationError(parsed.error, `/${i}`);
+      return parsed.data;
+    }
+    const { action, ...source } = r;
+    const parsed = ProbeSource.safeParse(source);
     if (!parsed.success) throw validationError(parsed.error, `/${i}`);
-    return parsed.data as ParticipationRequest;
+    return { action, ...parsed.data } as ParticipationRequest;
   });
 }
 
