@@ -10,6 +10,7 @@ import {
 } from "../protocol/probe.ts";
 import { monotonicMs } from "./clock.ts";
 import type { AgentConfig } from "./config.ts";
+import { CrashGuard } from "./crash-guard.ts";
 import { type Identity, loadIdentity, signChallenge, verifyEdgeToken } from "./identity.ts";
 import { Builtins, type RunOptions } from "./builtins.ts";
 import type { MonitoredInterface } from "./classifier.ts";
@@ -105,6 +106,7 @@ export class Agent {
   private readonly builtins: Builtins;
   /** Results the controller refused, kept for the host to see (refused.ts). */
   readonly refused: RefusedResults;
+  private readonly crashGuard: CrashGuard;
   /** When each measurement runs, within the slots (schedule.ts). */
   private readonly schedule: Schedule;
   /** The traffic classifier on a monitored interface, when the config asks for one (loaded then: child_process). */
@@ -133,6 +135,7 @@ export class Agent {
     this.identity = loadIdentity(config.state_dir);
     this.spool = new Spool(config.state_dir, Math.min(SPOOL_COMMIT_MS, config.result_linger_ms), (m) => this.log("error", m));
     this.refused = new RefusedResults(config.state_dir, (m) => this.log("error", m));
+    this.crashGuard = new CrashGuard(config.state_dir, AGENT_VERSION, (m) => this.log("warn", m));
     this.schedule = new Schedule({ slots: config.slots, probeId: config.probe_id, run: (a, opts) => this.run(a, opts), ended: () => this.reportSlots() });
     this.builtins = new Builtins(config.builtins, (a, opts) => this.schedule.enqueue(a, opts));
   }
@@ -164,6 +167,7 @@ export class Agent {
     if (this.holdTimer) clearTimeout(this.holdTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.ws?.close(1000, "agent stopping");
+    this.crashGuard.close();
     await this.spool.close();
   }
 
@@ -423,12 +427,20 @@ export class Agent {
   }
 
   private async run(a: Assignment, opts: RunOptions = {}): Promise<void> {
+    const held = this.crashGuard.refusal(a.msm_id);
+    if (held) {
+      const result = errorResult(a.spec, { msmId: a.msm_id, probeId: this.config.probe_id, lts: this.lts(), step: a.interval }, held);
+      if (result) this.store(result);
+      return;
+    }
     // One controller per run, aborted by a stop (nothing is reported) or by its deadline (what it measured by then
     // is): one timer per run, not AbortSignal.timeout + AbortSignal.any, which cost a signal each and weak tracking.
     const stopper = new AbortController();
     const runs = this.inFlight.get(a.msm_id) ?? new Set();
     this.inFlight.set(a.msm_id, runs.add(stopper));
     const deadline = setTimeout(() => stopper.abort(DEADLINE), (runSeconds(a.spec) + RUN_GRACE_S) * 1000);
+    let completed = false;
+    this.crashGuard.started(a.msm_id);
     try {
       const result = await runMeasurement(a.spec, {
         msmId: a.msm_id, probeId: this.config.probe_id, step: a.interval, lts: this.lts(),
@@ -437,12 +449,14 @@ export class Agent {
         signal: stopper.signal,
       });
       // A stopped measurement, or an agent shutting down, reports nothing for the interrupted run.
+      completed = true;
       if (stopper.signal.reason === STOPPED || this.stopped) return;
       opts.onResult?.(result);
       this.store(result);
     } catch (e) {
       this.log("error", `measurement ${a.msm_id} failed to run: ${(e as Error).message}`);
     } finally {
+      this.crashGuard.finished(a.msm_id, completed);
       clearTimeout(deadline);
       runs.delete(stopper);
       if (runs.size === 0) this.inFlight.delete(a.msm_id);
