@@ -3,8 +3,8 @@
 // machine (fixtures/ripe_atlas_guarded.py). Every command here failed, or quietly answered something else, before
 // Vantage took Atlas's `latest`, nulls, system tags and list filters.
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { createHash, X509Certificate } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import dnsPacket from "dns-packet";
@@ -65,6 +65,7 @@ if (why) throw new Error(`the ripe-atlas test cannot run: ${why}`);
 
 describe("RIPE's ripe-atlas command line against the local edge", () => {
   let system: LocalSystem;
+  let state: string;
   let env: NodeJS.ProcessEnv;
   const ra = async (...args: string[]): Promise<{ ok: boolean; out: string }> => {
     // Asynchronously: the HTTPS front lives in this process and must keep serving while the client runs.
@@ -77,10 +78,12 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
     }
   };
   const created = (out: string) => Number(/Measurement (\d+) was created/.exec(out)?.[1] ?? NaN);
+  /** The measurement of each type the tests made, for the report test. */
+  const made = new Map<string, number>();
   const results = async (id: number) => ((await (await fetch(`${system.edge.url}/api/v2/measurements/${id}/results/`)).json()) as unknown[]).length;
 
   beforeAll(async () => {
-    const state = tempDir("ripe-atlas");
+    state = tempDir("ripe-atlas");
     system = await startLocalSystem({ stateDir: state, port: await freePort(), httpsPort: 0 });
     const config = join(state, "ripe-atlas-config"), cache = join(state, "ripe-atlas-cache");
     mkdirSync(config, { recursive: true });
@@ -105,6 +108,7 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
     const r = await ra("measure", "ping", "--target", "127.0.0.1", "--probes", "3", "--no-report");
     expect(r.ok, r.out).toBe(true);
     const id = created(r.out);
+    made.set("ping", id);
     await until("the ping's results", async () => (await results(id)) === 3, 60_000, 250);
     const report = await ra("report", String(id));
     expect(report.ok, report.out).toBe(true);
@@ -119,14 +123,16 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
     const types: [string[], RegExp][] = [
       [["traceroute", "--target", "127.0.0.1", "--max-hops", "3", "--protocol", "UDP"], /Probe #\d+/],
       [["dns", "--target", "127.0.0.1", "--query-argument", "example.net", "--query-type", "AAAA", "--set-do-bit"], /Probe #\d+/],
-      [["http", "--target", "127.0.0.1", "--path", "/x", "--timing-verbosity", "1"], /GET http:\/\/127\.0\.0\.1/],
-      [["sslcert", "--target", "127.0.0.1", "--port", "8443"], /Probe #\d+/],
+      // (The local edge itself answers the HTTP measurement.)
+      [["http", "--target", "127.0.0.1", "--port", new URL(system.edge.url).port, "--path", "/api/v2/probes/", "--timing-verbosity", "1"], /GET http:\/\/127\.0\.0\.1/],
+      [["sslcert", "--target", "127.0.0.1", "--port", new URL(system.front.url).port], /Probe #\d+/],
       [["ntp", "--target", "127.0.0.1", "--packets", "2", "--timeout", "500"], /./],
     ];
     for (const [args, reported] of types) {
       const r = await ra("measure", ...args, "--probes", "3", "--no-report");
       expect(r.ok, `${args.join(" ")}: ${r.out}`).toBe(true);
       const id = created(r.out);
+      made.set(args[0]!, id);
       await until(`${args[0]}'s results`, async () => (await results(id)) === 3, 60_000, 250);
       const report = await ra("report", String(id));
       expect(report.ok, `${args[0]}: ${report.out}`).toBe(true);
@@ -160,6 +166,57 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
     expect(info.ok, info.out).toBe(true);
     expect(info.out).toMatch(/Country\s+NL/);
   }, 180_000);
+
+  it("reports with every renderer and aggregation that needs no outside host, and through an alias", async () => {
+    // (dst_asn and traceroute_aspath look addresses up at RIPEstat: never run here.)
+    const renderers: Record<string, string[]> = {
+      ping: ["ping", "raw"], traceroute: ["traceroute", "raw"], dns: ["dns", "dns_compact", "raw"], http: ["http", "raw"],
+      sslcert: ["sslcert", "ssl_consistency", "raw"], ntp: ["ntp", "raw"],
+    };
+    const probes = (format: (id: number) => string) => new RegExp(system.probes.map((p) => format(p.id)).join("[^]*"));
+    // The local HTTPS front's own certificate, which the sslcert measurement fetched.
+    const front = new X509Certificate(readFileSync(join(state, "tls-cert.pem"))).fingerprint256;
+    const shows: Record<string, RegExp> = {
+      ping: probes((id) => `via probe #${id}`), traceroute: probes((id) => `Probe #${id}\\s+\\S.*\\s+1 127\\.0\\.0\\.1 `),
+      dns: probes((id) => `Probe #${id}`), dns_compact: probes((id) => `Probe #${id}: `), ntp: probes((id) => `Probe #${id}`),
+      sslcert: probes((id) => `Probe #${id}\\s+\\S.*\\s+Certificate:`), http: /(GET http:\/\/127\.0\.0\.1:\d+\/api\/v2\/probes\/ 127\.0\.0\.1 127\.0\.0\.1 200 [^]*){3}/,
+      ssl_consistency: new RegExp(`SHA256 Fingerprint=${front}\\s+Seen by 3 probes`),
+    };
+    for (const [type, names] of Object.entries(renderers)) {
+      const id = made.get(type)!;
+      for (const renderer of names) {
+        const r = await ra("report", String(id), "--renderer", renderer);
+        expect(r.ok && !/Traceback|Error/.test(r.out), `${type} with ${renderer}: ${r.out}`).toBe(true);
+        if (renderer === "raw") {
+          // (sagan's warnings about results that report an error, on stderr, come between them.)
+          const lines = r.out.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { msm_id: number; type: string });
+          expect(lines.map((l) => [l.msm_id, l.type])).toEqual(Array(3).fill([id, type]));
+        } else {
+          expect(r.out, `${type} with ${renderer}`).toMatch(shows[renderer]!);
+        }
+      }
+    }
+    // Aggregated by what the probes API says of each probe: the three sites are in NL, US and JP, AS64496–64498.
+    const ping = String(made.get("ping"));
+    const aggregated = async (by: string) => {
+      const r = await ra("report", ping, "--aggregate-by", by);
+      expect(r.ok && !/Traceback/.test(r.out), `--aggregate-by ${by}: ${r.out}`).toBe(true);
+      return r.out;
+    };
+    const byCountry = await aggregated("country");
+    for (const cc of ["NL", "US", "JP"]) expect(byCountry).toContain(cc);
+    const byAsn = await aggregated("asn_v4");
+    for (const asn of ["64496", "64497", "64498"]) expect(byAsn).toContain(asn);
+    expect(await aggregated("status")).toContain("Connected");
+    expect(await aggregated("rtt-median")).toMatch(/RTT_MEDIAN: < 10\n( 48 bytes from 127\.0\.0\.1 via probe #\d+ .*\n){3}/);
+    for (const by of ["prefix_v4", "asn_v6", "prefix_v6"]) await aggregated(by);
+    // An alias stands for the measurement wherever an id does.
+    expect((await ra("alias", "add", "measurement", ping, "loopback-ping")).ok).toBe(true);
+    expect((await ra("alias", "show", "measurement", "loopback-ping")).out).toContain(ping);
+    const viaAlias = await ra("report", "loopback-ping");
+    for (const p of system.probes) expect(viaAlias.out).toContain(`via probe #${p.id}`);
+    expect((await ra("measurement-info", "loopback-ping")).out).toMatch(/Type\s+Ping/);
+  }, 240_000);
 
   it("cousteau 2.3 (the library under the CLI): every request class once, and AtlasStream over wss with the backlog and live results", async () => {
     const server = new URL(system.front.url).host;
@@ -214,6 +271,9 @@ describe("RIPE's ripe-atlas command line against the local edge", () => {
       if (!p.is_error && /"(error|dnserr)":\{/.test(JSON.stringify(raw)) && raw.type !== "traceroute") failures.push(`${which}: its error went unseen`);
     }
     expect(failures).toEqual([]);
+    // The sslcert and HTTP measurements reached the local edge: certificates and answers for sagan to read.
+    expect(stored.filter((r) => r.type === "sslcert" && r.cert).length).toBeGreaterThanOrEqual(3);
+    expect(parsed.filter((p) => p.type === "http" && p.values.responses?.[0]?.code === 200).length).toBeGreaterThanOrEqual(3);
     // And sagan reads the values Vantage measured.
     for (const [i, p] of parsed.entries()) {
       const raw = stored[i]!;
