@@ -53,6 +53,11 @@ export function aggregateKey(batch: string): string {
 export type AggregateGroup = { asn: number | null; target: string; samples: number[] };
 export type BatchAggregate = { type: "ping"; date: string; hour: string; groups: AggregateGroup[] };
 
+/** Where the probe archive's snapshot of a day (YYYY-MM-DD, UTC) is kept (workers/probe-archive.ts). */
+export function probeArchiveKey(date: string): string {
+  return `probes/archive/date=${date}/probes.json.gz`;
+}
+
 /** Where a published agent release is kept. */
 export function releaseKey(version: string): string {
   return `releases/${version}/vantage-probe.mjs`;

@@ -14,6 +14,7 @@ import {
   createMeasurements, getMeasurement, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, patchMeasurement, probeMeasurements, stopMeasurement,
 } from "./api/measurements.ts";
 import { getGroup, stopGroup } from "./api/measurement-groups.ts";
+import { probeArchive, snapshotProbes } from "./probe-archive.ts";
 import { addMeasurementTag, removeMeasurementTag, stopTagged, taggedResults } from "./api/measurement-tags.ts";
 import { page } from "./api/pagination.ts";
 import { getProbe, listProbes, listProbeTags } from "./api/probes.ts";
@@ -89,6 +90,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/probes", listProbes)
   .get("/api/v2/probes/my", listProbes)
   .get("/api/v2/probes/tags", listProbeTags)
+  .get("/api/v2/probes/archive", probeArchive)
   .get("/api/v2/probes/:id", getProbe)
   .get("/api/v2/probes/:id/measurements", probeMeasurements)
   // Anchors are not part of Vantage yet: Atlas's lists, empty, so clients that read them keep working.
@@ -122,5 +124,8 @@ export default {
     const { date, hour } = previousHour(controller.scheduledTime);
     ctx.waitUntil(Promise.all(BUNDLE_TYPES.map((type) => buildBundle(env, type, date, hour)
       .catch((e: unknown) => console.error(`bundle ${type} ${date}T${hour}: ${String(e)}`)))));
+    // The probe archive's snapshot of today, on the first run of the day (or the next that finds none).
+    const today = new Date(controller.scheduledTime).toISOString().slice(0, 10);
+    ctx.waitUntil(snapshotProbes(env, today).catch((e: unknown) => console.error(`probe archive ${today}: ${String(e)}`)));
   },
 } satisfies ExportedHandler<Env>;
