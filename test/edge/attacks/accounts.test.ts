@@ -113,7 +113,7 @@ describe("attacks with keys", () => {
     }
     // Without grants named, a key made by a weak key is as weak as it.
     const plain = await makeKey(weak, { label: "plain" });
-    expect(((await plain.json()) as { grants: { permission: string }[] }).grants).toEqual([{ permission: "manage_keys" }]);
+    expect(((await plain.json()) as { grants: { permission: string }[] }).grants).toEqual([{ permission: "manage_keys", target: null }]);
     expect(await listed()).toBe(before + 1);
   });
 
@@ -130,7 +130,7 @@ describe("attacks with keys", () => {
       if (pointer === null) {
         // Asking for no end gets the caller's end, never more.
         expect(res.status).toBe(201);
-        expect(((await res.json()) as { valid_to: number }).valid_to).toBe(now + 86_400);
+        expect(((await res.json()) as { valid_to: string }).valid_to).toBe(new Date((now + 86_400) * 1000).toISOString());
       } else {
         expect(res.status).toBe(400);
         expect((await atlasError(res)).pointers).toEqual([pointer]);
@@ -142,7 +142,7 @@ describe("attacks with keys", () => {
     const full = await newKey("full");
     const ok = await makeKey(full, { label: "atlas", grants: [{ permission: "create_measurements" }, "get_credits"] });
     expect(ok.status).toBe(201);
-    expect(((await ok.json()) as { grants: unknown[] }).grants).toEqual([{ permission: "create_measurements" }, { permission: "get_credits" }]);
+    expect(((await ok.json()) as { grants: unknown[] }).grants).toEqual([{ permission: "create_measurements", target: null }, { permission: "get_credits", target: null }]);
     const bad = await makeKey(full, { label: "atlas", grants: [{ permission: "become_operator" }] });
     expect(bad.status).toBe(400);
     expect((await atlasError(bad)).pointers[0]).toMatch(/^\/grants\/0/);
