@@ -245,6 +245,11 @@ describe("keys", () => {
     const { socket } = await connect(p);
     const res = await post(`/api/v2/measurements?key=${key}`, { ...body(ping()), probes: [{ type: "probes", value: String(p.id), requested: 1 }] });
     expect(res.status).toBe(201);
+    // An empty ?key= is no key (cousteau 1.4 sends one when reading a measurement or probe without a key).
+    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    expect((await call(`/api/v2/measurements/${id}/?key=`)).status).toBe(200);
+    expect((await call(`/api/v2/probes/${p.id}/?key=`)).status).toBe(200);
+    await rejected(await post("/api/v2/measurements/?key=", body(ping())), 403);
     socket.ws.close();
   });
 });

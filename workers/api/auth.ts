@@ -12,7 +12,8 @@ export type Caller = { account: string; key: string; grants: Grant[]; valid_from
 /** The caller of a request with a key, or null for an anonymous request. Unknown or multiple keys → 403. */
 export async function apiKey(request: Request, env: Env): Promise<Caller | null> {
   const url = new URL(request.url);
-  const keys = url.searchParams.getAll("key");
+  // An empty `?key=` is no key: cousteau 1.4 sends one on every metadata read it makes without a key.
+  const keys = url.searchParams.getAll("key").filter((k) => k !== "");
   const header = request.headers.get("Authorization");
   if (header) {
     const m = header.match(/^Key\s+(\S+)$/i);
