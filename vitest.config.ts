@@ -43,7 +43,11 @@ export default defineConfig({
       // Tests of storage, queries and bundles fabricate results from hours and days ago, many per probe, which a
       // deployed controller refuses (a probe cannot report runs it could not have made): here the clock-skew and
       // extra-runs tolerances are wide. Everything else is as deployed.
-      edge("edge", ["test/edge/**/*.test.ts"], { RESULT_CLOCK_SKEW_S: String(30 * 86_400), RESULT_EXTRA_RUNS: "1000000" }, ["test/edge/attacks/**"]),
+      // A resolver check as an operator configures one (test/edge/system-tags.test.ts).
+      edge("edge", ["test/edge/**/*.test.ts"], {
+        RESULT_CLOCK_SKEW_S: String(30 * 86_400), RESULT_EXTRA_RUNS: "1000000",
+        RESOLVER_CHECK: JSON.stringify({ name: "check.vantage.test", a: ["192.0.2.53"], aaaa: ["2001:db8:0:0::53"] }),
+      }, ["test/edge/attacks/**"]),
       {
         test: {
           name: "node",

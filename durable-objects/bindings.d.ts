@@ -21,6 +21,11 @@ interface Env {
   ADMIN_TOKEN: string;
   /** "true" only in local mode: lets measurements aim at loopback and private addresses. */
   ALLOW_PRIVATE_TARGETS?: string;
+  /**
+   * The resolver check (JSON `{"name", "a": [...], "aaaa": [...]}`): probes ask their own resolvers for the name, and
+   * those answering exactly these addresses get Atlas's system-resolves-a/aaaa-correctly tags. Unset: not checked.
+   */
+  RESOLVER_CHECK?: string;
   /** Probes one controller shard accepts before it reports itself full. */
   CONTROLLER_CAPACITY?: string;
   /** Results buffered in a controller before it writes a batch to R2 ahead of the flush timer. */

@@ -22,7 +22,7 @@ import { controllerStub, shardByName } from "./shards.ts";
 import { MIGRATIONS } from "./controller-schema.ts";
 import type { Participant, ProbeAttachment } from "./probe-attachment.ts";
 import { SqlDurableObject } from "./sql.ts";
-import { systemTags } from "./system-tags.ts";
+import { resolverCheck, systemTags } from "./system-tags.ts";
 import { StreamFeed } from "./stream-feed.ts";
 import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
 import { audienceFor, issueAssignment, RESUME_CHAIN_SECONDS, RESUME_TTL_SECONDS, verifyAssignment } from "./tokens.ts";
@@ -117,7 +117,11 @@ export class Controller extends SqlDurableObject<Env> {
       free_slots: 0,
     };
     this.connected.set(server, attachment);
-    this.send(server, { type: "welcome", probe_id: probeId, shard: this.shard, server_time: Date.now() / 1000, allow_private_targets: flag(this.env.ALLOW_PRIVATE_TARGETS) });
+    const check = resolverCheck(this.env);
+    this.send(server, {
+      type: "welcome", probe_id: probeId, shard: this.shard, server_time: Date.now() / 1000, allow_private_targets: flag(this.env.ALLOW_PRIVATE_TARGETS),
+      ...(check ? { resolver_check: check.name } : {}),
+    });
     return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": SUBPROTOCOL } });
   }
 

@@ -6,7 +6,7 @@ import { admit, type Held, limitsOf, refuseAssigned, refuseBuiltin } from "./adm
 import type { GroupCommit } from "./commits.ts";
 import type { ProbeAttachment } from "./probe-attachment.ts";
 import type { Sql } from "./sql.ts";
-import { noteBuiltins, systemTags } from "./system-tags.ts";
+import { noteBuiltins, resolverCheck, systemTags } from "./system-tags.ts";
 
 /** What ingesting needs of its controller. */
 export type IngestHost = {
@@ -85,7 +85,7 @@ export function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, submiss
     // Users pay for their results (built-in ones are free), and the probe's host earns a share of it.
     if (assignment && r.msm_id >= USER_MSM_MIN) shareMilli += creditsPerResult(assignment.spec, !given!.periodic) * HOST_SHARE_MILLI_PER_CREDIT;
   }
-  const reach = noteBuiltins(a.reach, accepted);
+  const reach = noteBuiltins(a.reach, accepted, resolverCheck(h.env()));
   const tags = reach === a.reach ? a.system_tags : systemTags(a.address, reach, a.system_tags);
   if (tags && tags.join() !== (a.system_tags ?? []).join()) h.systemTagsChanged(a.probe_id, tags);
   h.attach(ws, { ...a, allowance, builtin_last: builtinLast, reach, system_tags: tags });

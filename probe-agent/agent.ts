@@ -321,6 +321,7 @@ export class Agent {
         this.lastSync = monotonicMs();
         // Private targets need both the host's word (config) and the edge's (local mode): a deployed edge says no.
         this.edgeAllowsPrivate = m.allow_private_targets;
+        this.builtins.setResolverCheck(m.resolver_check ?? null);
         return;
       case "resume":
         try {

@@ -1,9 +1,11 @@
 // Built-in measurements every probe runs on its own schedule (protocol/builtins.ts): traceroute and ping to the
-// configured anchors, and ping to the first and second hop that the first anchor's traceroute revealed.
+// configured anchors, ping to the first and second hop that the first anchor's traceroute revealed, and, when the
+// edge names a check name in its welcome, the probe's own resolvers asked for its A and AAAA records (the edge
+// judges the answers: Atlas's system-resolves-a-correctly / -aaaa-correctly tags).
 // The probe's host can change the anchors and intervals, or switch them off, in its config.
 import {
-  type Assignment, BUILTIN_ANCHOR_PING, BUILTIN_ANCHOR_TRACEROUTE, BUILTIN_FIRST_HOP_PING, BUILTIN_SECOND_HOP_PING,
-  type MeasurementSpec, type Result,
+  type Assignment, BUILTIN_ANCHOR_PING, BUILTIN_ANCHOR_TRACEROUTE, BUILTIN_FIRST_HOP_PING, BUILTIN_RESOLVER_A, BUILTIN_RESOLVER_AAAA,
+  BUILTIN_SECOND_HOP_PING, type MeasurementSpec, type Result,
 } from "../protocol/probe.ts";
 import type { AgentConfig } from "./config.ts";
 
@@ -16,6 +18,13 @@ const ping = (target: string): MeasurementSpec => ({
 const trace = (target: string): MeasurementSpec => ({
   type: "traceroute", af: 4, target, resolve_on_probe: true, protocol: "ICMP", packets: 3, size: 48, paris: 16,
   first_hop: 1, max_hops: 32, response_timeout: 4000, dont_fragment: false,
+});
+
+/** The probe's own resolvers (over IPv4, recursion desired) asked for a name's A or AAAA records. */
+const resolverCheck = (name: string, queryType: "A" | "AAAA"): MeasurementSpec => ({
+  type: "dns", af: 4, use_probe_resolver: true, resolve_on_probe: false, query_class: "IN", query_type: queryType, query_argument: name,
+  protocol: "UDP", tls: false, set_rd_bit: true, set_do_bit: false, set_cd_bit: false, set_nsid_bit: false, retry: 1, timeout: 5000,
+  include_qbuf: false, include_abuf: true,
 });
 
 /** The first responding address at hops 1 and 2 of a traceroute result, if any. */
@@ -33,6 +42,8 @@ export function firstHops(r: Result): [string | null, string | null] {
 export class Builtins {
   private readonly timers: NodeJS.Timeout[] = [];
   private hops: [string | null, string | null] = [null, null];
+  /** The name the edge asks the probe's resolvers for (its welcome's `resolver_check`), if any. */
+  private checkName: string | null = null;
   private readonly config: AgentConfig["builtins"];
   private readonly submit: Submit;
 
@@ -47,6 +58,11 @@ export class Builtins {
     const first = (interval: number) => Math.random() * Math.min(interval, 60) * 1000;
     this.every(this.config.traceroute_interval_s, first(this.config.traceroute_interval_s), () => this.traceroutes());
     this.every(this.config.ping_interval_s, first(this.config.ping_interval_s), () => this.pings());
+  }
+
+  /** What the edge's welcome said to ask the probe's resolvers for (null: nothing). */
+  setResolverCheck(name: string | null): void {
+    this.checkName = name;
   }
 
   stop(): void {
@@ -82,5 +98,10 @@ export class Builtins {
     const [first, second] = this.hops;
     if (first) this.submit(this.assignment(BUILTIN_FIRST_HOP_PING, ping(first), interval), { allowPrivate: true });
     if (second) this.submit(this.assignment(BUILTIN_SECOND_HOP_PING, ping(second), interval), { allowPrivate: true });
+    // A probe's resolvers are usually private addresses too (the home router).
+    if (this.checkName) {
+      this.submit(this.assignment(BUILTIN_RESOLVER_A, resolverCheck(this.checkName, "A"), interval), { allowPrivate: true });
+      this.submit(this.assignment(BUILTIN_RESOLVER_AAAA, resolverCheck(this.checkName, "AAAA"), interval), { allowPrivate: true });
+    }
   }
 }

@@ -21,7 +21,11 @@ export const Assignment = z.object({
 export type Assignment = z.output<typeof Assignment>;
 
 export const ControllerMessage = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("welcome"), probe_id: z.int(), shard: z.string(), server_time: z.number(), allow_private_targets: z.boolean() }),
+  z.object({
+    type: z.literal("welcome"), probe_id: z.int(), shard: z.string(), server_time: z.number(), allow_private_targets: z.boolean(),
+    /** A name the probe's own resolvers are asked for (built-ins 3001/3002); the edge knows its right answers. */
+    resolver_check: z.optional(z.string().check(z.maxLength(253))),
+  }),
   z.object({ type: z.literal("status_ack"), server_time: z.number() }),
   z.object({ type: z.literal("measure"), assignment: Assignment }),
   z.object({ type: z.literal("stop"), msm_id: z.int() }),

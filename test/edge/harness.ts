@@ -102,17 +102,17 @@ export class ProbeSocket {
 }
 
 /** `agent`: what the probe says it runs in its hello (an agent says "vantage-probe/<version>"). */
-export async function connect(p: TestProbe, opts: { slots?: number; cf?: Record<string, unknown>; address?: string; agent?: string } = {}): Promise<{ socket: ProbeSocket; reg: RegisterResponse }> {
+export async function connect(p: TestProbe, opts: { slots?: number; cf?: Record<string, unknown>; address?: string; agent?: string } = {}): Promise<{ socket: ProbeSocket; reg: RegisterResponse; welcome: Extract<ControllerMessage, { type: "welcome" }> }> {
   const reg = await register(p, opts.cf, opts.address);
   const res = await upgrade(reg.websocket_url, reg.token, SUBPROTOCOL, opts.address);
   if (res.status !== 101 || !res.webSocket) throw new Error(`connect: ${res.status} ${await res.text()}`);
   res.webSocket.accept();
   const socket = new ProbeSocket(res.webSocket);
-  await socket.next("welcome");
+  const welcome = await socket.next("welcome");
   const slots = opts.slots ?? 4;
   socket.send({ type: "hello", agent: opts.agent ?? "test", slots, free_slots: slots, running: [] });
   await socket.next("status_ack");
-  return { socket, reg };
+  return { socket, reg, welcome };
 }
 
 /** A new API key of a new account, granted `credits` (plenty for tests that are not about credits). */

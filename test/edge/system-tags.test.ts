@@ -1,8 +1,9 @@
 // Atlas's system probe tags, from each probe's own built-in pings: RIPE's `ripe-atlas measure` asks for
 // `system-ipv4-works` on every measurement, so a probe without it is never chosen by a plain Atlas client.
+import { encode, RECURSION_AVAILABLE, RECURSION_DESIRED } from "@leichtgewicht/dns-packet";
 import { describe, expect, it } from "vitest";
-import { systemTags, noteBuiltins } from "../../durable-objects/system-tags.ts";
-import { BUILTIN_ANCHOR_PING } from "../../protocol/index.ts";
+import { resolverCheckOf, systemTags, noteBuiltins } from "../../durable-objects/system-tags.ts";
+import { BUILTIN_ANCHOR_PING, BUILTIN_RESOLVER_A, BUILTIN_RESOLVER_AAAA } from "../../protocol/index.ts";
 import { call, connect, createPing, enroll, newKey, pingResult } from "./harness.ts";
 
 const key = await newKey();
@@ -15,6 +16,24 @@ async function eventually(fn: () => Promise<boolean>): Promise<void> {
 }
 const builtinPing = (probeId: number, timestamp: number, over: Record<string, unknown> = {}) =>
   ({ ...pingResult(BUILTIN_ANCHOR_PING, probeId, timestamp), msm_name: "Ping", step: 240, ...over });
+/** What a resolver answered (wire format, base64): `addresses` for the name, or an error code (3 = NXDOMAIN). */
+function answer(qtype: "A" | "AAAA", name: string, addresses: string[], rcode = 0): string {
+  const bytes = encode({
+    type: "response", id: 7, flags: RECURSION_DESIRED | RECURSION_AVAILABLE | rcode,
+    questions: [{ type: qtype, class: "IN", name }],
+    answers: addresses.map((data) => ({ type: qtype, class: "IN", name, ttl: 300, data })),
+  });
+  return btoa(String.fromCharCode(...bytes));
+}
+/** A built-in resolver check as the agent reports it: one exchange per resolver of the probe (null: it timed out). */
+const resolverResult = (msm: number, probeId: number, timestamp: number, abufs: (string | null)[]) => ({
+  fw: 5020, mver: "1.0.0", lts: 1, msm_id: msm, msm_name: "Tdig", prb_id: probeId, timestamp, from: "", type: "dns",
+  resultset: abufs.map((abuf, i) => ({
+    time: timestamp, lts: 1, subid: i + 1, submax: abufs.length, af: 4, dst_addr: `192.168.1.${i + 1}`, dst_port: "53", proto: "UDP", src_addr: "192.168.1.100",
+    ...(abuf === null ? { error: { timeout: 5000 } } : { result: { rt: 1.5, size: atob(abuf).length, ID: 7, QDCOUNT: 1, ANCOUNT: 1, NSCOUNT: 0, ARCOUNT: 0, abuf } }),
+  })),
+});
+const CHECK = "check.vantage.test";  // vitest.config.ts: its A is 192.0.2.53, its AAAA 2001:db8::53
 const tagged = (probeId: number, tag: string) => createPing(key, [{ type: "probes", value: String(probeId), requested: 1, tags: { include: [tag] } }]);
 
 describe("system tags", () => {
@@ -65,6 +84,54 @@ describe("system tags", () => {
     const id = ((await (await tagged(p.id, "system-ipv4-works")).json()) as { measurements: number[] }).measurements[0]!;
     expect((await again.socket.next("measure")).assignment.msm_id).toBe(id);
     again.socket.ws.close();
+  });
+
+  it("say whether the probe's own resolvers answer the operator's check name right, A and AAAA each", async () => {
+    const p = await enroll({ country_code: "LV" });
+    const { socket, welcome } = await connect(p);
+    // The welcome tells the probe what to ask its resolvers.
+    expect(welcome.resolver_check).toBe(CHECK);
+    const now = Math.floor(Date.now() / 1000);
+    let seq = 0;
+    const send = async (...results: unknown[]) => {
+      socket.send({ type: "results", results: results.map((result) => ({ seq: ++seq, result })) });
+      expect((await socket.next("ack")).upto).toBe(seq);
+    };
+    const resolves = async () => (await slugs(p.id)).filter((t) => t.startsWith("system-resolves-"));
+    // Right A (one resolver timing out does not count against it); a lying AAAA (another address).
+    await send(resolverResult(BUILTIN_RESOLVER_A, p.id, now - 600, [answer("A", CHECK, ["192.0.2.53"]), null]),
+      resolverResult(BUILTIN_RESOLVER_AAAA, p.id, now - 600, [answer("AAAA", CHECK, ["2001:db8::66"])]));
+    await eventually(async () => (await resolves()).length > 0);
+    expect(await resolves()).toEqual(["system-resolves-a-correctly"]);
+    // The AAAA answered right, in another spelling of the address; then one resolver of two lies about A (NXDOMAIN).
+    await send(resolverResult(BUILTIN_RESOLVER_AAAA, p.id, now - 300, [answer("AAAA", CHECK, ["2001:0db8:0000::0053"])]),
+      resolverResult(BUILTIN_RESOLVER_A, p.id, now - 300, [answer("A", CHECK, ["192.0.2.53"]), answer("A", CHECK, [], 3)]));
+    await eventually(async () => (await resolves()).join() === "system-resolves-aaaa-correctly");
+    expect(await resolves()).toEqual(["system-resolves-aaaa-correctly"]);
+    expect(await withTag("system-resolves-aaaa-correctly")).toContain(p.id);
+    const object = (await (await call(`/api/v2/probes/${p.id}/`)).json()) as ProbeObject;
+    expect(object.tags).toContainEqual({ name: "Resolves AAAA Correctly", slug: "system-resolves-aaaa-correctly" });
+    socket.ws.close();
+  });
+
+  it("judge only the check's own question, in full: extra, missing or other-name answers are wrong", () => {
+    const check = resolverCheckOf(JSON.stringify({ name: "check.vantage.test.", a: ["192.0.2.53", "192.0.2.54"], aaaa: ["2001:0DB8:0::0053"] }))!;
+    expect(check).toEqual({ name: "check.vantage.test", a: ["192.0.2.53", "192.0.2.54"], aaaa: ["2001:db8::53"] });
+    const judge = (abufs: (string | null)[], msm = BUILTIN_RESOLVER_A) =>
+      systemTags(null, noteBuiltins(undefined, [resolverResult(msm, 1, 1_800_000_000, abufs) as never], check)).includes("system-resolves-a-correctly");
+    expect(judge([answer("A", CHECK, ["192.0.2.54", "192.0.2.53"])])).toBe(true);  // any order
+    expect(judge([answer("A", "CHECK.Vantage.test", ["192.0.2.53", "192.0.2.54"])])).toBe(true);  // any case
+    expect(judge([answer("A", CHECK, ["192.0.2.53"])])).toBe(false);  // one missing
+    expect(judge([answer("A", CHECK, ["192.0.2.53", "192.0.2.54", "198.51.100.1"])])).toBe(false);  // one extra
+    expect(judge([answer("A", "other.vantage.test", ["192.0.2.53", "192.0.2.54"])])).toBe(false);  // another question
+    expect(judge([null, null])).toBe(false);  // nobody answered
+    expect(judge(["bm90IGEgRE5TIG1lc3NhZ2U="])).toBe(false);  // not a DNS message
+    // Without a check configured, resolver results say nothing.
+    expect(noteBuiltins(undefined, [resolverResult(BUILTIN_RESOLVER_A, 1, 1, [answer("A", CHECK, ["192.0.2.53"])]) as never], null)).toBeUndefined();
+    // An operator's malformed check is an error that names what is wrong.
+    expect(() => resolverCheckOf("{name: x}")).toThrow(/not JSON/);
+    expect(() => resolverCheckOf(JSON.stringify({ name: CHECK, a: ["2001:db8::1"], aaaa: ["2001:db8::1"] }))).toThrow(/RESOLVER_CHECK\.a: "2001:db8::1" is not an IPv4 address/);
+    expect(() => resolverCheckOf(JSON.stringify({ name: "not a name", a: ["192.0.2.1"], aaaa: ["2001:db8::1"] }))).toThrow(/name must be a domain name/);
   });
 
   it("are derived per family, and only from anchor pings with a source address", () => {

@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Builtins, firstHops } from "../../probe-agent/builtins.ts";
-import { type Assignment, PingResult, TracerouteResult } from "../../protocol/index.ts";
+import { type Assignment, MeasurementSpec, PingResult, TracerouteResult } from "../../protocol/index.ts";
 import { type Edge, LOCAL_SITES, provisionProbe, type ProbeProcess, startEdge, startProbe } from "../../scripts/local.ts";
 import { freePort, icmpUnavailable, tempDir, until } from "./system.ts";
 
@@ -39,6 +39,37 @@ describe("built-in schedule", () => {
       runs.length = 0;
       vi.advanceTimersByTime(600_000);
       expect(runs).toHaveLength(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("asks the probe's own resolvers for the check name the edge gives, A and AAAA, with the pings; never without one", () => {
+    vi.useFakeTimers();
+    try {
+      const runs: { a: Assignment; allowPrivate?: boolean }[] = [];
+      const b = new Builtins({ enabled: true, anchors: ["193.0.14.129"], ping_interval_s: 60, traceroute_interval_s: 120 },
+        (a, opts) => runs.push({ a, allowPrivate: opts.allowPrivate }));
+      b.start();
+      vi.advanceTimersByTime(60_000);
+      expect(runs.map((r) => r.a.msm_id)).not.toContain(3001);
+      b.setResolverCheck("check.vantage.test");
+      runs.length = 0;
+      vi.advanceTimersByTime(60_000);
+      const checks = runs.filter((r) => r.a.msm_id === 3001 || r.a.msm_id === 3002);
+      expect(checks.map((r) => [r.a.msm_id, r.a.spec])).toEqual([
+        [3001, expect.objectContaining({ type: "dns", use_probe_resolver: true, query_type: "A", query_argument: "check.vantage.test", set_rd_bit: true, include_abuf: true })],
+        [3002, expect.objectContaining({ type: "dns", use_probe_resolver: true, query_type: "AAAA", query_argument: "check.vantage.test" })],
+      ]);
+      // A home probe's resolver is its router, a private address.
+      expect(checks.every((r) => r.allowPrivate)).toBe(true);
+      // Every spec is complete as the agent's own schema reads it.
+      for (const r of checks) expect(MeasurementSpec.parse(r.a.spec)).toEqual(r.a.spec);
+      b.setResolverCheck(null);
+      runs.length = 0;
+      vi.advanceTimersByTime(60_000);
+      expect(runs.map((r) => r.a.msm_id)).not.toContain(3001);
+      b.stop();
     } finally {
       vi.useRealTimers();
     }

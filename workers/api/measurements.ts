@@ -187,7 +187,7 @@ export function builtinObject(id: number, origin: string): Record<string, unknow
   const type = builtinType(id)!;
   return {
     id, type, af: 4, target: null, target_ip: null, target_asn: null, resolved_ips: null, resolve_on_probe: true,
-    description: builtinDescription(id), interval: type === "ping" ? 240 : 900, spread: null, is_oneoff: false, is_public: true,
+    description: builtinDescription(id), interval: type === "traceroute" ? 900 : 240, spread: null, is_oneoff: false, is_public: true,
     is_all_scheduled: true, in_wifi_group: false, group: null, group_id: null, tags: ["builtin"], creation_time: 0, start_time: 0,
     stop_time: null, status: { id: STATUS.ongoing.id, name: STATUS.ongoing.name, when: 0 }, probes_requested: null,
     probes_scheduled: null, participant_count: null, credits_per_result: 0, estimated_results_per_day: null,
