@@ -22,10 +22,11 @@ import { controllerStub, shardByName } from "./shards.ts";
 import { MIGRATIONS } from "./controller-schema.ts";
 import type { Participant, ProbeAttachment } from "./probe-attachment.ts";
 import { SqlDurableObject } from "./sql.ts";
-import { resolverCheck, systemTags } from "./system-tags.ts";
+import { admitConnection, newAttachment, UsedTokens } from "./probe-connect.ts";
+import { resolverCheck } from "./system-tags.ts";
 import { StreamFeed } from "./stream-feed.ts";
 import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
-import { audienceFor, issueAssignment, RESUME_CHAIN_SECONDS, RESUME_TTL_SECONDS, verifyAssignment } from "./tokens.ts";
+import { audienceFor, issueAssignment, RESUME_CHAIN_SECONDS, RESUME_TTL_SECONDS } from "./tokens.ts";
 
 /** The release this controller's probes are offered, with the share of probes the rollout has reached. */
 type ReleaseTarget = ReleaseOffer & { percent: number };
@@ -47,76 +48,19 @@ export class Controller extends SqlDurableObject<Env> {
 
   // ── connections ────────────────────────────────────────────────────────────────────────────────────────────
 
+  private readonly usedTokens = new UsedTokens(this.ctx, this.sql);
+
   override async fetch(request: Request): Promise<Response> {
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("expected a WebSocket upgrade", { status: 426 });
-    }
-    const protocols = (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((s) => s.trim());
-    if (!protocols.includes(SUBPROTOCOL)) {
-      return new Response(`unsupported protocol: offer ${SUBPROTOCOL}`, { status: 400 });
-    }
-    const token = request.headers.get("Authorization")?.match(/^Bearer\s+(\S+)$/)?.[1];
-    if (!token) return new Response("missing assignment token", { status: 401 });
-    let claims;
-    try {
-      claims = await verifyAssignment(this.env.EDGE_PUBLIC_JWK, token, this.shard);
-    } catch (e) {
-      return new Response((e as Error).message, { status: 403 });
-    }
-    const probeId = Number(claims.sub);
-    // A token opens one socket at a time: one seen in transit or in a log cannot push the probe off its controller.
-    const jti = (claims as { jti?: string }).jti, exp = (claims as { exp?: number }).exp ?? 0;
-    if (!jti) return new Response("assignment token has no id", { status: 403 });
-    const now0 = Math.floor(Date.now() / 1000);
-    const fresh = this.ctx.storage.transactionSync(() => {
-      // Expired ids are forgotten at most once a minute: the table has no index on `expires` (one would cost a row
-      // written per connection), and scanning it on every connection made a 10,000-probe storm quadratic.
-      if (now0 - this.tokensForgottenAt >= 60) {
-        this.tokensForgottenAt = now0;
-        this.sql("DELETE FROM used_tokens WHERE expires < ?", now0);
-      }
-      return this.sql("INSERT INTO used_tokens (jti, expires) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING RETURNING jti", jti, exp).length > 0;
-    });
-    // A token whose socket is gone may open one again while the probe has none open: the probe gave up waiting for
-    // the 101 (a reconnect storm answers slowly) and tries again with it. It cannot push a connected probe off.
-    if (!fresh && this.ctx.getWebSockets(`probe:${probeId}`).some((w) => w.readyState === WebSocket.OPEN)) {
-      return new Response("assignment token already used: register again for a new one", { status: 403 });
-    }
-    const dropped = this.sql<{ at: number }>("SELECT at FROM dropped WHERE probe_id = ?", probeId)[0];
-    if (dropped && dropped.at >= ((claims as { iat?: number }).iat ?? 0)) {
-      return new Response("this probe was disconnected by the operator: register again", { status: 403 });
-    }
-    if (claims.prev_shard && claims.prev_shard !== this.shard) {
-      try {
-        await this.adopt(probeId, claims.prev_shard);
-      } catch (e) {
-        console.error(`controller ${this.shard}: probe ${probeId}: handover from ${claims.prev_shard} failed: ${String(e)}`);
-        return new Response(`this probe's previous controller (${claims.prev_shard}) could not hand it over yet; register again`, { status: 503 });
-      }
-    }
+    const admitted = await admitConnection({ env: this.env, ctx: this.ctx, sql: this.sql, shard: this.shard, adopt: (id, from) => this.adopt(id, from) }, this.usedTokens, request);
+    if (admitted instanceof Response) return admitted;
+    const { probeId, claims } = admitted;
     for (const old of this.ctx.getWebSockets(`probe:${probeId}`)) old.close(4000, "replaced by a newer connection");
     if (this.connected.size >= this.capacity) return new Response("controller full", { status: 503 });
 
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, [`probe:${probeId}`]);
-    const now = Math.floor(Date.now() / 1000);
-    const attachment: ProbeAttachment = {
-      probe_id: probeId,
-      country_code: claims.country_code,
-      asn_v4: claims.asn_v4,
-      prefix_v4: claims.prefix_v4,
-      tags: claims.tags ?? [],
-      system_tags: systemTags(request.headers.get("CF-Connecting-IP"), undefined, claims.system_tags),
-      cell: claims.cell ?? null,
-      registered_at: claims.registered_at ?? (claims as { iat?: number }).iat ?? now,
-      address: request.headers.get("CF-Connecting-IP"),
-      connected_since: now,
-      last_seen: now,
-      slots: 0,
-      free_slots: 0,
-    };
-    this.connected.set(server, attachment);
+    this.connected.set(server, newAttachment(probeId, claims, request));
     const check = resolverCheck(this.env);
     this.send(server, {
       type: "welcome", probe_id: probeId, shard: this.shard, server_time: Date.now() / 1000, allow_private_targets: flag(this.env.ALLOW_PRIVATE_TARGETS),
@@ -124,8 +68,6 @@ export class Controller extends SqlDurableObject<Env> {
     });
     return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": SUBPROTOCOL } });
   }
-
-  private tokensForgottenAt = 0;
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
     this.left(ws);

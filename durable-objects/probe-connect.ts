@@ -1,0 +1,105 @@
+// Who may open a socket to a controller: a WebSocket upgrade offering Vantage's sub-protocol, with an assignment
+// token the edge signed for this shard, whose id has not opened a socket that is still open (a token seen in transit
+// or in a log cannot push the probe off its controller), for a probe the operator has not disconnected since; a probe
+// coming from another shard is handed over first. What the controller then keeps about the probe is newAttachment().
+import { type AssignmentClaims, SUBPROTOCOL } from "../protocol/index.ts";
+import type { ProbeAttachment } from "./probe-attachment.ts";
+import type { Sql } from "./sql.ts";
+import { systemTags } from "./system-tags.ts";
+import { verifyAssignment } from "./tokens.ts";
+
+export type ConnectHost = {
+  env: Env;
+  ctx: DurableObjectState;
+  sql: Sql;
+  shard: string;
+  /** Takes the probe's state over from the shard it comes from (handover.ts). */
+  adopt: (probeId: number, from: string) => Promise<void>;
+};
+
+/** Assignment token ids already spent: forgetting the expired ones is at most once a minute (see spend()). */
+export class UsedTokens {
+  private forgottenAt = 0;
+  private readonly ctx: DurableObjectState;
+  private readonly sql: Sql;
+
+  constructor(ctx: DurableObjectState, sql: Sql) {
+    this.ctx = ctx;
+    this.sql = sql;
+  }
+
+  /** Spends a token id; false if it was spent before. */
+  spend(jti: string, expires: number, now: number): boolean {
+    return this.ctx.storage.transactionSync(() => {
+      // Expired ids are forgotten at most once a minute: the table has no index on `expires` (one would cost a row
+      // written per connection), and scanning it on every connection made a 10,000-probe storm quadratic.
+      if (now - this.forgottenAt >= 60) {
+        this.forgottenAt = now;
+        this.sql("DELETE FROM used_tokens WHERE expires < ?", now);
+      }
+      return this.sql("INSERT INTO used_tokens (jti, expires) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING RETURNING jti", jti, expires).length > 0;
+    });
+  }
+}
+
+/** The probe and its token's claims if it may connect now, or the response that refuses it (saying why). */
+export async function admitConnection(h: ConnectHost, tokens: UsedTokens, request: Request): Promise<{ probeId: number; claims: AssignmentClaims } | Response> {
+  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+    return new Response("expected a WebSocket upgrade", { status: 426 });
+  }
+  const protocols = (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((s) => s.trim());
+  if (!protocols.includes(SUBPROTOCOL)) {
+    return new Response(`unsupported protocol: offer ${SUBPROTOCOL}`, { status: 400 });
+  }
+  const token = request.headers.get("Authorization")?.match(/^Bearer\s+(\S+)$/)?.[1];
+  if (!token) return new Response("missing assignment token", { status: 401 });
+  let claims;
+  try {
+    claims = await verifyAssignment(h.env.EDGE_PUBLIC_JWK, token, h.shard);
+  } catch (e) {
+    return new Response((e as Error).message, { status: 403 });
+  }
+  const probeId = Number(claims.sub);
+  const jti = (claims as { jti?: string }).jti, exp = (claims as { exp?: number }).exp ?? 0;
+  if (!jti) return new Response("assignment token has no id", { status: 403 });
+  const fresh = tokens.spend(jti, exp, Math.floor(Date.now() / 1000));
+  // A token whose socket is gone may open one again while the probe has none open: the probe gave up waiting for
+  // the 101 (a reconnect storm answers slowly) and tries again with it. It cannot push a connected probe off.
+  if (!fresh && h.ctx.getWebSockets(`probe:${probeId}`).some((w) => w.readyState === WebSocket.OPEN)) {
+    return new Response("assignment token already used: register again for a new one", { status: 403 });
+  }
+  const dropped = h.sql<{ at: number }>("SELECT at FROM dropped WHERE probe_id = ?", probeId)[0];
+  if (dropped && dropped.at >= ((claims as { iat?: number }).iat ?? 0)) {
+    return new Response("this probe was disconnected by the operator: register again", { status: 403 });
+  }
+  if (claims.prev_shard && claims.prev_shard !== h.shard) {
+    try {
+      await h.adopt(probeId, claims.prev_shard);
+    } catch (e) {
+      console.error(`controller ${h.shard}: probe ${probeId}: handover from ${claims.prev_shard} failed: ${String(e)}`);
+      return new Response(`this probe's previous controller (${claims.prev_shard}) could not hand it over yet; register again`, { status: 503 });
+    }
+  }
+  return { probeId, claims };
+}
+
+/** What the controller keeps about a probe it just accepted (its socket's attachment). */
+export function newAttachment(probeId: number, claims: AssignmentClaims, request: Request): ProbeAttachment {
+  const now = Math.floor(Date.now() / 1000);
+  const address = request.headers.get("CF-Connecting-IP");
+  return {
+    probe_id: probeId,
+    country_code: claims.country_code,
+    asn_v4: claims.asn_v4,
+    prefix_v4: claims.prefix_v4,
+    tags: claims.tags ?? [],
+    system_tags: systemTags(address, undefined, claims.system_tags),
+    cell: claims.cell ?? null,
+    registered_at: claims.registered_at ?? (claims as { iat?: number }).iat ?? now,
+    address,
+    connected_since: now,
+    last_seen: now,
+    slots: 0,
+    free_slots: 0,
+  };
+}
