@@ -18,7 +18,8 @@ describe("status-check", () => {
     const key = await newKey("monitor");
     const [a, b] = [await enroll({ country_code: "GR" }), await enroll({ country_code: "GR" })];
     const sockets = [(await connect(a)).socket, (await connect(b)).socket];
-    const res = await createPing(key, [{ type: "country", value: "GR", requested: 2 }], { interval: 300 });
+    // One probe named by id, the other chosen by country: each probe's `source` says which brought it.
+    const res = await createPing(key, [{ type: "probes", value: String(a.id), requested: 1 }, { type: "country", value: "GR", requested: 1 }], { interval: 300 });
     const msm = ((await res.json()) as { measurements: number[] }).measurements[0]!;
     for (const s of sockets) await s.next("measure");
     const t = Math.floor(Date.now() / 1000) - 900;
@@ -37,7 +38,7 @@ describe("status-check", () => {
     expect(plain).toEqual({
       global_alert: false, total_alerts: 0,
       probes: {
-        [a.id]: { alert: false, last: 40, last_packet_loss: 0, source: "Country: GR" },
+        [a.id]: { alert: false, last: 40, last_packet_loss: 0, source: `Probe: ${a.id}` },
         [b.id]: { alert: false, last: 6, last_packet_loss: 66.67, source: "Country: GR" },
       },
     });

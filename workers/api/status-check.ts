@@ -18,10 +18,16 @@ type ProbeStatus = {
   median?: number | null; all?: (number | null)[];
 };
 
-/** How a probe came into the measurement, as Atlas names it ("Country: GR"); several sources are listed together. */
-function sourceOf(sources: ProbeSource[]): string {
-  const name = (t: string) => (t === "asn" ? "ASN" : t === "msm" ? "Measurement" : t[0]!.toUpperCase() + t.slice(1));
-  return sources.map((s) => `${name(s.type)}: ${s.value}`).join("; ");
+/**
+ * How a probe came into the measurement, as Atlas names it ("Country: GR"): a list of probe ids that names it gives
+ * "Probe: <its id>" (never the whole list, repeated for every probe), else the first other source.
+ */
+function sourceOf(sources: ProbeSource[], probe: number): string {
+  const named = sources.find((s) => s.type === "probes" && s.value.split(",").map(Number).includes(probe));
+  if (named) return `Probe: ${probe}`;
+  const s = sources.find((x) => x.type !== "probes") ?? sources[0]!;
+  const name = s.type === "asn" ? "ASN" : s.type === "msm" ? "Measurement" : s.type[0]!.toUpperCase() + s.type.slice(1);
+  return s.type === "probes" ? "Probes" : `${name}: ${s.value}`;
 }
 
 function median(xs: number[]): number | null {
@@ -63,7 +69,7 @@ export async function statusCheck(request: IRequest, env: Env): Promise<Response
     if (list.length < lookback) list.push(r);
   }
 
-  const source = sourceOf(JSON.parse(row.sources) as ProbeSource[]);
+  const sources = JSON.parse(row.sources) as ProbeSource[];
   const probes: Record<string, ProbeStatus> = {};
   let alerts = 0;
   for (const [probe, [latest, ...earlier]] of [...byProbe.entries()].sort((a, b) => a[0] - b[0])) {
@@ -71,7 +77,7 @@ export async function statusCheck(request: IRequest, env: Env): Promise<Response
     const last = lowest(latest!);
     const reasons: ("loss" | "rtt")[] = [];
     if (loss > maxLoss) reasons.push("loss");
-    const status: ProbeStatus = { alert: false, last, last_packet_loss: loss, source };
+    const status: ProbeStatus = { alert: false, last, last_packet_loss: loss, source: sourceOf(sources, probe) };
     if (threshold !== null) {
       // The latest RTT against the median of the newest `lookback` runs, the latest included (Atlas's
       // median_rtt_threshold; with the default lookback of 1 it never alerts).
