@@ -23,7 +23,7 @@ import { MIGRATIONS } from "./controller-schema.ts";
 import type { Participant, ProbeAttachment } from "./probe-attachment.ts";
 import { SqlDurableObject } from "./sql.ts";
 import { admitConnection, newAttachment, UsedTokens } from "./probe-connect.ts";
-import { resolverCheck } from "./system-tags.ts";
+import { resolverCheck, worksOf } from "./system-tags.ts";
 import { StreamFeed } from "./stream-feed.ts";
 import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
 import { audienceFor, issueAssignment, RESUME_CHAIN_SECONDS, RESUME_TTL_SECONDS } from "./tokens.ts";
@@ -208,6 +208,7 @@ export class Controller extends SqlDurableObject<Env> {
     const { token, expires } = await issueAssignment(this.env.EDGE_PRIVATE_JWK, {
       sub: String(a.probe_id), aud: audienceFor(this.shard), country_code: a.country_code, asn_v4: a.asn_v4, prefix_v4: a.prefix_v4,
       tags: a.tags ?? [], cell: a.cell ?? null, prev_shard: null, registered_at: a.registered_at, system_tags: a.system_tags ?? [],
+      works: worksOf(a.reach),
     }, Date.now(), RESUME_TTL_SECONDS);
     const now = this.connected.get(ws);
     if (now) this.connected.set(ws, { ...now, resume_expires: expires });
@@ -292,7 +293,7 @@ export class Controller extends SqlDurableObject<Env> {
     send: (ws, m) => this.send(ws, m),
     attach: (ws, a) => this.connected.set(ws, a),
     warn: (line) => console.warn(`controller ${this.shard}: ${line}`),
-    systemTagsChanged: (probeId, tags) => this.ctx.waitUntil(this.env.REGISTRY.getByName(REGISTRY_NAME).setSystemTags(probeId, tags)
+    systemTagsChanged: (probeId, tags, works) => this.ctx.waitUntil(this.env.REGISTRY.getByName(REGISTRY_NAME).setSystemTags(probeId, tags, works)
       .catch((e: unknown) => console.error(`controller ${this.shard}: probe ${probeId}: system tags to the registry failed: ${String(e)}`))),
   };
 

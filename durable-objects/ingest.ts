@@ -6,7 +6,7 @@ import { admit, type Held, limitsOf, refuseAssigned, refuseBuiltin } from "./adm
 import type { GroupCommit } from "./commits.ts";
 import type { ProbeAttachment } from "./probe-attachment.ts";
 import type { Sql } from "./sql.ts";
-import { noteBuiltins, resolverCheck, systemTags } from "./system-tags.ts";
+import { noteBuiltins, resolverCheck, STABLE_GAP_S, systemTags, type Works, worksOf } from "./system-tags.ts";
 
 /** What ingesting needs of its controller. */
 export type IngestHost = {
@@ -19,7 +19,7 @@ export type IngestHost = {
   /** Logs one line (a frame's refusals are one line, however many: a hostile probe must not flood the logs). */
   warn: (line: string) => void;
   /** The probe's Atlas system tags changed (its built-ins say so): the registry shows them and registration carries them. */
-  systemTagsChanged: (probeId: number, tags: string[]) => void;
+  systemTagsChanged: (probeId: number, tags: string[], works: Works) => void;
   commits: GroupCommit;
 };
 
@@ -87,8 +87,13 @@ export function ingest(h: IngestHost, ws: WebSocket, a: ProbeAttachment, submiss
   }
   const reach = noteBuiltins(a.reach, accepted, resolverCheck(h.env()));
   const tags = reach === a.reach ? a.system_tags : systemTags(a.address, reach, a.system_tags);
-  if (tags && tags.join() !== (a.system_tags ?? []).join()) h.systemTagsChanged(a.probe_id, tags);
-  h.attach(ws, { ...a, allowance, builtin_last: builtinLast, reach, system_tags: tags });
+  // The registry hears of new tags at once, and of a run of working built-ins when it starts, breaks, or has gone on
+  // another STABLE_GAP_S/2 (so a probe that registers again goes on from nearly where it was, at one write an hour).
+  const works = worksOf(reach);
+  const moved = ([4, 6] as const).some((af) => works[af]?.[0] !== a.works_reported?.[af]?.[0] || (works[af]?.[1] ?? 0) - (a.works_reported?.[af]?.[1] ?? 0) >= STABLE_GAP_S / 2);
+  const changed = !!tags && tags.join() !== (a.system_tags ?? []).join();
+  if (changed || moved) h.systemTagsChanged(a.probe_id, tags ?? [], works);
+  h.attach(ws, { ...a, allowance, builtin_last: builtinLast, reach, system_tags: tags, works_reported: changed || moved ? works : a.works_reported });
   if (refused.length) {
     const first = refused[0]!;
     h.warn(`probe ${a.probe_id}: refused ${refused.length} of ${submissions.length} results of a frame (first: result ${first.seq}: ${first.reason})`);

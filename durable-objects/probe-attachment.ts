@@ -1,7 +1,7 @@
 // What a controller keeps about each connected probe, in its socket's attachment (connected.ts keeps it in memory
 // too), and what it tells the brain about the probes it gives a measurement to.
 import type { Allowance } from "./admission.ts";
-import type { Reachability } from "./system-tags.ts";
+import type { Reachability, Works } from "./system-tags.ts";
 
 /** What the controller keeps about each connected probe, in the socket attachment (survives hibernation). */
 export type ProbeAttachment = {
@@ -31,6 +31,8 @@ export type ProbeAttachment = {
   /** Its newest built-in anchor pings per family, and the Atlas system tags they and its address give (system-tags.ts). */
   reach?: Reachability;
   system_tags?: string[];
+  /** The runs of working built-ins the registry last heard of (reported again when they move on by an hour). */
+  works_reported?: Works;
 };
 
 /** A probe taking part in a measurement, on `shard`; `was`: shards it ran it on before it moved (they hold results). */

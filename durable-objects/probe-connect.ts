@@ -5,7 +5,7 @@
 import { type AssignmentClaims, SUBPROTOCOL } from "../protocol/index.ts";
 import type { ProbeAttachment } from "./probe-attachment.ts";
 import type { Sql } from "./sql.ts";
-import { systemTags } from "./system-tags.ts";
+import { reachFrom, systemTags } from "./system-tags.ts";
 import { verifyAssignment } from "./tokens.ts";
 
 export type ConnectHost = {
@@ -93,7 +93,10 @@ export function newAttachment(probeId: number, claims: AssignmentClaims, request
     asn_v4: claims.asn_v4,
     prefix_v4: claims.prefix_v4,
     tags: claims.tags ?? [],
-    system_tags: systemTags(address, undefined, claims.system_tags),
+    // The runs of working built-ins the registry (or the resume token) carried: stability goes on from them.
+    reach: reachFrom(claims.works),
+    works_reported: claims.works ?? {},
+    system_tags: systemTags(address, reachFrom(claims.works), claims.system_tags),
     cell: claims.cell ?? null,
     registered_at: claims.registered_at ?? (claims as { iat?: number }).iat ?? now,
     address,

@@ -6,6 +6,7 @@ import { isIPv4, isNonPublicAddress } from "../protocol/index.ts";
 import { checkNonce, issueNonce, nonceKey as importNonceKey } from "./nonces.ts";
 import { distanceKm } from "./shards.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
+import type { Works } from "./system-tags.ts";
 
 const MIGRATIONS = [
   `CREATE TABLE probes (
@@ -48,6 +49,8 @@ const MIGRATIONS = [
   `CREATE TABLE grant_ids (request_id TEXT PRIMARY KEY, account TEXT NOT NULL, credits INTEGER NOT NULL);`,
   // Atlas's system tags, derived by the probe's controller from its built-ins and address (system-tags.ts).
   `ALTER TABLE probes ADD COLUMN system_tags TEXT NOT NULL DEFAULT '[]';`,
+  // Per family, the run of answered built-in anchor pings the stability tags count (system-tags.ts Works).
+  `ALTER TABLE probes ADD COLUMN works TEXT NOT NULL DEFAULT '{}';`,
 ];
 
 /** What a key may do. */
@@ -95,6 +98,7 @@ export type ProbeRecord = {
   tags: string;
   /** JSON array of its Atlas system tags (system-tags.ts), as its controller last reported them. */
   system_tags: string;
+  works: string;
 };
 
 export type Enrollment = {
@@ -340,9 +344,9 @@ export class Registry extends SqlDurableObject<Env> {
       .map((t) => ({ slug: t.slug, system: t.system === 1, probes: t.probes }));
   }
 
-  /** A controller's word on a probe's system tags (sent when its built-ins change them). */
-  setSystemTags(probeId: number, tags: string[]): void {
-    this.sql("UPDATE probes SET system_tags = ? WHERE id = ? AND system_tags != ?", JSON.stringify(tags), probeId, JSON.stringify(tags));
+  /** A controller's word on a probe's system tags and its runs of working built-ins (sent when they change). */
+  setSystemTags(probeId: number, tags: string[], works: Works = {}): void {
+    this.sql("UPDATE probes SET system_tags = ?, works = ? WHERE id = ?", JSON.stringify(tags), JSON.stringify(works), probeId);
   }
 
   listProbes(f: ProbeFilter, offset: number, limit: number): { count: number; probes: ProbeRecord[] } {

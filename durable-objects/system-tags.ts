@@ -8,6 +8,9 @@
 //                                              built-in anchor ping of that family had one as its source;
 //   system-ipv4-works / system-ipv6-works      its newest built-in ping to an anchor (1001+) over that family got
 //                                              at least one reply;
+//   system-ipv4-stable-1d / -30d / -90d (and   every built-in anchor ping of that family for that long got a reply,
+//   ipv6)                                      with no gap over STABLE_GAP_S between them (kept across reconnections
+//                                              and registrations: the registry and the probe's tokens carry the run);
 //   system-resolves-a-correctly / -aaaa-       its newest built-in resolver check (3001 A, 3002 AAAA: its own resolvers
 //                                              asked for the operator's check name) was answered, and every resolver
 //                                              that answered gave exactly the addresses the operator configured
@@ -16,8 +19,38 @@ import { decode } from "@leichtgewicht/dns-packet";
 import { BUILTIN_ANCHOR_PING, BUILTIN_RESOLVER_A, BUILTIN_RESOLVER_AAAA, isIPv4, isIPv6, MAX_ANCHORS, type Result } from "../protocol/index.ts";
 import { parseAddress } from "../protocol/address-policy.ts";
 
-/** The newest built-in anchor ping per address family: when, whether it had a source address, whether it got a reply. */
-type Ping = { at: number; sourced: boolean; ok: boolean };
+/**
+ * The newest built-in anchor ping per address family: when, whether it had a source address, whether it got a reply,
+ * and since when every one of them did (the unbroken run the stability tags count).
+ */
+type Ping = { at: number; sourced: boolean; ok: boolean; since?: number };
+
+/** A ping more than this long after the one before starts a new run (the probe was off, or its built-ins were). */
+export const STABLE_GAP_S = 3600;
+/** Atlas's stability tags: so many days of answered built-in pings. */
+const STABLE_DAYS = [1, 30, 90];
+
+/** Per family, the unbroken run of answered anchor pings as [since, newest]: what the registry and tokens carry. */
+export type Works = { 4?: [number, number]; 6?: [number, number] };
+
+export function worksOf(reach: Reachability | undefined): Works {
+  const out: Works = {};
+  for (const af of [4, 6] as const) {
+    const r = reach?.[af];
+    if (r?.ok && r.since !== undefined) out[af] = [r.since, r.at];
+  }
+  return out;
+}
+
+/** The reachability a probe connects with: its families' runs as the registry (or its token) last knew them. */
+export function reachFrom(works: Works | undefined): Reachability | undefined {
+  let reach: Reachability | undefined;
+  for (const af of [4, 6] as const) {
+    const w = works?.[af];
+    if (Array.isArray(w) && w.length === 2 && w.every(Number.isSafeInteger) && w[0] <= w[1]) reach = { ...reach, [af]: { at: w[1], sourced: true, ok: true, since: w[0] } };
+  }
+  return reach;
+}
 /** The newest built-in resolver check per record type: when, and whether the probe's resolvers answered it right. */
 type Resolves = { at: number; ok: boolean };
 export type Reachability = { 4?: Ping; 6?: Ping; A?: Resolves; AAAA?: Resolves };
@@ -107,6 +140,7 @@ export function systemTags(address: string | null, reach: Reachability | undefin
     }
     if (r.sourced) tags.add(`system-ipv${af}-capable`);
     if (r.ok) tags.add(`system-ipv${af}-works`);
+    for (const days of STABLE_DAYS) if (r.ok && r.since !== undefined && r.at - r.since >= days * 86_400) tags.add(`system-ipv${af}-stable-${days}d`);
   }
   for (const kind of ["A", "AAAA"] as const) {
     const tag = `system-resolves-${kind.toLowerCase()}-correctly`;
@@ -139,7 +173,10 @@ export function noteBuiltins(reach: Reachability | undefined, results: Result[],
     if (before && before.at > r.timestamp) continue;
     // A probe without an address of the family sends its ping with no source address (and no reply).
     const sourced = !!r.src_addr && (r.af === 4 ? isIPv4(r.src_addr) : isIPv6(r.src_addr));
-    next = { ...next, [r.af]: { at: r.timestamp, sourced, ok: sourced && r.rcvd > 0 } };
+    const ok = sourced && r.rcvd > 0;
+    // An answered ping continues the run of the one before it if that was answered too and not long before.
+    const since = !ok ? undefined : before?.ok && before.since !== undefined && r.timestamp - before.at <= STABLE_GAP_S ? before.since : r.timestamp;
+    next = { ...next, [r.af]: { at: r.timestamp, sourced, ok, ...(since === undefined ? {} : { since }) } };
   }
   return next;
 }
@@ -150,6 +187,12 @@ export const SYSTEM_TAG_NAMES: Record<string, string> = {
   "system-ipv6-capable": "IPv6 Capable",
   "system-ipv4-works": "IPv4 Works",
   "system-ipv6-works": "IPv6 Works",
+  "system-ipv4-stable-1d": "IPv4 Stable 1d",
+  "system-ipv4-stable-30d": "IPv4 Stable 30d",
+  "system-ipv4-stable-90d": "IPv4 Stable 90d",
+  "system-ipv6-stable-1d": "IPv6 Stable 1d",
+  "system-ipv6-stable-30d": "IPv6 Stable 30d",
+  "system-ipv6-stable-90d": "IPv6 Stable 90d",
   "system-resolves-a-correctly": "Resolves A Correctly",
   "system-resolves-aaaa-correctly": "Resolves AAAA Correctly",
 };

@@ -39,7 +39,7 @@ export function audienceFor(shard: string): string {
 export async function issueAssignment(privateJwk: string, claims: AssignmentClaims, now = Date.now(), ttl = TOKEN_TTL_SECONDS): Promise<{ token: string; expires: number }> {
   const iat = Math.floor(now / 1000);
   const expires = iat + ttl;
-  const token = await new SignJWT({ country_code: claims.country_code, asn_v4: claims.asn_v4, prefix_v4: claims.prefix_v4, tags: claims.tags ?? [], cell: claims.cell ?? null, prev_shard: claims.prev_shard ?? null, registered_at: claims.registered_at ?? Math.floor(now / 1000), system_tags: claims.system_tags ?? [] })
+  const token = await new SignJWT({ country_code: claims.country_code, asn_v4: claims.asn_v4, prefix_v4: claims.prefix_v4, tags: claims.tags ?? [], cell: claims.cell ?? null, prev_shard: claims.prev_shard ?? null, registered_at: claims.registered_at ?? Math.floor(now / 1000), system_tags: claims.system_tags ?? [], works: claims.works ?? {} })
     .setProtectedHeader({ alg: "EdDSA", typ: "JWT" })
     .setIssuer(ISSUER)
     .setSubject(claims.sub)

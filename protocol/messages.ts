@@ -79,4 +79,6 @@ export type AssignmentClaims = {
   registered_at?: number;
   /** Atlas system tags last derived for the probe (durable-objects/system-tags.ts), carried until its built-ins renew them. */
   system_tags?: string[];
+  /** Per family, its unbroken run of answered built-in anchor pings as [since, newest] (the stability tags go on from it). */
+  works?: { 4?: [number, number]; 6?: [number, number] };
 };

@@ -3,6 +3,7 @@
 import type { IRequest } from "itty-router";
 import { REGISTRY_NAME } from "../durable-objects/env.ts";
 import { controllerStub, shardByName, shardsByDistance } from "../durable-objects/shards.ts";
+import type { Works } from "../durable-objects/system-tags.ts";
 import { issueAssignment, audienceFor, verifyAssignment } from "../durable-objects/tokens.ts";
 import { ChallengeRequest, RegisterRequest, type RegisterResponse } from "../protocol/index.ts";
 import { ApiError, readJson, validationError } from "./api/errors.ts";
@@ -38,6 +39,7 @@ export async function register(request: IRequest, env: Env): Promise<Response> {
     prefix_v4: p.prefix_v4,
     tags: JSON.parse(p.tags) as string[],
     system_tags: JSON.parse(p.system_tags) as string[],
+    works: JSON.parse(p.works) as Works,
     cell: p.latitude !== null && p.longitude !== null ? `${p.latitude.toFixed(1)},${p.longitude.toFixed(1)}` : null,
     // A probe that lands on another shard than last time brings its assignments and marks along (Controller.adopt).
     prev_shard: p.shard && p.shard !== shard.name ? p.shard : null,

@@ -2,7 +2,7 @@
 // `system-ipv4-works` on every measurement, so a probe without it is never chosen by a plain Atlas client.
 import { encode, RECURSION_AVAILABLE, RECURSION_DESIRED } from "@leichtgewicht/dns-packet";
 import { describe, expect, it } from "vitest";
-import { resolverCheckOf, systemTags, noteBuiltins } from "../../durable-objects/system-tags.ts";
+import { reachFrom, resolverCheckOf, STABLE_GAP_S, systemTags, noteBuiltins, worksOf } from "../../durable-objects/system-tags.ts";
 import { BUILTIN_ANCHOR_PING, BUILTIN_RESOLVER_A, BUILTIN_RESOLVER_AAAA } from "../../protocol/index.ts";
 import { call, connect, createPing, enroll, newKey, pingResult } from "./harness.ts";
 
@@ -132,6 +132,55 @@ describe("system tags", () => {
     expect(() => resolverCheckOf("{name: x}")).toThrow(/not JSON/);
     expect(() => resolverCheckOf(JSON.stringify({ name: CHECK, a: ["2001:db8::1"], aaaa: ["2001:db8::1"] }))).toThrow(/RESOLVER_CHECK\.a: "2001:db8::1" is not an IPv4 address/);
     expect(() => resolverCheckOf(JSON.stringify({ name: "not a name", a: ["192.0.2.1"], aaaa: ["2001:db8::1"] }))).toThrow(/name must be a domain name/);
+  });
+
+  it("say a family is stable once its built-in pings have all been answered for a day, and keep saying it across registrations", async () => {
+    const p = await enroll({ country_code: "LV" });
+    const first = await connect(p);
+    const start = Math.floor(Date.now() / 1000) - 26 * 3600;
+    // Pings 50 minutes apart (within the hour a run tolerates between two of them): 20 hours of them on this connection.
+    const at = (i: number) => start + i * 3000;
+    first.socket.send({ type: "results", results: Array.from({ length: 25 }, (_, i) => ({ seq: i + 1, result: builtinPing(p.id, at(i)) })) });
+    expect((await first.socket.next("ack")).upto).toBe(25);
+    await eventually(async () => (await slugs(p.id)).includes("system-ipv4-works"));
+    expect(await slugs(p.id)).not.toContain("system-ipv4-stable-1d");
+    first.socket.ws.close();
+    // It registers again (as every probe does daily) and its pings go on: the day is full only if the run went on from
+    // where the registry had it.
+    const again = await connect(p);
+    again.socket.send({ type: "results", results: Array.from({ length: 6 }, (_, i) => ({ seq: 26 + i, result: builtinPing(p.id, at(25 + i)) })) });
+    expect((await again.socket.next("ack")).upto).toBe(31);
+    await eventually(async () => (await slugs(p.id)).includes("system-ipv4-stable-1d"));
+    const object = (await (await call(`/api/v2/probes/${p.id}/`)).json()) as ProbeObject;
+    expect(object.tags).toContainEqual({ name: "IPv4 Stable 1d", slug: "system-ipv4-stable-1d" });
+    expect(await slugs(p.id)).not.toContain("system-ipv4-stable-30d");
+    // One unanswered ping ends the run: stable no more, until another day has passed.
+    again.socket.send({ type: "results", results: [{ seq: 32, result: builtinPing(p.id, at(31), { rcvd: 0, min: -1, avg: -1, max: -1, result: [{ x: "*" }, { x: "*" }, { x: "*" }] }) }] });
+    await again.socket.next("ack");
+    await eventually(async () => !(await slugs(p.id)).includes("system-ipv4-stable-1d"));
+    expect(await slugs(p.id)).not.toContain("system-ipv4-works");
+    again.socket.ws.close();
+  });
+
+  it("count a run only while its pings come within the hour of each other", () => {
+    const t = 1_800_000_000;
+    const ping = (ts: number, rcvd = 3) => ({ ...pingResult(BUILTIN_ANCHOR_PING, 1, ts), src_addr: "192.0.2.1", rcvd }) as never;
+    const run = (times: number[]) => noteBuiltins(undefined, times.map((x) => ping(x)));
+    const every = (from: number, to: number, step: number) => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
+    expect(systemTags(null, run(every(t, t + 86_400, 3600)))).toContain("system-ipv4-stable-1d");
+    expect(systemTags(null, run(every(t, t + 86_400 - 1, 3600)))).not.toContain("system-ipv4-stable-1d");  // a second short
+    // A gap of more than STABLE_GAP_S (the probe was off) starts the run again.
+    const gapped = run([...every(t, t + 40_000, 3000), ...every(t + 40_000 + STABLE_GAP_S + 1, t + 90_000, 3000)]);
+    expect(systemTags(null, gapped)).not.toContain("system-ipv4-stable-1d");
+    expect(worksOf(gapped)[4]![0]).toBe(t + 40_000 + STABLE_GAP_S + 1);
+    // Thirty days, and what the registry keeps of it gives the same tags when the probe comes back.
+    const month = run(every(t, t + 30 * 86_400, 3600));
+    expect(systemTags(null, month)).toEqual(expect.arrayContaining(["system-ipv4-stable-1d", "system-ipv4-stable-30d"]));
+    expect(systemTags(null, month)).not.toContain("system-ipv4-stable-90d");
+    expect(systemTags(null, reachFrom(worksOf(month)))).toEqual(systemTags(null, month).filter((x) => x !== "system-ipv4-capable").concat("system-ipv4-capable").sort());
+    // What a token carries is checked before it is believed.
+    expect(reachFrom({ 4: [5, 1] })).toBeUndefined();
+    expect(reachFrom({ 4: ["x", 1] as never })).toBeUndefined();
   });
 
   it("are derived per family, and only from anchor pings with a source address", () => {
