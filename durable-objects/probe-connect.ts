@@ -87,16 +87,17 @@ export async function admitConnection(h: ConnectHost, tokens: UsedTokens, reques
 export function newAttachment(probeId: number, claims: AssignmentClaims, request: Request): ProbeAttachment {
   const now = Math.floor(Date.now() / 1000);
   const address = request.headers.get("CF-Connecting-IP");
+  // The runs of working built-ins the registry (or the resume token) carried: stability goes on from them.
+  const reach = reachFrom(claims.works);
   return {
     probe_id: probeId,
     country_code: claims.country_code,
     asn_v4: claims.asn_v4,
     prefix_v4: claims.prefix_v4,
     tags: claims.tags ?? [],
-    // The runs of working built-ins the registry (or the resume token) carried: stability goes on from them.
-    reach: reachFrom(claims.works),
+    reach,
     works_reported: claims.works ?? {},
-    system_tags: systemTags(address, reachFrom(claims.works), claims.system_tags),
+    system_tags: systemTags(address, reach, claims.system_tags),
     cell: claims.cell ?? null,
     registered_at: claims.registered_at ?? (claims as { iat?: number }).iat ?? now,
     address,

@@ -14,6 +14,11 @@ export function toUnix(v: number | string): number {
   return typeof v === "number" ? v : Math.floor(Date.parse(v) / 1000);
 }
 
+/** Unix seconds as Atlas writes times in its objects (ISO-8601, UTC); null stays null. */
+export function isoTime(unixSeconds: number | null): string | null {
+  return unixSeconds === null ? null : new Date(unixSeconds * 1000).toISOString();
+}
+
 /** Scheduling and bookkeeping fields every definition may carry; they never reach the probe. */
 const metadata = {
   description: z.string({ error: "This field is required." }).check(z.maxLength(256)),
@@ -97,8 +102,9 @@ export type Unsupported = { pointer: string; detail: string };
 
 const plainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-function dropNulls(o: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
+/** Atlas reads `null` as "not given": the object without its null fields. */
+export function dropNulls<T extends Record<string, unknown>>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null)) as T;
 }
 
 /**

@@ -12,6 +12,11 @@ const why = netnsUnavailable() ?? missingPrograms("nsd", "dig");
 if (why) console.warn(`skipping the DNS truth tests: ${why}`);
 
 const fixture = (name: string) => join(import.meta.dirname, "fixtures", name);
+/** The agent's own DNS measurement, run once inside the namespace (a query to 127.0.0.1 unless the spec says else). */
+const measureIn = (ns: Netns, spec: Record<string, unknown>, ctx: Record<string, unknown> = {}) =>
+  JSON.parse(ns.exec(process.execPath, [fixture("measure-once.ts"), JSON.stringify({ type: "dns", af: 4, target: "127.0.0.1", ...spec }), JSON.stringify(ctx)])) as DnsResult;
+/** A DNS message's bytes (hex) without its random ID. */
+const withoutId = (b64: string) => Buffer.from(b64, "base64").subarray(2).toString("hex");
 
 describe.skipIf(why !== null)("dns against NSD, compared with dig", () => {
   let ns: Netns;
@@ -28,11 +33,9 @@ describe.skipIf(why !== null)("dns against NSD, compared with dig", () => {
     ns?.remove();
   });
 
-  const measure = (spec: Record<string, unknown>, ctx: Record<string, unknown> = {}) =>
-    JSON.parse(ns.exec(process.execPath, [fixture("measure-once.ts"), JSON.stringify({ type: "dns", af: 4, target: "127.0.0.1", ...spec }), JSON.stringify(ctx)])) as DnsResult;
+  const measure = (spec: Record<string, unknown>, ctx: Record<string, unknown> = {}) => measureIn(ns, spec, ctx);
   const dig = (args: string[]) =>
     JSON.parse(ns.exec(process.execPath, [fixture("dig-capture.ts"), "127.0.0.1", ...args])) as { query: string; answer: string; dig: string };
-  const withoutId = (b64: string) => Buffer.from(b64, "base64").subarray(2).toString("hex");
 
   it.each([
     ["A", { query_type: "A", query_argument: "www.example.test" }, ["www.example.test", "A"]],
@@ -103,9 +106,7 @@ describe.skipIf(dotWhy !== null)("dns over TLS against unbound, compared with di
     ns?.remove();
   });
 
-  const measure = (spec: Record<string, unknown>, ctx: Record<string, unknown> = {}) =>
-    JSON.parse(ns.exec(process.execPath, [fixture("measure-once.ts"), JSON.stringify({ type: "dns", af: 4, target: "127.0.0.1", tls: true, ...spec }), JSON.stringify(ctx)])) as DnsResult;
-  const withoutId = (b64: string) => Buffer.from(b64, "base64").subarray(2).toString("hex");
+  const measure = (spec: Record<string, unknown>, ctx: Record<string, unknown> = {}) => measureIn(ns, { tls: true, ...spec }, ctx);
   const plain = ["+rec", "+noadflag", "+nocookie", "+noedns", "+time=2", "+tries=1"];
 
   it("port 853 speaks only TLS: plain DNS over TCP to it gets no answer", () => {

@@ -4,6 +4,7 @@ import type { IRequest } from "itty-router";
 import { z } from "zod";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import type { Entry } from "../../durable-objects/ledger.ts";
+import { isoTime } from "../../protocol/index.ts";
 import { requireKey } from "./auth.ts";
 import { ApiError, fieldError, readJson, validationError } from "./errors.ts";
 import { page, pageOf } from "./pagination.ts";
@@ -14,7 +15,6 @@ export async function credits(request: IRequest, env: Env): Promise<Response> {
   const ledger = env.LEDGER.getByName(account);
   const now = Math.floor(Date.now() / 1000);
   const [b, day] = await Promise.all([ledger.balance(), ledger.since(now - 86_400)]);
-  const iso = (t: number | null) => (t === null ? null : new Date(t * 1000).toISOString());
   // Atlas's daily estimates, from the past day's journal: what came in and went out in the last 24 hours.
   const dailyBalance = day.income - day.expense;
   const body: Record<string, unknown> = {
@@ -28,11 +28,11 @@ export async function credits(request: IRequest, env: Env): Promise<Response> {
     // At the past day's rate, when the free credits are gone (null while the balance grows).
     estimated_runout_seconds: dailyBalance < 0 ? Math.floor((b.available / -dailyBalance) * 86_400) : null,
     past_day_credits_spent: day.expense,
-    last_date_credited: iso(day.last_income),
-    last_date_debited: iso(day.last_expense),
+    last_date_credited: isoTime(day.last_income),
+    last_date_debited: isoTime(day.last_expense),
     income_items: `${url.origin}/api/v2/credits/income-items/`,
     expense_items: `${url.origin}/api/v2/credits/expense-items/`,
-    calculation_time: iso(now),
+    calculation_time: isoTime(now),
   };
   // Atlas's include=income_items,expense_items embeds the first page of each instead of its URL.
   const include = (url.searchParams.get("include") ?? "").split(",");

@@ -5,7 +5,7 @@ import type { IRequest } from "itty-router";
 import { z } from "zod";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { type Grant, GRANTS, type KeyRecord } from "../../durable-objects/registry.ts";
-import { sha256Hex } from "../../protocol/index.ts";
+import { isoTime, sha256Hex } from "../../protocol/index.ts";
 import { requireKey } from "./auth.ts";
 import { ApiError, fieldError, readJson, validationError } from "./errors.ts";
 
@@ -32,8 +32,6 @@ const NewKey = z.object({
   enabled: z.boolean().optional(),
 }).strict().refine((k) => k.valid_from == null || k.valid_to == null || k.valid_to > k.valid_from, { path: ["valid_to"], message: "valid_to must be later than valid_from." });
 
-const iso = (unixSeconds: number | null) => (unixSeconds === null ? null : new Date(unixSeconds * 1000).toISOString());
-
 /** A key as Atlas shows one: ISO-8601 dates, grants with their (always null) target, whether it works right now. */
 function keyObject(k: KeyRecord, origin: string): Record<string, unknown> {
   const now = Math.floor(Date.now() / 1000);
@@ -41,7 +39,7 @@ function keyObject(k: KeyRecord, origin: string): Record<string, unknown> {
     uuid: k.uuid, label: k.label, enabled: k.enabled,
     is_active: k.enabled && (k.valid_from === null || now >= k.valid_from) && (k.valid_to === null || now < k.valid_to),
     grants: k.grants.map((permission) => ({ permission, target: null })),
-    valid_from: iso(k.valid_from), valid_to: iso(k.valid_to), created_at: iso(Math.floor(k.created / 1000)), url: `${origin}/api/v2/keys/${k.uuid}/`,
+    valid_from: isoTime(k.valid_from), valid_to: isoTime(k.valid_to), created_at: isoTime(Math.floor(k.created / 1000)), url: `${origin}/api/v2/keys/${k.uuid}/`,
   };
 }
 

@@ -5,7 +5,7 @@ import type { MeasurementRow, ParticipationRecord, ParticipationRequest } from "
 import type { Participant } from "../../durable-objects/probe-attachment.ts";
 import { BRAIN_NAME, flag, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import {
-  atlasCreateBody, builtinDescription, builtinType, CreateMeasurements, creditsPerResult, MEASUREMENT_TYPES, ProbeSource,
+  atlasCreateBody, builtinDescription, builtinType, CreateMeasurements, dropNulls, creditsPerResult, MEASUREMENT_TYPES, ProbeSource,
   type Definition, isIPv4, isIPv6, parseAddress, specOf, targetRefusal, STATUS, toUnix,
 } from "../../protocol/index.ts";
 import { apiKey, type Caller, requireKey } from "./auth.ts";
@@ -252,7 +252,7 @@ function participationRequestsOf(body: unknown): ParticipationRequest[] {
   if (!list.success) throw validationError(list.error);
   return list.data.map((raw, i) => {
     // As in a create body: null is "not given", and a field not known is refused by name, never dropped.
-    const r = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== null)) as typeof raw;
+    const r = dropNulls(raw);
     if (r.action === "remove") {
       const parsed = Removal.safeParse(r);
       if (!parsed.success) throw validationError(parsed.error, `/${i}`);
