@@ -29,7 +29,7 @@ export function limitsOf(env: Pick<Env, "RESULT_CLOCK_SKEW_S" | "RESULT_EXTRA_RU
   };
 }
 
-/** A one-off is re-sent to a probe that reconnects within this long of its start (controller.activeAssignments). */
+/** A one-off is re-sent to a probe that reconnects within this long of its start (assignments.ts catchUp). */
 export const ONEOFF_RESEND_S = 3600;
 /** The agent's shortest built-in interval (probe-agent/config.ts); one second less for timestamp rounding. */
 export const BUILTIN_MIN_SPACING_S = 4;

@@ -3,12 +3,13 @@
 // (the connected probes in memory), ingest.ts (results frames, admitted by admission.ts) and commits.ts (their
 // group commit, with marks.ts), batches.ts (the outbox to R2, charges, hosts' shares), assign.ts and dispatch.ts
 // (which probes take a measurement), handover.ts (a probe that moved shards), stream-feed.ts (results to the
-// stream), result-index.ts (where results are, for readers); controller-schema.ts and probe-attachment.ts hold
-// its tables and what it keeps per socket.
-import { type Assignment, type ControllerMessage, type ProbeMessage, ProbeMessage as ProbeMessageSchema, SUBPROTOCOL, USER_MSM_MIN } from "../protocol/index.ts";
-import { inRollout, type ReleaseOffer } from "../protocol/release.ts";
+// stream), result-index.ts (where results are, for readers), probe-connect.ts (who may connect, resume tokens),
+// assignments.ts (what a probe saying hello missed, stops), silence.ts (probes whose link died), probe-release.ts (agent
+// releases offered); controller-schema.ts and probe-attachment.ts hold its tables and what it keeps per socket.
+import { type ControllerMessage, type ProbeMessage, SUBPROTOCOL, USER_MSM_MIN } from "../protocol/index.ts";
 import { Batches } from "./batches.ts";
-import { assign, SILENT_AFTER_S } from "./assign.ts";
+import { assign } from "./assign.ts";
+import { catchUp, stopAssignments } from "./assignments.ts";
 import type { DispatchOrder } from "./dispatch.ts";
 import { BRAIN_NAME, flag, REGISTRY_NAME } from "./env.ts";
 import { GroupCommit } from "./commits.ts";
@@ -22,16 +23,15 @@ import { controllerStub, shardByName } from "./shards.ts";
 import { MIGRATIONS } from "./controller-schema.ts";
 import type { Participant, ProbeAttachment } from "./probe-attachment.ts";
 import { SqlDurableObject } from "./sql.ts";
-import { admitConnection, newAttachment, UsedTokens } from "./probe-connect.ts";
-import { resolverCheck, worksOf } from "./system-tags.ts";
+import { admitConnection, dropProbe, newAttachment, resumeClaims, undropProbe, UsedTokens } from "./probe-connect.ts";
+import { refusedReleaseReport, releaseOfferFor, type ReleaseTarget } from "./probe-release.ts";
+import { SilenceWatch } from "./silence.ts";
+import { resolverCheck } from "./system-tags.ts";
 import { StreamFeed } from "./stream-feed.ts";
-import { type Interest, type ProbeStatusEvent, STREAM_NAME } from "./stream.ts";
-import { audienceFor, issueAssignment, RESUME_CHAIN_SECONDS, RESUME_TTL_SECONDS } from "./tokens.ts";
-
-/** The release this controller's probes are offered, with the share of probes the rollout has reached. */
-type ReleaseTarget = ReleaseOffer & { percent: number };
-
-const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+import type { Interest } from "./stream.ts";
+import { reportPresence } from "./presence.ts";
+import { readProbeFrame } from "./probe-frame.ts";
+import { issueAssignment, RESUME_CHAIN_SECONDS, RESUME_TTL_SECONDS } from "./tokens.ts";
 
 export class Controller extends SqlDurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
@@ -47,6 +47,9 @@ export class Controller extends SqlDurableObject<Env> {
   }
 
   // ── connections ────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** The probes connected here, by socket (connected.ts). */
+  private readonly connected = new ConnectedProbes(this.ctx);
 
   private readonly usedTokens = new UsedTokens(this.ctx, this.sql);
 
@@ -83,40 +86,18 @@ export class Controller extends SqlDurableObject<Env> {
     if (!a) return;
     // A socket replaced by the same probe's newer connection closes after that one opened: the probe is still here.
     const stillHere = this.ctx.getWebSockets(`probe:${a.probe_id}`).some((w) => w !== ws && w.readyState === WebSocket.OPEN);
-    if (!stillHere) this.report(a.probe_id, "disconnected", a.address, Math.floor(Date.now() / 1000), a);
+    if (!stillHere) this.report("disconnected", a);
   }
 
-  private sweptAt = 0;
+  /** Closes the sockets of silent probes and keeps an alarm for the next one to fall silent (silence.ts). */
+  private readonly silence = new SilenceWatch(this.ctx, this.connected, (ws) => this.left(ws));
 
-  /**
-   * Closes the sockets of probes silent past SILENT_AFTER_S and reports them gone: a cut link sends no FIN, so
-   * nothing else would tell. On any probe's message at most every 30 s, before every dispatch, and on the alarm.
-   */
-  private sweepSilent(always = false, except?: WebSocket): void {
-    const now = Math.floor(Date.now() / 1000);
-    if (!always && now - this.sweptAt < 30) return;
-    this.sweptAt = now;
-    for (const [ws, a] of this.connected.all()) {
-      if (ws === except || ws.readyState !== WebSocket.OPEN || now - a.last_seen <= SILENT_AFTER_S) continue;
-      try { ws.close(4001, "silent for too long"); } catch { /* already closing */ }
-      this.left(ws);
-    }
-  }
-
-  private report(probeId: number, event: "connected" | "disconnected", address: string | null, at: number, a?: ProbeAttachment): void {
-    if (a) {
-      const status: ProbeStatusEvent = {
-        prb_id: probeId, event: event === "connected" ? "connect" : "disconnect", timestamp: at, asn: a.asn_v4, country_code: a.country_code, prefix: a.prefix_v4,
-      };
-      this.ctx.waitUntil(this.streamFeed.interest().then((i) => (i?.probestatus ? this.env.STREAM.getByName(STREAM_NAME).probeStatus(status) : undefined))
-        .catch((e: unknown) => console.error(`controller ${this.shard}: probe status to the stream failed: ${String(e)}`)));
-    }
-    const connected = this.connected.openRecently;
-    const registry = this.env.REGISTRY.getByName(REGISTRY_NAME);
-    this.ctx.waitUntil(
-      registry.probeSession({ probe_id: probeId, shard: this.shard, event, address, at, connected, capacity: this.capacity })
-        .catch((e: unknown) => console.error(`controller ${this.shard}: registry report failed: ${String(e)}`)),
-    );
+  /** Tells the registry and the stream the probe came or went (presence.ts). */
+  private report(event: "connected" | "disconnected", a: ProbeAttachment): void {
+    reportPresence({
+      ctx: this.ctx, env: this.env, shard: this.shard, connected: () => this.connected.openRecently, capacity: this.capacity,
+      interest: () => this.streamFeed.interest(),
+    }, event, a);
   }
 
   private send(ws: WebSocket, m: ControllerMessage): void {
@@ -131,25 +112,12 @@ export class Controller extends SqlDurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     this.used.ws_messages++;
-    this.sweepSilent(false, ws);  // not the probe that just spoke
+    this.silence.sweep(false, ws);  // not the probe that just spoke
     const a = this.connected.get(ws);
     if (!a) return;
-    const text = typeof raw === "string" ? raw : null;
-    if (text === null || text.length > MAX_FRAME_BYTES) {
-      return this.refuse(ws, a, text === null ? "binary frames are not part of the protocol" : "frame too large");
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      return this.refuse(ws, a, "frame is not JSON");
-    }
-    const m = ProbeMessageSchema.safeParse(parsed);
-    if (!m.success) {
-      const issue = m.error.issues[0]!;
-      return this.refuse(ws, a, `invalid message at /${issue.path.join("/")}: ${issue.message}`);
-    }
-    await this.onMessage(ws, a, m.data, text);
+    const frame = readProbeFrame(raw);
+    if ("refused" in frame) return this.refuse(ws, a, frame.refused);
+    await this.onMessage(ws, a, frame.message, frame.text);
   }
 
   /** Refuses a message that is not a result (results are refused by ingest.ts, one log line per frame). */
@@ -165,26 +133,18 @@ export class Controller extends SqlDurableObject<Env> {
         // Only now, with its slots known, is the probe ready for work: that is when it counts as Connected.
         const hello = { ...a, slots: m.slots, free_slots: Math.min(m.free_slots, m.slots), version: /\/([^/\s]+)$/.exec(m.agent)?.[1] };
         this.connected.set(ws, hello);
-        this.report(a.probe_id, "connected", a.address, a.connected_since, a);
+        this.report("connected", a);
         this.send(ws, { type: "status_ack", server_time: Date.now() / 1000 });
-        for (const assignment of this.activeAssignments(a.probe_id)) {
-          if (!m.running.includes(assignment.msm_id)) this.send(ws, { type: "measure", assignment });
-        }
-        // What the probe still schedules but was stopped (or ended) while it was away is stopped now.
-        for (const msm of this.endedOf(a.probe_id, m.running)) this.send(ws, { type: "stop", msm_id: msm });
+        for (const frame of catchUp(this.sql, a.probe_id, m.running)) this.send(ws, frame);
         this.offerRelease(ws, hello, await this.ctx.storage.get<ReleaseTarget>("release"));
         await this.sendResume(ws);
         // This probe just spoke: an alarm already set comes first; without one, arm it for this probe's limit.
-        await this.watchSilence(a.last_seen);
+        await this.silence.watch(a.last_seen);
         return;
       }
       case "release_status": {
-        // Only a report on the release this probe is being offered counts: a probe cannot halt (or pass) a rollout
-        // it is not part of, or report on a version it was never given.
-        const target = await this.ctx.storage.get<ReleaseTarget>("release");
-        if (!target || target.rollout !== m.rollout || target.version !== m.version || !inRollout(a.probe_id, target.version, target.percent)) {
-          return this.refuse(ws, a, `release_status for rollout ${m.rollout} (${m.version}): no such release was offered to this probe`);
-        }
+        const refused = refusedReleaseReport(a.probe_id, m, await this.ctx.storage.get<ReleaseTarget>("release"));
+        if (refused) return this.refuse(ws, a, refused);
         const brain = this.env.BRAIN.getByName(BRAIN_NAME);
         this.ctx.waitUntil(brain.releaseReport({ rollout: m.rollout, probe_id: a.probe_id, version: m.version, state: m.state, detail: m.detail })
           .catch((e: unknown) => console.error(`controller ${this.shard}: release report failed: ${String(e)}`)));
@@ -205,11 +165,7 @@ export class Controller extends SqlDurableObject<Env> {
     const a = this.connected.get(ws);
     // A day after its registration the probe is left to register again (tokens.ts RESUME_CHAIN_SECONDS).
     if (!a || Date.now() / 1000 - (a.registered_at ?? 0) > RESUME_CHAIN_SECONDS) return;
-    const { token, expires } = await issueAssignment(this.env.EDGE_PRIVATE_JWK, {
-      sub: String(a.probe_id), aud: audienceFor(this.shard), country_code: a.country_code, asn_v4: a.asn_v4, prefix_v4: a.prefix_v4,
-      tags: a.tags ?? [], cell: a.cell ?? null, prev_shard: null, registered_at: a.registered_at, system_tags: a.system_tags ?? [],
-      works: worksOf(a.reach),
-    }, Date.now(), RESUME_TTL_SECONDS);
+    const { token, expires } = await issueAssignment(this.env.EDGE_PRIVATE_JWK, resumeClaims(this.shard, a), Date.now(), RESUME_TTL_SECONDS);
     const now = this.connected.get(ws);
     if (now) this.connected.set(ws, { ...now, resume_expires: expires });
     this.send(ws, { type: "resume", token, expires });
@@ -224,20 +180,10 @@ export class Controller extends SqlDurableObject<Env> {
     for (const [ws, a] of this.connected.all()) this.offerRelease(ws, a, target ?? undefined);
   }
 
-  /** Offers the release to a probe in its rollout's share that says (in its hello) it runs another version. */
+  /** Offers the release to the probe if it is in the rollout's share and runs another version (probe-release.ts). */
   private offerRelease(ws: WebSocket, a: ProbeAttachment, target: ReleaseTarget | undefined): void {
-    if (!target || !a.version || a.version === target.version || !inRollout(a.probe_id, target.version, target.percent)) return;
-    const { percent: _, ...offer } = target;
-    this.send(ws, { type: "release", ...offer });
-  }
-
-  /** Of the measurements a probe says it schedules, those this shard knows to be stopped or over. */
-  private endedOf(probeId: number, running: number[]): number[] {
-    if (!running.length) return [];
-    const now = Math.floor(Date.now() / 1000);
-    return this.sql<{ msm_id: number }>(
-      `SELECT msm_id FROM assignments WHERE probe_id = ? AND msm_id IN (${running.map(Number).join(",")}) AND (stopped = 1 OR stop_time <= ?)`,
-      probeId, now).map((r) => r.msm_id);
+    const offer = releaseOfferFor(a, target);
+    if (offer) this.send(ws, { type: "release", ...offer });
   }
 
   /**
@@ -261,18 +207,6 @@ export class Controller extends SqlDurableObject<Env> {
     return state;
   }
 
-  private activeAssignments(probeId: number): Assignment[] {
-    const now = Math.floor(Date.now() / 1000);
-    return this.sql<{ assignment: string }>(
-      `SELECT assignment FROM assignments WHERE probe_id = ? AND stopped = 0 AND done = 0 AND moved_to IS NULL
-         AND (stop_time IS NULL OR stop_time > ?) AND (periodic = 1 OR start_time > ?)`,
-      probeId, now, now - 3600,
-    ).map((r) => JSON.parse(r.assignment) as Assignment);
-  }
-
-  /** The probes connected here, by socket (connected.ts). */
-  private readonly connected = new ConnectedProbes(this.ctx);
-
   /** Probes' high-water marks, shares and run counts (marks.ts). */
   private readonly marks = new ProbeMarks(this.sql);
 
@@ -282,7 +216,7 @@ export class Controller extends SqlDurableObject<Env> {
     send: (ws, m) => this.send(ws, m),
     windowMs: () => Number(this.env.COMMIT_WINDOW_MS ?? 500),
     stored: async (results) => {
-      await this.scheduleFlush();
+      await this.batches.schedule();
       await this.streamFeed.publish(results);
     },
   });
@@ -308,7 +242,6 @@ export class Controller extends SqlDurableObject<Env> {
     return this.streamFeed.setInterest(interest);
   }
 
-
   // ── batches to R2 ──────────────────────────────────────────────────────────────────────────────────────────
 
   /** Writes the outbox to R2 (batches.ts); the alarm runs it. */
@@ -322,30 +255,12 @@ export class Controller extends SqlDurableObject<Env> {
     },
   });
 
-  private scheduleFlush(): Promise<void> {
-    return this.batches.schedule();
-  }
-
   /** The flush alarm (batches.ts arms its own retries when it fails), which also sweeps silent probes. */
   override async alarm(): Promise<void> {
     this.used.requests++;
-    this.sweepSilent(true);
+    this.silence.sweep(true);
     await this.batches.onAlarm();
-    await this.watchSilence();
-  }
-
-  /**
-   * Keeps an alarm armed for the moment the quietest connected probe would pass SILENT_AFTER_S: a lone probe whose
-   * link died sends nothing, and without this no message, dispatch or flush would come to sweep it (it would stay
-   * Connected). With probes speaking every 30 s this is an alarm every minute or so, a wake the heartbeats cause anyway.
-   */
-  private async watchSilence(quietest = Infinity): Promise<void> {
-    // Without `quietest` (on the alarm) every socket is looked at; a hello passes its own, in O(1).
-    if (quietest === Infinity) for (const [ws, a] of this.connected.all()) if (ws.readyState === WebSocket.OPEN) quietest = Math.min(quietest, a.last_seen);
-    if (quietest === Infinity) return;
-    const at = (quietest + SILENT_AFTER_S + 1) * 1000;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    await this.silence.watch();
   }
 
   /** One flush at a time: the alarm and an operator's flush must not both write the same sealed batches. */
@@ -361,7 +276,7 @@ export class Controller extends SqlDurableObject<Env> {
    * so a probe given many measurements gets their frames back to back.
    */
   dispatch(orders: DispatchOrder[]): Participant[][] {
-    this.sweepSilent(true);
+    this.silence.sweep(true);
     const frames: [WebSocket, string][] = [];
     const host = { ctx: this.ctx, sql: this.sql, connected: this.connected, shard: this.shard };
     const given = orders.map((order) => assign(host, order, frames));
@@ -373,10 +288,7 @@ export class Controller extends SqlDurableObject<Env> {
 
   /** Closes a probe's socket (an operator disabled it: it cannot register again until enabled). */
   drop(probeId: number, reason: string): number {
-    // Its tokens, resume tokens above all, stop working here: it must register, which the registry refuses.
-    const now = Math.floor(Date.now() / 1000);
-    this.sql("DELETE FROM dropped WHERE at < ?", now - RESUME_TTL_SECONDS);
-    this.sql("INSERT OR REPLACE INTO dropped (probe_id, at) VALUES (?, ?)", probeId, now);
+    dropProbe(this.sql, probeId);
     const sockets = this.ctx.getWebSockets(`probe:${probeId}`);
     for (const ws of sockets) ws.close(4003, reason.slice(0, 120));
     return sockets.length;
@@ -384,25 +296,15 @@ export class Controller extends SqlDurableObject<Env> {
 
   /** The operator enabled the probe again: its tokens connect here again. */
   undrop(probeId: number): void {
-    this.sql("DELETE FROM dropped WHERE probe_id = ?", probeId);
+    undropProbe(this.sql, probeId);
   }
 
-  /**
-   * Stops a measurement on this shard's probes (on those listed, when `probeIds` is given). A probe whose one-off
-   * result is in has nothing left to stop and is not told (a round of one-offs ending would send a frame each).
-   */
+  /** Stops a measurement on this shard's probes (on those listed, when `probeIds` is given; assignments.ts). */
   stop(msmId: number, probeIds?: number[]): number {
-    const only = probeIds ? ` AND probe_id IN (${probeIds.map(Number).join(",") || "NULL"})` : "";
-    // The stop time bounds the results still accepted (admission.ts): those measured after it are refused.
-    const now = Math.floor(Date.now() / 1000);
-    const probes = this.sql<{ probe_id: number; done: number }>(
-      `UPDATE assignments SET stopped = 1, stop_time = MIN(COALESCE(stop_time, ?), ?) WHERE msm_id = ?${only} RETURNING probe_id, done`, now, now, msmId);
-    for (const { probe_id } of probes.filter((p) => !p.done)) {
-      for (const ws of this.ctx.getWebSockets(`probe:${probe_id}`)) this.send(ws, { type: "stop", msm_id: msmId });
-    }
-    return probes.length;
+    const { stopped, tell } = stopAssignments(this.sql, msmId, probeIds);
+    for (const probeId of tell) for (const ws of this.ctx.getWebSockets(`probe:${probeId}`)) this.send(ws, { type: "stop", msm_id: msmId });
+    return stopped;
   }
-
 
   /** Where this shard's results of a measurement are: R2 batch keys, plus results not yet flushed (JSONL). */
   resultIndex(msmId: number, start: number | null, stop: number | null): ResultIndex {
@@ -422,5 +324,4 @@ export class Controller extends SqlDurableObject<Env> {
     };
   }
 }
-
 

@@ -5,8 +5,8 @@
 import { type AssignmentClaims, SUBPROTOCOL } from "../protocol/index.ts";
 import type { ProbeAttachment } from "./probe-attachment.ts";
 import type { Sql } from "./sql.ts";
-import { reachFrom, systemTags } from "./system-tags.ts";
-import { verifyAssignment } from "./tokens.ts";
+import { reachFrom, systemTags, worksOf } from "./system-tags.ts";
+import { audienceFor, RESUME_TTL_SECONDS, verifyAssignment } from "./tokens.ts";
 
 export type ConnectHost = {
   env: Env;
@@ -83,6 +83,21 @@ export async function admitConnection(h: ConnectHost, tokens: UsedTokens, reques
   return { probeId, claims };
 }
 
+/**
+ * The operator disconnected the probe: its tokens issued until now, resume tokens above all, stop working here (it
+ * must register, which the registry refuses while it is disabled).
+ */
+export function dropProbe(sql: Sql, probeId: number): void {
+  const now = Math.floor(Date.now() / 1000);
+  sql("DELETE FROM dropped WHERE at < ?", now - RESUME_TTL_SECONDS);
+  sql("INSERT OR REPLACE INTO dropped (probe_id, at) VALUES (?, ?)", probeId, now);
+}
+
+/** The operator enabled the probe again: its tokens connect here again. */
+export function undropProbe(sql: Sql, probeId: number): void {
+  sql("DELETE FROM dropped WHERE probe_id = ?", probeId);
+}
+
 /** What the controller keeps about a probe it just accepted (its socket's attachment). */
 export function newAttachment(probeId: number, claims: AssignmentClaims, request: Request): ProbeAttachment {
   const now = Math.floor(Date.now() / 1000);
@@ -105,5 +120,17 @@ export function newAttachment(probeId: number, claims: AssignmentClaims, request
     last_seen: now,
     slots: 0,
     free_slots: 0,
+  };
+}
+
+/**
+ * The claims of the resume token a connected probe is given (tokens.ts RESUME_TTL_SECONDS): what its registration
+ * said of it, for this shard, with the runs of working built-ins it has now, so its next connection goes on from them.
+ */
+export function resumeClaims(shard: string, a: ProbeAttachment): AssignmentClaims {
+  return {
+    sub: String(a.probe_id), aud: audienceFor(shard), country_code: a.country_code, asn_v4: a.asn_v4, prefix_v4: a.prefix_v4,
+    tags: a.tags ?? [], cell: a.cell ?? null, prev_shard: null, registered_at: a.registered_at, system_tags: a.system_tags ?? [],
+    works: worksOf(a.reach),
   };
 }

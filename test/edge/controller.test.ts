@@ -130,9 +130,9 @@ describe("dispatch", () => {
     const other = (await connect(talker)).socket;
     const closed = new Promise<number>((r) => socket.ws.addEventListener("close", (e) => r(e.code)));
     await runInDurableObject(env.CONTROLLER.getByName("weur-0"), (o, state) => {
-      const c = o as unknown as { connected: ConnectedProbes; sweptAt: number };
+      const c = o as unknown as { connected: ConnectedProbes; silence: { sweptAt: number } };
       for (const ws of state.getWebSockets(`probe:${silent.id}`)) c.connected.set(ws, { ...c.connected.get(ws)!, last_seen: Math.floor(Date.now() / 1000) - 96 });
-      c.sweptAt = 0;  // the last sweep was long ago
+      c.silence.sweptAt = 0;  // the last sweep was long ago
     });
     other.send({ type: "status", free_slots: 4 });
     await other.next("status_ack");
