@@ -182,7 +182,9 @@ export async function openSocket(p: SimProbe, reg: Registration, slots = 64, hea
   p.shard = reg.shard;
   p.url = reg.websocket_url;
   // The agent's handshake timeout: an upgrade the edge never answers is given up and retried, not waited on forever.
-  const ws = new WebSocket(reg.websocket_url, SUBPROTOCOL, { headers: { Authorization: `Bearer ${reg.token}` }, handshakeTimeout: 15_000 });
+  // As the agent connects (probe-agent/agent.ts): no permessage-deflate, whose zlib contexts cost the edge ~300 KiB
+  // per socket and a memset per connection.
+  const ws = new WebSocket(reg.websocket_url, SUBPROTOCOL, { headers: { Authorization: `Bearer ${reg.token}` }, handshakeTimeout: 15_000, perMessageDeflate: false });
   p.ws = ws;
   ws.on("error", () => { /* what counts is the close that follows, or the refusal below */ });
   // A status every `heartbeatS` seconds, as the agent sends one (a probe silent for 95 s is closed by its controller).
