@@ -29,7 +29,7 @@ import { SilenceWatch } from "./silence.ts";
 import { resolverCheck } from "./system-tags.ts";
 import { StreamFeed } from "./stream-feed.ts";
 import type { Interest } from "./stream.ts";
-import { reportPresence } from "./presence.ts";
+import { PresenceReports } from "./presence.ts";
 import { readProbeFrame } from "./probe-frame.ts";
 import { issueAssignment, RESUME_CHAIN_SECONDS, RESUME_TTL_SECONDS } from "./tokens.ts";
 
@@ -93,11 +93,13 @@ export class Controller extends SqlDurableObject<Env> {
   private readonly silence = new SilenceWatch(this.ctx, this.connected, (ws) => this.left(ws));
 
   /** Tells the registry and the stream the probe came or went (presence.ts). */
+  private readonly presence = new PresenceReports({
+    ctx: this.ctx, env: () => this.env, shard: () => this.shard, connected: () => this.connected.openRecently, capacity: () => this.capacity,
+    interest: () => this.streamFeed.interest(),
+  });
+
   private report(event: "connected" | "disconnected", a: ProbeAttachment): void {
-    reportPresence({
-      ctx: this.ctx, env: this.env, shard: this.shard, connected: () => this.connected.openRecently, capacity: this.capacity,
-      interest: () => this.streamFeed.interest(),
-    }, event, a);
+    this.presence.report(event, a);
   }
 
   private send(ws: WebSocket, m: ControllerMessage): void {

@@ -6,6 +6,7 @@ import { isIPv4, isNonPublicAddress } from "../protocol/index.ts";
 import { checkNonce, issueNonce, nonceKey as importNonceKey } from "./nonces.ts";
 import { distanceKm } from "./shards.ts";
 import { SqlDurableObject, Where } from "./sql.ts";
+import type { SessionEvent } from "./presence.ts";
 import type { Works } from "./system-tags.ts";
 
 const MIGRATIONS = [
@@ -236,26 +237,37 @@ export class Registry extends SqlDurableObject<Env> {
     return { ok: true, probe };
   }
 
-  /** A controller tells us a probe connected or disconnected, and how loaded it now is. */
-  probeSession(e: { probe_id: number; shard: string; event: "connected" | "disconnected"; address: string | null; at: number; connected: number; capacity: number }): void {
+  /**
+   * A controller tells us, in the order they happened, which of its probes connected or disconnected (presence.ts
+   * sends them in batches: a reconnect storm is a few calls a second, not one per probe), and how loaded it now is.
+   */
+  probeSessions(events: SessionEvent[], load: { shard: string; connected: number; capacity: number }): void {
+    let payable = false;
+    this.ctx.storage.transactionSync(() => {
+      for (const e of events) payable = this.session(load.shard, e) || payable;
+      this.reportLoad(load.shard, load.connected, load.capacity);
+    });
+    if (payable) void this.armPayout();
+  }
+
+  /** One probe's connection or disconnection; true if it may start or end paid uptime. */
+  private session(shard: string, e: SessionEvent): boolean {
     const p = this.probe(e.probe_id);
-    if (p) {
-      if (e.event === "connected") {
-        // A reconnect while still counted as connected first accrues the session it replaces.
-        this.sql(
-          `UPDATE probes SET unpaid_uptime = unpaid_uptime + CASE WHEN status_id = 1 AND accrued_until IS NOT NULL THEN MAX(0, ? - accrued_until) ELSE 0 END,
-             status_id = 1, status_since = ?, last_connected = ?, first_connected = COALESCE(first_connected, ?),
-             address_v4 = COALESCE(?, address_v4), shard = ?, accrued_until = ? WHERE id = ?`,
-          e.at, e.at, e.at, e.at, e.address && !e.address.includes(":") ? e.address : null, e.shard, e.at, e.probe_id);
-        if (p.owner) void this.armPayout();
-      } else if (p.shard === e.shard && p.status_id === 1) {
-        this.sql(`UPDATE probes SET status_id = 2, status_since = ?, total_uptime = total_uptime + MAX(0, ? - status_since),
-                    unpaid_uptime = unpaid_uptime + MAX(0, ? - COALESCE(accrued_until, ?)), accrued_until = NULL WHERE id = ?`,
-          e.at, e.at, e.at, e.at, e.probe_id);
-        void this.armPayout();
-      }
+    if (!p) return false;
+    if (e.event === "connected") {
+      // A reconnect while still counted as connected first accrues the session it replaces.
+      this.sql(
+        `UPDATE probes SET unpaid_uptime = unpaid_uptime + CASE WHEN status_id = 1 AND accrued_until IS NOT NULL THEN MAX(0, ? - accrued_until) ELSE 0 END,
+           status_id = 1, status_since = ?, last_connected = ?, first_connected = COALESCE(first_connected, ?),
+           address_v4 = COALESCE(?, address_v4), shard = ?, accrued_until = ? WHERE id = ?`,
+        e.at, e.at, e.at, e.at, e.address && !e.address.includes(":") ? e.address : null, shard, e.at, e.probe_id);
+      return p.owner !== null;
     }
-    this.reportLoad(e.shard, e.connected, e.capacity);
+    if (p.shard !== shard || p.status_id !== 1) return false;  // it connected elsewhere since
+    this.sql(`UPDATE probes SET status_id = 2, status_since = ?, total_uptime = total_uptime + MAX(0, ? - status_since),
+                unpaid_uptime = unpaid_uptime + MAX(0, ? - COALESCE(accrued_until, ?)), accrued_until = NULL WHERE id = ?`,
+      e.at, e.at, e.at, e.at, e.probe_id);
+    return true;
   }
 
   /**
@@ -314,10 +326,11 @@ export class Registry extends SqlDurableObject<Env> {
 
   /** Keeps the hourly alarm set while an owned probe is connected, a payout waits, or a probe may be abandoned. */
   private async armPayout(rearm = false): Promise<void> {
+    // The alarm first: counting is a scan of every probe, and every connection in a reconnect storm comes here.
+    if (!rearm && (await this.ctx.storage.getAlarm()) !== null) return;
     const busy = this.sql<{ n: number }>(`SELECT (SELECT COUNT(*) FROM probes WHERE (owner IS NOT NULL AND (status_id = 1 OR unpaid_uptime > 0)) OR status_id = 2)
                                              + (SELECT COUNT(*) FROM payouts) AS n`)[0]!.n;
-    if (!busy) return;
-    if (rearm || (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + PAYOUT_INTERVAL_S * 1000);
+    if (busy) await this.ctx.storage.setAlarm(Date.now() + PAYOUT_INTERVAL_S * 1000);
   }
 
   reportLoad(shard: string, connected: number, capacity: number): void {
