@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     // The storm: every socket dropped, the edge back, every probe reconnecting at once.
     phase("storm");
     const backAt: number[] = [];
-    let resumed = 0, registered = 0, refused = 0, retries = 0;
+    let resumed = 0, registered = 0, refused = 0, busy = 0, retries = 0;
     const failures = new Map<string, number>();
     const killedAt = performance.now();
     let upAt = 0;
@@ -73,12 +73,15 @@ async function main(): Promise<void> {
           backAt.push(performance.now());
           return;
         } catch (e) {
-          // A refusal (HTTP status) spends the resume token: the next try registers, as the agent does.
-          if ((e as { status?: number }).status) { refused++; p.resume = undefined; }
+          // As the agent does: a busy controller (503, Retry-After) is asked again with the same token after the time
+          // it says; any other refusal spends the resume token, and the next try registers.
+          const { status, retryAfter } = e as { status?: number; retryAfter?: number };
+          if (retryAfter) busy++;
+          else if (status) { refused++; p.resume = undefined; }
           retries++;
           const why = `${upAt ? "after" : "before"} the edge answered: ${(e as { code?: string }).code ?? (e as Error).message}`;
           failures.set(why, (failures.get(why) ?? 0) + 1);
-          await new Promise((r) => setTimeout(r, backoffDelay(attempt, BACKOFF.base, BACKOFF.cap)));
+          await new Promise((r) => setTimeout(r, Math.max(backoffDelay(attempt, BACKOFF.base, BACKOFF.cap), (retryAfter ?? 0) * 1000)));
         }
       }
     };
@@ -112,7 +115,7 @@ async function main(): Promise<void> {
     row("storm: probes back, p50 after the first (s)", (quantile(back, 0.5) / 1000).toFixed(1), "—", null);
     row("storm: probes back, p95 after the first (s)", (storm95 / 1000).toFixed(1), "—", null);
     row("storm: all probes back after the first (s)", (stormMax / 1000).toFixed(1), "≤ 60", stormMax <= 60_000 && back.length === PROBES);
-    console.log(`  resumed with their token: ${resumed}, registered again: ${registered}, refused tokens: ${refused}, network retries: ${retries - refused}`);
+    console.log(`  resumed with their token: ${resumed}, registered again: ${registered}, refused tokens: ${refused}, turned away busy (503): ${busy}, network retries: ${retries - refused - busy}`);
     console.log(`  failed attempts: ${[...failures.entries()].sort((x, y) => y[1] - x[1]).map(([w, n]) => `${w} ×${n}`).join("; ") || "none"}`);
     console.log(`  connected after the storm: ${load.map((c) => `${c.shard}=${c.connected}`).filter((x) => !x.endsWith("=0")).join(" ")}; sockets closed by the edge since: ${probes.filter((p) => p.ws?.readyState === WebSocket.CLOSED).length}`);
     console.log(`\nratios to target: fan-out p95 ${(p95 / 250).toFixed(2)}× the budget, ingestion ${(ingestRate / 5000).toFixed(2)}× the floor, storm ${(stormMax / 60_000).toFixed(2)}× the budget`);

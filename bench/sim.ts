@@ -202,7 +202,12 @@ export async function openSocket(p: SimProbe, reg: Registration, slots = 64, hea
   });
   await new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());
-    ws.once("unexpected-response", (_req, res) => { res.resume(); ws.terminate(); reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })); });
+    ws.once("unexpected-response", (_req, res) => {
+      res.resume();
+      ws.terminate();
+      const retryAfter = Number(res.headers["retry-after"]);
+      reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode, ...(retryAfter > 0 ? { retryAfter } : {}) }));
+    });
     ws.once("error", reject);
   });
   await Promise.race([next(p, "welcome"), new Promise((_, reject) => ws.once("close", (code) => reject(new Error(`closed (${code}) before its welcome`))))]);

@@ -23,7 +23,7 @@ import { controllerStub, shardByName } from "./shards.ts";
 import { MIGRATIONS } from "./controller-schema.ts";
 import type { Participant, ProbeAttachment } from "./probe-attachment.ts";
 import { SqlDurableObject } from "./sql.ts";
-import { admitConnection, dropProbe, newAttachment, resumeClaims, undropProbe, UsedTokens } from "./probe-connect.ts";
+import { admitConnection, dropProbe, newAttachment, resumeClaims, shedLate, undropProbe, UsedTokens } from "./probe-connect.ts";
 import { refusedReleaseReport, releaseOfferFor, type ReleaseTarget } from "./probe-release.ts";
 import { SilenceWatch } from "./silence.ts";
 import { resolverCheck } from "./system-tags.ts";
@@ -54,6 +54,8 @@ export class Controller extends SqlDurableObject<Env> {
   private readonly usedTokens = new UsedTokens(this.ctx, this.sql);
 
   override async fetch(request: Request): Promise<Response> {
+    const late = shedLate(request);
+    if (late) return late;
     const admitted = await admitConnection({ env: this.env, ctx: this.ctx, sql: this.sql, shard: this.shard, adopt: (id, from) => this.adopt(id, from) }, this.usedTokens, request);
     if (admitted instanceof Response) return admitted;
     const { probeId, claims } = admitted;

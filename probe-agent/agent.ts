@@ -50,6 +50,16 @@ export function backoffDelay(attempt: number, base: number, cap: number, random:
 }
 
 /**
+ * The seconds a controller that refused a connection asks the probe to wait before trying again with the same
+ * token, or 0: a busy controller (503 with Retry-After, at most 5 minutes heeded) spent nothing, and any other
+ * refusal means the token will not do (the probe registers for a new one).
+ */
+export function busyFor(status: number, retryAfter: string | undefined): number {
+  const seconds = status === 503 && retryAfter !== undefined && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : 0;
+  return Math.min(seconds, 300);
+}
+
+/**
  * One HTTP request with node:http(s), the body read whole (at most `maxBytes`). Not fetch(): the first fetch loads
  * undici and compiles its HTTP parser to WebAssembly, about 14 MB of RSS for two requests per connection.
  */
@@ -127,6 +137,8 @@ export class Agent {
    * or it expires; an edge that cannot be reached leaves it unused.
    */
   private resume: RegisterResponse | null = null;
+  /** No reconnection before this (unix ms): what a busy controller's Retry-After asked for. */
+  private notBefore = 0;
 
   constructor(config: AgentConfig, log: Log, releases: Releases | null = null) {
     this.config = config;
@@ -238,9 +250,11 @@ export class Agent {
     ws.on("pong", () => { alive = true; });
     ws.on("message", (data) => { alive = true; this.onMessage(String(data)); });
     ws.on("unexpected-response", (_req, res) => {
-      this.log("warn", `controller refused the connection${resume ? " with its resume token" : ""}: HTTP ${res.statusCode}`);
+      const busy = busyFor(res.statusCode ?? 0, res.headers["retry-after"]);
+      this.log("warn", `controller refused the connection${resume ? " with its resume token" : ""}: HTTP ${res.statusCode}${busy ? `, busy: retrying in ${busy} s` : ""}`);
+      if (busy) this.notBefore = Date.now() + busy * 1000;
       // A refused resume token (used, expired, the probe disconnected by the operator): register next time.
-      if (this.resume === resume) this.resume = null;
+      else if (this.resume === resume) this.resume = null;
       // With this listener ws leaves the handshake open (until its 15 s timeout): end it, so the retry comes now.
       res.resume();
       ws.terminate();
@@ -259,7 +273,7 @@ export class Agent {
 
   private reconnectLater(): void {
     if (this.stopped || this.reconnectTimer) return;
-    const delay = backoffDelay(this.attempt++, this.config.backoff_ms.base, this.config.backoff_ms.cap);
+    const delay = Math.max(backoffDelay(this.attempt++, this.config.backoff_ms.base, this.config.backoff_ms.cap), this.notBefore - Date.now());
     this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; void this.connect(); }, delay);
   }
 

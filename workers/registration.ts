@@ -2,6 +2,7 @@
 // EdDSA assignment token for that shard plus its WebSocket URL. Stateless: the registry keeps the nonces.
 import type { IRequest } from "itty-router";
 import { REGISTRY_NAME } from "../durable-objects/env.ts";
+import { RECEIVED_HEADER } from "../durable-objects/probe-connect.ts";
 import { controllerStub, shardByName, shardsByDistance } from "../durable-objects/shards.ts";
 import type { Works } from "../durable-objects/system-tags.ts";
 import { issueAssignment, audienceFor, verifyAssignment } from "../durable-objects/tokens.ts";
@@ -62,7 +63,10 @@ export async function connect(request: IRequest, env: Env): Promise<Response> {
   } catch (e) {
     throw new ApiError(403, (e as Error).message);
   }
-  return controllerStub(env.CONTROLLER, shard).fetch(request);
+  // When the edge received it, for the controller to turn away, unworked, a connection that queued too long for it.
+  const headers = new Headers(request.headers);
+  headers.set(RECEIVED_HEADER, String(Date.now()));
+  return controllerStub(env.CONTROLLER, shard).fetch(new Request(request, { headers }));
 }
 
 export function edgeKey(_request: IRequest, env: Env): Response {

@@ -3,8 +3,10 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { ConnectedProbes } from "../../durable-objects/connected.ts";
+import { exports } from "cloudflare:workers";
+import { RECEIVED_HEADER, SHED_AFTER_MS } from "../../durable-objects/probe-connect.ts";
 import { issueAssignment, audienceFor } from "../../durable-objects/tokens.ts";
-import type { RegisterResponse } from "../../protocol/index.ts";
+import { type RegisterResponse, SUBPROTOCOL } from "../../protocol/index.ts";
 import { ADMIN, call, challenge, connect, enroll, errorOf, post, ProbeSocket, register, sign, upgrade, env } from "./harness.ts";
 
 async function proofFor(p: Awaited<ReturnType<typeof enroll>>) {
@@ -191,6 +193,29 @@ describe("controller admission", () => {
     expect((await upgrade(reg.websocket_url.replace("weur-0", "nowhere-9"), reg.token)).status).toBe(404);
     const wrongProtocol = await upgrade(reg.websocket_url, reg.token, "chat");
     expect(wrongProtocol.status).toBe(400);
+  });
+
+  it("turns away at once a connection that queued too long for its controller, on the edge's clock, not the client's", async () => {
+    const p = await enroll({ country_code: "NL" });
+    const reg = await register(p);
+    const url = reg.websocket_url.replace(/^ws/, "http");
+    const headers = (received: number) => ({ Upgrade: "websocket", "Sec-WebSocket-Protocol": SUBPROTOCOL, Authorization: `Bearer ${reg.token}`, [RECEIVED_HEADER]: String(received) });
+    const stub = env.CONTROLLER.getByName("weur-0");
+    const busy = await stub.fetch(new Request(url, { headers: headers(Date.now() - SHED_AFTER_MS - 2000) }));
+    expect(busy.status).toBe(503);
+    const retry = Number(busy.headers.get("Retry-After"));
+    expect(retry).toBeGreaterThanOrEqual(5);
+    expect(retry).toBeLessThanOrEqual(30);
+    expect(await busy.text()).toMatch(/^controller busy: this connection waited 7\.\d s for it; retry in \d+ s with the same token$/);
+    // A client's own stamp (an ancient one would have it turned away, a future one would skip the check) is
+    // replaced by the edge's, and the token the busy answer turned away connects.
+    const res = await exports.default.fetch(new Request(url, { headers: headers(1) }));
+    expect(res.status).toBe(101);
+    res.webSocket!.accept();
+    // Turning away comes before any other check: with the token now in use, a late try is still only "busy".
+    expect((await stub.fetch(new Request(url, { headers: headers(Date.now() - SHED_AFTER_MS - 2000) }))).status).toBe(503);
+    expect((await stub.fetch(new Request(url, { headers: headers(Date.now()) }))).status).toBe(403);
+    res.webSocket!.close(1000, "bye");
   });
 
   it("replaces an older connection of the same probe", async () => {

@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { compactVerify, importJWK } from "jose";
 import { describe, expect, it } from "vitest";
 import { ControllerMessage, PingResult, Result, type Submission } from "../../protocol/index.ts";
-import { backoffDelay } from "../../probe-agent/agent.ts";
+import { backoffDelay, busyFor } from "../../probe-agent/agent.ts";
 import { AgentConfig } from "../../probe-agent/config.ts";
 import { errorResult } from "../../probe-agent/measure/index.ts";
 import { loadIdentity, signChallenge, verifyEdgeToken } from "../../probe-agent/identity.ts";
@@ -114,6 +114,17 @@ describe("WebSocket masking", () => {
 });
 
 describe("reconnect backoff", () => {
+  it("waits as long as a busy controller asks and keeps its token for it; any other refusal means registering again", () => {
+    expect(busyFor(503, "17")).toBe(17);
+    expect(busyFor(503, " 5 ")).toBe(5);
+    expect(busyFor(503, "86400")).toBe(300);  // a minute-long outage is not a day's silence
+    // Without Retry-After a 503 is "controller full" or "handover failed: register again"; an HTTP date is not heeded.
+    expect(busyFor(503, undefined)).toBe(0);
+    expect(busyFor(503, "Wed, 21 Oct 2026 07:28:00 GMT")).toBe(0);
+    expect(busyFor(503, "-3")).toBe(0);
+    expect(busyFor(403, "17")).toBe(0);
+  });
+
   it("grows exponentially to its cap, with full jitter", () => {
     const ceilings = [0, 1, 2, 3, 10, 100].map((n) => Math.round(backoffDelay(n, 1000, 60_000, () => 1)));
     expect(ceilings).toEqual([1000, 2000, 4000, 8000, 60_000, 60_000]);
