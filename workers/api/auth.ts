@@ -2,7 +2,7 @@
 // Keys are stored as SHA-256 hashes; sending more than one key is refused, as Atlas does. Every key belongs to an
 // account, which owns the measurements made with it and pays for them.
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
-import type { Grant } from "../../durable-objects/registry.ts";
+import type { Grant } from "../../durable-objects/registry-schema.ts";
 import { sha256Hex } from "../../protocol/index.ts";
 import { ApiError } from "./errors.ts";
 

@@ -4,7 +4,7 @@
 import type { IRequest } from "itty-router";
 import { z } from "zod";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
-import { type Grant, GRANTS, type KeyRecord } from "../../durable-objects/registry.ts";
+import { type Grant, GRANTS, type KeyRecord } from "../../durable-objects/registry-schema.ts";
 import { isoTime, sha256Hex } from "../../protocol/index.ts";
 import { requireKey } from "./auth.ts";
 import { ApiError, fieldError, readJson, validationError } from "./errors.ts";

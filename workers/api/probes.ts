@@ -1,7 +1,7 @@
 // /api/v2/probes/: the Atlas probe object, with Atlas's filters and pagination.
 import type { IRequest } from "itty-router";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
-import { PROBE_STATUS, type ProbeRecord } from "../../durable-objects/registry.ts";
+import { PROBE_STATUS, type ProbeRecord } from "../../durable-objects/registry-schema.ts";
 import { SYSTEM_TAG_NAMES } from "../../durable-objects/system-tags.ts";
 import { FIRMWARE_VERSION, isCidr } from "../../protocol/index.ts";
 import { apiKey } from "./auth.ts";
