@@ -28,6 +28,8 @@ if [ "$1" = test ]; then
     [ -e "${tool%%:*}" ] || want="$want ${tool#*:}"
   done
   /usr/bin/python3 -c 'import ripe.atlas.cousteau' >/dev/null 2>&1 || want="$want python3-ripe-atlas-cousteau"
+  # The web console is tested in Debian's Chromium (test/node/web.test.ts, with playwright-core).
+  [ -x /usr/bin/chromium ] || want="$want chromium"
   # RIPE's ripe-atlas command line and sagan (../shared/clients, run unmodified by test/node/ripe-atlas.test.ts) need these.
   /usr/bin/python3 -c 'import IPy, tzlocal, typing_extensions, dateutil, pytz, requests, websocket, yaml, cryptography' >/dev/null 2>&1 ||
     want="$want python3-ipy python3-tzlocal python3-typing-extensions python3-dateutil python3-tz python3-requests python3-websocket python3-yaml python3-cryptography"
@@ -62,6 +64,12 @@ stale() {
 if stale probe-agent/native/build/Release/vantage_icmp.node probe-agent/native/binding.gyp probe-agent/native/*.cc probe-agent/native/*.h; then
   echo "bootstrap: building the probe's ICMP addon"
   npm run install
+fi
+
+# The web console's assets (the edge serves web/dist; wrangler dev builds them too, the edge tests read them as is).
+if stale web/dist/app.js web/build.ts web/index.html web/app.css web/favicon.svg web/src/*; then
+  echo "bootstrap: building the web console"
+  node web/build.ts
 fi
 
 # The traffic classifier (C++: libpcap, nDPI, vectorscan) is built for the tests and benchmarks; a build error stops them.

@@ -17,6 +17,7 @@ const { edge, front, key, probes } = system;
 console.log(`
 Vantage is running locally.
   edge (HTTP)   ${edge.url}
+  web console   ${edge.url}/   (the probe map; enter the API key below in its header for your account)
   edge (HTTPS)  ${front.url}   (self-signed: curl -k, or point your client at ${join(state, "tls-cert.pem")})
   probes        ${probes.map((p, i) => `${p.id} (${LOCAL_SITES[i]!.country_code}, AS${LOCAL_SITES[i]!.asn_v4})`).join(", ")}
   API key       ${key}${givenKey ? "   (from VANTAGE_API_KEY)" : ""}

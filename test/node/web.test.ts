@@ -1,0 +1,207 @@
+// The web console in a real browser (Debian's Chromium, driven by playwright-core) against the real local system:
+// the edge serving its own assets, three connected agents, and a probe whose host wrote markup into its description.
+import { generateKeyPairSync } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { admin } from "../../scripts/local.ts";
+import { tempDir, useLocalSystem } from "./system.ts";
+
+// What the functions given to page.evaluate/waitForFunction see: they run in the browser, not in this process.
+declare const document: { querySelector(s: string): { textContent: string | null; getAttribute(a: string): string | null } | null };
+declare const window: Record<string, unknown>;
+
+const CHROMIUM = "/usr/bin/chromium";
+/** What a probe's host may write: markup and a script URL, which the console must show as text. */
+const HOSTILE = `<img src=x onerror="window.pwned=1"><script>window.pwned=2</script> javascript:alert(1)`;
+/** Screenshots of every view (the test output says where). */
+const SHOTS = process.env.VANTAGE_SCREENSHOTS ?? tempDir("web-screenshots");
+
+describe("the web console in Chromium", () => {
+  const local = useLocalSystem("web");
+  let browser: Browser;
+  let hostileId: number;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test installs Debian's chromium as root`);
+    // Nothing but loopback can be resolved or reached (Chromium calls Google's hosts by itself otherwise).
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--disable-background-networking", "--disable-component-update"],
+    });
+    const jwk = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" });
+    hostileId = (await admin<{ id: number }>(local().edge, "/admin/probes", {
+      public_key: jwk.x, description: HOSTILE, country_code: "BR", asn_v4: 64499, latitude: -23.5, longitude: -46.6, tags: ["javascript-alert"],
+    })).id;
+    mkdirSync(SHOTS, { recursive: true });
+    console.log(`web console screenshots: ${SHOTS}`);
+  });
+  afterAll(async () => { await browser?.close(); });
+
+  /** A fresh tab that fails the test on any script error, CSP violation or dialog. */
+  async function tab(): Promise<{ page: Page; problems: string[] }> {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const problems: string[] = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+    page.on("dialog", (d) => { problems.push(`dialog: ${d.message()}`); void d.dismiss(); });
+    // Every request stays on the edge itself.
+    page.on("request", (r) => { if (!r.url().startsWith(local().edge.url) && !r.url().startsWith("data:")) problems.push(`request off the edge: ${r.url()}`); });
+    return { page, problems };
+  }
+
+  const count = async (page: Page) => Number(await page.locator("#probe-count[data-count]").getAttribute("data-count"));
+
+  it("serves the console from the edge with a strict CSP, and shows every probe on the map and in the list", async () => {
+    const { page, problems } = await tab();
+    const res = await page.goto(`${local().edge.url}/`);
+    expect(res!.status()).toBe(200);
+    const csp = res!.headers()["content-security-policy"] ?? "";
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).not.toContain("unsafe-inline");
+    await page.waitForSelector("#probe-count[data-count]");
+    expect(await count(page)).toBe(4);
+    expect(await page.locator("#probe-count").textContent()).toBe("4 probes (3 connected)");
+    expect(Number(await page.locator("canvas.map").getAttribute("data-bins"))).toBeGreaterThanOrEqual(3);
+    // The API still answers as JSON, not with the console's page.
+    expect((await (await fetch(`${local().edge.url}/api/v2/nothing-here/`)).json())).toMatchObject({ error: { status: 404 } });
+    await page.screenshot({ path: join(SHOTS, "probe-map.png") });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("renders what a probe's host wrote as text, never as markup", async () => {
+    const { page, problems } = await tab();
+    await page.goto(`${local().edge.url}/#/probes`);
+    await page.waitForSelector("#probe-count[data-count]");
+    const cell = page.locator("table tbody tr", { hasText: String(hostileId) }).locator("td").nth(1);
+    expect(await cell.textContent()).toBe(HOSTILE);
+    await page.goto(`${local().edge.url}/#/probes/${hostileId}`);
+    await page.waitForSelector("dl.facts");
+    expect(await page.locator("dl.facts dd").first().textContent()).toBe(HOSTILE);
+    expect(await page.evaluate(() => window.pwned)).toBeUndefined();
+    expect(await page.locator("main img, main script").count()).toBe(0);
+    await page.screenshot({ path: join(SHOTS, "probe-page-hostile.png") });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("filters by country in the URL, goes back, hovers a bin for its counts and clicks through to the probe", async () => {
+    const { page, problems } = await tab();
+    const nl = ((await (await fetch(`${local().edge.url}/api/v2/probes/?country_code=NL`)).json()) as { results: { id: number }[] }).results[0]!.id;
+    await page.goto(`${local().edge.url}/#/probes`);
+    await page.waitForSelector("#probe-count[data-count]");
+    await page.fill("input[name=country_code]", "NL");
+    await page.click("form.filters button[type=submit]");
+    await page.waitForFunction(() => document.querySelector("#probe-count")?.getAttribute("data-count") === "1");
+    expect(page.url()).toContain("country_code=NL");
+    // The permalink opens the same view in another tab.
+    const other = await browser.newPage();
+    await other.goto(page.url());
+    await other.waitForSelector("#probe-count[data-count]");
+    expect(await count(other)).toBe(1);
+    await other.close();
+    // The one bin on the map: the only saturated green on the canvas.
+    const at = await page.evaluate(() => {
+      const c = document.querySelector("canvas.map") as unknown as {
+        width: number; height: number; clientWidth: number; getContext(t: "2d"): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } | null;
+      };
+      const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+      const scale = c.width / c.clientWidth;
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i + 1]! > 100 && d[i + 1]! > d[i]! + 50 && d[i + 1]! > d[i + 2]! + 40) {
+          const p = i / 4;
+          return { x: (p % c.width) / scale, y: Math.floor(p / c.width) / scale };
+        }
+      }
+      return null;
+    });
+    expect(at).not.toBeNull();
+    const box = (await page.locator("canvas.map").boundingBox())!;
+    await page.mouse.move(box.x + at!.x + 2, box.y + at!.y + 2);
+    await page.waitForSelector(".tip:not([hidden])");
+    expect(await page.locator(".tip").textContent()).toMatch(/^1 probe: 1 connected, 0 not\n1 AS, diversity 0\.00\nprobe \d+ — click for its page$/);
+    await page.screenshot({ path: join(SHOTS, "probe-map-nl-hover.png") });
+    await page.mouse.click(box.x + at!.x + 2, box.y + at!.y + 2);
+    await page.waitForSelector("dl.facts");
+    expect(page.url()).toMatch(new RegExp(`#/probes/${nl}$`));
+    expect(await page.locator("h1").textContent()).toBe(`Probe ${nl}`);
+    expect(await page.locator("dl.facts").textContent()).toContain("Connected since");
+    await page.screenshot({ path: join(SHOTS, "probe-page.png") });
+    // Back to the filtered map, and back again to all probes.
+    await page.goBack();
+    await page.waitForFunction(() => document.querySelector("#probe-count")?.getAttribute("data-count") === "1");
+    await page.goBack();
+    await page.waitForFunction(() => document.querySelector("#probe-count")?.getAttribute("data-count") === "4");
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("zooms and pans from the keyboard, the view kept in the URL", async () => {
+    const { page, problems } = await tab();
+    await page.goto(`${local().edge.url}/#/probes`);
+    await page.waitForSelector("#probe-count[data-count]");
+    await page.focus("canvas.map");
+    await page.keyboard.press("+");
+    await page.keyboard.press("ArrowLeft");
+    expect(new URL(page.url()).hash).toMatch(/[?&]z=1\.5(&|$)/);
+    const c = new URLSearchParams(new URL(page.url()).hash.split("?")[1]).get("c")!;
+    expect(Number(c.split(",")[0])).toBeLessThan(0);  // panned west of the centre
+    await page.reload();
+    await page.waitForSelector("#probe-count[data-count]");
+    expect(new URL(page.url()).hash).toContain("z=1.5");
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("has no serious or critical accessibility violation (axe-core) on the map or a probe's page", async () => {
+    const { page, problems } = await tab();
+    // Evaluated through the DevTools protocol, which the page's CSP does not govern (an injected <script> it would refuse).
+    const axe = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+    const violations = async () => {
+      await page.evaluate(axe);
+      return page.evaluate(async () => {
+        const run = (window.axe as { run: () => Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }> }).run;
+        return (await run()).violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id} (${v.impact}, ${v.nodes.length})`);
+      });
+    };
+    await page.goto(`${local().edge.url}/#/probes`);
+    await page.waitForSelector("#probe-count[data-count]");
+    expect(await violations()).toEqual([]);
+    await page.goto(`${local().edge.url}/#/probes/${local().probes[0]!.id}`);
+    await page.waitForSelector("dl.facts");
+    expect(await violations()).toEqual([]);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("takes an API key for the tab only: never in a URL, gone when the tab closes, refused keys said so", async () => {
+    const { page, problems } = await tab();
+    const requests: string[] = [];
+    page.on("request", (r) => requests.push(r.url()));
+    await page.goto(`${local().edge.url}/#/probes`);
+    await page.fill("#api-key", "not-a-key");
+    await page.click("#key-form button[type=submit]");
+    await page.waitForFunction(() => document.querySelector("#key-state")?.textContent?.startsWith("key refused"));
+    await page.fill("#api-key", local().key);
+    await page.click("#key-form button[type=submit]");
+    await page.waitForFunction(() => /^key in use: [\d,]+ credits$/.test(document.querySelector("#key-state")?.textContent ?? ""));
+    expect(await page.inputValue("#api-key")).toBe("");
+    expect(requests.some((u) => u.includes(local().key))).toBe(false);
+    expect(page.url()).not.toContain(local().key);
+    await page.screenshot({ path: join(SHOTS, "key.png") });
+    // A new tab (a new session) is anonymous again.
+    const other = await browser.newPage();
+    await other.goto(`${local().edge.url}/#/probes`);
+    await other.waitForFunction(() => document.querySelector("#key-state")?.textContent === "anonymous");
+    await other.close();
+    await page.click("#key-forget");
+    await page.waitForFunction(() => document.querySelector("#key-state")?.textContent === "anonymous");
+    // The refused key's 403 is the page's own doing, not an error of the console.
+    expect(problems.filter((p) => !/status of 403/.test(p))).toEqual([]);
+    await page.close();
+  });
+});

@@ -1,0 +1,194 @@
+// The probe map (#/probes): every probe with a location, binned in hexagons at the current zoom (as RIPE Atlas's
+// probe map does), coloured by how many are connected; hover for the counts and the AS diversity of a bin, click a
+// lone probe for its page or a bin to zoom into it. Filters (country, ASN, status, tag) and the view (zoom, centre)
+// live in the URL. Drawn on a canvas with d3-geo over Natural Earth's countries, served by the edge itself.
+import { geoNaturalEarth1, geoPath, type GeoProjection } from "d3-geo";
+import { hexbin as d3hexbin } from "d3-hexbin";
+import { feature } from "topojson-client";
+import type { GeometryCollection, Topology } from "topojson-specification";
+import { allPages, type Probe } from "./api.ts";
+import { el, viewLink } from "./dom.ts";
+import { navigate, type Route } from "./route.ts";
+
+const FILTERS = [
+  { name: "country_code", label: "Country", placeholder: "NL" },
+  { name: "asn_v4", label: "ASN", placeholder: "3333" },
+  { name: "tags", label: "Tag", placeholder: "system-ipv6-works" },
+] as const;
+const STATUSES: [string, string][] = [["", "any"], ["1", "Connected"], ["2", "Disconnected"], ["3", "Abandoned"]];
+const BIN_RADIUS = 14;
+
+let countries: Promise<GeoJSON.FeatureCollection> | null = null;
+function world(): Promise<GeoJSON.FeatureCollection> {
+  countries ??= fetch("/countries-110m.json").then((r) => r.json()).then((t: Topology) =>
+    feature(t, t.objects.countries as GeometryCollection) as unknown as GeoJSON.FeatureCollection);
+  return countries;
+}
+
+/** A bin's numbers: how many probes are up and down, and how diverse their networks are (Simpson's index, 0–1). */
+export function binSummary(probes: Probe[]): { total: number; connected: number; disconnected: number; asns: number; simpson: number } {
+  const byAsn = new Map<string, number>();
+  for (const p of probes) byAsn.set(String(p.asn_v4 ?? "unknown"), (byAsn.get(String(p.asn_v4 ?? "unknown")) ?? 0) + 1);
+  const n = probes.length;
+  // Simpson's diversity: the chance two probes picked at random are in different ASes (Atlas's map shows it).
+  const same = n > 1 ? [...byAsn.values()].reduce((s, k) => s + k * (k - 1), 0) / (n * (n - 1)) : 1;
+  return {
+    total: n, connected: probes.filter((p) => p.status.id === 1).length, disconnected: probes.filter((p) => p.status.id !== 1).length,
+    asns: [...byAsn.keys()].filter((k) => k !== "unknown").length, simpson: 1 - same,
+  };
+}
+
+export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
+  const q = route.query;
+  const filters = el("form", { class: "filters", role: "search", "aria-label": "Filter probes" });
+  for (const f of FILTERS) {
+    filters.append(el("label", {}, f.label, el("input", { name: f.name, value: q.get(f.name) ?? "", placeholder: f.placeholder })));
+  }
+  const status = el("select", { name: "status" });
+  for (const [v, label] of STATUSES) {
+    const o = el("option", { value: v }, label);
+    if ((q.get("status") ?? "") === v) o.selected = true;
+    status.append(o);
+  }
+  filters.append(el("label", {}, "Status", status), el("button", { type: "submit" }, "Filter"));
+  filters.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const next = new URLSearchParams();
+    for (const [k, v] of new FormData(filters)) if (String(v).trim()) next.set(k, String(v).trim());
+    navigate(`#/probes?${next}`);
+  });
+
+  const summary = el("p", { id: "probe-count", role: "status" }, "Loading probes…");
+  const canvas = el("canvas", { class: "map", tabindex: "0", role: "img", "aria-label": "Map of probes; arrow keys pan, + and - zoom" });
+  const tip = el("div", { class: "tip", hidden: "" });
+  const legend = el("div", { class: "legend" },
+    el("span", {}, el("span", { class: "swatch up" }), "all connected"), el("span", {}, el("span", { class: "swatch mixed" }), "some connected"),
+    el("span", {}, el("span", { class: "swatch down" }), "none connected"));
+  const list = el("div");
+  view.replaceChildren(el("h1", {}, "Probes"), filters, summary, el("div", { class: "map-wrap" }, canvas, tip), legend, list);
+
+  const params = new URLSearchParams({ page_size: "500" });
+  for (const name of ["country_code", "asn_v4", "status", "tags"]) if (q.get(name)) params.set(name, q.get(name)!);
+  let probes: Probe[];
+  try {
+    probes = await allPages<Probe>(`/api/v2/probes/?${params}`);
+  } catch (e) {
+    summary.replaceChildren(el("span", { class: "error" }, `Could not list probes: ${(e as Error).message}`));
+    return;
+  }
+  const located = probes.filter((p) => p.geometry);
+  const connected = probes.filter((p) => p.status.id === 1).length;
+  summary.dataset.count = String(probes.length);
+  summary.replaceChildren(`${probes.length} probe${probes.length === 1 ? "" : "s"} (${connected} connected)` + (located.length < probes.length ? `; ${probes.length - located.length} without a location are not on the map` : ""));
+  list.replaceChildren(probeTable(probes.slice(0, 100)));
+  if (probes.length > 100) list.append(el("p", {}, `The first 100 of ${probes.length} are listed; filter to narrow them.`));
+
+  const land = await world();
+  // The view: zoom k (1 = the whole world) and the centre [lon, lat], from the URL.
+  let k = Math.min(64, Math.max(1, Number(q.get("z")) || 1));
+  let centre = (q.get("c") ?? "0,10").split(",").map(Number) as [number, number];
+  if (!centre.every(Number.isFinite)) centre = [0, 10];
+
+  const ctx = canvas.getContext("2d")!;
+  let projection: GeoProjection = geoNaturalEarth1();
+  let bins: (ReturnType<ReturnType<typeof d3hexbin<Probe>>>[number])[] = [];
+
+  const draw = () => {
+    const dpr = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth, h = canvas.clientHeight;
+    canvas.width = w * dpr; canvas.height = h * dpr;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    projection = geoNaturalEarth1().fitSize([w, h], { type: "Sphere" });
+    projection.scale(projection.scale() * k);
+    const [cx, cy] = projection(centre) ?? [w / 2, h / 2];
+    const [tx, ty] = projection.translate();
+    projection.translate([tx + w / 2 - cx, ty + h / 2 - cy]);
+    const path = geoPath(projection, ctx);
+    ctx.clearRect(0, 0, w, h);
+    ctx.beginPath(); path({ type: "Sphere" }); ctx.fillStyle = "#dde7f0"; ctx.fill();
+    ctx.beginPath(); path(land); ctx.fillStyle = "#f4f1ea"; ctx.fill(); ctx.strokeStyle = "#a9b4bf"; ctx.lineWidth = 0.5; ctx.stroke();
+    const hex = d3hexbin<Probe>().x((p) => projection(p.geometry!.coordinates)![0]).y((p) => projection(p.geometry!.coordinates)![1]).radius(BIN_RADIUS);
+    bins = hex(located);
+    for (const b of bins) {
+      const s = binSummary(b);
+      ctx.beginPath();
+      ctx.arc(b.x, b.y, Math.min(BIN_RADIUS, 3 + 2 * Math.sqrt(s.total)), 0, 2 * Math.PI);
+      ctx.fillStyle = s.connected === s.total ? "#1a7f37" : s.connected === 0 ? "#b42318" : "#b7791f";
+      ctx.globalAlpha = 0.85; ctx.fill(); ctx.globalAlpha = 1;
+      ctx.strokeStyle = "#fff"; ctx.lineWidth = 1; ctx.stroke();
+    }
+    canvas.dataset.bins = String(bins.length);
+  };
+
+  const binAt = (x: number, y: number) => bins.find((b) => (b.x - x) ** 2 + (b.y - y) ** 2 <= BIN_RADIUS ** 2);
+  /** The view into the URL, without a history entry per pan step. */
+  const keepView = () => {
+    const next = new URLSearchParams(q);
+    next.set("z", String(Math.round(k * 100) / 100));
+    next.set("c", centre.map((v) => v.toFixed(2)).join(","));
+    history.replaceState(null, "", `#/probes?${next}`);
+  };
+  const zoomAt = (factor: number, x: number, y: number) => {
+    const at = projection.invert?.([x, y]);
+    k = Math.min(64, Math.max(1, k * factor));
+    if (at) centre = [at[0] + (centre[0] - at[0]) / factor, at[1] + (centre[1] - at[1]) / factor];
+    draw(); keepView();
+  };
+  const panBy = (dx: number, dy: number) => {
+    const w = canvas.clientWidth, h = canvas.clientHeight;
+    const at = projection.invert?.([w / 2 - dx, h / 2 - dy]);
+    if (at && at.every(Number.isFinite)) centre = at;
+    draw(); keepView();
+  };
+
+  let drag: { x: number; y: number; moved: boolean } | null = null;
+  canvas.addEventListener("pointerdown", (e) => { drag = { x: e.offsetX, y: e.offsetY, moved: false }; canvas.setPointerCapture(e.pointerId); });
+  canvas.addEventListener("pointermove", (e) => {
+    if (drag && (Math.abs(e.offsetX - drag.x) + Math.abs(e.offsetY - drag.y) > 3)) {
+      panBy(e.offsetX - drag.x, e.offsetY - drag.y);
+      drag = { x: e.offsetX, y: e.offsetY, moved: true };
+      return;
+    }
+    const b = binAt(e.offsetX, e.offsetY);
+    if (!b) { tip.hidden = true; return; }
+    const s = binSummary(b);
+    tip.textContent = `${s.total} probe${s.total === 1 ? "" : "s"}: ${s.connected} connected, ${s.disconnected} not\n${s.asns} AS${s.asns === 1 ? "" : "es"}, diversity ${s.simpson.toFixed(2)}` +
+      (s.total === 1 ? `\nprobe ${b[0]!.id} — click for its page` : "\nclick to zoom in");
+    tip.style.left = `${e.offsetX + 12}px`; tip.style.top = `${e.offsetY + 12}px`;
+    tip.hidden = false;
+  });
+  canvas.addEventListener("pointerup", (e) => {
+    const wasDrag = drag?.moved;
+    drag = null;
+    if (wasDrag) return;
+    const b = binAt(e.offsetX, e.offsetY);
+    if (!b) return;
+    if (b.length === 1) navigate(`#/probes/${b[0]!.id}`);
+    else zoomAt(4, b.x, b.y);
+  });
+  canvas.addEventListener("pointerleave", () => { tip.hidden = true; });
+  canvas.addEventListener("wheel", (e) => { e.preventDefault(); zoomAt(e.deltaY < 0 ? 1.5 : 1 / 1.5, e.offsetX, e.offsetY); }, { passive: false });
+  canvas.addEventListener("keydown", (e) => {
+    const w = canvas.clientWidth, h = canvas.clientHeight, step = 60;
+    const moves: Record<string, () => void> = {
+      ArrowLeft: () => panBy(step, 0), ArrowRight: () => panBy(-step, 0), ArrowUp: () => panBy(0, step), ArrowDown: () => panBy(0, -step),
+      "+": () => zoomAt(1.5, w / 2, h / 2), "=": () => zoomAt(1.5, w / 2, h / 2), "-": () => zoomAt(1 / 1.5, w / 2, h / 2),
+    };
+    const move = moves[e.key];
+    if (move) { e.preventDefault(); move(); }
+  });
+  new ResizeObserver(() => draw()).observe(canvas);
+  draw();
+}
+
+function probeTable(probes: Probe[]): HTMLTableElement {
+  return el("table", { "aria-label": "Probes" },
+    el("thead", {}, el("tr", {}, ...["Probe", "Description", "Status", "Country", "ASN", "Tags"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...probes.map((p) => el("tr", {},
+      el("td", {}, viewLink(`#/probes/${p.id}`, String(p.id))),
+      el("td", {}, p.description),
+      el("td", {}, p.status.name),
+      el("td", {}, p.country_code ?? "—"),
+      el("td", {}, p.asn_v4 === null ? "—" : String(p.asn_v4)),
+      el("td", {}, p.tags.map((t) => t.slug).join(", "))))));
+}

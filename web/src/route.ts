@@ -1,0 +1,14 @@
+// Every view's state is in the URL's fragment (`#/probes?country_code=NL`, `#/probes/1000001`): a permalink opens
+// the same view, and the back button goes back through views and filters. The fragment never reaches a server.
+export type Route = { path: string[]; query: URLSearchParams };
+
+export function currentRoute(): Route {
+  const hash = location.hash.replace(/^#/, "") || "/probes";
+  const [path = "", query = ""] = hash.split("?", 2);
+  return { path: path.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query) };
+}
+
+export function navigate(hash: string): void {
+  if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = hash;
+}
