@@ -178,6 +178,21 @@ describe("the web console in Chromium", () => {
     await page.close();
   });
 
+  it("moves a probe to disconnected live, from the stream's probe status, without a reload", async () => {
+    const { page, problems } = await tab();
+    await page.goto(`${local().edge.url}/#/probes`);
+    await page.waitForSelector("#live[data-live=on]");
+    expect(await page.locator("#probe-count").textContent()).toBe("4 probes (3 connected)");
+    const agent = local().agents[0]!;
+    await agent.stop();
+    await page.waitForFunction(() => document.querySelector("#probe-count")?.textContent === "4 probes (2 connected)", undefined, { timeout: 30_000 });
+    const row = page.locator("table tbody tr", { hasText: String(agent.probe.id) });
+    expect(await row.locator("td").nth(2).textContent()).toBe("Disconnected");
+    await page.screenshot({ path: join(SHOTS, "probe-map-live.png") });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it("takes an API key for the tab only: never in a URL, gone when the tab closes, refused keys said so", async () => {
     const { page, problems } = await tab();
     const requests: string[] = [];

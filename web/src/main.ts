@@ -4,10 +4,11 @@ import { api, apiKey, setApiKey } from "./api.ts";
 import { el } from "./dom.ts";
 import { probeMap } from "./probe-map.ts";
 import { probePage } from "./probe-page.ts";
-import { currentRoute } from "./route.ts";
+import { currentRoute, leaveView } from "./route.ts";
 
 async function render(): Promise<void> {
   const view = document.getElementById("view")!;
+  leaveView();
   const route = currentRoute();
   const [section, id] = route.path;
   if (section === "probes" && id) await probePage(id, view);

@@ -1,14 +1,15 @@
 // The probe map (#/probes): every probe with a location, binned in hexagons at the current zoom (as RIPE Atlas's
 // probe map does), coloured by how many are connected; hover for the counts and the AS diversity of a bin, click a
-// lone probe for its page or a bin to zoom into it. Filters (country, ASN, status, tag) and the view (zoom, centre)
-// live in the URL. Drawn on a canvas with d3-geo over Natural Earth's countries, served by the edge itself.
+// lone probe for its page or a bin to zoom into it. Connections and disconnections arrive live from the result
+// stream's probe status. Filters (country, ASN, status, tag) and the view (zoom, centre) live in the URL. Drawn on a
+// canvas with d3-geo over Natural Earth's countries, served by the edge itself.
 import { geoNaturalEarth1, geoPath, type GeoProjection } from "d3-geo";
 import { hexbin as d3hexbin } from "d3-hexbin";
 import { feature } from "topojson-client";
 import type { GeometryCollection, Topology } from "topojson-specification";
 import { allPages, type Probe } from "./api.ts";
 import { el, viewLink } from "./dom.ts";
-import { navigate, type Route } from "./route.ts";
+import { navigate, onLeave, type Route } from "./route.ts";
 
 const FILTERS = [
   { name: "country_code", label: "Country", placeholder: "NL" },
@@ -59,13 +60,14 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
   });
 
   const summary = el("p", { id: "probe-count", role: "status" }, "Loading probes…");
+  const live = el("p", { id: "live", "data-live": "off" }, "Live status: connecting…");
   const canvas = el("canvas", { class: "map", tabindex: "0", role: "img", "aria-label": "Map of probes; arrow keys pan, + and - zoom" });
   const tip = el("div", { class: "tip", hidden: "" });
   const legend = el("div", { class: "legend" },
     el("span", {}, el("span", { class: "swatch up" }), "all connected"), el("span", {}, el("span", { class: "swatch mixed" }), "some connected"),
     el("span", {}, el("span", { class: "swatch down" }), "none connected"));
   const list = el("div");
-  view.replaceChildren(el("h1", {}, "Probes"), filters, summary, el("div", { class: "map-wrap" }, canvas, tip), legend, list);
+  view.replaceChildren(el("h1", {}, "Probes"), filters, summary, live, el("div", { class: "map-wrap" }, canvas, tip), legend, list);
 
   const params = new URLSearchParams({ page_size: "500" });
   for (const name of ["country_code", "asn_v4", "status", "tags"]) if (q.get(name)) params.set(name, q.get(name)!);
@@ -77,11 +79,15 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
     return;
   }
   const located = probes.filter((p) => p.geometry);
-  const connected = probes.filter((p) => p.status.id === 1).length;
-  summary.dataset.count = String(probes.length);
-  summary.replaceChildren(`${probes.length} probe${probes.length === 1 ? "" : "s"} (${connected} connected)` + (located.length < probes.length ? `; ${probes.length - located.length} without a location are not on the map` : ""));
-  list.replaceChildren(probeTable(probes.slice(0, 100)));
-  if (probes.length > 100) list.append(el("p", {}, `The first 100 of ${probes.length} are listed; filter to narrow them.`));
+  const counts = () => {
+    const connected = probes.filter((p) => p.status.id === 1).length;
+    summary.dataset.count = String(probes.length);
+    summary.replaceChildren(`${probes.length} probe${probes.length === 1 ? "" : "s"} (${connected} connected)` +
+      (located.length < probes.length ? `; ${probes.length - located.length} without a location are not on the map` : ""));
+    list.replaceChildren(probeTable(probes.slice(0, 100)));
+    if (probes.length > 100) list.append(el("p", {}, `The first 100 of ${probes.length} are listed; filter to narrow them.`));
+  };
+  counts();
 
   const land = await world();
   // The view: zoom k (1 = the whole world) and the centre [lon, lat], from the URL.
@@ -179,6 +185,24 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
   });
   new ResizeObserver(() => draw()).observe(canvas);
   draw();
+
+  // Live: the stream's probe status moves a probe between connected and not, on the map, the counts and the list.
+  const byId = new Map(probes.map((p) => [p.id, p]));
+  const stream = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/stream/`);
+  onLeave(() => stream.close(1000, "view closed"));
+  stream.addEventListener("open", () => stream.send(JSON.stringify(["atlas_subscribe", { streamType: "probestatus" }])));
+  stream.addEventListener("message", (e) => {
+    const [event, body] = JSON.parse(String(e.data)) as [string, { prb_id?: number; event?: string; timestamp?: number }];
+    if (event === "atlas_subscribed") { live.dataset.live = "on"; live.textContent = "Live status: on"; return; }
+    if (event !== "atlas_probestatus" || !body.prb_id) return;
+    const p = byId.get(body.prb_id);
+    if (!p) return;
+    const up = body.event === "connect";
+    p.status = { id: up ? 1 : 2, name: up ? "Connected" : "Disconnected", since: body.timestamp ? new Date(body.timestamp * 1000).toISOString() : p.status.since };
+    counts();
+    draw();
+  });
+  stream.addEventListener("close", () => { live.dataset.live = "off"; live.textContent = "Live status: off (reload to resume)"; });
 }
 
 function probeTable(probes: Probe[]): HTMLTableElement {

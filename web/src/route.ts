@@ -8,6 +8,19 @@ export function currentRoute(): Route {
   return { path: path.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query) };
 }
 
+let leaving: (() => void)[] = [];
+
+/** Something the current view holds open (a stream) is closed when the next view is shown. */
+export function onLeave(fn: () => void): void {
+  leaving.push(fn);
+}
+
+/** Called before a view is rendered: closes what the previous one held. */
+export function leaveView(): void {
+  for (const fn of leaving) fn();
+  leaving = [];
+}
+
 export function navigate(hash: string): void {
   if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
   else location.hash = hash;
