@@ -33,6 +33,7 @@ export async function buildWeb(): Promise<void> {
   place("app.js", (tmp) => writeFileSync(tmp, out.outputFiles[0]!.contents));
   for (const file of ["index.html", "app.css", "favicon.svg"]) place(file, (tmp) => copyFileSync(join(here, file), tmp));
   const require = createRequire(import.meta.url);
+  place("uplot.css", (tmp) => copyFileSync(require.resolve("uplot/dist/uPlot.min.css"), tmp));
   place("countries-110m.json", (tmp) => copyFileSync(require.resolve("world-atlas/countries-110m.json"), tmp));
   place("_headers", (tmp) => writeFileSync(tmp, `/*\n  Content-Security-Policy: ${CONTENT_SECURITY_POLICY}\n  X-Content-Type-Options: nosniff\n  Referrer-Policy: no-referrer\n`));
 }

@@ -7,13 +7,14 @@ import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { admin } from "../../scripts/local.ts";
-import { tempDir, useLocalSystem } from "./system.ts";
+import { icmpUnavailable, tempDir, useLocalSystem } from "./system.ts";
 
 // What the functions given to page.evaluate/waitForFunction see: they run in the browser, not in this process.
 declare const document: { querySelector(s: string): { textContent: string | null; getAttribute(a: string): string | null } | null };
 declare const window: Record<string, unknown>;
 
 const CHROMIUM = "/usr/bin/chromium";
+const noIcmp = icmpUnavailable();
 /** What a probe's host may write: markup and a script URL, which the console must show as text. */
 const HOSTILE = `<img src=x onerror="window.pwned=1"><script>window.pwned=2</script> javascript:alert(1)`;
 /** Screenshots of every view (the test output says where). */
@@ -50,6 +51,16 @@ describe("the web console in Chromium", () => {
     // Every request stays on the edge itself.
     page.on("request", (r) => { if (!r.url().startsWith(local().edge.url) && !r.url().startsWith("data:")) problems.push(`request off the edge: ${r.url()}`); });
     return { page, problems };
+  }
+
+  /** axe-core's serious and critical violations on the page as it is. */
+  async function violations(page: Page): Promise<string[]> {
+    // Evaluated through the DevTools protocol, which the page's CSP does not govern (an injected <script> it would refuse).
+    await page.evaluate(readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8"));
+    return page.evaluate(async () => {
+      const run = (window.axe as { run: () => Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }> }).run;
+      return (await run()).violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id} (${v.impact}, ${v.nodes.length})`);
+    });
   }
 
   const count = async (page: Page) => Number(await page.locator("#probe-count[data-count]").getAttribute("data-count"));
@@ -157,23 +168,56 @@ describe("the web console in Chromium", () => {
     await page.close();
   });
 
-  it("has no serious or critical accessibility violation (axe-core) on the map or a probe's page", async () => {
+  it("has no serious or critical accessibility violation (axe-core) on the map or a probe's page (a measurement's: below)", async () => {
     const { page, problems } = await tab();
-    // Evaluated through the DevTools protocol, which the page's CSP does not govern (an injected <script> it would refuse).
-    const axe = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-    const violations = async () => {
-      await page.evaluate(axe);
-      return page.evaluate(async () => {
-        const run = (window.axe as { run: () => Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }> }).run;
-        return (await run()).violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id} (${v.impact}, ${v.nodes.length})`);
-      });
-    };
     await page.goto(`${local().edge.url}/#/probes`);
     await page.waitForSelector("#probe-count[data-count]");
-    expect(await violations()).toEqual([]);
+    expect(await violations(page)).toEqual([]);
     await page.goto(`${local().edge.url}/#/probes/${local().probes[0]!.id}`);
     await page.waitForSelector("dl.facts");
-    expect(await violations()).toEqual([]);
+    expect(await violations(page)).toEqual([]);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it.skipIf(noIcmp !== null)("shows a ping measurement's results arriving live, its RTT chart, and the chart's numbers as CSV", async () => {
+    const { page, problems } = await tab();
+    // A one-off that starts in a few seconds: the page is open before any result exists.
+    const created = await fetch(`${local().edge.url}/api/v2/measurements/`, {
+      method: "POST", headers: { Authorization: `Key ${local().key}`, "Content-Type": "application/json" },
+      body: JSON.stringify({
+        definitions: [{ type: "ping", af: 4, target: "127.0.0.1", description: "web console <b>ping</b>", packets: 3, packet_interval: 200 }],
+        probes: [{ type: "area", value: "WW", requested: 3 }], is_oneoff: true, start_time: Math.floor(Date.now() / 1000) + 8,
+      }),
+    });
+    expect(created.status, await created.clone().text()).toBe(201);
+    const id = ((await created.json()) as { measurements: number[] }).measurements[0]!;
+    // Opened from the header's measurement box, as a user with an id would.
+    await page.goto(`${local().edge.url}/#/probes`);
+    await page.fill("#measurement-id", String(id));
+    await page.press("#measurement-id", "Enter");
+    await page.waitForSelector("#result-count[data-live=on]");
+    expect(page.url()).toMatch(new RegExp(`#/measurements/${id}$`));
+    expect(await page.locator("#result-count").getAttribute("data-count")).toBe("0");
+    expect(await page.locator("dl.facts dd").first().textContent()).toBe("web console <b>ping</b>");
+    await page.waitForFunction(() => document.querySelector("#result-count")?.getAttribute("data-count") === "3", undefined, { timeout: 60_000 });
+    expect(await page.locator("#result-table tbody tr").count()).toBe(3);
+    expect(Number(await page.locator("#latency-chart").getAttribute("data-points"))).toBeGreaterThanOrEqual(1);
+    expect(await page.locator("#latency-chart canvas").count()).toBeGreaterThan(0);
+    const [file] = await Promise.all([page.waitForEvent("download"), page.click(`button[data-download="measurement-${id}-rtt.csv"]`)]);
+    const csv = readFileSync((await file.path())!, "utf8").trim().split("\n");
+    expect(csv[0]).toBe("time,probes,min_ms,median_ms,max_ms");
+    // Every row's numbers are the results': three probes in all, min ≤ median ≤ max, loopback-fast.
+    const rows = csv.slice(1).map((l) => l.split(","));
+    expect(rows.reduce((n, r) => n + Number(r[1]), 0)).toBe(3);
+    for (const r of rows) {
+      const [min, median, max] = r.slice(2).map(Number) as [number, number, number];
+      expect(min).toBeLessThanOrEqual(median);
+      expect(median).toBeLessThanOrEqual(max);
+      expect(max).toBeLessThan(50);
+    }
+    expect(await violations(page)).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, "measurement-page.png") });
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -1,7 +1,8 @@
 // The web console's entry: the API key form, and the view the URL names (route.ts). Views: the probe map
-// (probe-map.ts) and a probe's page (probe-page.ts).
+// (probe-map.ts), a probe's page (probe-page.ts) and a measurement's page (measurement-page.ts).
 import { api, apiKey, setApiKey } from "./api.ts";
 import { el } from "./dom.ts";
+import { measurementPage } from "./measurement-page.ts";
 import { probeMap } from "./probe-map.ts";
 import { probePage } from "./probe-page.ts";
 import { currentRoute, leaveView } from "./route.ts";
@@ -11,7 +12,8 @@ async function render(): Promise<void> {
   leaveView();
   const route = currentRoute();
   const [section, id] = route.path;
-  if (section === "probes" && id) await probePage(id, view);
+  if (section === "measurements" && id) await measurementPage(id, view);
+  else if (section === "probes" && id) await probePage(id, view);
   else if (section === "probes") await probeMap(route, view);
   else view.replaceChildren(el("h1", {}, "Not found"), el("p", {}, `There is no view "${route.path.join("/")}".`));
 }
@@ -39,6 +41,13 @@ function setUpKeyForm(): void {
   });
   document.getElementById("key-forget")!.addEventListener("click", () => { setApiKey(null); void showKeyState().then(render); });
 }
+
+const goto = document.getElementById("goto-measurement") as HTMLFormElement;
+goto.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const id = String(new FormData(goto).get("id") ?? "").trim();
+  if (/^\d+$/.test(id)) location.hash = `#/measurements/${id}`;
+});
 
 window.addEventListener("hashchange", () => void render());
 setUpKeyForm();

@@ -1,0 +1,143 @@
+// A measurement's page (#/measurements/<id>): what it is, its results arriving live over the result stream, and for
+// ping measurements a LatencyMON-style chart of the minimum, median and maximum RTT over time across its probes
+// (uPlot), with the chart's numbers as CSV and every result as JSON under it. Other types list their results.
+import uPlot from "uplot";
+import { api, ApiError } from "./api.ts";
+import { append, el, viewLink } from "./dom.ts";
+import { onLeave } from "./route.ts";
+
+type Measurement = {
+  id: number; type: string; af: number; target: string; description: string; interval: number | null; is_oneoff: boolean;
+  status: { id: number; name: string }; participant_count: number; start_time: number; stop_time: number | null;
+};
+type Result = { prb_id: number; timestamp: number; type: string; min?: number; avg?: number; max?: number; sent?: number; rcvd?: number; dst_addr?: string };
+
+/** One chart point per time bucket: the lowest minimum, the median of the averages and the highest maximum. */
+export function latencySeries(results: Result[], bucket: number): { t: number[]; min: number[]; median: number[]; max: number[]; probes: number[] } {
+  const buckets = new Map<number, Result[]>();
+  for (const r of results) {
+    if (r.type !== "ping" || !r.rcvd || r.avg === undefined || r.avg < 0) continue;
+    const t = Math.floor(r.timestamp / bucket) * bucket;
+    buckets.set(t, [...(buckets.get(t) ?? []), r]);
+  }
+  const out = { t: [] as number[], min: [] as number[], median: [] as number[], max: [] as number[], probes: [] as number[] };
+  for (const t of [...buckets.keys()].sort((a, b) => a - b)) {
+    const rs = buckets.get(t)!;
+    const avgs = rs.map((r) => r.avg!).sort((a, b) => a - b);
+    const mid = avgs.length >> 1;
+    out.t.push(t);
+    out.min.push(Math.min(...rs.map((r) => r.min!)));
+    out.median.push(avgs.length % 2 ? avgs[mid]! : (avgs[mid - 1]! + avgs[mid]!) / 2);
+    out.max.push(Math.max(...rs.map((r) => r.max!)));
+    out.probes.push(new Set(rs.map((r) => r.prb_id)).size);
+  }
+  return out;
+}
+
+/** A download link for text made here (a blob: URL the console made itself; the CSP allows no other). */
+function download(name: string, type: string, text: () => string, label: string): HTMLButtonElement {
+  const b = el("button", { type: "button", "data-download": name }, label);
+  b.addEventListener("click", () => {
+    const url = URL.createObjectURL(new Blob([text()], { type }));
+    const a = el("a", { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  });
+  return b;
+}
+
+export async function measurementPage(id: string, view: HTMLElement): Promise<void> {
+  if (!/^\d{1,12}$/.test(id)) {
+    view.replaceChildren(el("h1", {}, "No such measurement"), el("p", { class: "error" }, `"${id}" is not a measurement id.`));
+    return;
+  }
+  view.replaceChildren(el("h1", {}, `Measurement ${id}`), el("p", { role: "status" }, "Loading…"));
+  let m: Measurement;
+  try {
+    m = await api<Measurement>(`/api/v2/measurements/${id}/`);
+  } catch (e) {
+    view.replaceChildren(el("h1", {}, `Measurement ${id}`), el("p", { class: "error" }, e instanceof ApiError && e.status === 404 ? `There is no measurement ${id}.` : `Could not load measurement ${id}: ${(e as Error).message}`));
+    return;
+  }
+  const count = el("p", { id: "result-count", role: "status", "data-count": "0" }, "Loading results…");
+  const chartBox = el("div", { class: "chart", id: "latency-chart" });
+  const table = el("tbody");
+  view.replaceChildren();
+  append(view,
+    el("h1", {}, `Measurement ${m.id}: ${m.type} to ${m.target}`),
+    el("dl", { class: "facts" }, ...([
+      ["Description", m.description || "—"], ["Status", m.status.name], ["Kind", m.is_oneoff ? "one-off" : `every ${m.interval} s`],
+      ["Address family", `IPv${m.af}`], ["Probes", String(m.participant_count)],
+      ["Started", m.start_time ? new Date(m.start_time * 1000).toISOString().replace(".000Z", "Z") : "—"],
+    ] as [string, string][]).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    count,
+    m.type === "ping" ? el("section", { "aria-labelledby": "latency" }, el("h2", { id: "latency" }, "RTT across probes: minimum, median, maximum"), chartBox) : null,
+    el("section", { "aria-labelledby": "results" }, el("h2", { id: "results" }, "Results"),
+      el("table", { id: "result-table" }, el("thead", {}, el("tr", {}, ...["Time (UTC)", "Probe", "Summary"].map((h) => el("th", { scope: "col" }, h)))), table)),
+  );
+
+  const results: Result[] = [];
+  const seen = new Set<string>();
+  const bucket = m.interval ?? 60;
+  let chart: uPlot | null = null;
+  const csv = () => {
+    const s = latencySeries(results, bucket);
+    return ["time,probes,min_ms,median_ms,max_ms", ...s.t.map((t, i) => `${new Date(t * 1000).toISOString()},${s.probes[i]},${s.min[i]},${s.median[i]},${s.max[i]}`)].join("\n") + "\n";
+  };
+  if (m.type === "ping") {
+    chartBox.after(el("p", { class: "downloads" },
+      download(`measurement-${m.id}-rtt.csv`, "text/csv", csv, "Download the chart's numbers (CSV)"), " ",
+      download(`measurement-${m.id}-results.json`, "application/json", () => JSON.stringify(results), "Download every result (JSON)")));
+  }
+  const summary = (r: Result) => r.type === "ping"
+    ? (r.rcvd ? `${r.rcvd}/${r.sent} replies, RTT ${r.min!.toFixed(2)} / ${r.avg!.toFixed(2)} / ${r.max!.toFixed(2)} ms` : `${r.sent} sent, no reply`)
+    : r.dst_addr ? `to ${r.dst_addr}` : r.type;
+  const show = () => {
+    results.sort((a, b) => a.timestamp - b.timestamp || a.prb_id - b.prb_id);
+    count.dataset.count = String(results.length);
+    count.textContent = `${results.length} result${results.length === 1 ? "" : "s"}`;
+    table.replaceChildren(...results.slice(-200).reverse().map((r) => el("tr", {},
+      el("td", {}, new Date(r.timestamp * 1000).toISOString().replace(".000Z", "Z")), el("td", {}, viewLink(`#/probes/${r.prb_id}`, String(r.prb_id))), el("td", {}, summary(r)))));
+    if (m.type !== "ping") return;
+    const s = latencySeries(results, bucket);
+    const data: uPlot.AlignedData = [s.t, s.min, s.median, s.max];
+    if (!chart) {
+      chart = new uPlot({
+        width: Math.max(320, chartBox.clientWidth || 800), height: 260,
+        scales: { x: { time: true } },
+        // UTC, as the table and Atlas's results (the browser's zone would put them hours apart).
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+        series: [{}, { label: "min (ms)", stroke: "#1a7f37" }, { label: "median (ms)", stroke: "#10243e", width: 2 }, { label: "max (ms)", stroke: "#b42318" }],
+        axes: [{}, { label: "ms" }],
+      }, data, chartBox);
+    } else chart.setData(data);
+    // A bucket either side of the results: a lone point (a one-off) sits in a window of minutes, not of years.
+    const now = Date.now() / 1000;
+    chart.setScale("x", { min: (s.t[0] ?? now) - bucket, max: (s.t[s.t.length - 1] ?? now) + bucket });
+    chartBox.dataset.points = String(s.t.length);
+  };
+  const add = (r: Result) => {
+    const k = `${r.prb_id}:${r.timestamp}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    results.push(r);
+    return true;
+  };
+  try {
+    for (const r of await api<Result[]>(`/api/v2/measurements/${m.id}/results/`)) add(r);
+  } catch (e) {
+    count.replaceChildren(el("span", { class: "error" }, `Could not load results: ${(e as Error).message}`));
+  }
+  show();
+  // Live: results as they are stored, from the stream (public measurements; the stream carries no private ones).
+  const stream = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/stream/`);
+  onLeave(() => stream.close(1000, "view closed"));
+  stream.addEventListener("open", () => stream.send(JSON.stringify(["atlas_subscribe", { streamType: "result", msm: m.id }])));
+  stream.addEventListener("message", (e) => {
+    const [event, body] = JSON.parse(String(e.data)) as [string, Result];
+    if (event === "atlas_subscribed") count.dataset.live = "on";
+    if (event === "atlas_result" && add(body)) show();
+  });
+}
