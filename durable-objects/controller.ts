@@ -4,7 +4,8 @@
 // group commit, with marks.ts), batches.ts (the outbox to R2, charges, hosts' shares), assign.ts and dispatch.ts
 // (which probes take a measurement), handover.ts (a probe that moved shards), stream-feed.ts (results to the
 // stream), result-index.ts (where results are, for readers), probe-connect.ts (who may connect, resume tokens),
-// assignments.ts (what a probe saying hello missed, stops), silence.ts (probes whose link died), probe-release.ts (agent
+// probe-frame.ts (a probe's frame read), assignments.ts (what a probe saying hello missed, stops), silence.ts
+// (probes whose link died), presence.ts (connections told to the registry and the stream), probe-release.ts (agent
 // releases offered); controller-schema.ts and probe-attachment.ts hold its tables and what it keeps per socket.
 import { type ControllerMessage, type ProbeMessage, SUBPROTOCOL, USER_MSM_MIN } from "../protocol/index.ts";
 import { Batches } from "./batches.ts";

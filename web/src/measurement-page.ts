@@ -4,7 +4,7 @@
 import uPlot from "uplot";
 import { api, ApiError } from "./api.ts";
 import { append, el, viewLink } from "./dom.ts";
-import { onLeave } from "./route.ts";
+import { onLeave, viewNumber } from "./route.ts";
 
 type Measurement = {
   id: number; type: string; af: number; target: string; description: string; interval: number | null; is_oneoff: boolean;
@@ -53,6 +53,7 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
     view.replaceChildren(el("h1", {}, "No such measurement"), el("p", { class: "error" }, `"${id}" is not a measurement id.`));
     return;
   }
+  const mine = viewNumber();
   view.replaceChildren(el("h1", {}, `Measurement ${id}`), el("p", { role: "status" }, "Loading…"));
   let m: Measurement;
   try {
@@ -131,6 +132,7 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
     count.replaceChildren(el("span", { class: "error" }, `Could not load results: ${(e as Error).message}`));
   }
   show();
+  if (viewNumber() !== mine) return;  // the user moved on while it loaded: open no stream
   // Live: results as they are stored, from the stream (public measurements; the stream carries no private ones).
   const stream = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/stream/`);
   onLeave(() => stream.close(1000, "view closed"));

@@ -9,7 +9,7 @@ import { feature } from "topojson-client";
 import type { GeometryCollection, Topology } from "topojson-specification";
 import { allPages, type Probe } from "./api.ts";
 import { el, viewLink } from "./dom.ts";
-import { navigate, onLeave, type Route } from "./route.ts";
+import { navigate, onLeave, type Route, viewNumber } from "./route.ts";
 
 const FILTERS = [
   { name: "country_code", label: "Country", placeholder: "NL" },
@@ -41,6 +41,7 @@ export function binSummary(probes: Probe[]): { total: number; connected: number;
 
 export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
   const q = route.query;
+  const mine = viewNumber();
   const filters = el("form", { class: "filters", role: "search", "aria-label": "Filter probes" });
   for (const f of FILTERS) {
     filters.append(el("label", {}, f.label, el("input", { name: f.name, value: q.get(f.name) ?? "", placeholder: f.placeholder })));
@@ -90,6 +91,7 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
   counts();
 
   const land = await world();
+  if (viewNumber() !== mine) return;  // the user moved on while it loaded: open nothing more
   // The view: zoom k (1 = the whole world) and the centre [lon, lat], from the URL.
   let k = Math.min(64, Math.max(1, Number(q.get("z")) || 1));
   let centre = (q.get("c") ?? "0,10").split(",").map(Number) as [number, number];
@@ -183,7 +185,9 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
     const move = moves[e.key];
     if (move) { e.preventDefault(); move(); }
   });
-  new ResizeObserver(() => draw()).observe(canvas);
+  const resized = new ResizeObserver(() => draw());
+  resized.observe(canvas);
+  onLeave(() => resized.disconnect());
   draw();
 
   // Live: the stream's probe status moves a probe between connected and not, on the map, the counts and the list.

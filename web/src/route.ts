@@ -9,8 +9,14 @@ export function currentRoute(): Route {
 }
 
 let leaving: (() => void)[] = [];
+let shown = 0;
 
-/** Something the current view holds open (a stream) is closed when the next view is shown. */
+/** Which view is shown: a view still loading when the user moved on sees the number change, and stops. */
+export function viewNumber(): number {
+  return shown;
+}
+
+/** Something the current view holds open (a stream, an observer) is closed when the next view is shown. */
 export function onLeave(fn: () => void): void {
   leaving.push(fn);
 }
@@ -19,6 +25,7 @@ export function onLeave(fn: () => void): void {
 export function leaveView(): void {
   for (const fn of leaving) fn();
   leaving = [];
+  shown++;
 }
 
 export function navigate(hash: string): void {
