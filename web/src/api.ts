@@ -31,17 +31,28 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   return body as T;
 }
 
-/** Every page of an Atlas list (`next` links followed), up to `limit` items. */
-export async function allPages<T>(path: string, limit = 100_000): Promise<T[]> {
-  const out: T[] = [];
-  let next: string | null = path;
-  while (next && out.length < limit) {
-    const page: { results: T[]; next: string | null } = await api(next);
-    out.push(...page.results);
-    // `next` is absolute (the API writes its own origin); only its path and query are followed.
-    next = page.next ? (() => { const u = new URL(page.next, location.href); return u.pathname + u.search; })() : null;
-  }
-  return out.slice(0, limit);
+/**
+ * Every page of an Atlas list, up to `limit` items: the first page says how many there are, and the rest are asked
+ * for four at a time (one after another, 15,000 probes in 30 pages took seconds: bench:web), then put in order.
+ */
+export async function allPages<T>(path: string, limit = 100_000, pageSize = 500): Promise<T[]> {
+  const url = (page: number) => {
+    const u = new URL(path, location.href);
+    u.searchParams.set("page_size", String(pageSize));
+    u.searchParams.set("page", String(page));
+    return u.pathname + u.search;
+  };
+  const first: { count: number; results: T[] } = await api(url(1));
+  const pages = Math.min(Math.ceil(first.count / pageSize), Math.ceil(limit / pageSize));
+  const rest: T[][] = [];
+  let next = 2;
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (next <= pages) {
+      const p = next++;
+      rest[p - 2] = (await api<{ results: T[] }>(url(p))).results;
+    }
+  }));
+  return [...first.results, ...rest.flat()].slice(0, limit);
 }
 
 /** A probe as the probes API returns it (the fields the console reads). */

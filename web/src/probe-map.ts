@@ -70,7 +70,7 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
   const list = el("div");
   view.replaceChildren(el("h1", {}, "Probes"), filters, summary, live, el("div", { class: "map-wrap" }, canvas, tip), legend, list);
 
-  const params = new URLSearchParams({ page_size: "500" });
+  const params = new URLSearchParams();
   for (const name of ["country_code", "asn_v4", "status", "tags"]) if (q.get(name)) params.set(name, q.get(name)!);
   let probes: Probe[];
   try {
