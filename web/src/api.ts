@@ -1,5 +1,7 @@
 // The console speaks the public Atlas API only, as any client would. The API key a user enters is kept for the tab
 // (sessionStorage: gone when the tab closes) and sent in the Authorization header, never in a URL.
+import { onLeave } from "./route.ts";
+
 const KEY = "vantage.api-key";
 
 export function apiKey(): string | null {
@@ -53,6 +55,21 @@ export async function allPages<T>(path: string, limit = 100_000, pageSize = 500)
     }
   }));
   return [...first.results, ...rest.flat()].slice(0, limit);
+}
+
+/**
+ * A subscription to the result stream (RIPE Atlas's protocol over a WebSocket to the edge itself), closed when the
+ * view that opened it is left; `on` gets each [event, payload] frame, `atlas_subscribed` included.
+ */
+export function subscribe(subscription: Record<string, unknown>, on: (event: string, payload: unknown) => void): void {
+  const stream = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/stream/`);
+  onLeave(() => stream.close(1000, "view closed"));
+  stream.addEventListener("open", () => stream.send(JSON.stringify(["atlas_subscribe", subscription])));
+  stream.addEventListener("message", (e) => {
+    const [event, payload] = JSON.parse(String(e.data)) as [string, unknown];
+    on(event, payload);
+  });
+  stream.addEventListener("close", () => on("closed", null));
 }
 
 /** A probe as the probes API returns it (the fields the console reads). */

@@ -21,3 +21,18 @@ export function viewLink(hash: string, ...children: Child[]): HTMLAnchorElement 
   if (!hash.startsWith("#/")) throw new Error(`not a console view: ${hash}`);
   return el("a", { href: hash }, ...children);
 }
+
+/** Unix seconds as the console writes times: UTC, to the second, as Atlas's results (null: `none`). */
+export function utc(unix: number | null, none = "—"): string {
+  return unix ? new Date(unix * 1000).toISOString().replace(".000Z", "Z") : none;
+}
+
+/** A definition list of facts (label, value), as the probe and measurement pages show them. */
+export function facts(pairs: [string, string][]): HTMLDListElement {
+  return el("dl", { class: "facts" }, ...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+}
+
+/** A table's header row. */
+export function tableHead(...headers: string[]): HTMLTableSectionElement {
+  return el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h))));
+}

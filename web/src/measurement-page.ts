@@ -2,9 +2,9 @@
 // ping measurements a LatencyMON-style chart of the minimum, median and maximum RTT over time across its probes
 // (uPlot), with the chart's numbers as CSV and every result as JSON under it. Other types list their results.
 import uPlot from "uplot";
-import { api, ApiError } from "./api.ts";
-import { append, el, viewLink } from "./dom.ts";
-import { onLeave, viewNumber } from "./route.ts";
+import { api, ApiError, subscribe } from "./api.ts";
+import { append, el, facts, tableHead, utc, viewLink } from "./dom.ts";
+import { viewNumber } from "./route.ts";
 
 type Measurement = {
   id: number; type: string; af: number; target: string; description: string; interval: number | null; is_oneoff: boolean;
@@ -68,15 +68,15 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
   view.replaceChildren();
   append(view,
     el("h1", {}, `Measurement ${m.id}: ${m.type} to ${m.target}`),
-    el("dl", { class: "facts" }, ...([
+    facts([
       ["Description", m.description || "—"], ["Status", m.status.name], ["Kind", m.is_oneoff ? "one-off" : `every ${m.interval} s`],
       ["Address family", `IPv${m.af}`], ["Probes", String(m.participant_count)],
-      ["Started", m.start_time ? new Date(m.start_time * 1000).toISOString().replace(".000Z", "Z") : "—"],
-    ] as [string, string][]).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+      ["Started", utc(m.start_time)],
+    ]),
     count,
     m.type === "ping" ? el("section", { "aria-labelledby": "latency" }, el("h2", { id: "latency" }, "RTT across probes: minimum, median, maximum"), chartBox) : null,
     el("section", { "aria-labelledby": "results" }, el("h2", { id: "results" }, "Results"),
-      el("table", { id: "result-table" }, el("thead", {}, el("tr", {}, ...["Time (UTC)", "Probe", "Summary"].map((h) => el("th", { scope: "col" }, h)))), table)),
+      el("table", { id: "result-table" }, tableHead("Time (UTC)", "Probe", "Summary"), table)),
   );
 
   const results: Result[] = [];
@@ -100,7 +100,7 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
     count.dataset.count = String(results.length);
     count.textContent = `${results.length} result${results.length === 1 ? "" : "s"}`;
     table.replaceChildren(...results.slice(-200).reverse().map((r) => el("tr", {},
-      el("td", {}, new Date(r.timestamp * 1000).toISOString().replace(".000Z", "Z")), el("td", {}, viewLink(`#/probes/${r.prb_id}`, String(r.prb_id))), el("td", {}, summary(r)))));
+      el("td", {}, utc(r.timestamp)), el("td", {}, viewLink(`#/probes/${r.prb_id}`, String(r.prb_id))), el("td", {}, summary(r)))));
     if (m.type !== "ping") return;
     const s = latencySeries(results, bucket);
     const data: uPlot.AlignedData = [s.t, s.min, s.median, s.max];
@@ -134,12 +134,8 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
   show();
   if (viewNumber() !== mine) return;  // the user moved on while it loaded: open no stream
   // Live: results as they are stored, from the stream (public measurements; the stream carries no private ones).
-  const stream = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/stream/`);
-  onLeave(() => stream.close(1000, "view closed"));
-  stream.addEventListener("open", () => stream.send(JSON.stringify(["atlas_subscribe", { streamType: "result", msm: m.id }])));
-  stream.addEventListener("message", (e) => {
-    const [event, body] = JSON.parse(String(e.data)) as [string, Result];
+  subscribe({ streamType: "result", msm: m.id }, (event, body) => {
     if (event === "atlas_subscribed") count.dataset.live = "on";
-    if (event === "atlas_result" && add(body)) show();
+    if (event === "atlas_result" && add(body as Result)) show();
   });
 }

@@ -7,8 +7,8 @@ import { geoNaturalEarth1, geoPath, type GeoProjection } from "d3-geo";
 import { hexbin as d3hexbin } from "d3-hexbin";
 import { feature } from "topojson-client";
 import type { GeometryCollection, Topology } from "topojson-specification";
-import { allPages, type Probe } from "./api.ts";
-import { el, viewLink } from "./dom.ts";
+import { allPages, type Probe, subscribe } from "./api.ts";
+import { el, tableHead, viewLink } from "./dom.ts";
 import { navigate, onLeave, type Route, viewNumber } from "./route.ts";
 
 const FILTERS = [
@@ -192,12 +192,10 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
 
   // Live: the stream's probe status moves a probe between connected and not, on the map, the counts and the list.
   const byId = new Map(probes.map((p) => [p.id, p]));
-  const stream = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/stream/`);
-  onLeave(() => stream.close(1000, "view closed"));
-  stream.addEventListener("open", () => stream.send(JSON.stringify(["atlas_subscribe", { streamType: "probestatus" }])));
-  stream.addEventListener("message", (e) => {
-    const [event, body] = JSON.parse(String(e.data)) as [string, { prb_id?: number; event?: string; timestamp?: number }];
+  subscribe({ streamType: "probestatus" }, (event, payload) => {
     if (event === "atlas_subscribed") { live.dataset.live = "on"; live.textContent = "Live status: on"; return; }
+    if (event === "closed") { live.dataset.live = "off"; live.textContent = "Live status: off (reload to resume)"; return; }
+    const body = payload as { prb_id?: number; event?: string; timestamp?: number };
     if (event !== "atlas_probestatus" || !body.prb_id) return;
     const p = byId.get(body.prb_id);
     if (!p) return;
@@ -206,12 +204,11 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
     counts();
     draw();
   });
-  stream.addEventListener("close", () => { live.dataset.live = "off"; live.textContent = "Live status: off (reload to resume)"; });
 }
 
 function probeTable(probes: Probe[]): HTMLTableElement {
   return el("table", { "aria-label": "Probes" },
-    el("thead", {}, el("tr", {}, ...["Probe", "Description", "Status", "Country", "ASN", "Tags"].map((h) => el("th", { scope: "col" }, h)))),
+    tableHead("Probe", "Description", "Status", "Country", "ASN", "Tags"),
     el("tbody", {}, ...probes.map((p) => el("tr", {},
       el("td", {}, viewLink(`#/probes/${p.id}`, String(p.id))),
       el("td", {}, p.description),

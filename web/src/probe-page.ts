@@ -1,14 +1,13 @@
 // A probe's page (#/probes/<id>): what the probes API says of it, its tags, and its newest built-in pings toward
 // the anchors (built-in measurement 1001…, public like Atlas's).
 import { api, ApiError, type Probe } from "./api.ts";
-import { el, viewLink } from "./dom.ts";
+import { el, facts, tableHead, utc, viewLink } from "./dom.ts";
 
 /** Built-in ping toward the first anchor (protocol/builtins.ts BUILTIN_ANCHOR_PING). */
 const BUILTIN_PING = 1001;
 
 type PingResult = { timestamp: number; dst_addr?: string; dst_name?: string; sent: number; rcvd: number; min: number; avg: number; max: number };
 
-const when = (unix: number | null) => (unix ? new Date(unix * 1000).toISOString().replace(".000Z", "Z") : "never");
 
 export async function probePage(id: string, view: HTMLElement): Promise<void> {
   view.replaceChildren(el("h1", {}, `Probe ${id}`), el("p", { role: "status" }, "Loading…"));
@@ -24,17 +23,17 @@ export async function probePage(id: string, view: HTMLElement): Promise<void> {
       viewLink("#/probes", "All probes"));
     return;
   }
-  const facts: [string, string][] = [
+  const known: [string, string][] = [
     ["Description", p.description || "—"], ["Status", `${p.status.name} since ${p.status.since ?? "—"}`],
     ["Country", p.country_code ?? "—"], ["ASN (IPv4)", p.asn_v4 === null ? "—" : String(p.asn_v4)], ["Prefix (IPv4)", p.prefix_v4 ?? "—"],
     ["Address (IPv4)", p.address_v4 ?? "—"], ["Location", p.geometry ? `${p.geometry.coordinates[1]}, ${p.geometry.coordinates[0]}` : "—"],
-    ["First connected", when(p.first_connected)], ["Last connected", when(p.last_connected)],
+    ["First connected", utc(p.first_connected, "never")], ["Last connected", utc(p.last_connected, "never")],
     ["Uptime", `${(p.total_uptime / 3600).toFixed(1)} h`],
   ];
   const results = el("section", { "aria-labelledby": "builtins" }, el("h2", { id: "builtins" }, "Newest built-in pings"), el("p", {}, "Loading…"));
   view.replaceChildren(
     el("h1", {}, `Probe ${p.id}`),
-    el("dl", { class: "facts" }, ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    facts(known),
     el("h2", {}, "Tags"),
     p.tags.length ? el("ul", { class: "tags" }, ...p.tags.map((t) => el("li", {}, t.name === t.slug ? t.slug : `${t.name} (${t.slug})`))) : el("p", {}, "None."),
     results,
@@ -44,8 +43,8 @@ export async function probePage(id: string, view: HTMLElement): Promise<void> {
     const start = Math.floor(Date.now() / 1000) - 86_400;
     const rows = (await api<PingResult[]>(`/api/v2/measurements/${BUILTIN_PING}/results/?probe_ids=${p.id}&start=${start}`)).slice(-10).reverse();
     results.replaceChildren(results.firstChild!, rows.length ? el("table", {},
-      el("thead", {}, el("tr", {}, ...["Time (UTC)", "Target", "Sent / received", "RTT min / avg / max (ms)"].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, ...rows.map((r) => el("tr", {}, el("td", {}, when(r.timestamp)), el("td", {}, r.dst_name ?? r.dst_addr ?? "—"),
+      tableHead("Time (UTC)", "Target", "Sent / received", "RTT min / avg / max (ms)"),
+      el("tbody", {}, ...rows.map((r) => el("tr", {}, el("td", {}, utc(r.timestamp)), el("td", {}, r.dst_name ?? r.dst_addr ?? "—"),
         el("td", {}, `${r.sent} / ${r.rcvd}`), el("td", {}, r.rcvd ? [r.min, r.avg, r.max].map((x) => x.toFixed(2)).join(" / ") : "no reply")))))
       : el("p", {}, "No built-in ping in the last day."));
   } catch (e) {
