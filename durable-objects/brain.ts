@@ -3,7 +3,7 @@
 // one DO alarm multiplexing many timers (measurement-lifecycle.ts). One instance, named "brain". Its RPC methods are
 // the surface; participation requests, tags, listing and rollouts are modules of their own.
 import {
-  builtinType, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS, toUnix,
+  builtinType, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS,
 } from "../protocol/index.ts";
 import type { ReleaseManifest } from "../protocol/release.ts";
 import { listMeasurements } from "./measurement-list.ts";
@@ -12,15 +12,13 @@ import type { Participant } from "./probe-attachment.ts";
 import { Lifecycle } from "./measurement-lifecycle.ts";
 import { assignmentOf, ProbeDispatch } from "./probe-dispatch.ts";
 import { listParticipation, participate, recordParticipation } from "./participation.ts";
-import { firstDayCost } from "./measurement-cost.ts";
-import { checkMsmSources, checkQuotas, DEFAULT_INTERVAL, type QuotaHost } from "./quotas.ts";
+import { firstDayCost, scheduleOf } from "./measurement-cost.ts";
+import { checkMsmSources, checkQuotas, type QuotaHost } from "./quotas.ts";
 import { type Rollout, Rollouts } from "./rollouts.ts";
 import { MIGRATIONS } from "./brain-schema.ts";
 import type { Alert, MeasurementFilter, MeasurementRow, ParticipationRecord, ParticipationRequest, Refusal, Warning } from "./brain-types.ts";
 import { SqlDurableObject } from "./sql.ts";
-
-/** A one-off asked again within this many seconds gets the earlier one's id in a warning (REUSE_WINDOW_S overrides). */
-const REUSE_WINDOW_S = 900;
+import { earlierAnswers, questionOf, REUSE_WINDOW_S } from "./reuse.ts";
 
 /** The crowd signal: this many distinct accounts measuring one target within the window raise an alert. */
 const CROWD_ACCOUNTS = 5;
@@ -51,32 +49,17 @@ export class Brain extends SqlDurableObject<Env> {
     const now = Math.floor(Date.now() / 1000);
     // The tenth user asking the same question: an identical public one-off answered recently is named, and with
     // "reuse": true taken instead of a new measurement, at no cost.
-    const warnings: Warning[] = [];
-    const reused = new Map<number, number>();  // definition index → the measurement whose answer it takes
-    const window = Number(this.env.REUSE_WINDOW_S ?? REUSE_WINDOW_S);
-    req.definitions.forEach((def, i) => {
-      const question = questionOf(req, def);
-      if (!question) return;
-      const earlier = this.sql<{ id: number; creation_time: number }>(
-        `SELECT id, creation_time FROM measurements WHERE question = ? AND creation_time >= ? AND status_id NOT IN (?, ?)
-         ORDER BY id DESC LIMIT 1`, question, now - window, STATUS.noSuitableProbes.id, STATUS.failed.id)[0];
-      if (!earlier) return;
-      warnings.push({ code: "duplicate", measurement: earlier.id,
-        detail: `Measurement ${earlier.id} asked the same question ${now - earlier.creation_time} s ago (same type, target, options and probes)${req.reuse ? "; its results are yours, at no cost" : "; send \"reuse\": true to take its results instead"}.` });
-      if (req.reuse) reused.set(i, earlier.id);
-    });
+    const earlier = earlierAnswers(this.sql, req, now, Number(this.env.REUSE_WINDOW_S ?? REUSE_WINDOW_S));
+    const warnings: Warning[] = earlier.map((e) => e.warning);
+    // definition index → the measurement whose answer it takes
+    const reused = new Map<number, number>(req.reuse ? earlier.map((e) => [e.index, e.measurement]) : []);
     const fresh = req.definitions.filter((_, i) => !reused.has(i));
     if (fresh.length === 0) return { ok: true, ids: req.definitions.map((_, i) => reused.get(i)!), warnings };
     const asked = { ...req, definitions: fresh };
     const refused = checkMsmSources(this.quotaHost, req.probes, owner, "/probes") ?? checkQuotas(this.quotaHost, asked, owner, now);
     if (refused) return refused;
     const rows = fresh.map((def) => {
-      const isOneoff = def.is_oneoff ?? req.is_oneoff ?? false;
-      const start = toUnixOr(def.start_time ?? req.start_time, now);
-      const stop = isOneoff ? null : toUnixOr(def.stop_time ?? req.stop_time, null);
-      const interval = isOneoff ? null : def.interval ?? DEFAULT_INTERVAL;
-      const spread = interval === null ? null : def.spread ?? Math.min(Math.floor(interval / 2), 400);
-      const requested = req.probes.reduce((n, s) => n + s.requested, 0);
+      const { isOneoff, start, stop, interval, spread, requested } = scheduleOf(req, def, now);
       return this.sql<MeasurementRow>(
         `INSERT INTO measurements (type, definition, sources, status_id, status_when, creation_time, start_time, stop_time,
            interval, spread, is_oneoff, probes_requested, owner, question, target, is_public) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
@@ -130,6 +113,21 @@ export class Brain extends SqlDurableObject<Env> {
     for (const target of new Set(rows.map((r) => r.target).filter((t): t is string => t !== null))) this.crowd(target, now);
     let next = 0;
     return { ok: true, ids: req.definitions.map((_, i) => reused.get(i) ?? rows[next++]!.id), warnings };
+  }
+
+  /**
+   * What creating would answer, short of creating (nothing is written, nothing counted toward the rate limit): the
+   * duplicate warnings, and the refusal a quota or an \`msm\` source would give. The credits are the ledger's to say.
+   */
+  preview(req: CreateMeasurements, owner: string): { warnings: Warning[]; reuses: (number | null)[]; refusal: Refusal | null } {
+    const now = Math.floor(Date.now() / 1000);
+    const earlier = earlierAnswers(this.sql, req, now, Number(this.env.REUSE_WINDOW_S ?? REUSE_WINDOW_S));
+    // Per definition, the earlier measurement whose answer it would take (with "reuse": true), else null.
+    const reuses = req.definitions.map((_, i) => (req.reuse ? earlier.find((e) => e.index === i)?.measurement : undefined) ?? null);
+    const fresh = req.definitions.filter((_, i) => reuses[i] === null);
+    const refusal = fresh.length === 0 ? null
+      : checkMsmSources(this.quotaHost, req.probes, owner, "/probes") ?? checkQuotas(this.quotaHost, { ...req, definitions: fresh }, owner, now, false);
+    return { warnings: earlier.map((e) => e.warning), reuses, refusal };
   }
 
   /** Gives a new measurement to probes; returns how many took it. */
@@ -340,20 +338,4 @@ export class Brain extends SqlDurableObject<Env> {
   list(f: MeasurementFilter, offset: number, limit: number): { count: number; rows: MeasurementRow[] } {
     return listMeasurements(this.sql, f, offset, limit);
   }
-}
-
-/**
- * What a public one-off asks, as a key: its type, target, measurement options and probe sources (not its
- * description, tags or start time). Null for what is never reused: periodic or private measurements, or one-offs
- * scheduled for later.
- */
-function questionOf(req: CreateMeasurements, def: Definition): string | null {
-  const oneoff = def.is_oneoff ?? req.is_oneoff ?? false;
-  if (!oneoff || def.is_public === false || (def.start_time ?? req.start_time) !== undefined) return null;
-  return JSON.stringify([specOf(def), def.target ?? null, req.probes]);
-}
-
-
-function toUnixOr<T>(v: number | string | undefined, fallback: T): number | T {
-  return v === undefined ? fallback : toUnix(v);
 }

@@ -55,9 +55,9 @@ export function rateLimited(h: QuotaHost, owner: string, now: number): Refusal |
 
 /**
  * The account's quotas against what it runs now plus this request, and the creation rate limit. Counts the
- * request toward the rate only when it passes.
+ * request toward the rate only when it passes and `count` (a price asked before creating is not a creation).
  */
-export function checkQuotas(h: QuotaHost, req: CreateMeasurements, owner: string, now: number): Refusal | null {
+export function checkQuotas(h: QuotaHost, req: CreateMeasurements, owner: string, now: number, count = true): Refusal | null {
   const q = quotas(h.env());
   const limited = rateLimited(h, owner, now);
   if (limited) return limited;
@@ -88,7 +88,7 @@ export function checkQuotas(h: QuotaHost, req: CreateMeasurements, owner: string
       return quota(`${same} ${oneoff ? "one-off" : "ongoing"} ${def.type} measurements of ${def.target} for this account; at most ${q.sameTarget}.`);
     }
   }
-  h.sql("INSERT INTO creations (owner, at) VALUES (?, ?)", owner, now);
+  if (count) h.sql("INSERT INTO creations (owner, at) VALUES (?, ?)", owner, now);
   return null;
 }
 

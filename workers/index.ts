@@ -11,7 +11,7 @@ import { createApiKey, deleteKey, getKey, listKeys, updateKey } from "./api/keys
 import { requireAdmin } from "./api/auth.ts";
 import { ApiError, errorResponse } from "./api/errors.ts";
 import {
-  createMeasurements, getMeasurement, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, patchMeasurement, probeMeasurements, stopMeasurement,
+  createMeasurements, getMeasurement, measurementCost, getParticipationRequest, listMeasurements, listParticipationRequests, participationRequests, patchMeasurement, probeMeasurements, stopMeasurement,
 } from "./api/measurements.ts";
 import { getGroup, stopGroup } from "./api/measurement-groups.ts";
 import { probeArchive, snapshotProbes } from "./probe-archive.ts";
@@ -59,6 +59,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .post("/api/v2/measurements/:id/tags", addMeasurementTag)
   .delete("/api/v2/measurements/:id/tags/:tag", removeMeasurementTag)
   .post("/api/v2/measurements", createMeasurements)
+  .post("/api/v2/measurements/cost", measurementCost)
   .post("/api/v2/measurements/my", createMeasurements)
   .get("/api/v2/measurements", listMeasurements)
   .get("/api/v2/measurements/my", listMeasurements)

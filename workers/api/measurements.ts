@@ -3,6 +3,7 @@ import type { IRequest } from "itty-router";
 import { z } from "zod";
 import type { MeasurementRow, ParticipationRecord, ParticipationRequest } from "../../durable-objects/brain-types.ts";
 import type { Participant } from "../../durable-objects/probe-attachment.ts";
+import { requestCosts } from "../../durable-objects/measurement-cost.ts";
 import { BRAIN_NAME, flag, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import {
   atlasCreateBody, builtinDescription, builtinType, CreateMeasurements, dropNulls, creditsPerResult, MEASUREMENT_TYPES, ProbeSource,
@@ -101,8 +102,8 @@ function checkTimes(req: CreateMeasurements): void {
   });
 }
 
-export async function createMeasurements(request: IRequest, env: Env): Promise<Response> {
-  const { account } = await requireKey(request, env, "create_measurements");
+/** A create body read and checked as Atlas would (every refusal a 400 naming its field). */
+async function createRequest(request: IRequest, env: Env): Promise<CreateMeasurements> {
   const body = await readJson(request);
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw fieldError("", "The body must be a JSON object.");
   const atlas = atlasCreateBody(body as Record<string, unknown>);
@@ -111,9 +112,32 @@ export async function createMeasurements(request: IRequest, env: Env): Promise<R
   if (!parsed.success) throw validationError(parsed.error);
   checkTargets(parsed.data, env);
   checkTimes(parsed.data);
-  const created = await env.BRAIN.getByName(BRAIN_NAME).create(parsed.data, account);
+  return parsed.data;
+}
+
+export async function createMeasurements(request: IRequest, env: Env): Promise<Response> {
+  const { account } = await requireKey(request, env, "create_measurements");
+  const req = await createRequest(request, env);
+  const created = await env.BRAIN.getByName(BRAIN_NAME).create(req, account);
   if (!created.ok) throw refusalError(created);
   return Response.json(created.warnings.length ? { measurements: created.ids, warnings: created.warnings } : { measurements: created.ids }, { status: 201 });
+}
+
+/**
+ * POST /api/v2/measurements/cost/ (Vantage; Atlas's web form prices a request in the browser): the body a create
+ * would take, answered with what creating it would set aside, what the account has free, and the warnings creation
+ * would give — or the very error creation would give. Nothing is created, reserved or counted toward the rate limit.
+ */
+export async function measurementCost(request: IRequest, env: Env): Promise<Response> {
+  const { account } = await requireKey(request, env, "create_measurements");
+  const req = await createRequest(request, env);
+  const [preview, balance] = await Promise.all([env.BRAIN.getByName(BRAIN_NAME).preview(req, account), env.LEDGER.getByName(account).balance()]);
+  if (preview.refusal) throw refusalError(preview.refusal);
+  // A definition that takes an earlier answer costs nothing.
+  const definitions = requestCosts(req, Math.floor(Date.now() / 1000))
+    .map((c, i) => ({ ...c, ...(preview.reuses[i] === null ? {} : { credits: 0, reuses: preview.reuses[i] }) }));
+  const credits = definitions.reduce((n, d) => n + d.credits, 0);
+  return Response.json({ credits, available: balance.available, enough: credits <= balance.available, definitions, warnings: preview.warnings });
 }
 
 /** The brain's refusal as an Atlas error (naming the field where it names one, with Retry-After when rate limited). */
