@@ -46,7 +46,7 @@ describe("the web console in Chromium", () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const problems: string[] = [];
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+    page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()} (${m.location().url})`); });
     page.on("dialog", (d) => { problems.push(`dialog: ${d.message()}`); void d.dismiss(); });
     // Every request stays on the edge itself.
     page.on("request", (r) => { if (!r.url().startsWith(local().edge.url) && !r.url().startsWith("data:")) problems.push(`request off the edge: ${r.url()}`); });
@@ -60,6 +60,24 @@ describe("the web console in Chromium", () => {
     return page.evaluate(async () => {
       const run = (window.axe as { run: () => Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }> }).run;
       return (await run()).violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id} (${v.impact}, ${v.nodes.length})`);
+    });
+  }
+
+  /** Where the one bin of a map of one connected probe is: the only saturated green on the canvas. */
+  function greenBin(page: Page): Promise<{ x: number; y: number } | null> {
+    return page.evaluate(() => {
+      const c = document.querySelector("canvas.map") as unknown as {
+        width: number; height: number; clientWidth: number; getContext(t: "2d"): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } | null;
+      };
+      const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+      const scale = c.width / c.clientWidth;
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i + 1]! > 100 && d[i + 1]! > d[i]! + 50 && d[i + 1]! > d[i + 2]! + 40) {
+          const p = i / 4;
+          return { x: (p % c.width) / scale, y: Math.floor(p / c.width) / scale };
+        }
+      }
+      return null;
     });
   }
 
@@ -115,21 +133,7 @@ describe("the web console in Chromium", () => {
     await other.waitForSelector("#probe-count[data-count]");
     expect(await count(other)).toBe(1);
     await other.close();
-    // The one bin on the map: the only saturated green on the canvas.
-    const at = await page.evaluate(() => {
-      const c = document.querySelector("canvas.map") as unknown as {
-        width: number; height: number; clientWidth: number; getContext(t: "2d"): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } | null;
-      };
-      const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
-      const scale = c.width / c.clientWidth;
-      for (let i = 0; i < d.length; i += 4) {
-        if (d[i + 1]! > 100 && d[i + 1]! > d[i]! + 50 && d[i + 1]! > d[i + 2]! + 40) {
-          const p = i / 4;
-          return { x: (p % c.width) / scale, y: Math.floor(p / c.width) / scale };
-        }
-      }
-      return null;
-    });
+    const at = await greenBin(page);
     expect(at).not.toBeNull();
     const box = (await page.locator("canvas.map").boundingBox())!;
     await page.mouse.move(box.x + at!.x + 2, box.y + at!.y + 2);
@@ -147,6 +151,32 @@ describe("the web console in Chromium", () => {
     await page.waitForFunction(() => document.querySelector("#probe-count")?.getAttribute("data-count") === "1");
     await page.goBack();
     await page.waitForFunction(() => document.querySelector("#probe-count")?.getAttribute("data-count") === "4");
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("picks probes on the map and takes them to the new-measurement form", async () => {
+    const { page, problems } = await tab();
+    const nl = ((await (await fetch(`${local().edge.url}/api/v2/probes/?country_code=NL`)).json()) as { results: { id: number }[] }).results[0]!.id;
+    await page.goto(`${local().edge.url}/#/probes?country_code=NL`);
+    await page.waitForSelector("#probe-count[data-count]");
+    await page.check("#pick-mode");
+    const at = (await greenBin(page))!;
+    const box = (await page.locator("canvas.map").boundingBox())!;
+    await page.mouse.click(box.x + at.x + 2, box.y + at.y + 2);
+    await page.waitForSelector("#picked[data-count='1']");
+    expect(page.url()).toContain("#/probes?country_code=NL");  // picking does not leave the map
+    await page.click("#picked a");
+    await page.waitForSelector("#measurement-form");
+    expect(await page.inputValue("#source-0-type")).toBe("probes");
+    expect(await page.inputValue("#source-0-value")).toBe(String(nl));
+    expect(await page.inputValue("#source-0-requested")).toBe("1");
+    // The filter's own link: probes of that country as the source.
+    await page.goBack();
+    await page.waitForSelector("#probe-count[data-count]");
+    await page.click("text=Measure from probes like these");
+    await page.waitForSelector("#measurement-form");
+    expect([await page.inputValue("#source-0-type"), await page.inputValue("#source-0-value")]).toEqual(["country", "NL"]);
     expect(problems).toEqual([]);
     await page.close();
   });
@@ -219,6 +249,89 @@ describe("the web console in Chromium", () => {
     expect(await violations(page)).toEqual([]);
     await page.screenshot({ path: join(SHOTS, "measurement-page.png") });
     expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  /** The 400s a form half filled in is answered with (how the form learns what to say at each field) are no fault. */
+  const notRefusedForm = (p: string) => !/status of 400 .*\(http:\/\/127\.0\.0\.1:\d+\/api\/v2\/measurements\/(cost\/)?\)$/.test(p);
+
+  /** A tab with the local key entered in the header's key form, as a user would. */
+  async function signedIn(): Promise<{ page: Page; problems: string[] }> {
+    const t = await tab();
+    await t.page.goto(`${local().edge.url}/#/probes`);
+    await t.page.fill("#api-key", local().key);
+    await t.page.click("#key-form button[type=submit]");
+    await t.page.waitForFunction(() => /^key in use/.test(document.querySelector("#key-state")?.textContent ?? ""));
+    return t;
+  }
+
+  it.skipIf(noIcmp !== null)("creates a ping from the form: priced first, an error shown at its field, then results arriving live", async () => {
+    const { page, problems } = await signedIn();
+    await page.click("nav a[href='#/measurements/new']");
+    await page.waitForSelector("#measurement-form");
+    expect(await violations(page)).toEqual([]);
+    await page.fill("#f-target", "127.0.0.1");
+    await page.fill("#f-description", "from the form <i>x</i>");
+    await page.fill("#f-packets", "99");
+    await page.fill("#source-0-requested", "3");
+    // The API's own error, at the field it names, before anything is sent.
+    await page.click("#create");
+    await page.waitForFunction(() => (document.querySelector("#f-packets-error")?.textContent ?? "") !== "");
+    expect(await page.locator("#f-packets-error").textContent()).toMatch(/16/);
+    expect(await page.getAttribute("#f-packets", "aria-invalid")).toBe("true");
+    expect(await page.locator("#f-packets").evaluate((e) => e === (document as unknown as { activeElement: unknown }).activeElement)).toBe(true);
+    await page.screenshot({ path: join(SHOTS, "new-measurement-error.png") });
+    // Fixed: priced as creating would reserve it (a one-off ping of 3 packets: 6 credits × 3 probes).
+    await page.fill("#f-packets", "3");
+    await page.fill("#f-packet_interval", "200");
+    await page.waitForFunction(() => document.querySelector("#price")?.getAttribute("data-credits") === "18");
+    expect(await page.locator("#f-packets-error").textContent()).toBe("");
+    // The form is in the URL: reloading it shows the same form, priced the same.
+    expect(new URL(page.url()).hash).toContain("packet_interval=200");
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector("#price")?.getAttribute("data-credits") === "18");
+    expect(await page.inputValue("#f-target")).toBe("127.0.0.1");
+    await page.screenshot({ path: join(SHOTS, "new-measurement.png") });
+    await page.click("#create");
+    await page.waitForURL(/#\/measurements\/\d+$/);
+    const id = Number(new URL(page.url()).hash.split("/")[2]);
+    await page.waitForFunction(() => document.querySelector("#result-count")?.getAttribute("data-count") === "3", undefined, { timeout: 60_000 });
+    expect(await page.locator("dl.facts dd").first().textContent()).toBe("from the form <i>x</i>");
+    const stored = (await (await fetch(`${local().edge.url}/api/v2/measurements/${id}/`)).json()) as { type: string; target: string; is_oneoff: boolean; participant_count: number };
+    expect(stored).toMatchObject({ type: "ping", target: "127.0.0.1", is_oneoff: true });
+    expect(Number(await page.locator("#latency-chart").getAttribute("data-points"))).toBeGreaterThanOrEqual(1);
+    // The same question again is offered as the earlier measurement's results, at no cost.
+    await page.goBack();
+    await page.waitForSelector(`#price [data-duplicate="${id}"]`);
+    await page.click(`#price [data-duplicate="${id}"] a`);
+    await page.waitForURL(new RegExp(`#/measurements/${id}$`));
+    expect(problems.filter(notRefusedForm)).toEqual([]);
+    await page.close();
+  });
+
+  it("stops a periodic measurement from its page", async () => {
+    const { page, problems } = await signedIn();
+    await page.goto(`${local().edge.url}/#/measurements/new?type=dns&oneoff=false`);
+    await page.waitForSelector("#measurement-form");
+    expect(await page.isChecked("#kind-periodic")).toBe(true);
+    await page.selectOption("#f-query_type", "TXT");
+    await page.fill("#f-query_argument", "example.org");
+    await page.fill("#f-target", "127.0.0.1");
+    await page.fill("#f-description", "to be stopped");
+    await page.fill("#f-interval", "600");
+    // A periodic DNS query over UDP: 10 credits × 10 probes × 144 runs in the first day.
+    await page.waitForFunction(() => document.querySelector("#price")?.getAttribute("data-credits") === "14400");
+    expect(await violations(page)).toEqual([]);
+    await page.click("#create");
+    await page.waitForSelector("#stop-measurement");
+    const id = Number(new URL(page.url()).hash.split("/")[2]);
+    await page.click("#stop-measurement");
+    await page.click("#stop-measurement");  // the second click confirms
+    await page.waitForFunction(() => document.querySelector("dl.facts")?.textContent?.includes("Stopped") ?? false);
+    expect(((await (await fetch(`${local().edge.url}/api/v2/measurements/${id}/`)).json()) as { status: { name: string } }).status.name).toBe("Stopped");
+    expect(await page.locator("#stop-measurement").count()).toBe(0);
+    await page.screenshot({ path: join(SHOTS, "measurement-stopped.png") });
+    expect(problems.filter(notRefusedForm)).toEqual([]);
     await page.close();
   });
 

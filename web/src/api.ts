@@ -13,12 +13,17 @@ export function setApiKey(key: string | null): void {
   else sessionStorage.removeItem(KEY);
 }
 
-/** An API error as Atlas reports it: the status and its detail (and the field it names, when it names one). */
+/** One of an Atlas error's items: the field (a JSON pointer into the body) or parameter it names, and what is wrong. */
+export type ErrorItem = { source: { pointer?: string; parameter?: string }; detail: string };
+
+/** An API error as Atlas reports it: the status and its detail, and the fields it names. */
 export class ApiError extends Error {
   readonly status: number;
-  constructor(status: number, detail: string) {
+  readonly errors: ErrorItem[];
+  constructor(status: number, detail: string, errors: ErrorItem[] = []) {
     super(detail);
     this.status = status;
+    this.errors = errors;
   }
 }
 
@@ -28,8 +33,9 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   const key = apiKey();
   if (key) headers.set("Authorization", `Key ${key}`);
   const res = await fetch(path, { ...init, headers });
-  const body = await res.json().catch(() => null) as { error?: { detail?: string } } | null;
-  if (!res.ok) throw new ApiError(res.status, body?.error?.detail ?? `HTTP ${res.status}`);
+  if (res.status === 204) return null as T;
+  const body = await res.json().catch(() => null) as { error?: { detail?: string; errors?: ErrorItem[] } } | null;
+  if (!res.ok) throw new ApiError(res.status, body?.error?.detail ?? `HTTP ${res.status}`, Array.isArray(body?.error?.errors) ? body.error.errors : []);
   return body as T;
 }
 

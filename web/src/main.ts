@@ -1,7 +1,9 @@
 // The web console's entry: the API key form, and the view the URL names (route.ts). Views: the probe map
-// (probe-map.ts), a probe's page (probe-page.ts) and a measurement's page (measurement-page.ts).
+// (probe-map.ts), a probe's page (probe-page.ts), a measurement's page (measurement-page.ts) and the form that makes
+// one (measurement-form.ts).
 import { api, apiKey, setApiKey } from "./api.ts";
 import { el } from "./dom.ts";
+import { measurementForm } from "./measurement-form.ts";
 import { measurementPage } from "./measurement-page.ts";
 import { probeMap } from "./probe-map.ts";
 import { probePage } from "./probe-page.ts";
@@ -12,7 +14,8 @@ async function render(): Promise<void> {
   leaveView();
   const route = currentRoute();
   const [section, id] = route.path;
-  if (section === "measurements" && id) await measurementPage(id, view);
+  if (section === "measurements" && id === "new") measurementForm(route, view);
+  else if (section === "measurements" && id) await measurementPage(id, view);
   else if (section === "probes" && id) await probePage(id, view);
   else if (section === "probes") await probeMap(route, view);
   else view.replaceChildren(el("h1", {}, "Not found"), el("p", {}, `There is no view "${route.path.join("/")}".`));

@@ -2,9 +2,12 @@
 // ping measurements a LatencyMON-style chart of the minimum, median and maximum RTT over time across its probes
 // (uPlot), with the chart's numbers as CSV and every result as JSON under it. Other types list their results.
 import uPlot from "uplot";
-import { api, ApiError, subscribe } from "./api.ts";
+import { api, ApiError, apiKey, subscribe } from "./api.ts";
 import { append, el, facts, tableHead, utc, viewLink } from "./dom.ts";
-import { viewNumber } from "./route.ts";
+import { navigate, viewNumber } from "./route.ts";
+
+/** Atlas's status ids up to Ongoing (0 Specified, 1 Scheduled, 2 Ongoing): a measurement that can still be stopped. */
+const STATUS_ONGOING = 2;
 
 type Measurement = {
   id: number; type: string; af: number; target: string; description: string; interval: number | null; is_oneoff: boolean;
@@ -71,8 +74,9 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
     facts([
       ["Description", m.description || "—"], ["Status", m.status.name], ["Kind", m.is_oneoff ? "one-off" : `every ${m.interval} s`],
       ["Address family", `IPv${m.af}`], ["Probes", String(m.participant_count)],
-      ["Started", utc(m.start_time)],
+      ["Started", utc(m.start_time)], ["Stopped", utc(m.stop_time, m.status.id > STATUS_ONGOING ? "—" : "not yet")],
     ]),
+    stopButton(m),
     count,
     m.type === "ping" ? el("section", { "aria-labelledby": "latency" }, el("h2", { id: "latency" }, "RTT across probes: minimum, median, maximum"), chartBox) : null,
     el("section", { "aria-labelledby": "results" }, el("h2", { id: "results" }, "Results"),
@@ -126,16 +130,47 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
     results.push(r);
     return true;
   };
+  // Live: results as they are stored, from the stream (public measurements; the stream carries no private ones).
+  // Subscribed before the stored results are read, so none stored in between is missed (both are de-duplicated).
+  let loaded = false;
+  const subscribed = new Promise<void>((resolve) => {
+    subscribe({ streamType: "result", msm: m.id }, (event, body) => {
+      if (event === "atlas_subscribed") { count.dataset.live = "on"; resolve(); }
+      if (event === "closed") resolve();
+      if (event === "atlas_result" && add(body as Result) && loaded) show();
+    });
+  });
+  await Promise.race([subscribed, new Promise((r) => setTimeout(r, 5000))]);
+  if (viewNumber() !== mine) return;  // the user moved on meanwhile (leaving closed the stream)
   try {
     for (const r of await api<Result[]>(`/api/v2/measurements/${m.id}/results/`)) add(r);
   } catch (e) {
     count.replaceChildren(el("span", { class: "error" }, `Could not load results: ${(e as Error).message}`));
   }
+  loaded = true;
   show();
-  if (viewNumber() !== mine) return;  // the user moved on while it loaded: open no stream
-  // Live: results as they are stored, from the stream (public measurements; the stream carries no private ones).
-  subscribe({ streamType: "result", msm: m.id }, (event, body) => {
-    if (event === "atlas_subscribed") count.dataset.live = "on";
-    if (event === "atlas_result" && add(body as Result)) show();
+}
+
+/** Stops a measurement (its owner's key): Atlas's DELETE, then the page again with its new status. */
+function stopButton(m: Measurement): HTMLElement | null {
+  if (!apiKey() || m.status.id > STATUS_ONGOING) return null;
+  const button = el("button", { type: "button", id: "stop-measurement" }, "Stop this measurement");
+  const said = el("span", { role: "status" });
+  button.addEventListener("click", async () => {
+    if (!button.dataset.confirm) {
+      // Two clicks, not a dialog: stopping cannot be undone.
+      button.dataset.confirm = "1";
+      button.textContent = "Stop it: results stop, nothing more is charged";
+      return;
+    }
+    button.disabled = true;
+    try {
+      await api(`/api/v2/measurements/${m.id}/`, { method: "DELETE" });
+      navigate(`#/measurements/${m.id}`);
+    } catch (e) {
+      said.replaceChildren(el("span", { class: "error" }, `Not stopped: ${(e as Error).message}`));
+      button.disabled = false;
+    }
   });
+  return el("p", {}, button, " ", said);
 }

@@ -68,7 +68,21 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
     el("span", {}, el("span", { class: "swatch up" }), "all connected"), el("span", {}, el("span", { class: "swatch mixed" }), "some connected"),
     el("span", {}, el("span", { class: "swatch down" }), "none connected"));
   const list = el("div");
-  view.replaceChildren(el("h1", {}, "Probes"), filters, summary, live, el("div", { class: "map-wrap" }, canvas, tip), legend, list);
+  // Measuring from what is shown: the filter's country or network as a probe source, or probes picked on the map.
+  const source = q.get("asn_v4") ? `asn:${q.get("asn_v4")}` : q.get("country_code") ? `country:${q.get("country_code")}` : "area:WW";
+  const pickMode = el("input", { type: "checkbox", id: "pick-mode" });
+  const picked = new Set<number>();
+  const pickedLine = el("span", { id: "picked", role: "status" });
+  const measure = el("p", { class: "measure-from" },
+    viewLink(`#/measurements/new?source=${encodeURIComponent(`${source}:10`)}`, q.get("asn_v4") || q.get("country_code") ? "Measure from probes like these" : "Measure from probes worldwide"),
+    " · ", el("label", { for: "pick-mode" }, pickMode, "Pick probes on the map (click a bin to add or remove its probes)"), " ", pickedLine);
+  view.replaceChildren(el("h1", {}, "Probes"), filters, summary, live, measure, el("div", { class: "map-wrap" }, canvas, tip), legend, list);
+  const showPicked = () => {
+    const ids = [...picked].slice(0, 1000);
+    pickedLine.dataset.count = String(picked.size);
+    pickedLine.replaceChildren(...(picked.size === 0 ? [] : [`${picked.size} picked: `,
+      viewLink(`#/measurements/new?probes=${ids.join(",")}`, `Measure from ${picked.size === 1 ? "it" : picked.size > 1000 ? "the first 1,000" : `these ${picked.size}`}`)]));
+  };
 
   const params = new URLSearchParams();
   for (const name of ["country_code", "asn_v4", "status", "tags"]) if (q.get(name)) params.set(name, q.get(name)!);
@@ -95,7 +109,7 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
   // The view: zoom k (1 = the whole world) and the centre [lon, lat], from the URL.
   let k = Math.min(64, Math.max(1, Number(q.get("z")) || 1));
   let centre = (q.get("c") ?? "0,10").split(",").map(Number) as [number, number];
-  if (!centre.every(Number.isFinite)) centre = [0, 10];
+  if (centre.length !== 2 || !centre.every(Number.isFinite)) centre = [0, 10];
 
   const ctx = canvas.getContext("2d")!;
   let projection: GeoProjection = geoNaturalEarth1();
@@ -123,7 +137,8 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
       ctx.arc(b.x, b.y, Math.min(BIN_RADIUS, 3 + 2 * Math.sqrt(s.total)), 0, 2 * Math.PI);
       ctx.fillStyle = s.connected === s.total ? "#1a7f37" : s.connected === 0 ? "#b42318" : "#b7791f";
       ctx.globalAlpha = 0.85; ctx.fill(); ctx.globalAlpha = 1;
-      ctx.strokeStyle = "#fff"; ctx.lineWidth = 1; ctx.stroke();
+      const chosen = picked.size > 0 && b.some((p) => picked.has(p.id));
+      ctx.strokeStyle = chosen ? "#10243e" : "#fff"; ctx.lineWidth = chosen ? 3 : 1; ctx.stroke();
     }
     canvas.dataset.bins = String(bins.length);
   };
@@ -161,7 +176,7 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
     if (!b) { tip.hidden = true; return; }
     const s = binSummary(b);
     tip.textContent = `${s.total} probe${s.total === 1 ? "" : "s"}: ${s.connected} connected, ${s.disconnected} not\n${s.asns} AS${s.asns === 1 ? "" : "es"}, diversity ${s.simpson.toFixed(2)}` +
-      (s.total === 1 ? `\nprobe ${b[0]!.id} — click for its page` : "\nclick to zoom in");
+      (pickMode.checked ? "\nclick to pick or put back" : s.total === 1 ? `\nprobe ${b[0]!.id} — click for its page` : "\nclick to zoom in");
     tip.style.left = `${e.offsetX + 12}px`; tip.style.top = `${e.offsetY + 12}px`;
     tip.hidden = false;
   });
@@ -171,6 +186,14 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
     if (wasDrag) return;
     const b = binAt(e.offsetX, e.offsetY);
     if (!b) return;
+    if (pickMode.checked) {
+      // A bin already picked whole is put back; otherwise all of it is picked.
+      const all = b.every((p) => picked.has(p.id));
+      for (const p of b) if (all) picked.delete(p.id); else picked.add(p.id);
+      showPicked();
+      draw();
+      return;
+    }
     if (b.length === 1) navigate(`#/probes/${b[0]!.id}`);
     else zoomAt(4, b.x, b.y);
   });
