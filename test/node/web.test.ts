@@ -335,6 +335,44 @@ describe("the web console in Chromium", () => {
     await page.close();
   });
 
+  it("shows the account: credits with the balance over time, and keys made with grants, disabled and deleted", async () => {
+    const { page, problems } = await signedIn();
+    await page.click("nav a[href='#/account']");
+    await page.waitForSelector("#key-list");
+    const credits = (await (await fetch(`${local().edge.url}/api/v2/credits/`, { headers: { Authorization: `Key ${local().key}` } })).json()) as { current_balance: number };
+    expect(await page.locator("dl.facts dd").first().textContent()).toBe(credits.current_balance.toLocaleString("en"));
+    // The chart's last point is the balance now (the walk back through the journal ends where it started).
+    await page.waitForSelector("#balance-chart[data-points]");
+    expect(Number(await page.getAttribute("#balance-chart", "data-points"))).toBeGreaterThanOrEqual(1);
+    expect(await page.locator("#credit-items tbody tr").count()).toBeGreaterThanOrEqual(1);
+    expect(await violations(page)).toEqual([]);
+    // A key that may only read credits: shown once, and it works for what it may do and nothing else.
+    await page.fill("#new-key-label", "read-only <b>dashboard</b>");
+    await page.uncheck("#grant-create_measurements");
+    await page.uncheck("#grant-stop_measurements");
+    await page.click("#key-create button[type=submit]");
+    await page.waitForSelector("#new-key-value");
+    const made = (await page.locator("#new-key-value").textContent())!;
+    const as = (key: string, path: string) => fetch(`${local().edge.url}${path}`, { headers: { Authorization: `Key ${key}` } });
+    expect((await as(made, "/api/v2/credits/")).status).toBe(200);
+    expect((await fetch(`${local().edge.url}/api/v2/measurements/cost/`, { method: "POST", headers: { Authorization: `Key ${made}`, "Content-Type": "application/json" }, body: "{}" })).status).toBe(403);
+    await page.screenshot({ path: join(SHOTS, "account.png") });
+    // Listed (its label as text), then disabled: it stops working; then deleted.
+    await page.reload();
+    const row = page.locator("#key-list tbody tr", { hasText: "read-only <b>dashboard</b>" });
+    await row.waitFor();
+    expect(await row.locator("td").nth(1).textContent()).toBe("get_credits");
+    await row.locator("button[data-key-toggle]").click();
+    await page.waitForFunction(() => document.querySelector("#key-said")?.textContent?.endsWith("disabled.") ?? false);
+    expect((await as(made, "/api/v2/credits/")).status).toBe(403);
+    await page.locator("#key-list tbody tr", { hasText: "read-only" }).locator("button[data-key-delete]").click();
+    await page.locator("#key-list tbody tr", { hasText: "read-only" }).locator("button[data-key-delete]").click();
+    await page.waitForFunction(() => document.querySelector("#key-said")?.textContent?.endsWith("deleted.") ?? false);
+    expect(await page.locator("#key-list tbody tr", { hasText: "read-only" }).count()).toBe(0);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it("moves a probe to disconnected live, from the stream's probe status, without a reload", async () => {
     const { page, problems } = await tab();
     await page.goto(`${local().edge.url}/#/probes`);

@@ -1,6 +1,7 @@
 // The web console's entry: the API key form, and the view the URL names (route.ts). Views: the probe map
-// (probe-map.ts), a probe's page (probe-page.ts), a measurement's page (measurement-page.ts) and the form that makes
-// one (measurement-form.ts).
+// (probe-map.ts), a probe's page (probe-page.ts), a measurement's page (measurement-page.ts), the form that makes
+// one (measurement-form.ts) and the account (account-page.ts).
+import { accountPage } from "./account-page.ts";
 import { api, apiKey, setApiKey } from "./api.ts";
 import { el } from "./dom.ts";
 import { measurementForm } from "./measurement-form.ts";
@@ -18,6 +19,7 @@ async function render(): Promise<void> {
   else if (section === "measurements" && id) await measurementPage(id, view);
   else if (section === "probes" && id) await probePage(id, view);
   else if (section === "probes") await probeMap(route, view);
+  else if (section === "account") await accountPage(view);
   else view.replaceChildren(el("h1", {}, "Not found"), el("p", {}, `There is no view "${route.path.join("/")}".`));
 }
 

@@ -5,6 +5,7 @@ import uPlot from "uplot";
 import { api, ApiError, apiKey, subscribe } from "./api.ts";
 import { append, el, facts, tableHead, utc, viewLink } from "./dom.ts";
 import { navigate, viewNumber } from "./route.ts";
+import { latencySeries, type PingSummary } from "./series.ts";
 
 /** Atlas's status ids up to Ongoing (0 Specified, 1 Scheduled, 2 Ongoing): a measurement that can still be stopped. */
 const STATUS_ONGOING = 2;
@@ -13,29 +14,7 @@ type Measurement = {
   id: number; type: string; af: number; target: string; description: string; interval: number | null; is_oneoff: boolean;
   status: { id: number; name: string }; participant_count: number; start_time: number; stop_time: number | null;
 };
-type Result = { prb_id: number; timestamp: number; type: string; min?: number; avg?: number; max?: number; sent?: number; rcvd?: number; dst_addr?: string };
-
-/** One chart point per time bucket: the lowest minimum, the median of the averages and the highest maximum. */
-export function latencySeries(results: Result[], bucket: number): { t: number[]; min: number[]; median: number[]; max: number[]; probes: number[] } {
-  const buckets = new Map<number, Result[]>();
-  for (const r of results) {
-    if (r.type !== "ping" || !r.rcvd || r.avg === undefined || r.avg < 0) continue;
-    const t = Math.floor(r.timestamp / bucket) * bucket;
-    buckets.set(t, [...(buckets.get(t) ?? []), r]);
-  }
-  const out = { t: [] as number[], min: [] as number[], median: [] as number[], max: [] as number[], probes: [] as number[] };
-  for (const t of [...buckets.keys()].sort((a, b) => a - b)) {
-    const rs = buckets.get(t)!;
-    const avgs = rs.map((r) => r.avg!).sort((a, b) => a - b);
-    const mid = avgs.length >> 1;
-    out.t.push(t);
-    out.min.push(Math.min(...rs.map((r) => r.min!)));
-    out.median.push(avgs.length % 2 ? avgs[mid]! : (avgs[mid - 1]! + avgs[mid]!) / 2);
-    out.max.push(Math.max(...rs.map((r) => r.max!)));
-    out.probes.push(new Set(rs.map((r) => r.prb_id)).size);
-  }
-  return out;
-}
+type Result = PingSummary & { dst_addr?: string };
 
 /** A download link for text made here (a blob: URL the console made itself; the CSP allows no other). */
 function download(name: string, type: string, text: () => string, label: string): HTMLButtonElement {
