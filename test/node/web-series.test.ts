@@ -1,6 +1,6 @@
 // The console's numbers (web/src/series.ts), apart from the browser: what its charts and their CSV downloads show.
 import { describe, expect, it } from "vitest";
-import { balanceSeries, type JournalItem, latencySeries } from "../../web/src/series.ts";
+import { balanceSeries, gridOf, type JournalItem, latencySeries, lossColour, rttColour, sampleOf } from "../../web/src/series.ts";
 
 const item = (id: number, amount: number, time: number): JournalItem => ({ id, type: "x", amount, time, measurement: null, detail: "" });
 const ping = (prb_id: number, timestamp: number, min: number, avg: number, max: number, rcvd = 3) => ({ prb_id, timestamp, type: "ping", min, avg, max, sent: 3, rcvd });
@@ -29,5 +29,39 @@ describe("RTT across probes", () => {
 
   it("leaves out results without a reply", () => {
     expect(latencySeries([ping(1, 0, -1, -1, -1, 0), ping(2, 0, 5, 6, 7)], 60)).toMatchObject({ t: [0], median: [6], probes: [1] });
+  });
+});
+
+describe("the DNSMON grid", () => {
+  const dns = (prb_id: number, timestamp: number, rt: number | null) =>
+    rt === null ? { prb_id, timestamp, type: "dns", error: { timeout: 5000 } } : { prb_id, timestamp, type: "dns", result: { rt, size: 45 } };
+
+  it("reads a DNS answer's time, a lost query, a ping's loss, and the first resolver's answer", () => {
+    expect(sampleOf(dns(1, 0, 12.5))).toEqual({ rtt: 12.5, lost: 0 });
+    expect(sampleOf(dns(1, 0, null))).toEqual({ rtt: null, lost: 1 });
+    expect(sampleOf(ping(1, 0, 5, 6, 7, 2))).toEqual({ rtt: 6, lost: expect.closeTo(1 / 3) });
+    expect(sampleOf({ type: "dns", timestamp: 0, resultset: [{ result: { rt: 3 } }, { error: {} }] })).toEqual({ rtt: 3, lost: 0 });
+    expect(sampleOf({ type: "traceroute", timestamp: 0 })).toBeNull();
+  });
+
+  it("bins each row's results in equal time columns: median RTT, share lost, count; empty cells null", () => {
+    const results = [dns(7, 0, 10), dns(7, 10, 30), dns(7, 20, null), dns(9, 65, 100), dns(9, 119, 300), dns(9, 120, 5), dns(8, 5, 1)];
+    // Rows 7 and 9 only (8 is not asked for); two columns of 60 s over [0, 120): t = 120 is outside.
+    const g = gridOf(results, [7, 9], (r) => r.prb_id, 0, 120, 2);
+    expect(g).toEqual([
+      [{ rtt: 20, lost: 1 / 3, n: 3 }, null],
+      [null, { rtt: 200, lost: 0, n: 2 }],
+    ]);
+  });
+
+  it("colours as DNSMON: green to 60 ms, red from 250 ms, dark when nothing answered, grey without results", () => {
+    const cell = (rtt: number | null, lost = 0) => ({ rtt, lost, n: 1 });
+    expect(rttColour(cell(10))).toBe(rttColour(cell(60)));
+    expect(rttColour(cell(250))).toBe(rttColour(cell(900)));
+    expect(rttColour(cell(60))).not.toBe(rttColour(cell(155)));
+    expect(rttColour(cell(null, 1))).toBe("#3b0d0c");
+    expect(rttColour(null)).toBe("#e6e9ed");
+    expect(lossColour(cell(5, 0))).toBe(rttColour(cell(5)));
+    expect(lossColour(cell(null, 1))).toBe(rttColour(cell(900)));
   });
 });

@@ -12,6 +12,7 @@ import { icmpUnavailable, tempDir, useLocalSystem } from "./system.ts";
 // What the functions given to page.evaluate/waitForFunction see: they run in the browser, not in this process.
 declare const document: { querySelector(s: string): { textContent: string | null; getAttribute(a: string): string | null } | null };
 declare const window: Record<string, unknown>;
+declare const location: { hash: string };
 
 const CHROMIUM = "/usr/bin/chromium";
 const noIcmp = icmpUnavailable();
@@ -332,6 +333,99 @@ describe("the web console in Chromium", () => {
     expect(await page.locator("#stop-measurement").count()).toBe(0);
     await page.screenshot({ path: join(SHOTS, "measurement-stopped.png") });
     expect(problems.filter(notRefusedForm)).toEqual([]);
+    await page.close();
+  });
+
+  /** Where on the grid's canvas the cell of a probe's result at a time is (from the geometry the grid states). */
+  async function gridCell(page: Page, probe: number, timestamp: number): Promise<{ x: number; y: number }> {
+    const g = await page.locator("canvas.grid").evaluate((c) => ({ ...(c as unknown as { dataset: Record<string, string> }).dataset }));
+    const col = Math.floor((timestamp - Number(g.t0)) / ((Number(g.t1) - Number(g.t0)) / Number(g.cols)));
+    const row = g.rows!.split(",").indexOf(String(probe));
+    expect(row).toBeGreaterThanOrEqual(0);
+    const box = (await page.locator("canvas.grid").boundingBox())!;
+    return { x: box.x + Number(g.gutter) + (col + 0.5) * Number(g.cellW), y: box.y + Number(g.axis) + (row + 0.5) * Number(g.cellH) };
+  }
+
+  /** A one-off from every connected probe, created through the API, and its results once all are stored. */
+  async function oneOff(definition: Record<string, unknown>, n = 3): Promise<{ id: number; results: { prb_id: number; timestamp: number; avg?: number }[] }> {
+    const res = await fetch(`${local().edge.url}/api/v2/measurements/`, {
+      method: "POST", headers: { Authorization: `Key ${local().key}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ definitions: [{ af: 4, target: "127.0.0.1", ...definition }], probes: [{ type: "area", value: "WW", requested: n }], is_oneoff: true }),
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const id = ((await res.json()) as { measurements: number[] }).measurements[0]!;
+    for (let i = 0; i < 120; i++) {
+      const results = (await (await fetch(`${local().edge.url}/api/v2/measurements/${id}/results/`)).json()) as { prb_id: number; timestamp: number; avg?: number }[];
+      if (results.length >= n) return { id, results };
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    throw new Error(`measurement ${id}: fewer than ${n} results after 60 s`);
+  }
+
+  it.skipIf(noIcmp !== null)("draws a measurement's DNSMON grid with each cell's numbers, zooms by dragging, and clicks through to a traceroute", async () => {
+    const { page, problems } = await signedIn();
+    // Ping: each cell's numbers are its result's.
+    const ping = await oneOff({ type: "ping", description: "grid ping", packets: 3, packet_interval: 200 });
+    await page.goto(`${local().edge.url}/#/measurements/${ping.id}`);
+    await page.click(`a[href='#/measurements/${ping.id}/grid']`);
+    await page.waitForSelector("canvas.grid[data-cells]");
+    expect((await page.getAttribute("canvas.grid", "data-rows"))!.split(",").sort()).toEqual(ping.results.map((r) => String(r.prb_id)).sort());
+    for (const r of ping.results) {
+      const at = await gridCell(page, r.prb_id, r.timestamp);
+      await page.mouse.move(at.x, at.y);
+      await page.waitForSelector(".tip:not([hidden])");
+      expect(await page.locator(".tip").textContent()).toContain(`probe ${r.prb_id}, `);
+      expect(await page.locator(".tip").textContent()).toContain(`median RTT ${r.avg!.toFixed(1)} ms, 0 % lost, 1 result`);
+    }
+    expect(await violations(page)).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, "grid-ping.png") });
+    // Dragging across the results' time zooms into it: the window is in the URL, and back zooms out again.
+    const span = async () => Number(await page.getAttribute("canvas.grid", "data-t1")) - Number(await page.getAttribute("canvas.grid", "data-t0"));
+    const whole = await span();
+    const around = await gridCell(page, ping.results[0]!.prb_id, ping.results[0]!.timestamp);
+    await page.mouse.move(around.x - 30, around.y);
+    await page.mouse.down();
+    await page.mouse.move(around.x + 30, around.y, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForFunction(() => /[?&]start=\d+/.test(location.hash));
+    await page.waitForSelector("canvas.grid[data-cells]");
+    expect(await span()).toBeLessThan(whole);
+    await page.goBack();
+    await page.waitForFunction(() => !/[?&]start=/.test(location.hash));
+    await page.waitForSelector("canvas.grid[data-cells]");
+    // The default window again (it ends now while the measurement runs, so it may have grown by a second).
+    expect(await span()).toBeGreaterThanOrEqual(whole);
+
+    // DNS to a port where nothing answers: every cell says so; its probe has no traceroute yet, so one is started.
+    const dns = await oneOff({ type: "dns", description: "grid dns", query_type: "A", query_argument: "example.org", timeout: 1000 });
+    await page.goto(`${local().edge.url}/#/measurements/${dns.id}/grid`);
+    await page.waitForSelector("canvas.grid[data-cells]");
+    const first = dns.results[0]!;
+    const cell = await gridCell(page, first.prb_id, first.timestamp);
+    await page.mouse.move(cell.x, cell.y);
+    await page.waitForSelector(".tip:not([hidden])");
+    expect(await page.locator(".tip").textContent()).toContain("no answer, 100 % lost, 1 result");
+    await page.mouse.click(cell.x, cell.y);
+    await page.waitForSelector("#start-traceroute");
+    await page.screenshot({ path: join(SHOTS, "grid-dns-no-traceroute.png") });
+    await page.click("#start-traceroute");
+    await page.waitForURL(/#\/measurements\/\d+$/);
+    await page.waitForSelector(`table.path[data-probe="${first.prb_id}"]`, { timeout: 60_000 });
+    await page.screenshot({ path: join(SHOTS, "traceroute-paths.png") });
+    // Back on the grid, the same cell now opens that traceroute (from the keyboard this time: the keys start on the
+    // newest column with results, which for a one-off is its only one).
+    await page.goBack();
+    await page.waitForSelector("canvas.grid[data-cells]");
+    const rows = (await page.getAttribute("canvas.grid", "data-rows"))!.split(",");
+    await page.focus("canvas.grid");
+    for (let i = 0; i < rows.length; i++) await page.keyboard.press("ArrowUp");
+    for (let i = 0; i < rows.indexOf(String(first.prb_id)); i++) await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector(`#cell-detail table.path[data-probe="${first.prb_id}"]`);
+    expect(await page.locator("#cell-detail .numbers").textContent()).toMatch(new RegExp(`^probe ${first.prb_id}, .*no answer, 100 % lost, 1 result$`, "s"));
+    expect(await page.locator("#cell-detail").textContent()).toContain("(the nearest)");
+    await page.screenshot({ path: join(SHOTS, "grid-dns-traceroute.png") });
+    expect(problems).toEqual([]);
     await page.close();
   });
 

@@ -1,10 +1,11 @@
 // The web console's entry: the API key form, and the view the URL names (route.ts). Views: the probe map
-// (probe-map.ts), a probe's page (probe-page.ts), a measurement's page (measurement-page.ts), the form that makes
-// one (measurement-form.ts) and the account (account-page.ts).
+// (probe-map.ts), a probe's page (probe-page.ts), a measurement's page (measurement-page.ts) and its DNSMON grid
+// (measurement-grid.ts), the form that makes one (measurement-form.ts) and the account (account-page.ts).
 import { accountPage } from "./account-page.ts";
 import { api, apiKey, setApiKey } from "./api.ts";
 import { el } from "./dom.ts";
 import { measurementForm } from "./measurement-form.ts";
+import { measurementGrid } from "./measurement-grid.ts";
 import { measurementPage } from "./measurement-page.ts";
 import { probeMap } from "./probe-map.ts";
 import { probePage } from "./probe-page.ts";
@@ -14,9 +15,10 @@ async function render(): Promise<void> {
   const view = document.getElementById("view")!;
   leaveView();
   const route = currentRoute();
-  const [section, id] = route.path;
+  const [section, id, sub] = route.path;
   if (section === "measurements" && id === "new") measurementForm(route, view);
-  else if (section === "measurements" && id) await measurementPage(id, view);
+  else if (section === "measurements" && id && sub === "grid") await measurementGrid(id, route, view);
+  else if (section === "measurements" && id && !sub) await measurementPage(id, view);
   else if (section === "probes" && id) await probePage(id, view);
   else if (section === "probes") await probeMap(route, view);
   else if (section === "account") await accountPage(view);

@@ -6,6 +6,7 @@ import { api, ApiError, apiKey, subscribe } from "./api.ts";
 import { append, el, facts, tableHead, utc, viewLink } from "./dom.ts";
 import { navigate, viewNumber } from "./route.ts";
 import { latencySeries, type PingSummary } from "./series.ts";
+import { type TracerouteResult, tracerouteTable } from "./traceroute-view.ts";
 
 /** Atlas's status ids up to Ongoing (0 Specified, 1 Scheduled, 2 Ongoing): a measurement that can still be stopped. */
 const STATUS_ONGOING = 2;
@@ -47,6 +48,7 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
   const count = el("p", { id: "result-count", role: "status", "data-count": "0" }, "Loading results…");
   const chartBox = el("div", { class: "chart", id: "latency-chart" });
   const table = el("tbody");
+  const paths = el("div", { id: "paths-list" });
   view.replaceChildren();
   append(view,
     el("h1", {}, `Measurement ${m.id}: ${m.type} to ${m.target}`),
@@ -58,6 +60,8 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
     stopButton(m),
     count,
     m.type === "ping" ? el("section", { "aria-labelledby": "latency" }, el("h2", { id: "latency" }, "RTT across probes: minimum, median, maximum"), chartBox) : null,
+    m.type === "traceroute" ? el("section", { "aria-labelledby": "paths" }, el("h2", { id: "paths" }, "Paths: each probe's newest"), paths) : null,
+    m.type === "dns" || m.type === "ping" ? el("p", {}, viewLink(`#/measurements/${m.id}/grid`, "Probes × time grid (DNSMON)")) : null,
     el("section", { "aria-labelledby": "results" }, el("h2", { id: "results" }, "Results"),
       el("table", { id: "result-table" }, tableHead("Time (UTC)", "Probe", "Summary"), table)),
   );
@@ -84,6 +88,11 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
     count.textContent = `${results.length} result${results.length === 1 ? "" : "s"}`;
     table.replaceChildren(...results.slice(-200).reverse().map((r) => el("tr", {},
       el("td", {}, utc(r.timestamp)), el("td", {}, viewLink(`#/probes/${r.prb_id}`, String(r.prb_id))), el("td", {}, summary(r)))));
+    if (m.type === "traceroute") {
+      const newest = new Map<number, Result>();
+      for (const r of results) newest.set(r.prb_id, r);  // sorted by time: the last one a probe sent
+      paths.replaceChildren(...[...newest.values()].slice(0, 50).map((r) => tracerouteTable(r as unknown as TracerouteResult)));
+    }
     if (m.type !== "ping") return;
     const s = latencySeries(results, bucket);
     const data: uPlot.AlignedData = [s.t, s.min, s.median, s.max];

@@ -48,3 +48,79 @@ export function balanceSeries(balance: number, income: JournalItem[], expense: J
   }
   return { t: t.reverse(), balance: b.reverse() };
 }
+
+/** What a grid cell reads of a result: its RTT (ms; null when nothing answered) and the share of it lost (0–1). */
+export type Sample = { rtt: number | null; lost: number };
+
+/**
+ * A ping or DNS result as one sample: a ping's average RTT and the share of its packets lost; a DNS query's response
+ * time, or lost whole when it got no answer (a timeout or a socket error). With `use_probe_resolver`, the first
+ * resolver's. Null for results a grid does not show.
+ */
+export type Measured = { type: string; timestamp: number; avg?: number; sent?: number; rcvd?: number; result?: unknown; error?: unknown; resultset?: { result?: { rt?: number }; error?: unknown }[] };
+
+export function sampleOf(r: Measured): Sample | null {
+  if (r.type === "ping") {
+    if (!r.sent) return null;
+    return { rtt: r.rcvd && r.avg !== undefined && r.avg >= 0 ? r.avg : null, lost: 1 - (r.rcvd ?? 0) / r.sent };
+  }
+  if (r.type === "dns") {
+    const one = r.resultset ? r.resultset[0] : { result: r.result as { rt?: number } | undefined, error: r.error };
+    if (!one) return null;
+    const rt = one.result?.rt;
+    return typeof rt === "number" ? { rtt: rt, lost: 0 } : { rtt: null, lost: 1 };
+  }
+  return null;
+}
+
+/** One cell: the median RTT of its samples (null if none answered), the mean share lost, and how many samples. */
+export type Cell = { rtt: number | null; lost: number; n: number };
+
+/**
+ * DNSMON's grid: rows (probes, or targets) × `cols` equal time bins over [t0, t1); each cell the median RTT and the
+ * share lost of the samples in it, or null where there are none. Rows in the order given.
+ */
+export function gridOf<R extends Measured>(results: R[], rows: (string | number)[], rowOf: (r: R) => string | number,
+  t0: number, t1: number, cols: number): (Cell | null)[][] {
+  const index = new Map(rows.map((k, i) => [k, i]));
+  const width = (t1 - t0) / cols;
+  const samples: { rtts: number[]; lost: number; n: number }[][] = rows.map(() => []);
+  for (const r of results) {
+    const row = index.get(rowOf(r));
+    if (row === undefined || r.timestamp < t0 || r.timestamp >= t1) continue;
+    const s = sampleOf(r);
+    if (!s) continue;
+    const col = Math.min(cols - 1, Math.floor((r.timestamp - t0) / width));
+    const at = (samples[row]![col] ??= { rtts: [], lost: 0, n: 0 });
+    if (s.rtt !== null) at.rtts.push(s.rtt);
+    at.lost += s.lost;
+    at.n++;
+  }
+  return samples.map((line) => Array.from({ length: cols }, (_, c) => {
+    const at = line[c];
+    if (!at) return null;
+    const sorted = at.rtts.sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    const rtt = sorted.length === 0 ? null : sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+    return { rtt, lost: at.lost / at.n, n: at.n };
+  }));
+}
+
+/** DNSMON's RTT colours: green up to 60 ms, through yellow, to red at 250 ms and beyond; lost whole: dark. */
+export function rttColour(cell: Cell | null): string {
+  if (!cell) return "#e6e9ed";
+  if (cell.rtt === null) return "#3b0d0c";
+  const f = Math.max(0, Math.min(1, (cell.rtt - 60) / 190));
+  return rampColour(f);
+}
+
+/** Loss colours: none green, through yellow, all lost red; no data grey. */
+export function lossColour(cell: Cell | null): string {
+  return cell ? rampColour(cell.lost) : "#e6e9ed";
+}
+
+/** Green (0) → yellow (0.5) → red (1). */
+function rampColour(f: number): string {
+  const [r, g] = f < 0.5 ? [Math.round(26 + (230 - 26) * f * 2), Math.round(127 + (180 - 127) * f * 2)] : [Math.round(230 - (230 - 180) * (f - 0.5) * 2), Math.round(180 - 145 * (f - 0.5) * 2)];
+  return `rgb(${r},${g},${f < 0.5 ? 55 : 24})`;
+}
