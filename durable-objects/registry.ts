@@ -255,6 +255,18 @@ export class Registry extends SqlDurableObject<Env> {
   }
 
   listProbes(f: ProbeFilter, offset: number, limit: number): { count: number; probes: ProbeRecord[] } {
+    return this.probeRows<ProbeRecord>("*", f, offset, limit);
+  }
+
+  /** Every probe the filter matches as a map point: [id, longitude, latitude, status id, asn_v4]. */
+  probePoints(f: ProbeFilter): [number, number | null, number | null, number, number | null][] {
+    type Point = { id: number; longitude: number | null; latitude: number | null; status_id: number; asn_v4: number | null };
+    return this.probeRows<Point>("id, longitude, latitude, status_id, asn_v4", f, 0, 1_000_000).probes
+      .map((p) => [p.id, p.longitude, p.latitude, p.status_id, p.asn_v4]);
+  }
+
+  /** The columns (a fixed list from this file, never a request's text) of the probes a filter matches, in its order. */
+  private probeRows<T extends { latitude: number | null; longitude: number | null }>(columns: string, f: ProbeFilter, offset: number, limit: number): { count: number; probes: T[] } {
     const where = new Where().in("id", f.ids).eq("country_code", f.country_code?.toUpperCase()).eq("asn_v4", f.asn_v4).eq("status_id", f.status);
     for (const tag of f.tags ?? []) {
       where.raw("EXISTS (SELECT 1 FROM json_each(probes.tags) WHERE value = ?) OR EXISTS (SELECT 1 FROM json_each(probes.system_tags) WHERE value = ?)", tag, tag);
@@ -270,12 +282,12 @@ export class Registry extends SqlDurableObject<Env> {
       const { latitude, longitude, radius_km } = f.near;
       const dLat = radius_km / 111.2, dLon = radius_km / Math.max(1e-6, 111.2 * Math.cos((latitude * Math.PI) / 180));
       const box = dLon >= 180 ? [] : [longitude - dLon, longitude + dLon];
-      const near = this.sql<ProbeRecord>(`SELECT * FROM probes ${clause || "WHERE 1"} AND latitude BETWEEN ? AND ?${box.length ? " AND longitude BETWEEN ? AND ?" : ""} ORDER BY ${order}`,
+      const near = this.sql<T>(`SELECT ${columns} FROM probes ${clause || "WHERE 1"} AND latitude BETWEEN ? AND ?${box.length ? " AND longitude BETWEEN ? AND ?" : ""} ORDER BY ${order}`,
         ...binds, latitude - dLat, latitude + dLat, ...box).filter((p) => distanceKm([latitude, longitude], [p.latitude!, p.longitude!]) <= radius_km);
       return { count: near.length, probes: near.slice(offset, offset + limit) };
     }
     const count = this.sql<{ n: number }>(`SELECT COUNT(*) AS n FROM probes ${clause}`, ...binds)[0]!.n;
-    const probes = this.sql<ProbeRecord>(`SELECT * FROM probes ${clause} ORDER BY ${order} LIMIT ? OFFSET ?`, ...binds, limit, offset);
+    const probes = this.sql<T>(`SELECT ${columns} FROM probes ${clause} ORDER BY ${order} LIMIT ? OFFSET ?`, ...binds, limit, offset);
     return { count, probes };
   }
 

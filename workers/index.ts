@@ -17,7 +17,7 @@ import { getGroup, stopGroup } from "./api/measurement-groups.ts";
 import { probeArchive, snapshotProbes } from "./probe-archive.ts";
 import { addMeasurementTag, removeMeasurementTag, stopTagged, taggedResults } from "./api/measurement-tags.ts";
 import { page } from "./api/pagination.ts";
-import { getProbe, listProbes, listProbeTags } from "./api/probes.ts";
+import { getProbe, listProbes, listProbeTags, probePoints } from "./api/probes.ts";
 import { downloadRelease, getRollout, haltRollout, startRollout, uploadRelease } from "./api/releases.ts";
 import { getLatest, getResults, queryAggregates, queryResults } from "./api/results.ts";
 import { statusCheck } from "./api/status-check.ts";
@@ -91,6 +91,7 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/probes", listProbes)
   .get("/api/v2/probes/my", listProbes)
   .get("/api/v2/probes/tags", listProbeTags)
+  .get("/api/v2/probes/points", probePoints)
   .get("/api/v2/probes/archive", probeArchive)
   .get("/api/v2/probes/:id", getProbe)
   .get("/api/v2/probes/:id/measurements", probeMeasurements)
