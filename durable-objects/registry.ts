@@ -258,11 +258,11 @@ export class Registry extends SqlDurableObject<Env> {
     return this.probeRows<ProbeRecord>("*", f, offset, limit);
   }
 
-  /** Every probe the filter matches as a map point: [id, longitude, latitude, status id, asn_v4]. */
-  probePoints(f: ProbeFilter): [number, number | null, number | null, number, number | null][] {
-    type Point = { id: number; longitude: number | null; latitude: number | null; status_id: number; asn_v4: number | null };
-    return this.probeRows<Point>("id, longitude, latitude, status_id, asn_v4", f, 0, 1_000_000).probes
-      .map((p) => [p.id, p.longitude, p.latitude, p.status_id, p.asn_v4]);
+  /** Every probe the filter matches as a map point: [id, longitude, latitude, status id, asn_v4, country_code]. */
+  probePoints(f: ProbeFilter): [number, number | null, number | null, number, number | null, string | null][] {
+    type Point = { id: number; longitude: number | null; latitude: number | null; status_id: number; asn_v4: number | null; country_code: string | null };
+    return this.probeRows<Point>("id, longitude, latitude, status_id, asn_v4, country_code", f, 0, 1_000_000).probes
+      .map((p) => [p.id, p.longitude, p.latitude, p.status_id, p.asn_v4, p.country_code]);
   }
 
   /** The columns (a fixed list from this file, never a request's text) of the probes a filter matches, in its order. */

@@ -3,17 +3,18 @@
 import { describe, expect, it } from "vitest";
 import { call, connect, enroll, errorOf } from "./harness.ts";
 
-type Points = { count: number; fields: string[]; points: [number, number | null, number | null, number, number | null][] };
+type Points = { count: number; fields: string[]; points: [number, number | null, number | null, number, number | null, string | null][] };
 const points = async (query = "") => (await (await call(`/api/v2/probes/points/${query}`)).json()) as Points;
 
 describe("probe points", () => {
   it("answers every matching probe with its place, status and network, as the list has them", async () => {
-    const here = await enroll({ country_code: "IS", asn_v4: 64511, latitude: 64.1, longitude: -21.9 });
+    // Places to four decimals (11 m): as much as a map shows.
+    const here = await enroll({ country_code: "IS", asn_v4: 64511, latitude: 64.123456, longitude: -21.9 });
     const nowhere = await enroll({ country_code: "IS", asn_v4: 64512 });
     await connect(here);
     const iceland = await points("?country_code=IS");
-    expect(iceland.fields).toEqual(["id", "longitude", "latitude", "status", "asn_v4"]);
-    expect(iceland.points).toEqual([[here.id, -21.9, 64.1, 1, 64511], [nowhere.id, null, null, 0, 64512]]);
+    expect(iceland.fields).toEqual(["id", "longitude", "latitude", "status", "asn_v4", "country_code"]);
+    expect(iceland.points).toEqual([[here.id, -21.9, 64.1235, 1, 64511, "IS"], [nowhere.id, null, null, 0, 64512, "IS"]]);
     expect(iceland.count).toBe(2);
     expect((await points("?country_code=IS&asn_v4=64512")).points.map((p) => p[0])).toEqual([nowhere.id]);
     expect((await points("?country_code=IS&status=1")).points.map((p) => p[0])).toEqual([here.id]);

@@ -1,6 +1,9 @@
 // The console's numbers (web/src/series.ts), apart from the browser: what its charts and their CSV downloads show.
 import { describe, expect, it } from "vitest";
-import { balanceSeries, gridOf, type JournalItem, latencySeries, lossColour, rttColour, sampleOf } from "../../web/src/series.ts";
+import {
+  balanceSeries, countryMedians, distanceDensity, distanceKm, fibreFloorMs, gridOf, groupSeries, type JournalItem, latencySeries, lossColour,
+  type ProbeFacts, rttColour, rttFrames, sampleOf,
+} from "../../web/src/series.ts";
 
 const item = (id: number, amount: number, time: number): JournalItem => ({ id, type: "x", amount, time, measurement: null, detail: "" });
 const ping = (prb_id: number, timestamp: number, min: number, avg: number, max: number, rcvd = 3) => ({ prb_id, timestamp, type: "ping", min, avg, max, sent: 3, rcvd });
@@ -63,5 +66,42 @@ describe("the DNSMON grid", () => {
     expect(rttColour(null)).toBe("#e6e9ed");
     expect(lossColour(cell(5, 0))).toBe(rttColour(cell(5)));
     expect(lossColour(cell(null, 1))).toBe(rttColour(cell(900)));
+  });
+});
+
+describe("a measurement's charts by place and network", () => {
+  const facts = (id: number, country_code: string, asn_v4: number, lon: number, lat: number): [number, ProbeFacts] =>
+    [id, { id, country_code, asn_v4, geometry: { coordinates: [lon, lat] } }];
+  // Amsterdam, Rotterdam (same country, two networks) and Tokyo.
+  const probes = new Map([facts(1, "NL", 1136, 4.9, 52.37), facts(2, "NL", 3333, 4.48, 51.92), facts(3, "JP", 2497, 139.7, 35.7)]);
+  const results = [ping(1, 0, 9, 10, 11), ping(2, 10, 19, 20, 21), ping(3, 20, 239, 250, 260), ping(1, 60, 11, 12, 13), ping(2, 70, 29, 30, 31), ping(3, 80, 0, 0, 0, 0)];
+
+  it("groups by country or network (LatencyMON), absolute or relative to each group's lowest", () => {
+    expect(groupSeries(results, probes, "country", 60, false)).toEqual({ t: [0, 60], groups: [{ label: "NL", values: [15, 21] }, { label: "JP", values: [250, null] }] });
+    expect(groupSeries(results, probes, "country", 60, true).groups[0]).toEqual({ label: "NL", values: [0, 6] });
+    expect(groupSeries(results, probes, "asn", 60, false).groups.map((g) => g.label)).toEqual(["AS1136", "AS3333", "AS2497"]);
+    expect(groupSeries(results, probes, "probe", 60, false, 1).groups).toEqual([{ label: "probe 1", values: [10, 12] }]);
+  });
+
+  it("gives the RTT map each probe's RTT per frame, lost as null", () => {
+    const frames = rttFrames(results, 60);
+    expect(frames.map((f) => f.t)).toEqual([0, 60]);
+    expect([...frames[1]!.rtts]).toEqual([[1, 12], [2, 30], [3, null]]);
+  });
+
+  it("takes each country's median of its probes' medians", () => {
+    expect(countryMedians(results, probes)).toEqual([{ country: "NL", probes: 2, median: 18 }, { country: "JP", probes: 1, median: 250 }]);
+  });
+
+  it("places results by distance from the target, or from the fastest probe when the target's place is unknown", () => {
+    expect(distanceKm([4.9, 52.37], [139.7, 35.7])).toBeCloseTo(9290, -2);  // Amsterdam–Tokyo
+    expect(fibreFloorMs(9290)).toBeCloseTo(92.9);
+    const d = distanceDensity(results, probes);
+    expect(d.origin).toEqual({ probe: 1, rtt: 9 });
+    expect(d.points.map((p) => Math.round(p.km / 10) * 10)).toEqual([0, 60, 9290, 0, 60].map((k) => (k === 9290 ? Math.round(distanceKm([4.9, 52.37], [139.7, 35.7]) / 10) * 10 : k)));
+    // Every answered result is in one 100 km × 3 ms bin; none was faster than light in fibre from the fastest probe.
+    expect([...d.bins.values()].reduce((a, b) => a + b, 0)).toBe(5);
+    for (const p of d.points) expect(p.rtt).toBeGreaterThanOrEqual(fibreFloorMs(p.km));
+    expect(distanceDensity(results, probes, [139.7, 35.7]).origin).toBeNull();
   });
 });

@@ -247,6 +247,22 @@ describe("the web console in Chromium", () => {
     expect(Math.max(...rows.map((r) => r[3]))).toBe(Math.max(...stored.map((r) => r.max)));
     for (const [, min, median, max] of rows) expect(min <= median && median <= max).toBe(true);
     if (rows.length === 1) expect(rows[0]![2]).toBe(stored.map((r) => r.avg).sort((a, b) => a - b)[1]);
+    // By place and network: a group per country of the three probes, each probe on the RTT map and in the density, and
+    // the per-country medians as the stored results give them.
+    await page.waitForFunction(() => document.querySelector("#rtt-map")?.getAttribute("data-dots") === "3");
+    expect((await page.getAttribute("#group-chart", "data-groups"))!.split(",").sort()).toEqual(["JP", "NL", "US"]);
+    expect(await page.getAttribute("canvas.density", "data-points")).toBe("3");
+    const [countries] = await Promise.all([page.waitForEvent("download"), page.click(`button[data-download="measurement-${id}-countries.csv"]`)]);
+    const byCountry = readFileSync((await countries.path())!, "utf8").trim().split("\n").slice(1).map((l) => l.split(","));
+    expect(byCountry.map((r) => r[0]).sort()).toEqual(["JP", "NL", "US"]);
+    expect(byCountry.map((r) => Number(r[2])).sort((a, b) => a - b)).toEqual(stored.map((r) => r.avg).sort((a, b) => a - b));
+    // Grouped by network, relative: the choice is in the URL, and back goes back to countries.
+    await page.selectOption("#group-by", "asn");
+    await page.waitForFunction(() => /group=asn/.test(location.hash));
+    await page.waitForFunction(() => (document.querySelector("#group-chart")?.getAttribute("data-groups") ?? "").startsWith("AS"));
+    await page.screenshot({ path: join(SHOTS, "measurement-by-network.png"), fullPage: true });
+    await page.goBack();
+    await page.waitForFunction(() => !/group=/.test(location.hash));
     expect(await violations(page)).toEqual([]);
     await page.screenshot({ path: join(SHOTS, "measurement-page.png") });
     expect(problems).toEqual([]);
@@ -425,6 +441,30 @@ describe("the web console in Chromium", () => {
     expect(await page.locator("#cell-detail .numbers").textContent()).toMatch(new RegExp(`^probe ${first.prb_id}, .*no answer, 100 % lost, 1 result$`, "s"));
     expect(await page.locator("#cell-detail").textContent()).toContain("(the nearest)");
     await page.screenshot({ path: join(SHOTS, "grid-dns-traceroute.png") });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("sizes countries by their probes, networks or a measurement's results (cartogram), with the numbers in a table", async () => {
+    const { page, problems } = await tab();
+    await page.goto(`${local().edge.url}/#/probes`);
+    await page.click("nav a[href='#/cartogram']");
+    await page.waitForSelector("#cartogram[data-countries]");
+    const rows = async () => page.locator("#cartogram-table tbody tr").evaluateAll((trs) => trs.map((tr) => (tr as unknown as { textContent: string }).textContent));
+    // The three agents' countries and the hostile probe's, one probe each.
+    expect((await rows()).sort()).toEqual(["BR1", "JP1", "NL1", "US1"]);
+    expect(await page.getAttribute("#cartogram", "data-countries")).toBe("4");
+    expect(await violations(page)).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, "cartogram.png") });
+    // By a measurement's results: only the countries whose probes delivered some.
+    const ping = await oneOff({ type: "ping", description: "cartogram", packets: 1 }, 2);
+    await page.selectOption("#cartogram-by", "results");
+    await page.fill("#cartogram-msm", String(ping.id));
+    await page.click("#cartogram-form button[type=submit]");
+    await page.waitForFunction(() => /by=results&msm=\d+/.test(location.hash) && document.querySelector("#cartogram-status")?.textContent?.includes("results in"));
+    const counted = (await rows()).map((r) => Number(r!.slice(2))).reduce((a, b) => a + b, 0);
+    const stored = ((await (await fetch(`${local().edge.url}/api/v2/measurements/${ping.id}/results/`)).json()) as unknown[]).length;
+    expect(counted).toBe(stored);
     expect(problems).toEqual([]);
     await page.close();
   });

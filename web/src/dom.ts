@@ -36,3 +36,26 @@ export function facts(pairs: [string, string][]): HTMLDListElement {
 export function tableHead(...headers: string[]): HTMLTableSectionElement {
   return el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h))));
 }
+
+/** A download link for text made here (a blob: URL the console made itself; the CSP allows no other). */
+export function download(name: string, type: string, text: () => string, label: string): HTMLButtonElement {
+  const b = el("button", { type: "button", "data-download": name }, label);
+  b.addEventListener("click", () => {
+    const url = URL.createObjectURL(new Blob([text()], { type }));
+    const a = el("a", { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  });
+  return b;
+}
+
+/** A canvas sized for the screen's pixels, its context scaled to CSS pixels. */
+export function sized(canvas: HTMLCanvasElement, w: number, h: number): CanvasRenderingContext2D {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = w * dpr; canvas.height = h * dpr; canvas.style.height = `${h}px`;
+  const ctx = canvas.getContext("2d")!;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return ctx;
+}

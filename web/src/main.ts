@@ -1,8 +1,10 @@
 // The web console's entry: the API key form, and the view the URL names (route.ts). Views: the probe map
 // (probe-map.ts), a probe's page (probe-page.ts), a measurement's page (measurement-page.ts) and its DNSMON grid
-// (measurement-grid.ts), the form that makes one (measurement-form.ts) and the account (account-page.ts).
+// (measurement-grid.ts), the form that makes one (measurement-form.ts), the account (account-page.ts) and
+// the cartogram (cartogram.ts).
 import { accountPage } from "./account-page.ts";
 import { api, apiKey, setApiKey } from "./api.ts";
+import { cartogram } from "./cartogram.ts";
 import { el } from "./dom.ts";
 import { measurementForm } from "./measurement-form.ts";
 import { measurementGrid } from "./measurement-grid.ts";
@@ -18,10 +20,11 @@ async function render(): Promise<void> {
   const [section, id, sub] = route.path;
   if (section === "measurements" && id === "new") measurementForm(route, view);
   else if (section === "measurements" && id && sub === "grid") await measurementGrid(id, route, view);
-  else if (section === "measurements" && id && !sub) await measurementPage(id, view);
+  else if (section === "measurements" && id && !sub) await measurementPage(id, route, view);
   else if (section === "probes" && id) await probePage(id, view);
   else if (section === "probes") await probeMap(route, view);
   else if (section === "account") await accountPage(view);
+  else if (section === "cartogram") await cartogram(route, view);
   else view.replaceChildren(el("h1", {}, "Not found"), el("p", {}, `There is no view "${route.path.join("/")}".`));
 }
 

@@ -1,10 +1,13 @@
 // A measurement's page (#/measurements/<id>): what it is, its results arriving live over the result stream, and for
 // ping measurements a LatencyMON-style chart of the minimum, median and maximum RTT over time across its probes
-// (uPlot), with the chart's numbers as CSV and every result as JSON under it. Other types list their results.
+// (uPlot), with the chart's numbers as CSV and every result as JSON under it, then the charts by place and network
+// (measurement-charts.ts: groups, the RTT map, countries, distance). Traceroutes show each probe's path; DNS and
+// ping link to their DNSMON grid. Every type lists its newest results.
 import uPlot from "uplot";
 import { api, ApiError, apiKey, subscribe } from "./api.ts";
-import { append, el, facts, tableHead, utc, viewLink } from "./dom.ts";
-import { navigate, viewNumber } from "./route.ts";
+import { append, download, el, facts, tableHead, utc, viewLink } from "./dom.ts";
+import { pingCharts } from "./measurement-charts.ts";
+import { navigate, type Route, viewNumber } from "./route.ts";
 import { latencySeries, type PingSummary } from "./series.ts";
 import { type TracerouteResult, tracerouteTable } from "./traceroute-view.ts";
 
@@ -17,21 +20,7 @@ type Measurement = {
 };
 type Result = PingSummary & { dst_addr?: string };
 
-/** A download link for text made here (a blob: URL the console made itself; the CSP allows no other). */
-function download(name: string, type: string, text: () => string, label: string): HTMLButtonElement {
-  const b = el("button", { type: "button", "data-download": name }, label);
-  b.addEventListener("click", () => {
-    const url = URL.createObjectURL(new Blob([text()], { type }));
-    const a = el("a", { href: url, download: name });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  });
-  return b;
-}
-
-export async function measurementPage(id: string, view: HTMLElement): Promise<void> {
+export async function measurementPage(id: string, route: Route, view: HTMLElement): Promise<void> {
   if (!/^\d{1,12}$/.test(id)) {
     view.replaceChildren(el("h1", {}, "No such measurement"), el("p", { class: "error" }, `"${id}" is not a measurement id.`));
     return;
@@ -49,6 +38,12 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
   const chartBox = el("div", { class: "chart", id: "latency-chart" });
   const table = el("tbody");
   const paths = el("div", { id: "paths-list" });
+  const bucket = m.interval ?? 60;
+  // Options of the charts by place and network go into the URL: a new history entry for a choice, none for scrubbing.
+  const charts = m.type === "ping" ? pingCharts(m.id, bucket, route.query, (next, entry) => {
+    const hash = `#/measurements/${m.id}${next.size ? `?${next}` : ""}`;
+    if (entry) navigate(hash); else history.replaceState(null, "", hash);
+  }) : null;
   view.replaceChildren();
   append(view,
     el("h1", {}, `Measurement ${m.id}: ${m.type} to ${m.target}`),
@@ -60,15 +55,16 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
     stopButton(m),
     count,
     m.type === "ping" ? el("section", { "aria-labelledby": "latency" }, el("h2", { id: "latency" }, "RTT across probes: minimum, median, maximum"), chartBox) : null,
+    charts?.box,
     m.type === "traceroute" ? el("section", { "aria-labelledby": "paths" }, el("h2", { id: "paths" }, "Paths: each probe's newest"), paths) : null,
-    m.type === "dns" || m.type === "ping" ? el("p", {}, viewLink(`#/measurements/${m.id}/grid`, "Probes × time grid (DNSMON)")) : null,
+    m.type === "dns" || m.type === "ping" ? el("p", {}, viewLink(`#/measurements/${m.id}/grid`, "Probes × time grid (DNSMON)"), " · ",
+      viewLink(`#/cartogram?by=results&msm=${m.id}`, "Countries sized by its results (cartogram)")) : null,
     el("section", { "aria-labelledby": "results" }, el("h2", { id: "results" }, "Results"),
       el("table", { id: "result-table" }, tableHead("Time (UTC)", "Probe", "Summary"), table)),
   );
 
   const results: Result[] = [];
   const seen = new Set<string>();
-  const bucket = m.interval ?? 60;
   let chart: uPlot | null = null;
   const csv = () => {
     const s = latencySeries(results, bucket);
@@ -94,6 +90,7 @@ export async function measurementPage(id: string, view: HTMLElement): Promise<vo
       paths.replaceChildren(...[...newest.values()].slice(0, 50).map((r) => tracerouteTable(r as unknown as TracerouteResult)));
     }
     if (m.type !== "ping") return;
+    charts?.update(results);
     const s = latencySeries(results, bucket);
     const data: uPlot.AlignedData = [s.t, s.min, s.median, s.max];
     if (!chart) {

@@ -24,7 +24,7 @@ const BIN_RADIUS = 14;
  * of whole objects took 31 requests and missed the one-second first render: bench:web).
  */
 type MapProbe = Pick<Probe, "id" | "geometry" | "asn_v4"> & { status: { id: number; name: string } };
-type Point = [id: number, longitude: number | null, latitude: number | null, status: number, asn_v4: number | null];
+export type Point = [id: number, longitude: number | null, latitude: number | null, status: number, asn_v4: number | null, country_code: string | null];
 const STATUS_NAMES: Record<number, string> = { 0: "Never Connected", 1: "Connected", 2: "Disconnected", 3: "Abandoned", 4: "Written Off" };
 
 async function mapProbes(params: URLSearchParams): Promise<MapProbe[]> {

@@ -124,3 +124,111 @@ function rampColour(f: number): string {
   const [r, g] = f < 0.5 ? [Math.round(26 + (230 - 26) * f * 2), Math.round(127 + (180 - 127) * f * 2)] : [Math.round(230 - (230 - 180) * (f - 0.5) * 2), Math.round(180 - 145 * (f - 0.5) * 2)];
   return `rgb(${r},${g},${f < 0.5 ? 55 : 24})`;
 }
+
+/** What the charts read of a probe. */
+export type ProbeFacts = { id: number; country_code: string | null; asn_v4: number | null; geometry: { coordinates: [number, number] } | null };
+
+/** The median of some numbers (null for none). */
+export function median(xs: number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const answered = (r: PingSummary) => r.type === "ping" && !!r.rcvd && r.avg !== undefined && r.avg >= 0;
+
+/**
+ * LatencyMON's groups: each group's median RTT per time bucket (null where it has no answered result), for the
+ * `limit` groups with most results — by probe, the probe's country or its network. Relative: each group's values
+ * less its own lowest, so a change stands out whatever the distance.
+ */
+export function groupSeries(results: PingSummary[], probes: Map<number, ProbeFacts>, by: "probe" | "country" | "asn", bucket: number,
+  relative: boolean, limit = 8): { t: number[]; groups: { label: string; values: (number | null)[] }[] } {
+  const keyOf = (r: PingSummary) => by === "probe" ? `probe ${r.prb_id}`
+    : by === "country" ? probes.get(r.prb_id)?.country_code ?? "unknown country" : `AS${probes.get(r.prb_id)?.asn_v4 ?? "?"}`;
+  const byGroup = new Map<string, PingSummary[]>();
+  for (const r of results.filter(answered)) {
+    const k = keyOf(r);
+    const list = byGroup.get(k);
+    if (list) list.push(r); else byGroup.set(k, [r]);
+  }
+  const chosen = [...byGroup.entries()].sort((a, b) => b[1].length - a[1].length || (a[0] < b[0] ? -1 : 1)).slice(0, limit);
+  const t = [...new Set(chosen.flatMap(([, rs]) => rs.map((r) => Math.floor(r.timestamp / bucket) * bucket)))].sort((a, b) => a - b);
+  const at = new Map(t.map((x, i) => [x, i]));
+  const groups = chosen.map(([label, rs]) => {
+    const cells: number[][] = t.map(() => []);
+    for (const r of rs) cells[at.get(Math.floor(r.timestamp / bucket) * bucket)!]!.push(r.avg!);
+    const values = cells.map(median);
+    const floor = Math.min(...values.filter((v): v is number => v !== null));
+    return { label, values: relative ? values.map((v) => (v === null ? null : v - floor)) : values };
+  });
+  return { t, groups };
+}
+
+/** The RTT map's frames: per time bucket, each probe's RTT then (its newest average; null if nothing answered). */
+export function rttFrames(results: PingSummary[], bucket: number): { t: number; rtts: Map<number, number | null> }[] {
+  const frames = new Map<number, Map<number, number | null>>();
+  for (const r of [...results].sort((a, b) => a.timestamp - b.timestamp)) {
+    if (r.type !== "ping") continue;
+    const t = Math.floor(r.timestamp / bucket) * bucket;
+    const frame = frames.get(t) ?? new Map<number, number | null>();
+    frames.set(t, frame);
+    frame.set(r.prb_id, answered(r) ? r.avg! : null);
+  }
+  return [...frames.entries()].sort((a, b) => a[0] - b[0]).map(([t, rtts]) => ({ t, rtts }));
+}
+
+/** CAIDA's per-country figure: the median of each country's probes' median RTTs, with how many probes. */
+export function countryMedians(results: PingSummary[], probes: Map<number, ProbeFacts>): { country: string; probes: number; median: number }[] {
+  const perProbe = new Map<number, number[]>();
+  for (const r of results.filter(answered)) perProbe.set(r.prb_id, [...(perProbe.get(r.prb_id) ?? []), r.avg!]);
+  const perCountry = new Map<string, number[]>();
+  for (const [id, rtts] of perProbe) {
+    const cc = probes.get(id)?.country_code;
+    if (cc) perCountry.set(cc, [...(perCountry.get(cc) ?? []), median(rtts)!]);
+  }
+  return [...perCountry.entries()].map(([country, ms]) => ({ country, probes: ms.length, median: median(ms)! }))
+    .sort((a, b) => a.median - b.median || (a.country < b.country ? -1 : 1));
+}
+
+/** Great-circle distance in km between [lon, lat] points (haversine, on a 6,371 km sphere). */
+export function distanceKm(a: [number, number], b: [number, number]): number {
+  const rad = Math.PI / 180;
+  const dLat = (b[1] - a[1]) * rad, dLon = (b[0] - a[0]) * rad;
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a[1] * rad) * Math.cos(b[1] * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * 6371 * Math.asin(Math.min(1, Math.sqrt(h)));
+}
+
+/** Light in fibre covers about 200 km a millisecond: no round trip over `km` can take less than km / 100 ms. */
+export const fibreFloorMs = (km: number) => km / 100;
+
+/**
+ * CAIDA's RTT-vs-distance density: answered results counted in 100 km × 3 ms bins, by their probe's distance from the
+ * target's place. Where Vantage does not know the target's place, it takes the probe with the lowest RTT's (the
+ * shortest-ping estimate): `origin` says which probe that was.
+ */
+export function distanceDensity(results: PingSummary[], probes: Map<number, ProbeFacts>, target?: [number, number]):
+  { origin: { probe: number; rtt: number } | null; place: [number, number] | null; bins: Map<string, number>; points: { km: number; rtt: number }[] } {
+  const located = results.filter((r) => answered(r) && probes.get(r.prb_id)?.geometry);
+  let origin: { probe: number; rtt: number } | null = null;
+  let place = target ?? null;
+  if (!place && located.length) {
+    const best = located.reduce((a, b) => (b.min! < a.min! ? b : a));
+    origin = { probe: best.prb_id, rtt: best.min! };
+    place = probes.get(best.prb_id)!.geometry!.coordinates;
+  }
+  const bins = new Map<string, number>();
+  const points = place ? located.map((r) => ({ km: distanceKm(probes.get(r.prb_id)!.geometry!.coordinates, place!), rtt: r.avg! })) : [];
+  for (const p of points) {
+    const k = `${Math.floor(p.km / 100)},${Math.floor(p.rtt / 3)}`;
+    bins.set(k, (bins.get(k) ?? 0) + 1);
+  }
+  return { origin, place, bins, points };
+}
+
+/** 10 ms and less dark green, 300 ms and more red, on a logarithmic scale between. */
+export function rttScale(ms: number): string {
+  const f = Math.max(0, Math.min(1, Math.log(Math.max(ms, 10) / 10) / Math.log(30)));
+  return `hsl(${Math.round(130 * (1 - f))}, 75%, ${Math.round(28 + 20 * f)}%)`;
+}

@@ -81,14 +81,16 @@ export async function listProbes(request: IRequest, env: Env): Promise<Response>
 
 /**
  * GET /api/v2/probes/points/ (Vantage; the console's map): every probe the list's filters match, in one answer, as
- * rows of `[id, longitude, latitude, status id, asn_v4]`. Fifteen thousand probes as 500-probe pages of whole
+ * rows of `[id, longitude, latitude, status id, asn_v4, country_code]`. Fifteen thousand probes as 500-probe pages of whole
  * objects took 31 requests and missed the map's one-second first render (bench:web); this is one request.
  */
 export async function probePoints(request: IRequest, env: Env): Promise<Response> {
   const url = new URL(request.url);
   const filter = await probeFilterOf(request, env, url);
-  const points = filter === null ? [] : await env.REGISTRY.getByName(REGISTRY_NAME).probePoints(filter);
-  return Response.json({ count: points.length, fields: ["id", "longitude", "latitude", "status", "asn_v4"], points });
+  // Places to four decimals (11 m): as much as a map can show, and half the bytes of 15,000 points.
+  const round = (v: number | null) => (v === null ? null : Math.round(v * 1e4) / 1e4);
+  const points = filter === null ? [] : (await env.REGISTRY.getByName(REGISTRY_NAME).probePoints(filter)).map(([id, lon, lat, status, asn, cc]) => [id, round(lon as number | null), round(lat as number | null), status, asn, cc]);
+  return Response.json({ count: points.length, fields: ["id", "longitude", "latitude", "status", "asn_v4", "country_code"], points });
 }
 
 /** GET /api/v2/probes/tags/: every tag probes carry, Atlas's system tags with Atlas's names, and how many carry each. */
