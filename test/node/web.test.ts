@@ -1,9 +1,11 @@
 // The web console in a real browser (Debian's Chromium, driven by playwright-core) against the real local system:
 // the edge serving its own assets, three connected agents, and a probe whose host wrote markup into its description.
 import { generateKeyPairSync } from "node:crypto";
+import { createSocket } from "node:dgram";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import dnsPacket from "dns-packet";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { admin } from "../../scripts/local.ts";
@@ -443,6 +445,36 @@ describe("the web console in Chromium", () => {
     await page.screenshot({ path: join(SHOTS, "grid-dns-traceroute.png") });
     expect(problems).toEqual([]);
     await page.close();
+  });
+
+  it("shows a DNS server's hostile answers and a measurement's hostile tags as text", async () => {
+    // A server on another loopback address that answers every question with markup and a script URL.
+    const server = createSocket("udp4");
+    server.on("message", (msg, from) => {
+      const q = dnsPacket.decode(msg);
+      server.send(dnsPacket.encode({
+        id: q.id, type: "response", flags: dnsPacket.AUTHORITATIVE_ANSWER, questions: q.questions,
+        answers: [{ type: "TXT", name: q.questions![0]!.name, ttl: 60, data: [HOSTILE] }],
+      }), from.port, from.address);
+    });
+    await new Promise<void>((resolve, reject) => { server.once("error", reject); server.bind(53, "127.0.0.2", () => resolve()); });
+    try {
+      const { page, problems } = await tab();
+      const dns = await oneOff({ type: "dns", target: "127.0.0.2", description: "hostile answers", query_type: "TXT", query_argument: "example.org",
+        tags: ["<script>window.pwned=3</script>", "javascript:alert(2)"] }, 1);
+      await page.goto(`${local().edge.url}/#/measurements/${dns.id}`);
+      await page.waitForSelector("#result-count[data-live=on]");
+      await page.waitForFunction(() => document.querySelector("#result-count")?.getAttribute("data-count") === "1");
+      expect(await page.locator("#result-table tbody td").nth(2).textContent()).toBe(`NOERROR in ${(dns.results[0] as unknown as { result: { rt: number } }).result.rt.toFixed(2)} ms: example.org TXT ${HOSTILE}`);
+      expect(await page.locator("dl.facts dd").nth(1).textContent()).toBe("<script>window.pwned=3</script>, javascript:alert(2)");
+      expect(await page.evaluate(() => window.pwned)).toBeUndefined();
+      expect(await page.locator("main img, main script").count()).toBe(0);
+      await page.screenshot({ path: join(SHOTS, "measurement-dns-hostile.png") });
+      expect(problems).toEqual([]);
+      await page.close();
+    } finally {
+      server.close();
+    }
   });
 
   it("sizes countries by their probes, networks or a measurement's results (cartogram), with the numbers in a table", async () => {

@@ -6,6 +6,7 @@
 import uPlot from "uplot";
 import { api, ApiError, apiKey, subscribe } from "./api.ts";
 import { append, download, el, facts, tableHead, utc, viewLink } from "./dom.ts";
+import { type DnsResult, dnsSummary } from "./dns-answer.ts";
 import { pingCharts } from "./measurement-charts.ts";
 import { navigate, type Route, viewNumber } from "./route.ts";
 import { latencySeries, type PingSummary } from "./series.ts";
@@ -15,7 +16,7 @@ import { type TracerouteResult, tracerouteTable } from "./traceroute-view.ts";
 const STATUS_ONGOING = 2;
 
 type Measurement = {
-  id: number; type: string; af: number; target: string; description: string; interval: number | null; is_oneoff: boolean;
+  id: number; type: string; af: number; target: string; description: string; tags: string[]; interval: number | null; is_oneoff: boolean;
   status: { id: number; name: string }; participant_count: number; start_time: number; stop_time: number | null;
 };
 type Result = PingSummary & { dst_addr?: string };
@@ -48,7 +49,7 @@ export async function measurementPage(id: string, route: Route, view: HTMLElemen
   append(view,
     el("h1", {}, `Measurement ${m.id}: ${m.type} to ${m.target}`),
     facts([
-      ["Description", m.description || "—"], ["Status", m.status.name], ["Kind", m.is_oneoff ? "one-off" : `every ${m.interval} s`],
+      ["Description", m.description || "—"], ["Tags", m.tags.length ? m.tags.join(", ") : "—"], ["Status", m.status.name], ["Kind", m.is_oneoff ? "one-off" : `every ${m.interval} s`],
       ["Address family", `IPv${m.af}`], ["Probes", String(m.participant_count)],
       ["Started", utc(m.start_time)], ["Stopped", utc(m.stop_time, m.status.id > STATUS_ONGOING ? "—" : "not yet")],
     ]),
@@ -77,6 +78,7 @@ export async function measurementPage(id: string, route: Route, view: HTMLElemen
   }
   const summary = (r: Result) => r.type === "ping"
     ? (r.rcvd ? `${r.rcvd}/${r.sent} replies, RTT ${r.min!.toFixed(2)} / ${r.avg!.toFixed(2)} / ${r.max!.toFixed(2)} ms` : `${r.sent} sent, no reply`)
+    : r.type === "dns" ? dnsSummary(r as DnsResult)
     : r.dst_addr ? `to ${r.dst_addr}` : r.type;
   const show = () => {
     results.sort((a, b) => a.timestamp - b.timestamp || a.prb_id - b.prb_id);
