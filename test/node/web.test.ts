@@ -405,14 +405,16 @@ describe("the web console in Chromium", () => {
     await page.mouse.down();
     await page.mouse.move(around.x + 30, around.y, { steps: 5 });
     await page.mouse.up();
-    await page.waitForFunction(() => /[?&]start=\d+/.test(location.hash));
-    await page.waitForSelector("canvas.grid[data-cells]");
-    expect(await span()).toBeLessThan(whole);
+    await page.waitForFunction((w) => {
+      const c = document.querySelector("canvas.grid");
+      return /[?&]start=\d+/.test(location.hash) && !!c && Number(c.getAttribute("data-t1")) - Number(c.getAttribute("data-t0")) < w;
+    }, whole);
     await page.goBack();
-    await page.waitForFunction(() => !/[?&]start=/.test(location.hash));
-    await page.waitForSelector("canvas.grid[data-cells]");
     // The default window again (it ends now while the measurement runs, so it may have grown by a second).
-    expect(await span()).toBeGreaterThanOrEqual(whole);
+    await page.waitForFunction((w) => {
+      const c = document.querySelector("canvas.grid");
+      return !/[?&]start=/.test(location.hash) && !!c && Number(c.getAttribute("data-t1")) - Number(c.getAttribute("data-t0")) >= w;
+    }, whole);
 
     // DNS to a port where nothing answers: every cell says so; its probe has no traceroute yet, so one is started.
     const dns = await oneOff({ type: "dns", description: "grid dns", query_type: "A", query_argument: "example.org", timeout: 1000 });
@@ -443,6 +445,28 @@ describe("the web console in Chromium", () => {
     expect(await page.locator("#cell-detail .numbers").textContent()).toMatch(new RegExp(`^probe ${first.prb_id}, .*no answer, 100 % lost, 1 result$`, "s"));
     expect(await page.locator("#cell-detail").textContent()).toContain("(the nearest)");
     await page.screenshot({ path: join(SHOTS, "grid-dns-traceroute.png") });
+
+    // Targets × time (DNSMON's servers view): a row per measurement, its probes' results together in each cell; a
+    // cell opens that measurement's probes at that time.
+    await page.click("text=compare with other measurements (targets × time)");
+    await page.waitForSelector("#targets-form");
+    await page.fill("#targets-msm", `${ping.id}, ${dns.id}`);
+    await page.click("#targets-form button[type=submit]");
+    await page.waitForFunction((rows) => document.querySelector("canvas.grid")?.getAttribute("data-rows") === rows, `${ping.id},${dns.id}`);
+    const sorted = ping.results.map((r) => r.avg!).sort((a, b) => a - b);
+    const pingAt = await gridCell(page, ping.id, ping.results[1]!.timestamp);
+    await page.mouse.move(pingAt.x, pingAt.y);
+    await page.waitForSelector(".tip:not([hidden])");
+    // The three probes ran within seconds: one cell, the median of their three averages.
+    if (new Set(ping.results.map((r) => Math.floor(r.timestamp / 60))).size === 1) {
+      expect(await page.locator(".tip").textContent()).toContain(`median RTT ${sorted[1]!.toFixed(1)} ms, 0 % lost, 3 results`);
+    }
+    expect(await violations(page)).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, "grid-targets.png") });
+    const dnsAt = await gridCell(page, dns.id, first.timestamp);
+    await page.mouse.click(dnsAt.x, dnsAt.y);
+    await page.waitForURL(new RegExp(`#/measurements/${dns.id}/grid\\?start=\\d+&stop=\\d+`));
+    await page.waitForFunction((probe) => (document.querySelector("canvas.grid")?.getAttribute("data-rows") ?? "").split(",").includes(probe), String(first.prb_id));
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -7,7 +7,7 @@ import { api, apiKey, setApiKey } from "./api.ts";
 import { cartogram } from "./cartogram.ts";
 import { el } from "./dom.ts";
 import { measurementForm } from "./measurement-form.ts";
-import { measurementGrid } from "./measurement-grid.ts";
+import { measurementGrid, targetsGrid } from "./measurement-grid.ts";
 import { measurementPage } from "./measurement-page.ts";
 import { probeMap } from "./probe-map.ts";
 import { probePage } from "./probe-page.ts";
@@ -25,6 +25,7 @@ async function render(): Promise<void> {
   else if (section === "probes") await probeMap(route, view);
   else if (section === "account") await accountPage(view);
   else if (section === "cartogram") await cartogram(route, view);
+  else if (section === "grid") await targetsGrid(route, view);
   else view.replaceChildren(el("h1", {}, "Not found"), el("p", {}, `There is no view "${route.path.join("/")}".`));
 }
 

@@ -1,20 +1,43 @@
-// DNSMON's grid for a DNS or ping measurement (#/measurements/<id>/grid?start&stop&colour): its probes × time, each
-// cell coloured by the median RTT (green to 60 ms, red from 250 ms) or the share lost, at most 20,000 cells. Hover a
-// cell for its numbers; drag across the grid to zoom into that time (the window is in the URL: back zooms out);
-// click a cell (or Enter on it: the arrow keys move between cells) for that probe's traceroute to the target nearest
-// that moment, one either side, from any public traceroute measurement of the target, or to start one from it.
+// DNSMON's grids (the canvas is grid-canvas.ts). A DNS or ping measurement's probes × time
+// (#/measurements/<id>/grid?start&stop&colour): a cell opens that probe's traceroute to the target nearest that moment,
+// one either side, from any public traceroute measurement of the target, or offers to start one from it. Several
+// measurements' targets × time (#/grid?msm=1,2,3&start&stop&colour), as DNSMON's servers view: a cell opens that
+// measurement's probes at that time. Windows and colours are in the URL: dragging to zoom makes a history entry.
 import { api, ApiError, apiKey } from "./api.ts";
 import { append, el, utc, viewLink } from "./dom.ts";
-import { navigate, onLeave, type Route, viewNumber } from "./route.ts";
-import { type Cell, gridOf, lossColour, type Measured, rttColour } from "./series.ts";
+import { drawGrid } from "./grid-canvas.ts";
+import { navigate, type Route, viewNumber } from "./route.ts";
+import type { Measured } from "./series.ts";
 import { measurementLink, type TracerouteResult, tracerouteTable } from "./traceroute-view.ts";
 
 type Measurement = { id: number; type: string; af: number; target: string | null; interval: number | null; start_time: number; stop_time: number | null; description: string };
-type Result = Measured & { prb_id: number };
+type Result = Measured & { prb_id: number; msm_id: number };
 
-/** DNSMON's ceiling: a grid has at most this many cells. */
-export const MAX_CELLS = 20_000;
-const GUTTER = 72, AXIS = 22;
+const HELP = "Hover a cell for its numbers; drag across to zoom into that time (back zooms out); click a cell to open it. From the keyboard: arrow keys move between cells, Enter opens one, + and − zoom in and out.";
+
+/** The window a grid shows: the URL's, else the last two hours (all of it if the measurements are younger). */
+function windowOf(q: URLSearchParams, ms: Measurement[]): { t0: number; t1: number; step: number } {
+  const now = Math.floor(Date.now() / 1000);
+  const end = Math.max(...ms.map((m) => Math.min(now, m.stop_time ?? now)));
+  const step = Math.min(...ms.map((m) => m.interval ?? 60));
+  const t0 = Number(q.get("start")) || Math.max(Math.min(...ms.map((m) => m.start_time)) - step, end - 7200);
+  return { t0, t1: Math.max(t0 + 60, Number(q.get("stop")) || end + step), step };
+}
+
+/** The colour picker and the page's frame; `go` makes the URL of the same grid with some parameters changed. */
+function frame(view: HTMLElement, title: string, colourBy: "rtt" | "loss", go: (p: Record<string, string | number>) => string, extra: Node[]) {
+  const colour = el("select", { id: "grid-colour" }, el("option", { value: "rtt" }, "median RTT"), el("option", { value: "loss" }, "share lost"));
+  colour.value = colourBy;
+  colour.addEventListener("change", () => navigate(go({ colour: colour.value })));
+  const status = el("p", { id: "grid-status", role: "status" }, "Loading results…");
+  const canvas = el("canvas", { class: "grid", tabindex: "0", role: "img", "aria-describedby": "grid-help" });
+  const tip = el("div", { class: "tip", hidden: "" });
+  const detail = el("section", { id: "cell-detail", "aria-live": "polite" });
+  view.replaceChildren();
+  append(view, el("h1", {}, title), ...extra, el("p", { class: "options" }, el("label", { for: colour.id }, "Colour by "), colour), status,
+    el("p", { id: "grid-help", class: "help" }, HELP), el("div", { class: "grid-wrap" }, canvas, tip), legend(colourBy), detail);
+  return { status, canvas, tip, detail };
+}
 
 export async function measurementGrid(id: string, route: Route, view: HTMLElement): Promise<void> {
   const mine = viewNumber();
@@ -30,37 +53,18 @@ export async function measurementGrid(id: string, route: Route, view: HTMLElemen
     view.replaceChildren(el("h1", {}, `Measurement ${m.id}`), el("p", {}, `The grid shows DNS and ping measurements; this one is ${m.type}.`), viewLink(`#/measurements/${m.id}`, "Its page"));
     return;
   }
-  // The window: from the URL, else the last two hours of the measurement (all of it if shorter).
-  const now = Math.floor(Date.now() / 1000);
-  const end = Math.min(now, m.stop_time ?? now);
-  const step = m.interval ?? 60;
-  const q = route.query;
-  const t0 = Number(q.get("start")) || Math.max(m.start_time - step, end - 7200);
-  const t1 = Math.max(t0 + 60, Number(q.get("stop")) || end + step);
-  const colourBy = q.get("colour") === "loss" ? "loss" : "rtt";
-  const link = (next: Record<string, string | number>) => {
+  const { t0, t1, step } = windowOf(route.query, [m]);
+  const colourBy = route.query.get("colour") === "loss" ? "loss" : "rtt";
+  const go = (next: Record<string, string | number>) => {
     const p = new URLSearchParams({ start: String(t0), stop: String(t1), colour: colourBy });
     for (const [k, v] of Object.entries(next)) p.set(k, String(v));
     return `#/measurements/${m.id}/grid?${p}`;
   };
-
-  const status = el("p", { id: "grid-status", role: "status" }, "Loading results…");
-  const colour = el("select", { id: "grid-colour" }, el("option", { value: "rtt" }, "median RTT"), el("option", { value: "loss" }, "share lost"));
-  colour.value = colourBy;
-  colour.addEventListener("change", () => navigate(link({ colour: colour.value })));
-  const canvas = el("canvas", { class: "grid", tabindex: "0", role: "img", "aria-describedby": "grid-help" });
-  const tip = el("div", { class: "tip", hidden: "" });
-  const detail = el("section", { id: "cell-detail", "aria-live": "polite" });
-  view.replaceChildren();
-  append(view,
-    el("h1", {}, `Measurement ${m.id}: ${m.type} to ${m.target ?? "each probe's resolver"}, probes × time`),
+  const { status, canvas, tip, detail } = frame(view, `Measurement ${m.id}: ${m.type} to ${m.target ?? "each probe's resolver"}, probes × time`, colourBy, go, [
     el("p", {}, viewLink(`#/measurements/${m.id}`, "The measurement's page"), " · ", `${utc(t0)} to ${utc(t1)} · `,
-      viewLink(`#/measurements/${m.id}/grid?colour=${colourBy}`, "the last two hours")),
-    el("p", { class: "filters" }, el("label", { for: colour.id }, "Colour by "), colour),
-    status,
-    el("p", { id: "grid-help", class: "help" }, "Hover a cell for its numbers; drag across to zoom into that time (back zooms out); click a cell for the probe's traceroute then. From the keyboard: arrow keys move between cells, Enter opens one, + and − zoom in and out."),
-    el("div", { class: "grid-wrap" }, canvas, tip), legend(colourBy), detail);
-
+      viewLink(`#/measurements/${m.id}/grid?colour=${colourBy}`, "the last two hours"), " · ",
+      viewLink(`#/grid?msm=${m.id}&colour=${colourBy}`, "compare with other measurements (targets × time)")),
+  ]);
   let results: Result[];
   try {
     results = await api<Result[]>(`/api/v2/measurements/${m.id}/results/?start=${t0}&stop=${t1 - 1}`);
@@ -69,122 +73,61 @@ export async function measurementGrid(id: string, route: Route, view: HTMLElemen
     return;
   }
   if (viewNumber() !== mine) return;
-  const started = performance.now();
   const rows = [...new Set(results.map((r) => r.prb_id))].sort((a, b) => a - b);
   if (rows.length === 0) { status.textContent = "No results in this window."; return; }
-  // Columns: one per run where it fits, never more than 20,000 cells, nor thinner than 2 pixels.
-  const width = Math.max(320, (canvas.parentElement?.clientWidth ?? 1000) - 2);
-  const cols = Math.max(1, Math.min(Math.ceil((t1 - t0) / step), Math.floor(MAX_CELLS / rows.length), Math.floor((width - GUTTER) / 2)));
-  const shown = rows.slice(0, MAX_CELLS);
-  const cells = gridOf(results, shown, (r) => r.prb_id, t0, t1, cols);
-  const cellW = (width - GUTTER) / cols;
-  const cellH = Math.max(2, Math.min(18, Math.floor(640 / shown.length)));
-  const height = AXIS + cellH * shown.length;
-  const colourOf = colourBy === "loss" ? lossColour : rttColour;
-  const ctx = canvas.getContext("2d")!;
-  const binW = (t1 - t0) / cols;
-  // The keyboard's cell: the first probe's, in the newest column with any results.
-  const newest = Math.max(0, ...cells.map((line) => line.findLastIndex((c) => c !== null)));
-  let cursor = { row: 0, col: newest };
-  let drag: { x0: number; x1: number } | null = null;
+  const { cols } = drawGrid(canvas, tip, {
+    results, rows, rowOf: (r) => r.prb_id, label: (p) => `probe ${p}`, t0, t1, step, colour: colourBy,
+    open: (probe, at, numbers) => void showCell(m, Number(probe), at, numbers, detail),
+    zoom: (start, stop) => navigate(go({ start, stop })),
+  });
+  status.textContent = `${results.length} results from ${rows.length} probes in ${cols} columns of ${Math.round((t1 - t0) / cols)} s.`;
+}
 
-  const draw = () => {
-    const dpr = window.devicePixelRatio || 1;
-    canvas.width = width * dpr; canvas.height = height * dpr;
-    canvas.style.width = `${width}px`; canvas.style.height = `${height}px`;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, width, height);
-    for (let r = 0; r < shown.length; r++) {
-      const line = cells[r]!;
-      for (let c = 0; c < cols; c++) {
-        ctx.fillStyle = colourOf(line[c]!);
-        ctx.fillRect(GUTTER + c * cellW, AXIS + r * cellH, Math.ceil(cellW), cellH);
-      }
-    }
-    ctx.fillStyle = "#1b1f24"; ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "middle";
-    if (cellH >= 10) shown.forEach((p, r) => ctx.fillText(String(p), 4, AXIS + r * cellH + cellH / 2));
-    else ctx.fillText(`${shown.length} probes`, 4, AXIS + 8);
-    for (let i = 0; i <= 4; i++) {
-      const t = t0 + ((t1 - t0) * i) / 4;
-      const x = GUTTER + ((width - GUTTER) * i) / 4;
-      // Minutes, or seconds too when the window is under an hour (a one-off's few minutes).
-      ctx.fillText(new Date(t * 1000).toISOString().slice(11, t1 - t0 < 3600 ? 19 : 16), Math.min(x, width - (t1 - t0 < 3600 ? 50 : 34)), AXIS / 2);
-    }
-    if (drag) {
-      ctx.fillStyle = "rgba(16,36,62,.25)";
-      ctx.fillRect(Math.min(drag.x0, drag.x1), AXIS, Math.abs(drag.x1 - drag.x0), height - AXIS);
-    }
-    if (document.activeElement === canvas) {
-      ctx.strokeStyle = "#e08a00"; ctx.lineWidth = 2;
-      ctx.strokeRect(GUTTER + cursor.col * cellW, AXIS + cursor.row * cellH, cellW, cellH);
-    }
+/** Several DNS or ping measurements, a row each (its target), their probes' results together in each cell. */
+export async function targetsGrid(route: Route, view: HTMLElement): Promise<void> {
+  const mine = viewNumber();
+  const ids = (route.query.get("msm") ?? "").split(",").map((s) => s.trim()).filter((s) => /^\d{1,12}$/.test(s)).slice(0, 50);
+  const colourBy = route.query.get("colour") === "loss" ? "loss" : "rtt";
+  const form = el("form", { class: "options", id: "targets-form" });
+  const input = el("input", { id: "targets-msm", name: "msm", value: ids.join(","), size: "40", "aria-describedby": "targets-help" });
+  form.append(el("label", { for: input.id }, "Measurements "), input, el("small", { id: "targets-help" }, "ids, comma-separated (DNS or ping)"), el("button", { type: "submit" }, "Show"));
+  form.addEventListener("submit", (e) => { e.preventDefault(); navigate(`#/grid?msm=${encodeURIComponent(input.value.replace(/\s/g, ""))}&colour=${colourBy}`); });
+  if (ids.length === 0) { view.replaceChildren(el("h1", {}, "Targets × time"), form, el("p", {}, "Name the measurements to compare, one row each.")); return; }
+  let ms: Measurement[];
+  try {
+    ms = await Promise.all(ids.map((id) => api<Measurement>(`/api/v2/measurements/${id}/`)));
+  } catch (e) {
+    view.replaceChildren(el("h1", {}, "Targets × time"), form, el("p", { class: "error" }, `Could not load them: ${(e as Error).message}`));
+    return;
+  }
+  const wrong = ms.filter((m) => m.type !== "dns" && m.type !== "ping");
+  if (wrong.length) { view.replaceChildren(el("h1", {}, "Targets × time"), form, el("p", { class: "error" }, `Only DNS and ping measurements: ${wrong.map((m) => `${m.id} is ${m.type}`).join(", ")}.`)); return; }
+  const { t0, t1, step } = windowOf(route.query, ms);
+  const go = (next: Record<string, string | number>) => {
+    const p = new URLSearchParams({ msm: ids.join(","), start: String(t0), stop: String(t1), colour: colourBy });
+    for (const [k, v] of Object.entries(next)) p.set(k, String(v));
+    return `#/grid?${p}`;
   };
-  const cellAt = (x: number, y: number) => {
-    const col = Math.floor((x - GUTTER) / cellW), row = Math.floor((y - AXIS) / cellH);
-    return col >= 0 && col < cols && row >= 0 && row < shown.length ? { row, col } : null;
-  };
-  const describe = (at: { row: number; col: number }) => {
-    const c: Cell | null = cells[at.row]![at.col]!;
-    const from = t0 + at.col * binW;
-    return `probe ${shown[at.row]}, ${utc(Math.floor(from))} to ${utc(Math.floor(from + binW))}\n` + (c === null ? "no results"
-      : `${c.rtt === null ? "no answer" : `median RTT ${c.rtt.toFixed(1)} ms`}, ${(c.lost * 100).toFixed(0)} % lost, ${c.n} result${c.n === 1 ? "" : "s"}`);
-  };
-  const open = (at: { row: number; col: number }) => {
-    cursor = at;
-    void showCell(m, shown[at.row]!, t0 + (at.col + 0.5) * binW, describe(at), detail);
-  };
-  canvas.addEventListener("pointerdown", (e) => { drag = { x0: e.offsetX, x1: e.offsetX }; canvas.setPointerCapture(e.pointerId); });
-  canvas.addEventListener("pointermove", (e) => {
-    if (drag) { drag.x1 = e.offsetX; if (Math.abs(drag.x1 - drag.x0) > 4) { tip.hidden = true; draw(); return; } }
-    const at = cellAt(e.offsetX, e.offsetY);
-    if (!at) { tip.hidden = true; return; }
-    tip.textContent = describe(at);
-    tip.style.left = `${Math.min(e.offsetX + 12, width - 260)}px`; tip.style.top = `${e.offsetY + 12}px`;
-    tip.hidden = false;
+  const byId = new Map(ms.map((m) => [m.id, m]));
+  const { status, canvas, tip } = frame(view, `Targets × time: ${ms.length} measurements`, colourBy, go, [form, el("p", {}, `${utc(t0)} to ${utc(t1)}`)]);
+  let results: Result[];
+  try {
+    results = (await Promise.all(ms.map((m) => api<Result[]>(`/api/v2/measurements/${m.id}/results/?start=${t0}&stop=${t1 - 1}`)))).flat();
+  } catch (e) {
+    status.replaceChildren(el("span", { class: "error" }, `Could not load results: ${(e as Error).message}`));
+    return;
+  }
+  if (viewNumber() !== mine) return;
+  const { cols } = drawGrid(canvas, tip, {
+    results, rows: ms.map((m) => m.id), rowOf: (r) => r.msm_id, label: (id) => `${byId.get(Number(id))?.target ?? `each resolver`} (${id})`, t0, t1, step, colour: colourBy,
+    // A target's cell opens its measurement's probes at that time: the cell's span, a column either side.
+    open: (id, at) => {
+      const span = (t1 - t0) / cols;
+      navigate(`#/measurements/${id}/grid?start=${Math.floor(at - 1.5 * span)}&stop=${Math.ceil(at + 1.5 * span)}&colour=${colourBy}`);
+    },
+    zoom: (start, stop) => navigate(go({ start, stop })),
   });
-  canvas.addEventListener("pointerup", (e) => {
-    const d = drag;
-    drag = null;
-    if (d && Math.abs(d.x1 - d.x0) > 4) {
-      // Dragged: zoom into the time dragged across (whole seconds, at least a minute).
-      const time = (x: number) => t0 + ((Math.max(GUTTER, Math.min(width, x)) - GUTTER) / (width - GUTTER)) * (t1 - t0);
-      const a = Math.floor(time(Math.min(d.x0, d.x1))), b = Math.ceil(time(Math.max(d.x0, d.x1)));
-      navigate(link({ start: a, stop: Math.max(b, a + 60) }));
-      return;
-    }
-    const at = cellAt(e.offsetX, e.offsetY);
-    if (at) { open(at); draw(); }
-  });
-  canvas.addEventListener("pointerleave", () => { tip.hidden = true; });
-  canvas.addEventListener("focus", draw);
-  canvas.addEventListener("blur", draw);
-  canvas.addEventListener("keydown", (e) => {
-    const zoom = (f: number) => {
-      const mid = t0 + (cursor.col + 0.5) * binW, half = Math.max(30, ((t1 - t0) * f) / 2);
-      navigate(link({ start: Math.floor(mid - half), stop: Math.ceil(mid + half) }));
-    };
-    const moves: Record<string, () => void> = {
-      ArrowLeft: () => { cursor.col = Math.max(0, cursor.col - 1); }, ArrowRight: () => { cursor.col = Math.min(cols - 1, cursor.col + 1); },
-      ArrowUp: () => { cursor.row = Math.max(0, cursor.row - 1); }, ArrowDown: () => { cursor.row = Math.min(shown.length - 1, cursor.row + 1); },
-      Enter: () => open(cursor), "+": () => zoom(0.5), "=": () => zoom(0.5), "-": () => zoom(2),
-    };
-    const move = moves[e.key];
-    if (!move) return;
-    e.preventDefault();
-    move();
-    canvas.setAttribute("aria-label", `Grid of ${shown.length} probes × ${cols} times; at ${describe(cursor).replace("\n", ": ")}`);
-    draw();
-  });
-  const resized = new ResizeObserver(() => draw());
-  resized.observe(canvas);
-  onLeave(() => resized.disconnect());
-  draw();
-  canvas.setAttribute("aria-label", `Grid of ${shown.length} probes × ${cols} times of ${m.type} results`);
-  // The grid's geometry, for whoever drives it (the browser test finds a result's cell from it).
-  Object.assign(canvas.dataset, { rows: shown.join(","), cols: String(cols), t0: String(t0), t1: String(t1), cellW: String(cellW), cellH: String(cellH), gutter: String(GUTTER), axis: String(AXIS) });
-  canvas.dataset.cells = String(shown.length * cols);
-  canvas.dataset.renderMs = (performance.now() - started).toFixed(1);
-  status.textContent = `${results.length} results from ${rows.length} probes in ${cols} columns of ${Math.round(binW)} s.`;
+  status.textContent = `${results.length} results of ${ms.length} measurements in ${cols} columns of ${Math.round((t1 - t0) / cols)} s.`;
 }
 
 function legend(by: "rtt" | "loss"): HTMLElement {
