@@ -97,28 +97,41 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
 
   const params = new URLSearchParams();
   for (const name of ["country_code", "asn_v4", "status", "tags"]) if (q.get(name)) params.set(name, q.get(name)!);
-  let probes: MapProbe[], listed: Probe[];
+  // The countries, the map's probes and the list's are asked for at once; the map is drawn when the first two are in.
+  const countries = world();
+  const listing = api<{ results: Probe[] }>(`/api/v2/probes/?${params}&page_size=${LISTED}`).then((r) => r.results);
+  let probes: MapProbe[];
   try {
-    [probes, listed] = await Promise.all([
-      mapProbes(params),
-      api<{ results: Probe[] }>(`/api/v2/probes/?${params}&page_size=${LISTED}`).then((r) => r.results),
-    ]);
+    probes = await mapProbes(params);
   } catch (e) {
     summary.replaceChildren(el("span", { class: "error" }, `Could not list probes: ${(e as Error).message}`));
     return;
   }
   const located = probes.filter((p) => p.geometry);
+  const listedById = new Map<number, Probe>();
+  const showList = () => {
+    list.replaceChildren(probeTable([...listedById.values()]));
+    if (probes.length > LISTED) list.append(el("p", {}, `The first ${LISTED} of ${probes.length} are listed; filter to narrow them.`));
+  };
   const counts = () => {
     const connected = probes.filter((p) => p.status.id === 1).length;
     summary.dataset.count = String(probes.length);
     summary.replaceChildren(`${probes.length} probe${probes.length === 1 ? "" : "s"} (${connected} connected)` +
       (located.length < probes.length ? `; ${probes.length - located.length} without a location are not on the map` : ""));
-    list.replaceChildren(probeTable(listed));
-    if (probes.length > LISTED) list.append(el("p", {}, `The first ${LISTED} of ${probes.length} are listed; filter to narrow them.`));
+    showList();
   };
   counts();
+  listing.then((rows) => {
+    // Live status that came in meanwhile wins over the list's older word.
+    for (const p of rows) {
+      const live = byId.get(p.id)?.status;
+      listedById.set(p.id, live && live.id !== p.status.id ? { ...p, status: { ...p.status, ...live } } : p);
+    }
+    showList();
+  }, (e: unknown) => list.replaceChildren(el("p", { class: "error" }, `Could not list probes: ${(e as Error).message}`)));
+  const byId = new Map(probes.map((p) => [p.id, p]));
 
-  const land = await world();
+  const land = await countries;
   if (viewNumber() !== mine) return;  // the user moved on while it loaded: open nothing more
   // The view: zoom k (1 = the whole world) and the centre [lon, lat], from the URL.
   let k = Math.min(64, Math.max(1, Number(q.get("z")) || 1));
@@ -228,8 +241,6 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
   draw();
 
   // Live: the stream's probe status moves a probe between connected and not, on the map, the counts and the list.
-  const byId = new Map(probes.map((p) => [p.id, p]));
-  const listedById = new Map(listed.map((p) => [p.id, p]));
   subscribe({ streamType: "probestatus" }, (event, payload) => {
     if (event === "atlas_subscribed") { live.dataset.live = "on"; live.textContent = "Live status: on"; return; }
     if (event === "closed") { live.dataset.live = "off"; live.textContent = "Live status: off (reload to resume)"; return; }
