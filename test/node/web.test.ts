@@ -232,6 +232,7 @@ describe("the web console in Chromium", () => {
     await page.waitForSelector("#result-count[data-live=on]");
     expect(page.url()).toMatch(new RegExp(`#/measurements/${id}$`));
     expect(await page.locator("#result-count").getAttribute("data-count")).toBe("0");
+    expect(await page.locator("#results-window").textContent()).toMatch(/^Results since \d{4}-\d\d-\d\dT/);
     expect(await page.locator("dl.facts dd").first().textContent()).toBe("web console <b>ping</b>");
     await page.waitForFunction(() => document.querySelector("#result-count")?.getAttribute("data-count") === "3", undefined, { timeout: 60_000 });
     expect(await page.locator("#result-table tbody tr").count()).toBe(3);

@@ -40,6 +40,14 @@ export async function measurementPage(id: string, route: Route, view: HTMLElemen
   const table = el("tbody");
   const paths = el("div", { id: "paths-list" });
   const bucket = m.interval ?? 60;
+  // LatencyMON's window: the last day of results, and a day further back at a time (`days` in the URL, up to 30), so a
+  // measurement that ran for months is not read whole.
+  const days = Math.min(30, Math.max(1, Math.floor(Number(route.query.get("days")) || 1)));
+  const from = Math.max(m.start_time - 60, Math.floor(Date.now() / 1000) - days * 86_400);
+  const further = new URLSearchParams(route.query);
+  further.set("days", String(days + 1));
+  const windowLine = el("p", { id: "results-window" }, `Results since ${utc(from)}`,
+    from > m.start_time - 60 && days < 30 ? el("span", {}, " · ", viewLink(`#/measurements/${m.id}?${further}`, "a day further back")) : null);
   // Options of the charts by place and network go into the URL: a new history entry for a choice, none for scrubbing.
   const charts = m.type === "ping" ? pingCharts(m.id, bucket, route.query, (next, entry) => {
     const hash = `#/measurements/${m.id}${next.size ? `?${next}` : ""}`;
@@ -54,6 +62,7 @@ export async function measurementPage(id: string, route: Route, view: HTMLElemen
       ["Started", utc(m.start_time)], ["Stopped", utc(m.stop_time, m.status.id > STATUS_ONGOING ? "—" : "not yet")],
     ]),
     stopButton(m),
+    windowLine,
     count,
     m.type === "ping" ? el("section", { "aria-labelledby": "latency" }, el("h2", { id: "latency" }, "RTT across probes: minimum, median, maximum"), chartBox) : null,
     charts?.box,
@@ -130,7 +139,7 @@ export async function measurementPage(id: string, route: Route, view: HTMLElemen
   await Promise.race([subscribed, new Promise((r) => setTimeout(r, 5000))]);
   if (viewNumber() !== mine) return;  // the user moved on meanwhile (leaving closed the stream)
   try {
-    for (const r of await api<Result[]>(`/api/v2/measurements/${m.id}/results/`)) add(r);
+    for (const r of await api<Result[]>(`/api/v2/measurements/${m.id}/results/?start=${from}`)) add(r);
   } catch (e) {
     count.replaceChildren(el("span", { class: "error" }, `Could not load results: ${(e as Error).message}`));
   }
