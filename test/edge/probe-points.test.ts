@@ -29,6 +29,18 @@ describe("probe points", () => {
     expect((await points()).points.map((p) => p[0])).toEqual(listed);
   });
 
+  it("is kept in the edge's cache for ten seconds: the same question is not asked of the registry again meanwhile", async () => {
+    await enroll({ country_code: "FO", asn_v4: 64513 });
+    const first = await call("/api/v2/probes/points/?country_code=FO");
+    expect(first.headers.get("Cache-Control")).toBe("public, max-age=10");
+    expect(((await first.json()) as Points).count).toBe(1);
+    // A probe enrolled meanwhile shows in a fresh question at once, and in the cached one within ten seconds.
+    await enroll({ country_code: "FO", asn_v4: 64514 });
+    await new Promise((r) => setTimeout(r, 50));  // the cache is written after the answer (waitUntil)
+    expect((await points("?country_code=FO")).count).toBe(1);
+    expect((await points("?country_code=FO&status=0")).count).toBe(2);
+  });
+
   it("refuses what the list refuses, naming the parameter", async () => {
     const bad = await call("/api/v2/probes/points/?country_code=Iceland");
     expect(bad.status).toBe(400);

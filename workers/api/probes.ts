@@ -79,18 +79,30 @@ export async function listProbes(request: IRequest, env: Env): Promise<Response>
   return Response.json(page(url, count, selectFields(url, probes.map(probeObject))));
 }
 
+/** How long an answer of /probes/points/ is served from the edge's cache (the map's live changes come from the stream). */
+export const POINTS_CACHE_S = 10;
+
 /**
  * GET /api/v2/probes/points/ (Vantage; the console's map): every probe the list's filters match, in one answer, as
- * rows of `[id, longitude, latitude, status id, asn_v4, country_code]`. Fifteen thousand probes as 500-probe pages of whole
- * objects took 31 requests and missed the map's one-second first render (bench:web); this is one request.
+ * rows of `[id, longitude, latitude, status id, asn_v4, country_code]`. Fifteen thousand probes as 500-probe pages
+ * of whole objects took 31 requests and missed the map's one-second first render (bench:web); this is one request.
+ * Public and a scan of every probe, so an answer is kept in the edge's cache for POINTS_CACHE_S: a crowd opening the
+ * map (or a flood asking for it) costs the registry one query per location and filter every ten seconds.
  */
-export async function probePoints(request: IRequest, env: Env): Promise<Response> {
+export async function probePoints(request: IRequest, env: Env, ctx: ExecutionContext): Promise<Response> {
   const url = new URL(request.url);
-  const filter = await probeFilterOf(request, env, url);
+  const filter = await probeFilterOf(request, env, url);  // a refused request is answered (and never cached) first
+  const key = new Request(url.toString());
+  const cached = await caches.default.match(key);
+  if (cached) return cached;
   // Places to four decimals (11 m): as much as a map can show, and half the bytes of 15,000 points.
   const round = (v: number | null) => (v === null ? null : Math.round(v * 1e4) / 1e4);
-  const points = filter === null ? [] : (await env.REGISTRY.getByName(REGISTRY_NAME).probePoints(filter)).map(([id, lon, lat, status, asn, cc]) => [id, round(lon as number | null), round(lat as number | null), status, asn, cc]);
-  return Response.json({ count: points.length, fields: ["id", "longitude", "latitude", "status", "asn_v4", "country_code"], points });
+  const points = filter === null ? [] : (await env.REGISTRY.getByName(REGISTRY_NAME).probePoints(filter))
+    .map(([id, lon, lat, status, asn, cc]) => [id, round(lon as number | null), round(lat as number | null), status, asn, cc]);
+  const res = Response.json({ count: points.length, fields: ["id", "longitude", "latitude", "status", "asn_v4", "country_code"], points },
+    { headers: { "Cache-Control": `public, max-age=${POINTS_CACHE_S}` } });
+  ctx.waitUntil(caches.default.put(key, res.clone()));
+  return res;
 }
 
 /** GET /api/v2/probes/tags/: every tag probes carry, Atlas's system tags with Atlas's names, and how many carry each. */
