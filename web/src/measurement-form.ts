@@ -91,7 +91,8 @@ export function measurementForm(route: Route, view: HTMLElement): void {
       const typeSelect = el("select", { id: `source-${i}-type`, "aria-describedby": `source-${i}-type-error` },
         ...SOURCE_TYPES.map(([v, label]) => el("option", { value: v }, label)));
       typeSelect.value = s.type;
-      const value = el("input", { id: `source-${i}-value`, value: s.value, list: "areas", "aria-describedby": `source-${i}-hint source-${i}-value-error`, "aria-required": "true" });
+      const value = el("input", { id: `source-${i}-value`, value: s.value, "aria-describedby": `source-${i}-hint source-${i}-value-error`, "aria-required": "true" });
+      if (s.type === "area") value.setAttribute("list", "areas");  // Atlas's six areas offered as you type
       const requested = el("input", { id: `source-${i}-requested`, type: "number", min: "1", max: "1000", value: String(s.requested), "aria-describedby": `source-${i}-requested-error` });
       const hint = el("small", { id: `source-${i}-hint` }, SOURCE_TYPES.find(([v]) => v === s.type)?.[2] ?? "");
       typeSelect.addEventListener("change", () => { s.type = typeSelect.value; if (s.type === "area") s.value = "WW"; drawSources(); changed(); });
