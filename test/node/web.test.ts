@@ -169,6 +169,16 @@ describe("the web console in Chromium", () => {
     await page.mouse.click(box.x + at.x + 2, box.y + at.y + 2);
     await page.waitForSelector("#picked[data-count='1']");
     expect(page.url()).toContain("#/probes?country_code=NL");  // picking does not leave the map
+    // The keyboard does the same: n brings the bin under the crosshair (its numbers in the tip), Enter puts it back,
+    // and Enter again picks it.
+    await page.focus("canvas.map");
+    await page.keyboard.press("n");
+    await page.waitForSelector(".tip:not([hidden])");
+    expect(await page.locator(".tip").textContent()).toMatch(/^1 probe: 1 connected, 0 not\n.*\nclick to pick or put back$/s);
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#picked[data-count='0']", { state: "attached" });  // empty, so not visible
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#picked[data-count='1']");
     await page.click("#picked a");
     await page.waitForSelector("#measurement-form");
     expect(await page.inputValue("#source-0-type")).toBe("probes");

@@ -73,7 +73,7 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
 
   const summary = el("p", { id: "probe-count", role: "status" }, "Loading probes…");
   const live = el("p", { id: "live", "data-live": "off" }, "Live status: connecting…");
-  const canvas = el("canvas", { class: "map", tabindex: "0", role: "img", "aria-label": "Map of probes; arrow keys pan, + and - zoom" });
+  const canvas = el("canvas", { class: "map", tabindex: "0", role: "img", "aria-label": "Map of probes; arrow keys pan, + and - zoom, n and p bring the next or previous bin under the crosshair, Enter opens (or picks) it" });
   const tip = el("div", { class: "tip", hidden: "" });
   const legend = el("div", { class: "legend" },
     el("span", {}, el("span", { class: "swatch up" }), "all connected"), el("span", {}, el("span", { class: "swatch mixed" }), "some connected"),
@@ -168,6 +168,12 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
       ctx.strokeStyle = chosen ? "#10243e" : "#fff"; ctx.lineWidth = chosen ? 3 : 1; ctx.stroke();
     }
     canvas.dataset.bins = String(bins.length);
+    if (document.activeElement === canvas) {
+      // From the keyboard, the bin under the crosshair is the one Enter acts on.
+      const cx = canvas.clientWidth / 2, cy = canvas.clientHeight / 2;
+      ctx.strokeStyle = "#e08a00"; ctx.lineWidth = 2; ctx.beginPath();
+      ctx.moveTo(cx - 10, cy); ctx.lineTo(cx + 10, cy); ctx.moveTo(cx, cy - 10); ctx.lineTo(cx, cy + 10); ctx.stroke();
+    }
   };
 
   const binAt = (x: number, y: number) => bins.find((b) => (b.x - x) ** 2 + (b.y - y) ** 2 <= BIN_RADIUS ** 2);
@@ -191,28 +197,16 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
     draw(); keepView();
   };
 
-  let drag: { x: number; y: number; moved: boolean } | null = null;
-  canvas.addEventListener("pointerdown", (e) => { drag = { x: e.offsetX, y: e.offsetY, moved: false }; canvas.setPointerCapture(e.pointerId); });
-  canvas.addEventListener("pointermove", (e) => {
-    if (drag && (Math.abs(e.offsetX - drag.x) + Math.abs(e.offsetY - drag.y) > 3)) {
-      panBy(e.offsetX - drag.x, e.offsetY - drag.y);
-      drag = { x: e.offsetX, y: e.offsetY, moved: true };
-      return;
-    }
-    const b = binAt(e.offsetX, e.offsetY);
-    if (!b) { tip.hidden = true; return; }
+  type Bin = (typeof bins)[number];
+  const showTip = (b: Bin, x: number, y: number) => {
     const s = binSummary(b);
     tip.textContent = `${s.total} probe${s.total === 1 ? "" : "s"}: ${s.connected} connected, ${s.disconnected} not\n${s.asns} AS${s.asns === 1 ? "" : "es"}, diversity ${s.simpson.toFixed(2)}` +
       (pickMode.checked ? "\nclick to pick or put back" : s.total === 1 ? `\nprobe ${b[0]!.id} — click for its page` : "\nclick to zoom in");
-    tip.style.left = `${e.offsetX + 12}px`; tip.style.top = `${e.offsetY + 12}px`;
+    tip.style.left = `${x + 12}px`; tip.style.top = `${y + 12}px`;
     tip.hidden = false;
-  });
-  canvas.addEventListener("pointerup", (e) => {
-    const wasDrag = drag?.moved;
-    drag = null;
-    if (wasDrag) return;
-    const b = binAt(e.offsetX, e.offsetY);
-    if (!b) return;
+  };
+  /** A click on a bin (or Enter on the one under the crosshair): pick it, open its lone probe, or zoom into it. */
+  const actOn = (b: Bin) => {
     if (pickMode.checked) {
       // A bin already picked whole is put back; otherwise all of it is picked.
       const all = b.every((p) => picked.has(p.id));
@@ -223,18 +217,66 @@ export async function probeMap(route: Route, view: HTMLElement): Promise<void> {
     }
     if (b.length === 1) navigate(`#/probes/${b[0]!.id}`);
     else zoomAt(4, b.x, b.y);
+  };
+  /** The bin under the crosshair, said in the tip, for the keyboard. */
+  const atCentre = () => {
+    const cx = canvas.clientWidth / 2, cy = canvas.clientHeight / 2;
+    // The nearest bin within one and a half of its radius: panning moves probes, and the hexagons they fall in, under
+    // a crosshair that stays put.
+    const d2 = (b: Bin) => (b.x - cx) ** 2 + (b.y - cy) ** 2;
+    const b = bins.filter((x) => d2(x) <= (1.5 * BIN_RADIUS) ** 2).sort((x, y) => d2(x) - d2(y))[0];
+    if (b) showTip(b, cx, cy); else tip.hidden = true;
+    return b;
+  };
+  let drag: { x: number; y: number; moved: boolean } | null = null;
+  canvas.addEventListener("pointerdown", (e) => { drag = { x: e.offsetX, y: e.offsetY, moved: false }; canvas.setPointerCapture(e.pointerId); });
+  canvas.addEventListener("pointermove", (e) => {
+    if (drag && (Math.abs(e.offsetX - drag.x) + Math.abs(e.offsetY - drag.y) > 3)) {
+      panBy(e.offsetX - drag.x, e.offsetY - drag.y);
+      drag = { x: e.offsetX, y: e.offsetY, moved: true };
+      return;
+    }
+    const b = binAt(e.offsetX, e.offsetY);
+    if (!b) { tip.hidden = true; return; }
+    showTip(b, e.offsetX, e.offsetY);
+  });
+  canvas.addEventListener("pointerup", (e) => {
+    const wasDrag = drag?.moved;
+    drag = null;
+    if (wasDrag) return;
+    const b = binAt(e.offsetX, e.offsetY);
+    if (b) actOn(b);
   });
   canvas.addEventListener("pointerleave", () => { tip.hidden = true; });
   canvas.addEventListener("wheel", (e) => { e.preventDefault(); zoomAt(e.deltaY < 0 ? 1.5 : 1 / 1.5, e.offsetX, e.offsetY); }, { passive: false });
   canvas.addEventListener("keydown", (e) => {
     const w = canvas.clientWidth, h = canvas.clientHeight, step = 60;
+    // n and p bring the next or previous bin (left to right) under the crosshair: its probes' middle, not its
+    // hexagon's, so that it is still the bin there once the map is binned again.
+    const hop = (dir: 1 | -1) => {
+      const middle = (b: Bin) => {
+        const xy = b.map((p) => projection(p.geometry!.coordinates)!);
+        return [xy.reduce((a, [x]) => a + x, 0) / xy.length, xy.reduce((a, [, y]) => a + y, 0) / xy.length] as const;
+      };
+      const order = [...bins].map((b) => middle(b)).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      const here = order.findIndex(([x, y]) => (x - w / 2) ** 2 + (y - h / 2) ** 2 <= (1.5 * BIN_RADIUS) ** 2);
+      const next = order[here < 0 ? (dir === 1 ? order.findIndex(([x]) => x > w / 2) : order.findLastIndex(([x]) => x < w / 2)) : here + dir];
+      if (next) panBy(w / 2 - next[0], h / 2 - next[1]);
+    };
     const moves: Record<string, () => void> = {
       ArrowLeft: () => panBy(step, 0), ArrowRight: () => panBy(-step, 0), ArrowUp: () => panBy(0, step), ArrowDown: () => panBy(0, -step),
       "+": () => zoomAt(1.5, w / 2, h / 2), "=": () => zoomAt(1.5, w / 2, h / 2), "-": () => zoomAt(1 / 1.5, w / 2, h / 2),
+      n: () => hop(1), p: () => hop(-1),
+      Enter: () => { const b = atCentre(); if (b) actOn(b); }, " ": () => { const b = atCentre(); if (b) actOn(b); },
     };
     const move = moves[e.key];
-    if (move) { e.preventDefault(); move(); }
+    if (!move) return;
+    e.preventDefault();
+    move();
+    if (e.key !== "Enter" && e.key !== " ") atCentre();
   });
+  canvas.addEventListener("focus", draw);
+  canvas.addEventListener("blur", () => { tip.hidden = true; draw(); });
   const resized = new ResizeObserver(() => draw());
   resized.observe(canvas);
   onLeave(() => resized.disconnect());
