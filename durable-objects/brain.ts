@@ -117,7 +117,7 @@ export class Brain extends SqlDurableObject<Env> {
 
   /**
    * What creating would answer, short of creating (nothing is written, nothing counted toward the rate limit): the
-   * duplicate warnings, and the refusal a quota or an \`msm\` source would give. The credits are the ledger's to say.
+   * duplicate warnings, and the refusal a quota or an `msm` source would give. The credits are the ledger's to say.
    */
   preview(req: CreateMeasurements, owner: string): { warnings: Warning[]; reuses: (number | null)[]; refusal: Refusal | null } {
     const now = Math.floor(Date.now() / 1000);
