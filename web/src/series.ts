@@ -11,7 +11,7 @@ export type JournalItem = { id: number; type: string; amount: number; time: numb
 export function latencySeries(results: PingSummary[], bucket: number): { t: number[]; min: number[]; median: number[]; max: number[]; probes: number[] } {
   const buckets = new Map<number, PingSummary[]>();
   for (const r of results) {
-    if (r.type !== "ping" || !r.rcvd || r.avg === undefined || r.avg < 0) continue;
+    if (!answered(r)) continue;
     const t = Math.floor(r.timestamp / bucket) * bucket;
     const bucketed = buckets.get(t);
     if (bucketed) bucketed.push(r); else buckets.set(t, [r]);
@@ -19,11 +19,9 @@ export function latencySeries(results: PingSummary[], bucket: number): { t: numb
   const out = { t: [] as number[], min: [] as number[], median: [] as number[], max: [] as number[], probes: [] as number[] };
   for (const t of [...buckets.keys()].sort((a, b) => a - b)) {
     const rs = buckets.get(t)!;
-    const avgs = rs.map((r) => r.avg!).sort((a, b) => a - b);
-    const mid = avgs.length >> 1;
     out.t.push(t);
     out.min.push(Math.min(...rs.map((r) => r.min!)));
-    out.median.push(avgs.length % 2 ? avgs[mid]! : (avgs[mid - 1]! + avgs[mid]!) / 2);
+    out.median.push(median(rs.map((r) => r.avg!))!);
     out.max.push(Math.max(...rs.map((r) => r.max!)));
     out.probes.push(new Set(rs.map((r) => r.prb_id)).size);
   }
@@ -182,11 +180,12 @@ export function rttFrames(results: PingSummary[], bucket: number): { t: number; 
 /** CAIDA's per-country figure: the median of each country's probes' median RTTs, with how many probes. */
 export function countryMedians(results: PingSummary[], probes: Map<number, ProbeFacts>): { country: string; probes: number; median: number }[] {
   const perProbe = new Map<number, number[]>();
-  for (const r of results.filter(answered)) perProbe.set(r.prb_id, [...(perProbe.get(r.prb_id) ?? []), r.avg!]);
+  const push = <K>(m: Map<K, number[]>, k: K, v: number) => { const list = m.get(k); if (list) list.push(v); else m.set(k, [v]); };
+  for (const r of results.filter(answered)) push(perProbe, r.prb_id, r.avg!);
   const perCountry = new Map<string, number[]>();
   for (const [id, rtts] of perProbe) {
     const cc = probes.get(id)?.country_code;
-    if (cc) perCountry.set(cc, [...(perCountry.get(cc) ?? []), median(rtts)!]);
+    if (cc) push(perCountry, cc, median(rtts)!);
   }
   return [...perCountry.entries()].map(([country, ms]) => ({ country, probes: ms.length, median: median(ms)! }))
     .sort((a, b) => a.median - b.median || (a.country < b.country ? -1 : 1));
