@@ -4,12 +4,18 @@ import { parseArgs } from "node:util";
 
 const USAGE = `usage:
   vantage-probe enroll --state DIR      print this probe's public key (creates the key pair on first run)
-  vantage-probe run --config FILE       register, connect and measure until SIGINT/SIGTERM`;
+  vantage-probe run --config FILE       register, connect and measure until SIGINT/SIGTERM
+  vantage-probe dnsstats --read FILE --out DIR [--sample-rate R] [--client-addresses]
+                                        DNS statistics of a capture file (pcap or pcapng): per-minute DSC
+                                        datasets and a C-DNS sample of whole query/response pairs in DIR`;
 
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { state: { type: "string" }, config: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      state: { type: "string" }, config: { type: "string" }, help: { type: "boolean", short: "h" },
+      read: { type: "string" }, out: { type: "string" }, "sample-rate": { type: "string" }, "client-addresses": { type: "boolean" },
+    },
   });
   const [command] = positionals;
   if (values.help || !command) { console.log(USAGE); return command ? 0 : 2; }
@@ -39,6 +45,16 @@ async function main(): Promise<number> {
     await new Promise<void>((resolve) => {
       for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => void agent.stop().then(resolve));
     });
+    return 0;
+  }
+  if (command === "dnsstats") {
+    if (!values.read || !values.out) { console.error("dnsstats needs --read FILE and --out DIR"); return 2; }
+    const rate = values["sample-rate"] === undefined ? undefined : Number(values["sample-rate"]);
+    if (rate !== undefined && !(rate >= 0 && rate <= 1)) { console.error(`--sample-rate ${values["sample-rate"]}: a share between 0 and 1 (0.01 keeps 1 % of pairs)`); return 2; }
+    const { collectCaptureFile } = await import("./dnsstats/index.ts");
+    const { AGENT_VERSION } = await import("./version.ts");
+    const summary = await collectCaptureFile(values.read, values.out, { ...(rate === undefined ? {} : { sampleRate: rate }), clientAddresses: values["client-addresses"] ?? false }, `vantage-probe ${AGENT_VERSION}`);
+    console.log(JSON.stringify(summary));
     return 0;
   }
   console.error(`unknown command "${command}"\n${USAGE}`);

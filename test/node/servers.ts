@@ -53,8 +53,12 @@ txt  IN TXT "hello from the lab"
 ${Array.from({ length: 8 }, (_, i) => `big  IN TXT "${String(i).repeat(120)}"`).join("\n")}
 `;
 
-/** NSD serving example.test on 127.0.0.1:53 and [::1]:53 in the namespace, with NSID "vantage-test". */
-export async function startNsd(ns: Netns): Promise<Server> {
+/**
+ * NSD serving example.test on 127.0.0.1:53 and [::1]:53 in the namespace, with NSID "vantage-test". `unlimited`
+ * turns off its response rate limiting (on by default in Debian's build: 200 answers/s to one client), for traffic
+ * generators.
+ */
+export async function startNsd(ns: Netns, o: { unlimited?: boolean } = {}): Promise<Server> {
   const dir = tempDir("nsd");
   writeFileSync(join(dir, "example.test.zone"), EXAMPLE_ZONE);
   writeFileSync(join(dir, "nsd.conf"), `server:
@@ -71,7 +75,7 @@ export async function startNsd(ns: Netns): Promise<Server> {
     logfile: "${dir}/nsd.log"
     server-count: 1
     nsid: "ascii_vantage-test"
-remote-control:
+${o.unlimited ? "    rrl-ratelimit: 0\n" : ""}remote-control:
     control-enable: no
 zone:
     name: "example.test"
