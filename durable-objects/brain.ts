@@ -3,7 +3,7 @@
 // one DO alarm multiplexing many timers (measurement-lifecycle.ts). One instance, named "brain". Its RPC methods are
 // the surface; participation requests, tags, listing and rollouts are modules of their own.
 import {
-  builtinType, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS,
+  builtinPublic, builtinType, type CreateMeasurements, creditsPerResult, type Definition, type ProbeSource, runSeconds, specOf, type Status, STATUS,
 } from "../protocol/index.ts";
 import type { ReleaseManifest } from "../protocol/release.ts";
 import { listMeasurements } from "./measurement-list.ts";
@@ -323,14 +323,14 @@ export class Brain extends SqlDurableObject<Env> {
   }
 
   /**
-   * Which of these measurements are public (built-ins are): archive bundles and the stream hold only those. null for
+   * Which of these measurements are public (built-ins are, data sources when their hosts said so): archive bundles and the stream hold only those. null for
    * one that does not exist (yet): not public now, but it may be created later, so nobody may remember it as private.
    */
   publicFlags(ids: number[]): Record<number, boolean | null> {
     const out: Record<number, boolean | null> = {};
     for (const id of ids) {
       const row = builtinType(id) ? null : this.get(id);
-      out[id] = builtinType(id) !== null ? true : row === null ? null : (JSON.parse(row.definition) as Definition).is_public !== false;
+      out[id] = builtinType(id) !== null ? builtinPublic(id) : row === null ? null : (JSON.parse(row.definition) as Definition).is_public !== false;
     }
     return out;
   }

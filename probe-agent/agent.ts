@@ -13,7 +13,7 @@ import type { AgentConfig } from "./config.ts";
 import { CrashGuard } from "./crash-guard.ts";
 import { type Identity, loadIdentity, signChallenge, verifyEdgeToken } from "./identity.ts";
 import { Builtins, type RunOptions } from "./builtins.ts";
-import type { MonitoredInterface } from "./classifier.ts";
+import type { DataSources } from "./data-sources.ts";
 import { errorResult, runMeasurement } from "./measure/index.ts";
 import type { Releases } from "./release.ts";
 import { RefusedResults } from "./refused.ts";
@@ -24,6 +24,7 @@ import { AGENT_VERSION } from "./version.ts";
 export type Log = (level: "info" | "warn" | "error", msg: string) => void;
 
 const MAX_FRAME_RESULTS = 200;
+const MAX_FRAME_TEXT = 1 << 20;
 /**
  * Results sent on a connection and not yet acknowledged, at most: after an outage the backlog goes out as the
  * controller acknowledges it, a window at a time (read from the journal), not onto the socket all at once.
@@ -119,8 +120,8 @@ export class Agent {
   private readonly crashGuard: CrashGuard;
   /** When each measurement runs, within the slots (schedule.ts). */
   private readonly schedule: Schedule;
-  /** The traffic classifier on a monitored interface, when the config asks for one (loaded then: child_process). */
-  private monitor: MonitoredInterface | null = null;
+  /** The classifier's reports and the DNS statistics, when the config asks for them (loaded then). */
+  private dataSources: DataSources | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly config: AgentConfig;
   private readonly log: Log;
@@ -155,12 +156,11 @@ export class Agent {
   start(): void {
     this.log("info", `probe ${this.config.probe_id}: starting with ${this.spool.size} spooled result(s)`);
     this.builtins.start();
-    const classifier = this.config.classifier;
-    if (classifier) {
-      void import("./classifier.ts").then(({ MonitoredInterface }) => {
+    if (this.config.classifier || this.config.dnsstats) {
+      void import("./data-sources.ts").then(({ DataSources }) => {
         if (this.stopped) return;
-        this.monitor = new MonitoredInterface(classifier, this.config.state_dir, this.log);
-        this.monitor.start();
+        this.dataSources = new DataSources(this.config, this.log, (r) => this.store(r), () => this.lts());
+        this.dataSources.start();
       });
     }
     this.releases?.startProbation(() => this.stop());
@@ -171,7 +171,7 @@ export class Agent {
     this.stopped = true;
     for (const runs of this.inFlight.values()) for (const run of runs) run.abort(STOPPED);
     this.builtins.stop();
-    this.monitor?.stop();
+    await this.dataSources?.stop();
     this.schedule.clear();
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.statusTimer) clearTimeout(this.statusTimer);
@@ -296,10 +296,15 @@ export class Agent {
     if (this.holdTimer) return;
     const room = MAX_IN_FLIGHT - this.spool.countUpTo(this.sentUpTo);
     const pending = room > 0 ? this.spool.pending(this.sentUpTo, room) : [];
-    for (let i = 0; i < pending.length; i += MAX_FRAME_RESULTS) {
-      const chunk = pending.slice(i, i + MAX_FRAME_RESULTS);
+    // Frames of at most MAX_FRAME_RESULTS results and MAX_FRAME_TEXT characters (a data source's records are tens of
+    // KB each; the controller refuses a frame over 4 MiB whole).
+    for (let i = 0; i < pending.length;) {
+      let end = i, text = 0;
+      while (end < pending.length && end - i < MAX_FRAME_RESULTS && (end === i || text + pending[end]!.json.length <= MAX_FRAME_TEXT)) text += pending[end++]!.json.length;
+      const chunk = pending.slice(i, end);
       if (!this.sendText(`{"type":"results","results":[${chunk.map((e) => e.json).join(",")}]}`)) return;
       this.sentUpTo = chunk[chunk.length - 1]!.seq;
+      i = end;
     }
   }
 

@@ -5,6 +5,7 @@ import * as z from "zod/mini";
 import { intIn, isCidr, isTarget, MAX_ANCHORS } from "../protocol/probe.ts";
 
 const opt = z.optional;
+const IFACE = /^[\w.:-]{1,64}$/;
 const def = z._default;
 
 export const AgentConfig = z.object({
@@ -33,12 +34,32 @@ export const AgentConfig = z.object({
     ping_interval_s: def(intIn(5, 86_400), 240),
     traceroute_interval_s: def(intIn(5, 86_400), 900),
   }), {}),
-  /** Classify the traffic of a monitored interface (needs CAP_NET_RAW); reports go to state_dir/classifier/. */
+  /**
+   * Classify the traffic of a monitored interface (needs CAP_NET_RAW); reports go to state_dir/classifier/ and, with
+   * `upload`, to the edge (`public`: for everybody; else for the probe's owner only).
+   */
   classifier: opt(z.object({
-    interface: z.string().check(z.regex(/^[\w.:-]{1,64}$/, "interface must be a network interface name")),
+    interface: z.string().check(z.regex(IFACE, "interface must be a network interface name")),
     interval_s: def(z.number().check(z.minimum(1), z.maximum(86_400)), 300),
     plugins: def(z.array(z.enum(["port", "signature", "ndpi"])).check(z.minLength(1)), ["signature", "ndpi", "port"]),
+    upload: def(z.boolean(), true),
+    public: def(z.boolean(), false),
   })),
+  /**
+   * DNS statistics (probe-agent/dnsstats/): packets of an interface or mirror port (libpcap, CAP_NET_RAW) and/or a
+   * DNS server's dnstap on a unix socket this agent listens on. Minutes and the C-DNS sample go to
+   * state_dir/dnsstats/; with `upload` the minutes (client subnets, never addresses) go to the edge, `public` or the
+   * owner's only. Full client addresses (`client_addresses`) stay on the appliance whatever else is set.
+   */
+  dnsstats: opt(z.object({
+    interface: opt(z.string().check(z.regex(IFACE, "interface must be a network interface name"))),
+    filter: def(z.string().check(z.maxLength(1024)), "port 53"),
+    dnstap_socket: opt(z.string().check(z.regex(/^\/[^\0]{1,200}$/, "dnstap_socket must be an absolute path"))),
+    sample_rate: def(z.number().check(z.minimum(0), z.maximum(1)), 0.01),
+    client_addresses: def(z.boolean(), false),
+    upload: def(z.boolean(), true),
+    public: def(z.boolean(), false),
+  }).check(z.refine((d) => d.interface !== undefined || d.dnstap_socket !== undefined, "dnsstats needs an interface, a dnstap_socket or both"))),
   /** Seconds between status heartbeats. */
   heartbeat_s: def(z.number().check(z.minimum(1), z.maximum(600)), 30),
   /** How long a finished result waits for others to share its frame to the controller (0: send at once). */

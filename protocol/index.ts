@@ -1,6 +1,7 @@
 export * from "./atlas.ts";
 export * from "./definitions.ts";
 export * from "./results.ts";
+export * from "./datasources.ts";
 export * from "./messages.ts";
 export * from "./probe-messages.ts";
 export * from "./net.ts";

@@ -70,6 +70,12 @@ if stale probe-agent/native/build/Release/vantage_icmp.node probe-agent/native/b
   npm run install
 fi
 
+# The agent's packet capture for DNS statistics (libpcap; only hosts that watch an interface need it).
+if [ -f /usr/include/pcap/pcap.h ] && stale probe-agent/capture/build/Release/vantage_capture.node probe-agent/capture/binding.gyp probe-agent/capture/*.cc; then
+  echo "bootstrap: building the probe's packet capture addon"
+  npm run --silent build:capture
+fi
+
 # The web console's assets (the edge serves web/dist; wrangler dev builds them too, the edge tests read them as is).
 if stale web/dist/app.js web/build.ts web/index.html web/app.css web/favicon.svg web/src/*; then
   echo "bootstrap: building the web console"

@@ -15,7 +15,8 @@ export type BundleManifest = {
   first_timestamp: number; last_timestamp: number;
 };
 
-export const BUNDLE_TYPES = MEASUREMENT_TYPES;
+/** The measurement types and the appliances' data sources (public records only, as for measurements). */
+export const BUNDLE_TYPES = [...MEASUREMENT_TYPES, "dnsstats", "traffic"] as const;
 
 /** An hour as `YYYY-MM-DDTHH` (UTC), the way the CLI and the API name it. */
 export const HOUR = /^(\d{4}-\d{2}-\d{2})T(\d{2})$/;

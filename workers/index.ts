@@ -20,6 +20,7 @@ import { page } from "./api/pagination.ts";
 import { getProbe, listProbes, listProbeTags, probePoints } from "./api/probes.ts";
 import { downloadRelease, getRollout, haltRollout, startRollout, uploadRelease } from "./api/releases.ts";
 import { getLatest, getResults, queryAggregates, queryResults } from "./api/results.ts";
+import { getDnsStats, getTraffic } from "./api/datasources.ts";
 import { statusCheck } from "./api/status-check.ts";
 import { challenge, connect, edgeKey, register } from "./registration.ts";
 
@@ -74,6 +75,8 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/measurements/:id/status-check", statusCheck)
   .get("/api/v2/results", queryResults)
   .get("/api/v2/aggregates", queryAggregates)
+  .get("/api/v2/dnsstats", getDnsStats)
+  .get("/api/v2/traffic", getTraffic)
   .get("/api/v2/alerts", listAlerts)
   .get("/api/v2/bundles", listBundlesRoute)
   .get("/api/v2/bundles/:name", getBundle)

@@ -3,8 +3,11 @@
 // of any size costs one chunk of memory. tcpdump and dnscap write pcap, tshark and dumpcap pcapng.
 import { open } from "node:fs/promises";
 
-/** One packet: its capture time in µs since the epoch, its link type and its bytes (a view, valid during the call). */
-export type PacketSink = (tsUs: number, linkType: number, data: Uint8Array) => void;
+/**
+ * One packet: its capture time in µs since the epoch, its link type and where its bytes are (valid during the call
+ * only). Offsets rather than a view: a Buffer view per packet was a tenth of the collector's time in allocation.
+ */
+export type PacketSink = (tsUs: number, linkType: number, buf: Uint8Array, off: number, len: number) => void;
 
 const CHUNK = 1 << 20;
 
@@ -89,7 +92,7 @@ class PcapReader implements Reader {
       if (incl > 262_144) throw new Error(`${this.path}: a record of ${incl} bytes at offset ${off}: corrupt file`);
       if (end - off < 16 + incl) { this.needed = 16 + incl; return off - start; }
       this.packets++;
-      sink(sec * 1e6 + (this.nano ? Math.floor(frac / 1000) : frac), this.linkType, buf.subarray(off + 16, off + 16 + incl));
+      sink(sec * 1e6 + (this.nano ? Math.floor(frac / 1000) : frac), this.linkType, buf, off + 16, incl);
       off += 16 + incl;
     }
     this.needed = 16;
@@ -134,13 +137,13 @@ class PcapngReader implements Reader {
         const ticks = hi * 4294967296 + lo;
         const tsUs = iface.ticksPerSecond === 1e6 ? ticks : Math.floor(ticks / (iface.ticksPerSecond / 1e6));
         this.packets++;
-        sink(tsUs, iface.linkType, buf.subarray(off + 28, off + 28 + caplen));
+        sink(tsUs, iface.linkType, buf, off + 28, caplen);
       } else if (btype === 3) {
         const iface = this.ifaces[0];
         if (!iface) throw new Error(`${this.path}: simple packet block before any interface description`);
         const orig = le ? buf.readUInt32LE(off + 8) : buf.readUInt32BE(off + 8);
         this.packets++;
-        sink(0, iface.linkType, buf.subarray(off + 12, off + 12 + Math.min(orig, len - 16)));
+        sink(0, iface.linkType, buf, off + 12, Math.min(orig, len - 16));
       }
       off += len;
     }

@@ -2,9 +2,10 @@
 // out, plus a deterministic sample of whole query/response pairs. Queries and responses are matched as DSC matches
 // them (DNS id, IP version, transport, client address and port, server address and port); a query unanswered
 // within `timeoutMs` counts as "unanswered" in the response_time dataset of the minute it was sent.
-import { Dataset, type DatasetSpec, type DscDataset } from "./datasets.ts";
+import type { DscDataset } from "../../protocol/dsc.ts";
+import { fmix32, hashString, HyperLogLog } from "../../protocol/hll.ts";
+import { Dataset, type DatasetSpec } from "./datasets.ts";
 import { type DecodeCounters, DnsHeader, type DnsPacket, readDns } from "./decode.ts";
-import { flowHash, HyperLogLog } from "./hll.ts";
 import { v4Text, v6Text } from "./address.ts";
 
 export type CollectorOptions = {
@@ -109,6 +110,7 @@ export class DnsStatsCollector {
   /** minute (since the epoch) → server → its counters. */
   private readonly minutes = new Map<number, Map<string, ServerState>>();
   private watermarkUs = 0;
+  private nextSweepUs = 0;
   readonly counters: DecodeCounters & { messages: number } = { packets: 0, not_dns: 0, fragments: 0, tcp_partial: 0, malformed: 0, messages: 0 };
   private reported = { ...this.counters };
   private readonly sampleBelow: number;
@@ -186,7 +188,7 @@ export class DnsStatsCollector {
     const qtype = h.qtype;
     d[QTYPE]!.add("ALL", qtype);
     d[OPCODE]!.add("ALL", h.opcode);
-    d[TRANSPORT]!.add(p.tcp ? "tcp" : "udp", qtype);
+    d[TRANSPORT]!.add(p.transport, qtype);
     d[IPVER]!.add(p.v6 ? "IPv6" : "IPv4", qtype);
     d[EDNS]!.add("ALL", h.ednsVersion < 0 ? "none" : h.ednsVersion);
     d[DO]!.add("ALL", h.do ? "set" : "clr");
@@ -261,6 +263,9 @@ export class DnsStatsCollector {
   advance(nowUs: number): void {
     if (nowUs <= this.watermarkUs) return;
     this.watermarkUs = nowUs;
+    // Looked at every 100 ms of time, not every message: a walk of the waiting queries costs an iterator.
+    if (nowUs < this.nextSweepUs) return;
+    this.nextSweepUs = nowUs + 100_000;
     const timeoutUs = this.o.timeoutMs * 1000;
     for (const [key, q] of this.pending) {
       if (q.tsUs > nowUs - timeoutUs) break; // insertion order is time order (give or take reordering)
@@ -317,4 +322,10 @@ function labeller(name: string, names: Map<number, string>): (dim: number, v: st
   if (name === "query_size" || name === "rcode_vs_replylen") return (dim, v) => (dim === 2 ? `${v}-${Number(v) + 15}` : String(v));
   if (name === "client_subnet") return (dim, v) => (dim === 1 ? String(v) : typeof v === "number" ? `${v4Text(v)}/24` : `${v6Text(v.padEnd(32, "0"))}/96`);
   return (_dim, v) => String(v);
+}
+
+/** The sample's choice: a flow (client, port, DNS id) is in or out whatever the packet, query or response. */
+export function flowHash(client: number | string, port: number, id: number): number {
+  const c = typeof client === "number" ? fmix32(client) : hashString(client);
+  return fmix32(c ^ Math.imul(port + 1, 0x9e3779b1) ^ Math.imul(id + 1, 0x85ebca77));
 }

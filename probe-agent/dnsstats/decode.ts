@@ -16,7 +16,10 @@ export class DnsPacket {
   dst: number | string = 0;
   srcPort = 0;
   dstPort = 0;
+  /** Stream (TCP, TLS, HTTPS) rather than datagram: queries and responses are matched per transport kind. */
   tcp = false;
+  /** How the message travelled, as the statistics name it: udp, tcp, and from dnstap also tls, https, quic. */
+  transport = "udp";
   /** The whole packet and where the DNS message is in it. */
   buf: Uint8Array = new Uint8Array(0);
   off = 0;
@@ -32,41 +35,42 @@ const ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86dd, ETH_VLAN = 0x8100, ETH_QINQ = 0x88a8
  * Finds the DNS messages in one frame and calls `each` for every one (a TCP segment may hold several). Anything
  * that is not DNS over UDP/TCP port 53 is counted, not thrown.
  */
-export function decodeFrame(tsUs: number, linkType: number, d: Uint8Array, p: DnsPacket, c: DecodeCounters, each: (p: DnsPacket) => void): void {
+export function decodeFrame(tsUs: number, linkType: number, d: Uint8Array, start: number, length: number, p: DnsPacket, c: DecodeCounters, each: (p: DnsPacket) => void): void {
   c.packets++;
+  const frameEnd = start + length;
   let off: number;
   let ethType: number;
   switch (linkType) {
     case 1: { // Ethernet
-      if (d.length < 14) { c.malformed++; return; }
-      ethType = (d[12]! << 8) | d[13]!;
-      off = 14;
-      while ((ethType === ETH_VLAN || ethType === ETH_QINQ) && off + 4 <= d.length) {
+      if (length < 14) { c.malformed++; return; }
+      ethType = (d[start + 12]! << 8) | d[start + 13]!;
+      off = start + 14;
+      while ((ethType === ETH_VLAN || ethType === ETH_QINQ) && off + 4 <= frameEnd) {
         ethType = (d[off + 2]! << 8) | d[off + 3]!;
         off += 4;
       }
       break;
     }
     case 113: // Linux cooked capture v1
-      if (d.length < 16) { c.malformed++; return; }
-      ethType = (d[14]! << 8) | d[15]!;
-      off = 16;
+      if (length < 16) { c.malformed++; return; }
+      ethType = (d[start + 14]! << 8) | d[start + 15]!;
+      off = start + 16;
       break;
     case 276: // Linux cooked capture v2
-      if (d.length < 20) { c.malformed++; return; }
-      ethType = (d[0]! << 8) | d[1]!;
-      off = 20;
+      if (length < 20) { c.malformed++; return; }
+      ethType = (d[start]! << 8) | d[start + 1]!;
+      off = start + 20;
       break;
     case 0: case 108: { // BSD loopback: the address family in host (0) or network (108) order
-      if (d.length < 4) { c.malformed++; return; }
-      const fam = linkType === 108 ? d[3]! : d[0]! || d[3]!;
+      if (length < 4) { c.malformed++; return; }
+      const fam = linkType === 108 ? d[start + 3]! : d[start]! || d[start + 3]!;
       ethType = fam === 2 ? ETH_IPV4 : fam === 24 || fam === 28 || fam === 30 ? ETH_IPV6 : 0;
-      off = 4;
+      off = start + 4;
       break;
     }
     case 101: case 12: case 14: case 228: case 229: // raw IP
-      off = 0;
-      ethType = d.length > 0 && d[0]! >> 4 === 6 ? ETH_IPV6 : ETH_IPV4;
+      off = start;
+      ethType = length > 0 && d[start]! >> 4 === 6 ? ETH_IPV6 : ETH_IPV4;
       break;
     default:
       c.not_dns++;
@@ -77,7 +81,7 @@ export function decodeFrame(tsUs: number, linkType: number, d: Uint8Array, p: Dn
   let proto: number;
   let end: number;
   if (ethType === ETH_IPV4) {
-    if (off + 20 > d.length || d[off]! >> 4 !== 4) { c.malformed++; return; }
+    if (off + 20 > frameEnd || d[off]! >> 4 !== 4) { c.malformed++; return; }
     const ihl = (d[off]! & 15) * 4;
     const total = (d[off + 2]! << 8) | d[off + 3]!;
     if (ihl < 20 || total < ihl) { c.malformed++; return; }
@@ -88,17 +92,17 @@ export function decodeFrame(tsUs: number, linkType: number, d: Uint8Array, p: Dn
     p.hopLimit = d[off + 8]!;
     p.src = ((d[off + 12]! << 24) | (d[off + 13]! << 16) | (d[off + 14]! << 8) | d[off + 15]!) >>> 0;
     p.dst = ((d[off + 16]! << 24) | (d[off + 17]! << 16) | (d[off + 18]! << 8) | d[off + 19]!) >>> 0;
-    end = Math.min(d.length, off + total);
+    end = Math.min(frameEnd, off + total);
     off += ihl;
   } else if (ethType === ETH_IPV6) {
-    if (off + 40 > d.length || d[off]! >> 4 !== 6) { c.malformed++; return; }
+    if (off + 40 > frameEnd || d[off]! >> 4 !== 6) { c.malformed++; return; }
     const payloadLen = (d[off + 4]! << 8) | d[off + 5]!;
     proto = d[off + 6]!;
     p.v6 = true;
     p.hopLimit = d[off + 7]!;
     p.src = hex(d, off + 8);
     p.dst = hex(d, off + 24);
-    end = Math.min(d.length, off + 40 + payloadLen);
+    end = Math.min(frameEnd, off + 40 + payloadLen);
     off += 40;
     // Hop-by-hop, routing and destination options; a fragment header means a fragment.
     while (proto === 0 || proto === 43 || proto === 60 || proto === 44) {
@@ -117,6 +121,7 @@ export function decodeFrame(tsUs: number, linkType: number, d: Uint8Array, p: Dn
     p.dstPort = (d[off + 2]! << 8) | d[off + 3]!;
     if (p.srcPort !== 53 && p.dstPort !== 53) { c.not_dns++; return; }
     p.tcp = false;
+    p.transport = "udp";
     p.off = off + 8;
     p.len = end - p.off;
     each(p);
@@ -130,6 +135,7 @@ export function decodeFrame(tsUs: number, linkType: number, d: Uint8Array, p: Dn
     // Messages that a segment holds whole (each with its 2-byte length); without stream reassembly, a message
     // split across segments is counted as tcp_partial (DSC and dnscap do the same without their reassembly option).
     p.tcp = true;
+    p.transport = "tcp";
     while (at + 2 <= end) {
       const mlen = (d[at]! << 8) | d[at + 1]!;
       if (at + 2 + mlen > end || mlen < 12) { c.tcp_partial++; return; }

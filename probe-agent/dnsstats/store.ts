@@ -1,5 +1,6 @@
 // DNS statistics on the appliance's disk, under one directory:
-//   minutes/<stop_time>.json       one minute's record (collector.ts MinuteRecord: per server, DSC datasets, clients)
+//   minutes/<stop_time>.json       one minute's record (collector.ts MinuteRecord: per server, DSC datasets, clients;
+//                                  `<stop_time>.2.json` for the rest of a minute a restart cut in two)
 //   dsc/<stop_time>.dscdata.json   the same minute as DSC writes it (its datasets summed over servers)
 //   cdns/<YYYYMMDD-HH>.cdns.gz     the hour's sampled pairs as C-DNS (RFC 8618), gzipped when the hour closes
 // A C-DNS file being written is `<hour>.cdns` with `<hour>.cdns.blocks` (each whole block's end offset): after a
@@ -9,7 +10,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { CDNS_END, CdnsBlock, cdnsHeader, type CdnsOptions } from "./cdns.ts";
 import type { MinuteRecord, SampledPair } from "./collector.ts";
-import { mergeDsc } from "./datasets.ts";
+import { mergeDsc } from "../../protocol/dsc.ts";
 
 export class DnsStatsStore {
   private readonly dir: string;
@@ -30,7 +31,9 @@ export class DnsStatsStore {
   }
 
   minute(m: MinuteRecord): void {
-    const name = String(m.stop_time);
+    // A minute cut in two by a restart is two records (each counts its own part): the second gets `.2`.
+    let name = String(m.stop_time);
+    for (let part = 2; existsSync(join(this.dir, "minutes", `${name}.json`)); part++) name = `${m.stop_time}.${part}`;
     writeAtomic(join(this.dir, "minutes", `${name}.json`), JSON.stringify(m));
     const byName = new Map<string, MinuteRecord["servers"][number]["datasets"]>();
     for (const s of m.servers) for (const d of s.datasets) byName.set(d.name, [...(byName.get(d.name) ?? []), d]);

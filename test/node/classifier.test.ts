@@ -348,9 +348,10 @@ describe.skipIf(noLive !== null)("classifier on a live interface", () => {
     await expect(classifyLive("no-such-if0", 1)).rejects.toThrow(/no-such-if0/);
   });
 
-  it("runs under the probe agent on a monitored interface, writing cyclic reports", async () => {
+  it("runs under the probe agent on a monitored interface, writing cyclic reports and handing each over for upload", async () => {
     const dir = tempDir("agent-classifier");
-    const monitor = new MonitoredInterface({ interface: "lo", interval_s: 0.2, plugins: ["port"] }, dir, () => {});
+    const handed: { apps: { label: string }[] }[] = [];
+    const monitor = new MonitoredInterface({ interface: "lo", interval_s: 0.2, plugins: ["port"], upload: true, public: false }, dir, () => {}, (r) => handed.push(r));
     monitor.start();
     try {
       const reports = join(dir, "classifier", "reports.jsonl");
@@ -363,6 +364,9 @@ describe.skipIf(noLive !== null)("classifier on a live interface", () => {
       }, 20_000, 200);
       sock.close();
       expect(lines[0]!.type).toBe("interval");
+      // Every report written is handed to the uploader too, the same numbers.
+      await until("the reports handed over", async () => handed.length >= lines.length, 5_000, 50);
+      expect(handed.slice(0, lines.length)).toEqual(lines.map((l) => ({ start: l.start, end: l.end, apps: l.apps })));
     } finally {
       monitor.stop();
     }

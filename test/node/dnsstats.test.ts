@@ -1,17 +1,18 @@
 // Truth for the DNS statistics collector: dnsperf traffic against NSD in a test namespace, captured by tcpdump, then
 // every count of every dataset compared with an independent count of the same capture by tshark, and the C-DNS
 // sample read back by Python's cbor2 (checked against RFC 8618's CDDL) with each sampled pair equal to its packets.
-import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MinuteRecord } from "../../probe-agent/dnsstats/collector.ts";
-import { type DscDataset, SKIPPED, SKIPPED_SUM } from "../../probe-agent/dnsstats/datasets.ts";
-import { collectCaptureFile } from "../../probe-agent/dnsstats/index.ts";
+import { type DscDataset, SKIPPED, SKIPPED_SUM } from "../../protocol/dsc.ts";
+import { collectFile } from "../../probe-agent/dnsstats/index.ts";
+import { CAPTURE_ADDON } from "../../probe-agent/dnsstats/live.ts";
 import { capture, dnsperf, queryFile, standardMix } from "./dnsstats/traffic.ts";
 import { netnsUnavailable, Netns } from "./netns.ts";
 import { missingPrograms, type Server, startNsd } from "./servers.ts";
-import { tempDir } from "./system.ts";
+import { tempDir, until } from "./system.ts";
 
 const why = netnsUnavailable() ?? missingPrograms("nsd", "dnsperf", "tcpdump", "tshark");
 const noCbor2 = (() => { try { execFileSync("/usr/bin/python3", ["-c", "import cbor2"], { stdio: "ignore" }); return null; } catch { return "python3-cbor2 is missing"; } })();
@@ -86,7 +87,7 @@ describe.skipIf(why !== null)("DNS statistics against tshark's count of the same
   let pcap: string;
   let msgs: Msg[];
   let minutes: MinuteRecord[];
-  let summary: Awaited<ReturnType<typeof collectCaptureFile>>;
+  let summary: Awaited<ReturnType<typeof collectFile>>;
 
   beforeAll(async () => {
     ns = new Netns("dstat");
@@ -98,7 +99,7 @@ describe.skipIf(why !== null)("DNS statistics against tshark's count of the same
     for (const run of standardMix(3, 1500)) dnsperf(ns, join(dir, "queries"), run);
     await cap.stop();
     msgs = tshark(pcap);
-    summary = await collectCaptureFile(pcap, join(dir, "out"), { sampleRate: 0.1 }, "vantage-probe test");
+    summary = await collectFile(pcap, join(dir, "out"), { sampleRate: 0.1 }, "vantage-probe test");
     minutes = readdirSync(join(dir, "out", "minutes")).sort().map((f) => JSON.parse(readFileSync(join(dir, "out", "minutes", f), "utf8")) as MinuteRecord);
   }, 120_000);
 
@@ -209,12 +210,47 @@ describe.skipIf(why !== null)("DNS statistics against tshark's count of the same
   });
 });
 
+describe.skipIf(why !== null || !existsSync(CAPTURE_ADDON))("DNS statistics from an interface, live", () => {
+  it("counts every query on the wire, as dnsperf saw them answered, and the capture lost nothing", async () => {
+    const ns = new Netns("dlive");
+    const nsd = await startNsd(ns, { unlimited: true });
+    try {
+      const dir = tempDir("dnsstats-live");
+      queryFile(join(dir, "queries"), 2000, 5);
+      const child = spawn("ip", ["netns", "exec", ns.name, process.execPath, join(import.meta.dirname, "fixtures", "dnsstats-live.ts"), "lo", dir], { stdio: ["pipe", "pipe", "inherit"] });
+      let out = "";
+      child.stdout!.on("data", (d) => (out += d));
+      await until("the capture to start", async () => out.includes("ready"), 20_000, 50);
+      const report = dnsperf(ns, join(dir, "queries"), { server: "127.0.0.1", seconds: 2, qps: 800 });
+      const exited = new Promise((r) => child.once("exit", r));
+      child.stdin!.end("stop\n");
+      await exited;
+      const { minutes, stats } = JSON.parse(out.slice(out.indexOf("{"))) as { minutes: MinuteRecord[]; stats: Record<string, number> };
+      const sent = Number(report.match(/Queries sent:\s+(\d+)/)![1]);
+      const completed = Number(report.match(/Queries completed:\s+(\d+)/)![1]);
+      expect(completed).toBe(sent);
+      const servers = minutes.flatMap((m) => m.servers);
+      expect(servers.reduce((n, s) => n + s.queries, 0)).toBe(sent);
+      expect(servers.reduce((n, s) => n + s.responses, 0)).toBe(completed);
+      expect({ kernel_dropped: stats.kernel_dropped, batches_dropped: stats.batches_dropped }).toEqual({ kernel_dropped: 0, batches_dropped: 0 });
+      const rt = new Map<string, number>();
+      for (const s of servers) for (const c of (s.datasets.find((d) => d.name === "response_time")!.data[0]!["ResponseTime"] as { val: string; count: number }[])) rt.set(c.val, (rt.get(c.val) ?? 0) + c.count);
+      expect(rt.get("unanswered") ?? 0).toBe(0);
+      // The minutes were written on the appliance too.
+      expect(readdirSync(join(dir, "dnsstats", "minutes")).length).toBe(minutes.length);
+    } finally {
+      await nsd.stop();
+      ns.remove();
+    }
+  }, 60_000);
+});
+
 describe("capture files the collector is given", () => {
   const dir = tempDir("dnsstats-bad");
   const collect = (bytes: Buffer) => {
     const f = join(dir, `f${Math.random()}.pcap`);
     writeFileSync(f, bytes);
-    return collectCaptureFile(f, join(dir, "out"), {}, "test");
+    return collectFile(f, join(dir, "out"), {}, "test");
   };
   // A pcap header (µs, Ethernet) and one record holding a UDP DNS query for example.test A from 10.0.0.1 to 10.0.0.2.
   const header = Buffer.from("d4c3b2a1020004000000000000000000ffff000001000000", "hex");

@@ -126,6 +126,42 @@ remote-control:
   return server;
 }
 
+/**
+ * Knot DNS serving example.test on 127.0.0.1:53 in the namespace, logging every query and response it handles as
+ * dnstap (knot-module-dnstap) to `dnstapSink`: a file, or `unix:/path` for a collector listening there.
+ */
+export async function startKnot(ns: Netns, dnstapSink: string): Promise<Server> {
+  const dir = tempDir("knot");
+  writeFileSync(join(dir, "example.test.zone"), EXAMPLE_ZONE);
+  writeFileSync(join(dir, "knot.conf"), `server:
+    listen: 127.0.0.1@53
+    rundir: "${dir}"
+    user: root:root
+    pidfile: "${dir}/knot.pid"
+database:
+    storage: "${dir}"
+log:
+  - target: stderr
+    any: warning
+mod-dnstap:
+  - id: tap
+    sink: "${dnstapSink}"
+    log-queries: on
+    log-responses: on
+template:
+  - id: default
+    storage: "${dir}"
+    global-module: mod-dnstap/tap
+zone:
+  - domain: example.test
+    file: example.test.zone
+`);
+  execFileSync("knotc", ["-c", join(dir, "knot.conf"), "conf-check"], { stdio: "pipe" });
+  const server = run(ns, "knotd", ["-c", join(dir, "knot.conf")], dir);
+  await answering(ns, "knotd");
+  return server;
+}
+
 /** chronyd as an NTP server at local stratum 5 on 127.0.0.1:123 in the namespace, not touching the clock. */
 export async function startChrony(ns: Netns): Promise<Server> {
   const dir = tempDir("chrony");

@@ -5,7 +5,7 @@ import { BRAIN_NAME, REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { PublicMeasurements } from "../../durable-objects/public.ts";
 import { indexBodies, readResults } from "../../durable-objects/results.ts";
 import { controllerStub, SHARDS } from "../../durable-objects/shards.ts";
-import { builtinType, inCidr, isCidr, MEASUREMENT_TYPES, type Result } from "../../protocol/index.ts";
+import { builtinPublic, builtinType, inCidr, isCidr, MEASUREMENT_TYPES, type Result } from "../../protocol/index.ts";
 import { aggregateKey, type BatchAggregate } from "../../storage/layout.ts";
 import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
 import { measurementId, requireVisible } from "./measurements.ts";
@@ -16,6 +16,10 @@ import { page, pageOf } from "./pagination.ts";
  * a key of the account that owns it (403 otherwise, as Atlas answers for non-public measurements).
  */
 async function collect(request: IRequest, env: Env, id: number, start: number | null, stop: number | null): Promise<Result[]> {
+  if (builtinType(id) && !builtinPublic(id)) {
+    // Every host's private data under one id: each host reads their own probes' through /api/v2/dnsstats/ or /traffic/.
+    throw new ApiError(403, `Measurement ${id} holds appliances' private records; their hosts read them through /api/v2/${builtinType(id)}/?probe=…`);
+  }
   if (!builtinType(id)) {
     const row = await env.BRAIN.getByName(BRAIN_NAME).get(id);
     if (!row) throw new ApiError(404, `No measurement with id ${id}.`);
@@ -78,7 +82,7 @@ export async function getLatest(request: IRequest, env: Env): Promise<Response> 
 const MAX_QUERY_S = 86_400;
 
 /** The required `start`/`stop` of a query across measurements (unix seconds, inclusive, at most a day apart). */
-function timeRange(url: URL): { start: number; stop: number } {
+export function timeRange(url: URL): { start: number; stop: number } {
   const start = intParam(url, "start");
   const stop = intParam(url, "stop");
   if (start === undefined) throw parameterError("start", "Enter the range's start as a unix timestamp.");

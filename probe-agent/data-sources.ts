@@ -1,0 +1,128 @@
+// The appliance as a data source: the traffic classifier's reports and the DNS statistics, started when the config
+// asks for them, kept on the appliance's disk, and (when the host lets them) uploaded as records the agent spools
+// and sends like results (protocol/datasources.ts), under the id that says whether they are public. Records of one
+// kind leave at most every UPLOAD_EVERY_S with what closed meanwhile, and their timestamps only grow, at least
+// MIN_SPACING_S apart (the controller's pace for built-ins), across restarts (state_dir/data-sources.json).
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Log } from "./agent.ts";
+import type { AgentConfig } from "./config.ts";
+import type { MonitoredInterface } from "./classifier.ts";
+import type { LiveDnsStats } from "./dnsstats/live.ts";
+import type { MinuteRecord } from "./dnsstats/collector.ts";
+import { type DataSourceKind, dataSourceId, type DnsStatsMinute, FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type Result, type TrafficInterval } from "../protocol/probe.ts";
+
+const UPLOAD_EVERY_S = 10;
+const MIN_SPACING_S = 5;
+/** Minutes or intervals in one record at most (the edge's schema allows 10 and 60). */
+const MAX_MINUTES = 10, MAX_INTERVALS = 60;
+/** A record's JSON at most, roughly: a minute that would push it past this starts the next record. */
+const MAX_RECORD_CHARS = 256 * 1024;
+
+export class DataSources {
+  private readonly config: AgentConfig;
+  private readonly log: Log;
+  private readonly submit: (r: Result) => void;
+  private readonly lts: () => number;
+  private monitor: MonitoredInterface | null = null;
+  private dns: LiveDnsStats | null = null;
+  private stopped = false;
+  private readonly held: { dnsstats: DnsStatsMinute[]; traffic: TrafficInterval[] } = { dnsstats: [], traffic: [] };
+  private readonly last: Record<DataSourceKind, number>;
+  private readonly statePath: string;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(config: AgentConfig, log: Log, submit: (r: Result) => void, lts: () => number) {
+    this.config = config;
+    this.log = log;
+    this.submit = submit;
+    this.lts = lts;
+    this.statePath = join(config.state_dir, "data-sources.json");
+    let saved: Partial<Record<DataSourceKind, number>> = {};
+    try { saved = JSON.parse(readFileSync(this.statePath, "utf8")) as typeof saved; } catch { /* first start */ }
+    this.last = { dnsstats: saved.dnsstats ?? 0, traffic: saved.traffic ?? 0 };
+  }
+
+  start(): void {
+    const classifier = this.config.classifier;
+    if (classifier) {
+      void import("./classifier.ts").then(({ MonitoredInterface }) => {
+        if (this.stopped) return;
+        this.monitor = new MonitoredInterface(classifier, this.config.state_dir, this.log, (r) => { if (classifier.upload) this.held.traffic.push(r); });
+        this.monitor.start();
+      });
+    }
+    const dnsstats = this.config.dnsstats;
+    if (dnsstats) {
+      void import("./dnsstats/live.ts").then(async ({ LiveDnsStats }) => {
+        if (this.stopped) return;
+        const { AGENT_VERSION } = await import("./version.ts");
+        const live = new LiveDnsStats(dnsstats, this.config.state_dir, `vantage-probe ${AGENT_VERSION}`, this.log, (m) => { if (dnsstats.upload) this.held.dnsstats.push(uploadable(m)); });
+        try {
+          await live.start();
+          this.dns = live;
+          this.log("info", `DNS statistics from ${[dnsstats.interface, dnsstats.dnstap_socket && `dnstap on ${dnsstats.dnstap_socket}`].filter(Boolean).join(" and ")}`);
+        } catch (e) {
+          this.log("error", `DNS statistics could not start: ${(e as Error).message}`);
+        }
+      });
+    }
+    if (classifier?.upload || dnsstats?.upload) {
+      this.timer = setInterval(() => this.flush(), UPLOAD_EVERY_S * 1000);
+      this.timer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.monitor?.stop();
+    await this.dns?.stop();
+    this.flush();
+  }
+
+  /** Counters for the host's status (DNS statistics). */
+  stats(): Record<string, number> | null {
+    return this.dns?.stats() ?? null;
+  }
+
+  /** Spools what closed since the last upload: one record per kind (or a few, when they are large). */
+  flush(): void {
+    const now = Math.floor(Date.now() / 1000);
+    const dns = this.config.dnsstats, traffic = this.config.classifier;
+    while (this.held.dnsstats.length && dns) {
+      const minutes = takeRecord(this.held.dnsstats, MAX_MINUTES);
+      this.emit("dnsstats", dns.public, now, { type: "dnsstats", source: dns.interface ?? "dnstap", minutes });
+    }
+    while (this.held.traffic.length && traffic) {
+      const intervals = this.held.traffic.splice(0, MAX_INTERVALS);
+      this.emit("traffic", traffic.public, now, { type: "traffic", source: traffic.interface, intervals });
+    }
+  }
+
+  private emit(kind: DataSourceKind, isPublic: boolean, now: number, body: Record<string, unknown>): void {
+    const timestamp = Math.max(now, this.last[kind] + MIN_SPACING_S);
+    this.last[kind] = timestamp;
+    writeFileSync(this.statePath, JSON.stringify(this.last));
+    this.submit({
+      fw: FIRMWARE_VERSION, mver: MEASUREMENT_CODE_VERSION, lts: this.lts(), msm_id: dataSourceId(kind, isPublic), prb_id: this.config.probe_id,
+      timestamp, from: "", ...body,
+    } as Result);
+  }
+}
+
+/** A minute as it is uploaded: full client addresses (the host's `client_addresses` opt-in) stay on the appliance. */
+function uploadable(m: MinuteRecord): DnsStatsMinute {
+  return { ...m, servers: m.servers.map((s) => ({ ...s, datasets: s.datasets.filter((d) => d.name !== "client") })) } as DnsStatsMinute;
+}
+
+/** Takes minutes off the front of `held` for one record: at most `max`, and at most MAX_RECORD_CHARS of JSON. */
+function takeRecord(held: DnsStatsMinute[], max: number): DnsStatsMinute[] {
+  let chars = 0, n = 0;
+  while (n < held.length && n < max) {
+    chars += JSON.stringify(held[n]).length;
+    if (n > 0 && chars > MAX_RECORD_CHARS) break;
+    n++;
+  }
+  return held.splice(0, n);
+}

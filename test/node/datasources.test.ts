@@ -1,0 +1,91 @@
+// An appliance as a data source, end to end with real processes: Knot DNS in a namespace logs its queries and
+// responses as dnstap to the agent's socket; the agent (its shipped bundle) keeps DNS statistics per minute, is
+// stopped mid-minute and started again, and its records reach the edge exactly once. The agent's minute files must
+// count every query the clients saw answered, and the edge's merged answer must equal those files added up.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Edge, LOCAL_SITES, provisionProbe, startEdge, startProbe, type ProbeProcess } from "../../scripts/local.ts";
+import type { MinuteRecord } from "../../probe-agent/dnsstats/collector.ts";
+import { dnsperf, queryFile } from "./dnsstats/traffic.ts";
+import { netnsUnavailable, Netns } from "./netns.ts";
+import { missingPrograms, type Server, startKnot } from "./servers.ts";
+import { freePort, tempDir, until } from "./system.ts";
+
+const why = netnsUnavailable() ?? missingPrograms("knotd", "knotc", "dnsperf") ??
+  (existsSync("/usr/lib/x86_64-linux-gnu/knot/modules-3.2/dnstap.so") || readdirSync("/usr/lib").some((d) => existsSync(join("/usr/lib", d, "knot", "modules-3.2", "dnstap.so"))) ? null : "knot-module-dnstap is missing");
+if (why) console.warn(`skipping the data-source end-to-end test: ${why}`);
+
+type Merged = { queries: number; responses: number; probes: number[]; datasets: { name: string; dimensions: [string, string]; data: Record<string, string | { val: string; count: number }[]>[] }[] };
+
+describe.skipIf(why !== null)("DNS statistics from a Knot server's dnstap, through a real agent, to the edge", () => {
+  let edge: Edge;
+  let agent: ProbeProcess | null = null;
+  let ns: Netns;
+  let knot: Server | null = null;
+  const state = tempDir("datasources");
+
+  beforeAll(async () => {
+    edge = await startEdge({ stateDir: join(state, "edge"), port: await freePort(), quiet: true });
+    ns = new Netns("dtap");
+  }, 120_000);
+  afterAll(async () => {
+    await agent?.stop();
+    await knot?.stop();
+    ns?.remove();
+    await edge?.stop();
+  });
+
+  it("counts every answered query once, across an agent restart, at the agent and at the edge", async () => {
+    const socketPath = join(state, "tap.sock");
+    const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, {
+      heartbeat_s: 5, builtins: { enabled: false },
+      dnsstats: { dnstap_socket: socketPath, upload: true, public: true, sample_rate: 0.1 },
+    });
+    agent = startProbe(probe, { quiet: true });
+    await until("the agent's dnstap socket", async () => existsSync(socketPath), 30_000, 100);
+    queryFile(join(state, "queries"), 5000, 3);
+    const started = Math.floor(Date.now() / 1000);
+    knot = await startKnot(ns, `unix:${socketPath}`);
+    const reports = [dnsperf(ns, join(state, "queries"), { server: "127.0.0.1", seconds: 2, qps: 400 })];
+    // The server goes away and the agent is stopped (SIGTERM) mid-minute: the minute so far is written and spooled,
+    // and sent after the restart; then the server comes back and more traffic follows.
+    await knot.stop();
+    await agent.stop();
+    agent = startProbe(probe, { quiet: true });
+    await until("the dnstap socket again", async () => existsSync(socketPath), 30_000, 100);
+    knot = await startKnot(ns, `unix:${socketPath}`);
+    reports.push(dnsperf(ns, join(state, "queries"), { server: "127.0.0.1", seconds: 2, qps: 400 }));
+    await knot.stop();
+    knot = null;
+    await agent.stop();
+    agent = startProbe(probe, { quiet: true });
+
+    // What the clients saw answered (dnsperf's own report, and one readiness query per server start), and what the
+    // agent wrote in its own minute files.
+    const field = (report: string, name: string) => Number(report.match(new RegExp(`${name}:\\s+(\\d+)`))![1]);
+    for (const r of reports) expect(field(r, "Queries completed")).toBe(field(r, "Queries sent"));
+    const answered = reports.reduce((n, r) => n + field(r, "Queries completed"), 0) + 2;
+    const dir = join(probe.stateDir, "dnsstats", "minutes");
+    const files = readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as MinuteRecord);
+    const local = files.flatMap((m) => m.servers).reduce((n, s) => n + s.queries, 0);
+    // Every query the server answered was logged to the agent and counted, once, across the agent's restart.
+    expect(local).toBe(answered);
+    const start = Math.floor(started / 60) * 60 - 60, stop = start + 5 * 60;
+    const merged = await until("the edge to hold every minute", async () => {
+      const res = (await (await fetch(`${edge.url}/api/v2/dnsstats/?start=${start}&stop=${stop}&probe=${probe.id}`)).json()) as Merged;
+      return res.queries === local ? res : null;
+    }, 60_000, 500);
+    expect(merged.responses).toBe(files.flatMap((m) => m.servers).reduce((n, s) => n + s.responses, 0));
+    const qtypes = new Map<string, number>();
+    for (const s of files.flatMap((m) => m.servers)) {
+      for (const c of (s.datasets.find((d) => d.name === "qtype")!.data[0]!["Qtype"] as { val: string; count: number }[])) qtypes.set(c.val, (qtypes.get(c.val) ?? 0) + c.count);
+    }
+    const qtype = merged.datasets.find((d) => d.name === "qtype")!;
+    const edgeQtypes = new Map((qtype.data[0]!["Qtype"] as { val: string; count: number }[]).map((c) => [c.val, c.count]));
+    expect([...edgeQtypes].sort()).toEqual([...qtypes].sort());
+    // Every record went once: the generic API lists each (probe, timestamp) once and their minutes add up again.
+    const raw = (await (await fetch(`${edge.url}/api/v2/measurements/7001/results/?start=${start}&probe_ids=${probe.id}`)).json()) as { minutes: MinuteRecord[] }[];
+    expect(raw.flatMap((r) => r.minutes).flatMap((m) => m.servers).reduce((n, s) => n + s.queries, 0)).toBe(local);
+  }, 180_000);
+});
