@@ -49,7 +49,8 @@ export const AgentConfig = z.object({
    * DNS statistics (probe-agent/dnsstats/): packets of an interface or mirror port (libpcap, CAP_NET_RAW) and/or a
    * DNS server's dnstap on a unix socket this agent listens on. Minutes and the C-DNS sample go to
    * state_dir/dnsstats/; with `upload` the minutes (client subnets, never addresses) go to the edge, `public` or the
-   * owner's only. Full client addresses (`client_addresses`) stay on the appliance whatever else is set.
+   * owner's only, and with `sample_upload` the sample's C-DNS blocks (`sample_public`). Full client addresses
+   * (`client_addresses`) are never in the minutes uploaded; in the sample only if the host opts in to both.
    */
   dnsstats: opt(z.object({
     interface: opt(z.string().check(z.regex(IFACE, "interface must be a network interface name"))),
@@ -59,6 +60,12 @@ export const AgentConfig = z.object({
     client_addresses: def(z.boolean(), false),
     upload: def(z.boolean(), true),
     public: def(z.boolean(), false),
+    /**
+     * The sample's C-DNS blocks (query names, client prefixes): uploaded for the owner by default, public if said. With
+     * `client_addresses` the blocks hold whole addresses, and are uploaded only if `sample_upload` is set explicitly.
+     */
+    sample_upload: opt(z.boolean()),
+    sample_public: def(z.boolean(), false),
   }).check(z.refine((d) => d.interface !== undefined || d.dnstap_socket !== undefined, "dnsstats needs an interface, a dnstap_socket or both"))),
   /** Seconds between status heartbeats. */
   heartbeat_s: def(z.number().check(z.minimum(1), z.maximum(600)), 30),

@@ -10,12 +10,13 @@ import type { AgentConfig } from "./config.ts";
 import type { MonitoredInterface } from "./classifier.ts";
 import type { LiveDnsStats } from "./dnsstats/live.ts";
 import type { MinuteRecord } from "./dnsstats/collector.ts";
+import { gzipSync } from "node:zlib";
 import { type DataSourceKind, dataSourceId, type DnsStatsMinute, FIRMWARE_VERSION, MEASUREMENT_CODE_VERSION, type Result, type TrafficInterval } from "../protocol/probe.ts";
 
 const UPLOAD_EVERY_S = 10;
 const MIN_SPACING_S = 5;
-/** Minutes or intervals in one record at most (the edge's schema allows 10 and 60). */
-const MAX_MINUTES = 10, MAX_INTERVALS = 60;
+/** Minutes, intervals or C-DNS blocks in one record at most (the edge's schema allows 10, 60 and 16). */
+const MAX_MINUTES = 10, MAX_INTERVALS = 60, MAX_BLOCKS = 16;
 /** A record's JSON at most, roughly: a minute that would push it past this starts the next record. */
 const MAX_RECORD_CHARS = 256 * 1024;
 
@@ -27,7 +28,7 @@ export class DataSources {
   private monitor: MonitoredInterface | null = null;
   private dns: LiveDnsStats | null = null;
   private stopped = false;
-  private readonly held: { dnsstats: DnsStatsMinute[]; traffic: TrafficInterval[] } = { dnsstats: [], traffic: [] };
+  private readonly held: { dnsstats: DnsStatsMinute[]; traffic: TrafficInterval[]; cdns: { hour: string; gz: string; pairs: number }[] } = { dnsstats: [], traffic: [], cdns: [] };
   private readonly last: Record<DataSourceKind, number>;
   private readonly statePath: string;
   private timer: NodeJS.Timeout | null = null;
@@ -40,7 +41,7 @@ export class DataSources {
     this.statePath = join(config.state_dir, "data-sources.json");
     let saved: Partial<Record<DataSourceKind, number>> = {};
     try { saved = JSON.parse(readFileSync(this.statePath, "utf8")) as typeof saved; } catch { /* first start */ }
-    this.last = { dnsstats: saved.dnsstats ?? 0, traffic: saved.traffic ?? 0 };
+    this.last = { dnsstats: saved.dnsstats ?? 0, traffic: saved.traffic ?? 0, cdns: saved.cdns ?? 0 };
   }
 
   start(): void {
@@ -57,7 +58,9 @@ export class DataSources {
       void import("./dnsstats/live.ts").then(async ({ LiveDnsStats }) => {
         if (this.stopped) return;
         const { AGENT_VERSION } = await import("./version.ts");
-        const live = new LiveDnsStats(dnsstats, this.config.state_dir, `vantage-probe ${AGENT_VERSION}`, this.log, (m) => { if (dnsstats.upload) this.held.dnsstats.push(uploadable(m)); });
+        const live = new LiveDnsStats(dnsstats, this.config.state_dir, `vantage-probe ${AGENT_VERSION}`, this.log,
+          (m) => { if (dnsstats.upload) this.held.dnsstats.push(uploadable(m)); },
+          (hour, block, pairs) => { if (sampleUpload(dnsstats)) this.held.cdns.push({ hour, pairs, gz: gzipSync(block).toString("base64") }); });
         try {
           await live.start();
           this.dns = live;
@@ -67,7 +70,7 @@ export class DataSources {
         }
       });
     }
-    if (classifier?.upload || dnsstats?.upload) {
+    if (classifier?.upload || dnsstats?.upload || (dnsstats && sampleUpload(dnsstats))) {
       this.timer = setInterval(() => this.flush(), UPLOAD_EVERY_S * 1000);
       this.timer.unref();
     }
@@ -94,6 +97,15 @@ export class DataSources {
       const minutes = takeRecord(this.held.dnsstats, MAX_MINUTES);
       this.emit("dnsstats", dns.public, now, { type: "dnsstats", source: dns.interface ?? "dnstap", minutes });
     }
+    while (this.held.cdns.length && dns) {
+      // A record holds blocks of one hour's file, at most MAX_BLOCKS and ~1 MB of base64.
+      const hour = this.held.cdns[0]!.hour;
+      let n = 0, chars = 0;
+      while (n < this.held.cdns.length && n < MAX_BLOCKS && this.held.cdns[n]!.hour === hour && (n === 0 || chars + this.held.cdns[n]!.gz.length <= 4 * MAX_RECORD_CHARS)) chars += this.held.cdns[n++]!.gz.length;
+      const blocks = this.held.cdns.splice(0, n).map((b) => ({ pairs: b.pairs, gz: b.gz }));
+      const parameters = { sample_rate: dns.sample_rate, query_timeout_ms: 5000, ...(dns.client_addresses ? {} : { client_prefix_v4: 24, client_prefix_v6: 96 }) };
+      this.emit("cdns", dns.sample_public, now, { type: "cdns", source: dns.interface ?? "dnstap", hour, parameters, blocks });
+    }
     while (this.held.traffic.length && traffic) {
       const intervals = this.held.traffic.splice(0, MAX_INTERVALS);
       this.emit("traffic", traffic.public, now, { type: "traffic", source: traffic.interface, intervals });
@@ -109,6 +121,11 @@ export class DataSources {
       timestamp, from: "", ...body,
     } as Result);
   }
+}
+
+/** Whether the sample is uploaded: as the host said, else unless it holds whole client addresses. */
+function sampleUpload(d: NonNullable<AgentConfig["dnsstats"]>): boolean {
+  return d.sample_upload ?? !d.client_addresses;
 }
 
 /** A minute as it is uploaded: full client addresses (the host's `client_addresses` opt-in) stay on the appliance. */

@@ -80,3 +80,24 @@ export const TrafficResult = z.strictObject({
   intervals: z.array(TrafficInterval).check(z.minLength(1), z.maxLength(60)),
 });
 export type TrafficResult = z.output<typeof TrafficResult>;
+
+/** What the C-DNS blocks of a record were written with: the file's storage parameters are made from it. */
+export const CdnsParameters = z.strictObject({
+  sample_rate: z.number().check(z.minimum(0), z.maximum(1)),
+  query_timeout_ms: z.int().check(z.positive(), z.lte(600_000)),
+  client_prefix_v4: opt(z.int().check(z.gte(1), z.lte(32))),
+  client_prefix_v6: opt(z.int().check(z.gte(1), z.lte(128))),
+});
+export type CdnsParameters = z.output<typeof CdnsParameters>;
+
+/** Sampled pairs: C-DNS blocks (RFC 8618 §7.3.2, each one CBOR map), gzipped and in base64, of one hour's file. */
+export const CdnsResult = z.strictObject({
+  ...header,
+  type: z.literal("cdns"),
+  source: label(64),
+  /** The hour of the appliance's file, YYYYMMDD-HH (UTC). */
+  hour: z.string().check(z.regex(/^\d{8}-\d{2}$/, "hour must be YYYYMMDD-HH")),
+  parameters: CdnsParameters,
+  blocks: z.array(z.strictObject({ pairs: z.int().check(z.positive(), z.lte(5000)), gz: z.base64().check(z.maxLength(2 * 1024 * 1024)) })).check(z.minLength(1), z.maxLength(16)),
+});
+export type CdnsResult = z.output<typeof CdnsResult>;

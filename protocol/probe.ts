@@ -10,4 +10,4 @@ export * from "./encoding.ts";
 export * from "./release.ts";
 export type { DnsResult, HttpResult, NtpResult, PingResult, Result, SslcertResult, TracerouteResult } from "./results.ts";
 export type { ProbeMessage, Submission } from "./probe-messages.ts";
-export type { DnsStatsMinute, DnsStatsResult, TrafficInterval, TrafficResult } from "./datasources.ts";
+export type { CdnsParameters, CdnsResult, DnsStatsMinute, DnsStatsResult, TrafficInterval, TrafficResult } from "./datasources.ts";

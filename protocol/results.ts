@@ -3,7 +3,7 @@
 // never imports the schemas (probe-agent/build.ts checks), so they cost it no memory.
 import * as z from "zod/mini";
 import { opt } from "./atlas.ts";
-import { DnsStatsResult, TrafficResult } from "./datasources.ts";
+import { CdnsResult, DnsStatsResult, TrafficResult } from "./datasources.ts";
 
 const nonNegative = () => z.number().check(z.nonnegative());
 const count = () => z.int().check(z.nonnegative());
@@ -210,5 +210,5 @@ export const SslcertResult = z.strictObject({
 export type SslcertResult = z.output<typeof SslcertResult>;
 
 /** What a probe sends under a measurement id: an Atlas result, or (under a data-source id) an appliance's record. */
-export const Result = z.discriminatedUnion("type", [PingResult, TracerouteResult, DnsResult, NtpResult, HttpResult, SslcertResult, DnsStatsResult, TrafficResult]);
+export const Result = z.discriminatedUnion("type", [PingResult, TracerouteResult, DnsResult, NtpResult, HttpResult, SslcertResult, DnsStatsResult, TrafficResult, CdnsResult]);
 export type Result = z.output<typeof Result>;

@@ -16,7 +16,7 @@ export type BundleManifest = {
 };
 
 /** The measurement types and the appliances' data sources (public records only, as for measurements). */
-export const BUNDLE_TYPES = [...MEASUREMENT_TYPES, "dnsstats", "traffic"] as const;
+export const BUNDLE_TYPES = [...MEASUREMENT_TYPES, "dnsstats", "traffic", "cdns"] as const;
 
 /** An hour as `YYYY-MM-DDTHH` (UTC), the way the CLI and the API name it. */
 export const HOUR = /^(\d{4}-\d{2}-\d{2})T(\d{2})$/;

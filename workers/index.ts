@@ -20,7 +20,7 @@ import { page } from "./api/pagination.ts";
 import { getProbe, listProbes, listProbeTags, probePoints } from "./api/probes.ts";
 import { downloadRelease, getRollout, haltRollout, startRollout, uploadRelease } from "./api/releases.ts";
 import { getLatest, getResults, queryAggregates, queryResults } from "./api/results.ts";
-import { getDnsStats, getTraffic } from "./api/datasources.ts";
+import { getDnsStats, getSample, getTraffic, listSamples } from "./api/datasources.ts";
 import { statusCheck } from "./api/status-check.ts";
 import { challenge, connect, edgeKey, register } from "./registration.ts";
 
@@ -76,6 +76,8 @@ const router = Router<import("itty-router").IRequest, [Env, ExecutionContext]>()
   .get("/api/v2/results", queryResults)
   .get("/api/v2/aggregates", queryAggregates)
   .get("/api/v2/dnsstats", getDnsStats)
+  .get("/api/v2/dnsstats/samples", listSamples)
+  .get("/api/v2/dnsstats/samples/:probe/:hour", getSample)
   .get("/api/v2/traffic", getTraffic)
   .get("/api/v2/alerts", listAlerts)
   .get("/api/v2/bundles", listBundlesRoute)

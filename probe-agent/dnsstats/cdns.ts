@@ -1,57 +1,13 @@
-// The sample of whole query/response pairs as C-DNS (RFC 8618): a file is the array ["C-DNS", preamble, blocks],
-// the blocks array written with indefinite length so blocks are appended as they fill and the file is closed by
-// its break byte. Each block holds up to `MAX_BLOCK_ITEMS` pairs and tables of what they share (addresses,
-// class/type pairs, names, query/response signatures), which is where C-DNS gets its size (RFC 8618 App. C).
-// CBOR by cbor-x; maps with integer keys as the RFC's CDDL (Appendix A) numbers them.
-import { Encoder } from "cbor-x";
+// The sample of whole query/response pairs as C-DNS (RFC 8618): the blocks. Each holds up to `MAX_BLOCK_ITEMS`
+// pairs and tables of what they share (addresses, class/type pairs, names, query/response signatures), which is
+// where C-DNS gets its size (RFC 8618 App. C). A file's opening and end are in protocol/cdns-file.ts (the edge
+// builds files of uploaded blocks too). CBOR by cbor-x; maps with integer keys as the RFC's CDDL numbers them.
+import { cbor, type CdnsOptions } from "../../protocol/cdns-file.ts";
 import { addressBytes } from "./address.ts";
 import type { SampledPair } from "./collector.ts";
 
-export const MAX_BLOCK_ITEMS = 5000;
-const TICKS_PER_SECOND = 1_000_000;
-/** RR types this collector records (it records every type; the list names the assigned ones, RFC 8618 §6.2.2). */
-const RR_TYPES = [...Array.from({ length: 260 }, (_, i) => i + 1), 32768, 32769];
-
-// Plain CBOR only: no record extension, no tag on byte strings, and Maps as plain maps (cbor-x otherwise tags them
-// 259, an option its typings do not declare).
-const cbor = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true, ...{ useTag259ForMaps: false } });
-
-export type CdnsOptions = {
-  /** Client address prefix kept (bits); undefined keeps whole addresses (the host's opt-in). */
-  clientPrefixV4?: number;
-  clientPrefixV6?: number;
-  sampleRate: number;
-  queryTimeoutMs: number;
-  generator: string;
-  interfaces?: string[];
-};
-
-/** The bytes that open a C-DNS file: the outer array, its type id, the preamble and the start of the blocks array. */
-export function cdnsHeader(o: CdnsOptions): Buffer {
-  // StorageHints: which QueryResponse / QueryResponseSignature fields this writer fills (RFC 8618 §7.3.1.1.1.1).
-  const qrHints = 0b11_1111_1111; // time-offset … response-size
-  const sigHints = 0b1_0111_1111_1111_0111; // all but qr-type (3) and query-opt-rdata-index (15)
-  const storage = new Map<number, unknown>([
-    [0, TICKS_PER_SECOND],
-    [1, MAX_BLOCK_ITEMS],
-    [2, new Map([[0, qrHints], [1, sigHints], [2, 0], [3, 0]])],
-    [3, Array.from({ length: 16 }, (_, i) => i)],
-    [4, RR_TYPES],
-    // sampled-data (bit 1) and normalised (lower-case) names (bit 2); anonymised (bit 0) when prefixes are cut.
-    [5, 0b110 | (o.clientPrefixV4 !== undefined ? 1 : 0)],
-  ]);
-  if (o.clientPrefixV4 !== undefined) storage.set(6, o.clientPrefixV4);
-  if (o.clientPrefixV6 !== undefined) storage.set(7, o.clientPrefixV6);
-  storage.set(10, `deterministic by flow: hash(client address, client port, DNS id) < ${o.sampleRate}`);
-  if (o.clientPrefixV4 !== undefined) storage.set(11, `client addresses truncated to /${o.clientPrefixV4} and /${o.clientPrefixV6}`);
-  const collection = new Map<number, unknown>([[0, o.queryTimeoutMs], [8, o.generator]]);
-  if (o.interfaces?.length) collection.set(4, o.interfaces);
-  const preamble = new Map<number, unknown>([[0, 1], [1, 0], [3, [new Map([[0, storage], [1, collection]])]]]);
-  return Buffer.concat([Buffer.from([0x83]), cbor.encode("C-DNS"), cbor.encode(preamble), Buffer.from([0x9f])]);
-}
-
-/** The byte that closes the blocks array (and so the file). */
-export const CDNS_END = Buffer.from([0xff]);
+export { CDNS_END, cdnsHeader, type CdnsOptions, MAX_BLOCK_ITEMS } from "../../protocol/cdns-file.ts";
+import { MAX_BLOCK_ITEMS } from "../../protocol/cdns-file.ts";
 
 /** Builds blocks from sampled pairs; `take()` returns a full block's CBOR once `MAX_BLOCK_ITEMS` are in. */
 export class CdnsBlock {
@@ -65,21 +21,21 @@ export class CdnsBlock {
     return this.items.length;
   }
 
-  add(p: SampledPair): Buffer | null {
+  add(p: SampledPair): Uint8Array | null {
     this.items.push(p);
     return this.items.length >= MAX_BLOCK_ITEMS ? this.take() : null;
   }
 
   /** The block of what was added so far (null when empty), and a new empty block begins. */
-  take(): Buffer | null {
+  take(): Uint8Array | null {
     if (this.items.length === 0) return null;
     const items = this.items;
     this.items = [];
     const addresses = new Table<string>(), classtypes = new Table<string>(), names = new Table<string>(), sigs = new Table<string>();
-    const addressList: Buffer[] = [], classtypeList: Map<number, number>[] = [], nameList: Buffer[] = [], sigList: Map<number, number>[] = [];
+    const addressList: Uint8Array[] = [], classtypeList: Map<number, number>[] = [], nameList: Uint8Array[] = [], sigList: Map<number, number>[] = [];
     const address = (a: number | string, prefix?: number) => {
-      const bytes = Buffer.from(addressBytes(a, prefix));
-      return addresses.index(bytes.toString("hex"), () => addressList.push(bytes));
+      const bytes = addressBytes(a, prefix);
+      return addresses.index(bytes.join("."), () => addressList.push(bytes));
     };
     let earliest = Infinity;
     for (const p of items) earliest = Math.min(earliest, p.tsUs);
@@ -136,7 +92,8 @@ export class CdnsBlock {
       [2, tables],
       [3, records],
     ]);
-    return Buffer.from(cbor.encode(block));
+    // A copy: cbor-x's encoder writes into a buffer it reuses for the next encode.
+    return new Uint8Array(cbor.encode(block));
   }
 }
 
@@ -146,8 +103,8 @@ function flagBits(f: number, dnssecOk: boolean): number {
 }
 
 /** A name in the name-rdata table is its wire form (uncompressed labels), as RFC 8618 stores names. */
-export function wireName(text: string): Buffer {
-  if (text === "" || text === ".") return Buffer.from([0]);
+export function wireName(text: string): Uint8Array {
+  if (text === "" || text === ".") return Uint8Array.of(0);
   const parts: number[] = [];
   for (const label of text.split(".")) {
     const bytes: number[] = [];
@@ -158,7 +115,7 @@ export function wireName(text: string): Buffer {
     parts.push(bytes.length, ...bytes);
   }
   parts.push(0);
-  return Buffer.from(parts);
+  return Uint8Array.from(parts);
 }
 
 class Table<K> {

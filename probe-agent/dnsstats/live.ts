@@ -1,7 +1,7 @@
 // DNS statistics while the agent runs: packets from an interface (the capture addon, probe-agent/capture/) and/or
 // dnstap from a DNS server on a unix socket, into one collector whose clock is the agent's (minutes close on time
-// even when no packet comes), minutes and the sample into state_dir/dnsstats/, and each closed minute handed to
-// `onMinute` for upload.
+// even when no packet comes), minutes and the sample into state_dir/dnsstats/, and each closed minute and each
+// written C-DNS block handed over for upload (`onMinute`, `onBlock`).
 import { createRequire } from "node:module";
 import type { Server } from "node:net";
 import { join } from "node:path";
@@ -32,13 +32,14 @@ export class LiveDnsStats {
   private clock: NodeJS.Timeout | null = null;
   readonly dnstapCounters: DnstapCounters = { frames: 0, messages: 0, other_types: 0, malformed: 0 };
 
-  constructor(config: NonNullable<AgentConfig["dnsstats"]>, stateDir: string, generator: string, log: Log, onMinute: (m: MinuteRecord) => void) {
+  constructor(config: NonNullable<AgentConfig["dnsstats"]>, stateDir: string, generator: string, log: Log, onMinute: (m: MinuteRecord) => void,
+    onBlock: (hour: string, block: Uint8Array, pairs: number) => void = () => {}) {
     this.config = config;
     this.log = log;
     this.store = new DnsStatsStore(join(stateDir, "dnsstats"), {
       sampleRate: config.sample_rate, queryTimeoutMs: 5000, generator, ...(config.interface ? { interfaces: [config.interface] } : {}),
       ...(config.client_addresses ? {} : { clientPrefixV4: 24, clientPrefixV6: 96 }),
-    });
+    }, onBlock);
     this.collector = new DnsStatsCollector({ sampleRate: config.sample_rate, clientAddresses: config.client_addresses }, (m) => {
       this.store.minute(m);
       onMinute(m);

@@ -22,8 +22,12 @@ export class DnsStatsStore {
   /** Files closed in this run (for the caller's summary and for uploads). */
   readonly written = { minutes: 0, cdns: [] as string[] };
 
-  constructor(dir: string, cdnsOptions: CdnsOptions) {
+  /** Each block as it is written (its hour, its CBOR, how many pairs): the uploader's copy. */
+  private readonly onBlock: (hour: string, block: Uint8Array, pairs: number) => void;
+
+  constructor(dir: string, cdnsOptions: CdnsOptions, onBlock: (hour: string, block: Uint8Array, pairs: number) => void = () => {}) {
     this.dir = dir;
+    this.onBlock = onBlock;
     this.cdnsOptions = cdnsOptions;
     this.block = new CdnsBlock(cdnsOptions);
     for (const sub of ["minutes", "dsc", "cdns"]) mkdirSync(join(dir, sub), { recursive: true });
@@ -46,8 +50,9 @@ export class DnsStatsStore {
     // they go into the open file (their own time is in each record); files only move forward.
     const hour = hourOf(p.tsUs);
     if (this.fd < 0 || hour > this.hour) this.openHour(hour);
+    const pairs = this.block.size + 1;
     const bytes = this.block.add(p);
-    if (bytes) this.writeBlock(bytes);
+    if (bytes) this.writeBlock(bytes, pairs);
   }
 
   /** Writes what is pending and closes the open hour's file. */
@@ -67,17 +72,19 @@ export class DnsStatsStore {
     writeFileSync(`${path}.blocks`, `${this.offset}\n`);
   }
 
-  private writeBlock(bytes: Buffer): void {
+  private writeBlock(bytes: Uint8Array, pairs: number): void {
     writeSync(this.fd, bytes);
     this.offset += bytes.length;
     fsyncSync(this.fd);
     appendFileSync(join(this.dir, "cdns", `${this.hour}.cdns.blocks`), `${this.offset}\n`);
+    this.onBlock(this.hour, bytes, pairs);
   }
 
   private closeHour(): void {
     if (this.fd < 0) return;
+    const pairs = this.block.size;
     const last = this.block.take();
-    if (last) this.writeBlock(last);
+    if (last) this.writeBlock(last, pairs);
     closeSync(this.fd);
     this.fd = -1;
     const path = join(this.dir, "cdns", `${this.hour}.cdns`);

@@ -4,7 +4,10 @@
 // sum of what was sent; private ones only for the account that hosts the probe, and never through the generic
 // results API, the stream or a bundle.
 import { describe, expect, it } from "vitest";
-import { DNSSTATS_PRIVATE, DNSSTATS_PUBLIC, TRAFFIC_PRIVATE, TRAFFIC_PUBLIC } from "../../protocol/index.ts";
+import { Decoder } from "cbor-x";
+import { CDNS_PRIVATE, CDNS_PUBLIC, DNSSTATS_PRIVATE, DNSSTATS_PUBLIC, TRAFFIC_PRIVATE, TRAFFIC_PUBLIC } from "../../protocol/index.ts";
+import { cdnsHeader } from "../../protocol/cdns-file.ts";
+import { CdnsBlock } from "../../probe-agent/dnsstats/cdns.ts";
 import { HyperLogLog } from "../../protocol/hll.ts";
 import { call, connect, enroll, newKey, subscriber } from "./harness.ts";
 
@@ -208,5 +211,77 @@ describe("traffic reports from appliances", () => {
     expect(anyone.apps).toEqual([app("TLS", 7), app("DNS", 3)]);
     sa.ws.close();
     sb.ws.close();
+  });
+});
+
+describe("sampled query/response pairs (C-DNS) from appliances", () => {
+  /** A block of `n` pairs as the agent's CdnsBlock writes it, gzipped and in base64 as the agent uploads it. */
+  async function block(n: number, t0: number): Promise<{ pairs: number; gz: string; raw: Uint8Array }> {
+    const b = new CdnsBlock({ sampleRate: 0.01, queryTimeoutMs: 5000, generator: "test", clientPrefixV4: 24, clientPrefixV6: 96 });
+    for (let i = 0; i < n; i++) {
+      b.add({ tsUs: (t0 + i) * 1e6, v6: false, tcp: false, client: 0x0a000001 + i, clientPort: 40000 + i, server: 0xc0000235, serverPort: 53, hopLimit: 64, id: i,
+        qname: `n${i}.example.test`, qtype: 1, qclass: 1,
+        query: { size: 40, flags: 0x100, opcode: 0, rcode: 0, qdcount: 1, ancount: 0, nscount: 0, arcount: 0, ednsVersion: -1, udpSize: 0, do: false },
+        response: { size: 80, flags: 0x8580, rcode: 0, delayUs: 150, qdcount: 1 } });
+    }
+    const raw = b.take()!;
+    const gz = new Uint8Array(await new Response(new Blob([raw]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+    return { pairs: n, gz: btoa(String.fromCharCode(...gz)), raw };
+  }
+  const sample = (msm: number, probeId: number, timestamp: number, hour: string, blocks: { pairs: number; gz: string }[]) => ({
+    fw: 5020, mver: "1.0.0", lts: 1, msm_id: msm, prb_id: probeId, timestamp, from: "", type: "cdns", source: "eth1", hour,
+    parameters: { sample_rate: 0.01, query_timeout_ms: 5000, client_prefix_v4: 24, client_prefix_v6: 96 }, blocks: blocks.map(({ pairs, gz }) => ({ pairs, gz })),
+  });
+  const hourName = (t: number) => new Date(t * 1000).toISOString().replace(/^(\d{4})-(\d{2})-(\d{2})T(\d{2}).*$/, "$1$2$3-$4");
+
+  it("are served per probe and hour as one C-DNS file of the blocks uploaded, in order; private ones to the host only", async () => {
+    const hostKey = await newKey("sample-host");
+    const account = ((await (await call("/api/v2/credits/", { headers: { Authorization: `Key ${hostKey}` } })).json()) as { account: string }).account;
+    const p = await enroll({ country_code: "CZ", owner: account });
+    const { socket } = await connect(p);
+    const t0 = Math.floor(now / 3600) * 3600 - 3600; // the previous hour
+    const [b1, b2, b3] = [await block(3, t0 + 10), await block(2, t0 + 600), await block(4, t0 + 1200)];
+    socket.send({ type: "results", results: [
+      { seq: 1, result: sample(CDNS_PRIVATE, p.id, t0 + 700, hourName(t0), [b1, b2]) },
+      { seq: 2, result: sample(CDNS_PRIVATE, p.id, t0 + 1300, hourName(t0), [b3]) },
+    ] });
+    expect((await socket.next("ack")).upto).toBe(2);
+    const list = async (key: string | null) => ((await (await call(`/api/v2/dnsstats/samples/?start=${t0}&stop=${t0 + 3600}&probe=${p.id}`, key ? { headers: { Authorization: `Key ${key}` } } : {})).json()) as { results: { hour: string; pairs: number; blocks: number; url: string }[] }).results;
+    const mine = await list(hostKey);
+    expect(mine).toEqual([expect.objectContaining({ probe: p.id, hour: hourName(t0), part: 1, pairs: 9, blocks: 3 })]);
+    expect(await list(null)).toEqual([]);
+    const res = await call(new URL(mine[0]!.url).pathname, { headers: { Authorization: `Key ${hostKey}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Disposition")).toContain(`probe-${p.id}-${hourName(t0)}.cdns.gz`);
+    const file = new Uint8Array(await new Response(res.body!.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
+    // The file is the opening for these parameters, the three blocks byte for byte in upload order, and the end.
+    const header = cdnsHeader({ sampleRate: 0.01, queryTimeoutMs: 5000, generator: "vantage edge", clientPrefixV4: 24, clientPrefixV6: 96, interfaces: ["eth1"] });
+    const expected = new Uint8Array([...header, ...b1.raw, ...b2.raw, ...b3.raw, 0xff]);
+    expect(file).toEqual(expected);
+    const decoded = new Decoder({ mapsAsObjects: false }).decode(file) as [string, Map<number, unknown>, Map<number, unknown>[]];
+    expect(decoded[0]).toBe("C-DNS");
+    expect(decoded[2].map((b) => (b.get(3) as unknown[]).length)).toEqual([3, 2, 4]);
+    // A stranger neither lists it nor reads it; a bad hour is a 400 naming it.
+    expect((await call(new URL(mine[0]!.url).pathname)).status).toBe(404);
+    expect((await call(`/api/v2/dnsstats/samples/${p.id}/2026-12-07T10/`)).status).toBe(400);
+    socket.ws.close();
+  });
+
+  it("refuses a record whose blocks are not base64 or too many, by itself", async () => {
+    const p = await enroll({ country_code: "CZ" });
+    const { socket } = await connect(p);
+    const t0 = Math.floor(now / 3600) * 3600;
+    const b = await block(1, t0);
+    socket.send({ type: "results", results: [
+      { seq: 1, result: sample(CDNS_PUBLIC, p.id, now - 30, hourName(t0), [{ pairs: 1, gz: "not base64!" }]) },
+      { seq: 2, result: sample(CDNS_PUBLIC, p.id, now - 20, hourName(t0), Array.from({ length: 17 }, () => b)) },
+      { seq: 3, result: sample(CDNS_PUBLIC, p.id, now - 10, hourName(t0), [b]) },
+    ] });
+    expect(((await socket.next("reject")) as { seq: number }).seq).toBe(1);
+    expect(((await socket.next("reject")) as { seq: number }).seq).toBe(2);
+    expect((await socket.next("ack")).upto).toBe(3);
+    const listed = ((await (await call(`/api/v2/dnsstats/samples/?start=${t0}&stop=${now}&probe=${p.id}`)).json()) as { results: { pairs: number }[] }).results;
+    expect(listed.map((x) => x.pairs)).toEqual([1]);
+    socket.ws.close();
   });
 });

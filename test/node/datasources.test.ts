@@ -1,8 +1,10 @@
 // An appliance as a data source, end to end with real processes: Knot DNS in a namespace logs its queries and
 // responses as dnstap to the agent's socket; the agent (its shipped bundle) keeps DNS statistics per minute, is
 // stopped mid-minute and started again, and its records reach the edge exactly once. The agent's minute files must
-// count every query the clients saw answered, and the edge's merged answer must equal those files added up.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+// count every query the clients saw answered, the edge's merged answer must equal those files added up, and the
+// edge's C-DNS file of the hour must hold exactly the sampled pairs of the agent's own files.
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Edge, LOCAL_SITES, provisionProbe, startEdge, startProbe, type ProbeProcess } from "../../scripts/local.ts";
@@ -15,6 +17,7 @@ import { freePort, tempDir, until } from "./system.ts";
 const why = netnsUnavailable() ?? missingPrograms("knotd", "knotc", "dnsperf") ??
   (existsSync("/usr/lib/x86_64-linux-gnu/knot/modules-3.2/dnstap.so") || readdirSync("/usr/lib").some((d) => existsSync(join("/usr/lib", d, "knot", "modules-3.2", "dnstap.so"))) ? null : "knot-module-dnstap is missing");
 if (why) console.warn(`skipping the data-source end-to-end test: ${why}`);
+const noCbor2 = (() => { try { execFileSync("/usr/bin/python3", ["-c", "import cbor2"], { stdio: "ignore" }); return false; } catch { return true; } })();
 
 type Merged = { queries: number; responses: number; probes: number[]; datasets: { name: string; dimensions: [string, string]; data: Record<string, string | { val: string; count: number }[]>[] }[] };
 
@@ -40,7 +43,7 @@ describe.skipIf(why !== null)("DNS statistics from a Knot server's dnstap, throu
     const socketPath = join(state, "tap.sock");
     const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, {
       heartbeat_s: 5, builtins: { enabled: false },
-      dnsstats: { dnstap_socket: socketPath, upload: true, public: true, sample_rate: 0.1 },
+      dnsstats: { dnstap_socket: socketPath, upload: true, public: true, sample_rate: 0.1, sample_public: true },
     });
     agent = startProbe(probe, { quiet: true });
     await until("the agent's dnstap socket", async () => existsSync(socketPath), 30_000, 100);
@@ -87,5 +90,24 @@ describe.skipIf(why !== null)("DNS statistics from a Knot server's dnstap, throu
     // Every record went once: the generic API lists each (probe, timestamp) once and their minutes add up again.
     const raw = (await (await fetch(`${edge.url}/api/v2/measurements/7001/results/?start=${start}&probe_ids=${probe.id}`)).json()) as { minutes: MinuteRecord[] }[];
     expect(raw.flatMap((r) => r.minutes).flatMap((m) => m.servers).reduce((n, s) => n + s.queries, 0)).toBe(local);
+
+    // The sample: the edge's C-DNS file of each hour holds exactly the pairs of the agent's own files (both runs),
+    // and Python's cbor2 reads it and the RFC's CDDL accepts it.
+    if (noCbor2) return;
+    const reader = join(import.meta.dirname, "dnsstats", "cdns_read.py");
+    const cdnsDir = join(probe.stateDir, "dnsstats", "cdns");
+    const pairsOf = (files: string[]) => execFileSync("/usr/bin/python3", [reader, ...files], { encoding: "utf8" }).trim().split("\n").filter(Boolean).sort();
+    const localPairs = pairsOf(readdirSync(cdnsDir).filter((f) => f.endsWith(".cdns.gz")).map((f) => join(cdnsDir, f)));
+    expect(localPairs.length).toBeGreaterThan(50);
+    const listed = await until("the edge to hold the sample", async () => {
+      const res = (await (await fetch(`${edge.url}/api/v2/dnsstats/samples/?start=${start}&stop=${stop}&probe=${probe.id}`)).json()) as { results: { pairs: number; url: string }[] };
+      return res.results.reduce((n, r) => n + r.pairs, 0) === localPairs.length ? res.results : null;
+    }, 60_000, 500);
+    const downloaded = await Promise.all(listed.map(async (entry, i) => {
+      const path = join(state, `edge-${i}.cdns.gz`);
+      writeFileSync(path, Buffer.from(await (await fetch(entry.url)).arrayBuffer()));
+      return path;
+    }));
+    expect(pairsOf(downloaded)).toEqual(localPairs);
   }, 180_000);
 });

@@ -5,11 +5,12 @@
 import type { IRequest } from "itty-router";
 import { REGISTRY_NAME } from "../../durable-objects/env.ts";
 import { readResults } from "../../durable-objects/results.ts";
-import { type DataSourceKind, dataSourceId, DNSSTATS_DATASETS, type DnsStatsResult, type TrafficResult } from "../../protocol/index.ts";
+import { type CdnsResult, type DataSourceKind, dataSourceId, DNSSTATS_DATASETS, type DnsStatsResult, type TrafficResult } from "../../protocol/index.ts";
+import { cdnsFile } from "../../protocol/cdns-file.ts";
 import { type DscDataset, mergeDsc } from "../../protocol/dsc.ts";
 import { HyperLogLog } from "../../protocol/hll.ts";
 import { apiKey } from "./auth.ts";
-import { intListParam, parameterError } from "./errors.ts";
+import { ApiError, intListParam, intParam, parameterError } from "./errors.ts";
 import { timeRange } from "./results.ts";
 
 /**
@@ -19,7 +20,7 @@ import { timeRange } from "./results.ts";
 const RECORD_LAG_S = 600;
 
 /** The records of a kind in the range: public ones, and private ones of the probes the caller's account hosts. */
-async function records<T extends DnsStatsResult | TrafficResult>(request: IRequest, env: Env, kind: DataSourceKind, start: number, stop: number, probes: number[] | undefined): Promise<T[]> {
+async function records<T extends DnsStatsResult | TrafficResult | CdnsResult>(request: IRequest, env: Env, kind: DataSourceKind, start: number, stop: number, probes: number[] | undefined): Promise<T[]> {
   const caller = await apiKey(request, env);
   const owned = new Set<number>();
   if (caller) {
@@ -116,4 +117,72 @@ export async function getTraffic(request: IRequest, env: Env): Promise<Response>
   }
   const list = [...apps.values()].sort((a, b) => b.bytes_up + b.bytes_down - (a.bytes_up + a.bytes_down) || (a.label < b.label ? -1 : 1));
   return Response.json({ start, stop, probes: [...seenProbes].sort((a, b) => a - b), intervals, apps: list });
+}
+
+/** An hour of an appliance's C-DNS file as the agent names it (YYYYMMDD-HH), as unix seconds. */
+function hourStart(hour: string): number {
+  const m = hour.match(/^(\d{4})(\d{2})(\d{2})-(\d{2})$/);
+  const t = m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4])) / 1000 : NaN;
+  if (!Number.isFinite(t) || new Date(t * 1000).getUTCHours() !== Number(m![4])) throw parameterError("hour", "Enter an hour as YYYYMMDD-HH (UTC).");
+  return t;
+}
+
+/** A probe's sampled blocks of one hour, in the order they were written, grouped by the parameters they were written with. */
+function parts(found: CdnsResult[]): Map<string, { parameters: CdnsResult["parameters"]; blocks: CdnsResult["blocks"]; source: string }> {
+  const out = new Map<string, { parameters: CdnsResult["parameters"]; blocks: CdnsResult["blocks"]; source: string }>();
+  for (const r of [...found].sort((a, b) => a.timestamp - b.timestamp)) {
+    const key = `${r.prb_id}|${r.hour}|${JSON.stringify(r.parameters)}`;
+    const part = out.get(key) ?? { parameters: r.parameters, blocks: [], source: r.source };
+    part.blocks.push(...r.blocks);
+    out.set(key, part);
+  }
+  return out;
+}
+
+/**
+ * GET /api/v2/dnsstats/samples/?start&stop[&probe] — the appliances' sampled query/response pairs (C-DNS), one entry
+ * per probe and hour (and per set of parameters, when an appliance changed them within the hour): `{probe, hour,
+ * part, source, pairs, blocks, parameters, url}`; public ones for everybody, private ones for the probe's host.
+ */
+export async function listSamples(request: IRequest, env: Env): Promise<Response> {
+  const url = new URL(request.url);
+  const { start, stop } = timeRange(url);
+  const found = await records<CdnsResult>(request, env, "cdns", start, stop, intListParam(url, "probe"));
+  const byProbeHour = new Map<string, number>();
+  const results = [...parts(found)].map(([key, p]) => {
+    const [probe, hour] = key.split("|") as [string, string];
+    const part = (byProbeHour.get(`${probe}|${hour}`) ?? 0) + 1;
+    byProbeHour.set(`${probe}|${hour}`, part);
+    return {
+      probe: Number(probe), hour, part, source: p.source, pairs: p.blocks.reduce((n, b) => n + b.pairs, 0), blocks: p.blocks.length, parameters: p.parameters,
+      url: `${url.origin}/api/v2/dnsstats/samples/${probe}/${hour}/${part > 1 ? `?part=${part}` : ""}`,
+    };
+  }).sort((a, b) => a.probe - b.probe || (a.hour < b.hour ? -1 : a.hour > b.hour ? 1 : a.part - b.part));
+  return Response.json({ count: results.length, results });
+}
+
+/** GET /api/v2/dnsstats/samples/{probe}/{hour}/[?part=N] — that hour's C-DNS file (RFC 8618), gzipped. */
+export async function getSample(request: IRequest, env: Env): Promise<Response> {
+  const url = new URL(request.url);
+  const probe = Number(request.params.probe);
+  if (!Number.isSafeInteger(probe) || probe <= 0) throw parameterError("probe", "Enter a probe id.");
+  const hour = String(request.params.hour);
+  const start = hourStart(hour);
+  const wanted = intParam(url, "part", 1, 1000) ?? 1;
+  const found = (await records<CdnsResult>(request, env, "cdns", start, start + 3600, [probe])).filter((r) => r.hour === hour);
+  const part = [...parts(found).values()][wanted - 1];
+  if (!part) throw new ApiError(404, `No sample of probe ${probe} for hour ${hour}${wanted > 1 ? ` (part ${wanted})` : ""} that this key may read.`);
+  const blocks = await Promise.all(part.blocks.map(async (b) => gunzip(Uint8Array.from(atob(b.gz), (c) => c.charCodeAt(0)))));
+  const file = cdnsFile({
+    sampleRate: part.parameters.sample_rate, queryTimeoutMs: part.parameters.query_timeout_ms, generator: "vantage edge",
+    clientPrefixV4: part.parameters.client_prefix_v4, clientPrefixV6: part.parameters.client_prefix_v6, interfaces: [part.source],
+  }, blocks);
+  const gz = new Response(new Blob([file]).stream().pipeThrough(new CompressionStream("gzip")));
+  return new Response(gz.body, {
+    headers: { "Content-Type": "application/gzip", "Content-Disposition": `attachment; filename="probe-${probe}-${hour}${wanted > 1 ? `.${wanted}` : ""}.cdns.gz"` },
+  });
+}
+
+async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
 }
