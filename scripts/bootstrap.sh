@@ -19,17 +19,19 @@ if [ -n "$missing" ]; then
 fi
 
 # The tests check measurements against real servers and reference tools (NSD, unbound, dig, chronyd, sntp, iputils ping, traceroute, scamper;
-# dnsperf, tcpdump and tshark for the DNS statistics) on
+# dnsperf, tcpdump, tshark and Knot with its dnstap module for the DNS statistics) on
 # paths they build (nftables for loss, a compiled TUN delay line), and drive the
 # edge with RIPE's own client, unmodified (Debian's cousteau 1.4.2).
 if [ "$1" = test ]; then
   want=""
   for tool in /usr/sbin/nsd:nsd /usr/sbin/unbound:unbound /usr/bin/dig:dnsutils /usr/sbin/chronyd:chrony /usr/bin/sntp:sntp /usr/bin/ping:iputils-ping /usr/sbin/nft:nftables /usr/bin/cc:gcc /usr/sbin/traceroute:traceroute /usr/bin/scamper:scamper /usr/include/pcap/pcap.h:libpcap-dev \
       /usr/include/ndpi/ndpi_api.h:libndpi-dev /usr/include/hs/hs.h:libvectorscan-dev /usr/bin/ndpiReader:libndpi-bin \
-      /usr/bin/tshark:tshark /usr/bin/dnsperf:dnsperf /usr/bin/tcpdump:tcpdump; do
+      /usr/bin/tshark:tshark /usr/bin/dnsperf:dnsperf /usr/bin/tcpdump:tcpdump /usr/sbin/knotd:knot; do
     [ -e "${tool%%:*}" ] || want="$want ${tool#*:}"
   done
   /usr/bin/python3 -c 'import ripe.atlas.cousteau' >/dev/null 2>&1 || want="$want python3-ripe-atlas-cousteau"
+  # Knot logs its queries to the agent as dnstap (test/node/datasources.test.ts) through its dnstap module.
+  ls /usr/lib/*/knot/modules-*/dnstap.so >/dev/null 2>&1 || want="$want knot-module-dnstap"
   # The DNS statistics collector's C-DNS files are read back by Python's cbor2 (test/node/dnsstats/cdns_read.py).
   /usr/bin/python3 -c 'import cbor2' >/dev/null 2>&1 || want="$want python3-cbor2"
   # The web console is tested in Debian's Chromium (test/node/web.test.ts, with playwright-core).

@@ -3,7 +3,7 @@
 // built by the hourly Cron Trigger.
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { sha256Hex } from "../../protocol/index.ts";
+import { DNSSTATS_PRIVATE, DNSSTATS_PUBLIC, sha256Hex } from "../../protocol/index.ts";
 import worker from "../../workers/index.ts";
 import { ADMIN, call, connect, createPing, enroll, env, errorOf, newKey, pingResult, post } from "./harness.ts";
 
@@ -75,6 +75,28 @@ describe("archive bundles", () => {
     expect(rest.status).toBe(206);
     expect(rest.headers.get("Content-Range")).toBe(`bytes 10-${m.bytes - 1}/${m.bytes}`);
     expect(new Uint8Array(await rest.arrayBuffer())).toEqual(whole.slice(10));
+  });
+
+  it("bundles appliances' public data-source records by type, never their private ones", async () => {
+    // A recent hour: data sources, like built-ins, are accepted up to a week old.
+    const start = (Math.floor(Date.now() / 3_600_000) - 2) * 3600;
+    const hour = new Date(start * 1000).toISOString().slice(0, 13);
+    const probe = await enroll({ country_code: "NL" });
+    const { socket } = await connect(probe);
+    const minute = { start_time: start, stop_time: start + 60, capture: { packets: 2, not_dns: 0, fragments: 0, tcp_partial: 0, malformed: 0, messages: 2 },
+      servers: [{ server: "192.0.2.53", queries: 1, responses: 1, clients: { estimate: 1, hll: { sparse: [33] } }, datasets: [] }] };
+    const record = (msm: number, timestamp: number) => ({ fw: 5020, mver: "1.0.0", lts: 1, msm_id: msm, prb_id: probe.id, timestamp, from: "", type: "dnsstats", source: "eth1", minutes: [minute] });
+    socket.send({ type: "results", results: [{ seq: 1, result: record(DNSSTATS_PUBLIC, start + 65) }, { seq: 2, result: record(DNSSTATS_PRIVATE, start + 75) }] });
+    expect((await socket.next("ack")).upto).toBe(2);
+    expect((await post("/admin/controllers/weur-0/flush", {}, auth)).status).toBe(200);
+    const built = await post("/admin/bundles/build", { type: "dnsstats", hour }, auth);
+    expect(built.status).toBe(201);
+    const m = (await built.json()) as Manifest;
+    expect(m).toMatchObject({ count: 1, first_timestamp: start + 65 });
+    const link = (await call(`/api/v2/bundles/${m.name}/download`, { redirect: "manual" })).headers.get("Location")!;
+    const lines = await gunzipLines(new Uint8Array(await (await call(new URL(link).pathname + new URL(link).search)).arrayBuffer()));
+    expect(lines.map((l) => (JSON.parse(l) as { msm_id: number; prb_id: number }))).toEqual([expect.objectContaining({ msm_id: DNSSTATS_PUBLIC, prb_id: probe.id })]);
+    socket.ws.close();
   });
 
   it("refuses altered or expired links, unknown bundles and bad requests, saying why", async () => {
