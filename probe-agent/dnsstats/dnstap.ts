@@ -176,9 +176,14 @@ function address(b: Uint8Array): number | string {
  * `dnstap-output unix`), bidirectional Frame Streams: every connection's frames to `onFrame`. A connection that
  * breaks the protocol is closed with the reason logged; others go on.
  */
-export function serveDnstap(path: string, onFrame: (frame: Uint8Array) => void, log: (msg: string) => void): Promise<Server> {
+export type DnstapListener = { server: Server; close: () => Promise<void> };
+
+export function serveDnstap(path: string, onFrame: (frame: Uint8Array) => void, log: (msg: string) => void): Promise<DnstapListener> {
   rmSync(path, { force: true });
+  const sockets = new Set<Socket>();
   const server = createServer((socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
     const reader = new FrameStreamReader(onFrame, (control) => socket.write(control));
     socket.on("data", (chunk: Buffer) => {
       try {
@@ -190,12 +195,18 @@ export function serveDnstap(path: string, onFrame: (frame: Uint8Array) => void, 
     });
     socket.on("error", () => socket.destroy());
   });
+  // Closing ends the server's connections too (a DNS server keeps its dnstap connection open for ever, and a
+  // listener's close waits for every connection): what they already delivered has been counted.
+  const close = () => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    for (const s of sockets) s.destroy();
+  });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(path, () => {
       // The DNS server runs as its own user; only the socket's owner and group may write to it.
       chmodSync(path, 0o660);
-      resolve(server);
+      resolve({ server, close });
     });
   });
 }

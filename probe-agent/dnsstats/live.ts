@@ -3,14 +3,13 @@
 // even when no packet comes), minutes and the sample into state_dir/dnsstats/, and each closed minute and each
 // written C-DNS block handed over for upload (`onMinute`, `onBlock`).
 import { createRequire } from "node:module";
-import type { Server } from "node:net";
 import { join } from "node:path";
 import type { AgentConfig } from "../config.ts";
 import { AGENT_DIR } from "../dir.ts";
 import type { Log } from "../agent.ts";
 import { DnsStatsCollector, type MinuteRecord } from "./collector.ts";
 import { decodeFrame, DnsPacket } from "./decode.ts";
-import { type DnstapCounters, dnstapMessage, serveDnstap } from "./dnstap.ts";
+import { type DnstapCounters, type DnstapListener, dnstapMessage, serveDnstap } from "./dnstap.ts";
 import { DnsStatsStore } from "./store.ts";
 
 type CaptureHandle = { close(): void; stats(): { received: number; kernel_dropped: number; batches_dropped: number } };
@@ -28,7 +27,7 @@ export class LiveDnsStats {
   private readonly each = (p: DnsPacket) => this.collector.message(p);
   private capture: CaptureHandle | null = null;
   private captureEnded: Promise<void> = Promise.resolve();
-  private dnstap: Server | null = null;
+  private dnstap: DnstapListener | null = null;
   private clock: NodeJS.Timeout | null = null;
   readonly dnstapCounters: DnstapCounters = { frames: 0, messages: 0, other_types: 0, malformed: 0 };
 
@@ -83,9 +82,9 @@ export class LiveDnsStats {
     // The capture hands over what the kernel still held before it ends; only then is the collector finished.
     this.capture?.close();
     await this.captureEnded;
-    const server = this.dnstap;
+    const listener = this.dnstap;
     this.dnstap = null;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await listener?.close();
     this.collector.finish();
     this.store.close();
   }
