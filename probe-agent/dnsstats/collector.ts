@@ -167,15 +167,16 @@ export class DnsStatsCollector {
 
   /**
    * Where a query waits for its response. IPv4 flows are keyed by a number (client port, DNS id, transport) and
-   * checked against the addresses stored with it: no string per message. A second flow with the same number, and
-   * IPv6 flows, are keyed by a string of the whole tuple.
+   * checked against the addresses stored with it: no string per message. A second flow with the same number while
+   * the first waits, and IPv6 flows, are keyed by a string of the whole tuple; a response the number does not
+   * match looks there too (the first flow may have been answered since).
    */
-  private find(client: number | string, clientPort: number, server: number | string, serverPort: number, tcp: boolean): [number | string, Pending | undefined] {
+  private find(client: number | string, clientPort: number, server: number | string, serverPort: number, tcp: boolean, forQuery: boolean): [number | string, Pending | undefined] {
     const id = this.h.id;
     if (typeof client === "number") {
       const n = (clientPort * 65536 + id) * 2 + (tcp ? 1 : 0);
       const q = this.pending.get(n);
-      if (!q || (q.client === client && q.server === server && q.serverPort === serverPort)) return [n, q];
+      if (q ? q.client === client && q.server === server && q.serverPort === serverPort : forQuery) return [n, q];
     }
     const k = `${client}|${clientPort}|${server}|${serverPort}|${id}|${tcp ? 1 : 0}`;
     return [k, this.pending.get(k)];
@@ -201,7 +202,7 @@ export class DnsStatsCollector {
     d[SUBNET]!.add("ALL", typeof p.src === "number" ? (p.src & 0xffffff00) >>> 0 : p.src.slice(0, 24));
     if (this.o.clientAddresses) d[CLIENT]!.add("ALL", typeof p.src === "number" ? v4Text(p.src) : v6Text(p.src));
     s.hll.add(p.src);
-    const [key, earlier] = this.find(p.src, p.srcPort, p.dst, p.dstPort, p.tcp);
+    const [key, earlier] = this.find(p.src, p.srcPort, p.dst, p.dstPort, p.tcp, true);
     if (earlier) {
       // The same client, port and id again before an answer: the earlier query is given up.
       this.pending.delete(key);
@@ -225,7 +226,7 @@ export class DnsStatsCollector {
     s.responses++;
     s.d[RCODE]!.add("ALL", h.rcode);
     s.d[RLEN]!.add(h.rcode, p.len & ~15);
-    const [key, q] = this.find(p.dst, p.dstPort, p.src, p.srcPort, p.tcp);
+    const [key, q] = this.find(p.dst, p.dstPort, p.src, p.srcPort, p.tcp, false);
     if (!q) {
       s.d[RTIME]!.add("ALL", MISSING_QUERY);
       if (this.sampled(p.dst, p.dstPort, h.id)) {

@@ -247,10 +247,13 @@ describe.skipIf(why !== null || !existsSync(CAPTURE_ADDON))("DNS statistics from
 
 describe("capture files the collector is given", () => {
   const dir = tempDir("dnsstats-bad");
+  /** Collects a capture made of `bytes` into an output directory of its own (`out`). */
+  let out = "";
   const collect = (bytes: Buffer) => {
     const f = join(dir, `f${Math.random()}.pcap`);
     writeFileSync(f, bytes);
-    return collectFile(f, join(dir, "out"), {}, "test");
+    out = join(dir, `out-${Math.random()}`);
+    return collectFile(f, out, {}, "test");
   };
   // A pcap header (µs, Ethernet) and one record holding a UDP DNS query for example.test A from 10.0.0.1 to 10.0.0.2.
   const header = Buffer.from("d4c3b2a1020004000000000000000000ffff000001000000", "hex");
@@ -267,10 +270,31 @@ describe("capture files the collector is given", () => {
   it("counts a well-formed query, unanswered at the end of the file", async () => {
     const s = await collect(Buffer.concat([header, record(frame)]));
     expect({ packets: s.packets, messages: s.messages, minutes: s.minutes }).toEqual({ packets: 1, messages: 1, minutes: 1 });
-    const m = JSON.parse(readFileSync(join(dir, "out", "minutes", "1796684460.json"), "utf8")) as MinuteRecord;
+    const m = JSON.parse(readFileSync(join(out, "minutes", "1796684460.json"), "utf8")) as MinuteRecord;
     expect(m.servers[0]!.server).toBe("10.0.0.2");
     expect(m.servers[0]!.datasets.find((d) => d.name === "response_time")!.data).toEqual([{ All: "ALL", ResponseTime: [{ val: "unanswered", count: 1 }] }]);
     expect(m.servers[0]!.datasets.find((d) => d.name === "qname")!.data).toEqual([{ All: "ALL", Qname: [{ val: "example.test", count: 1 }] }]);
+  });
+
+  it("matches each response to its own query when two clients use the same port and DNS id at once", async () => {
+    // Query and response frames between 10.0.0.X:40000 and 10.0.0.2:53, DNS id 0x1234 for both clients.
+    const frameOf = (client: number, response: boolean) => {
+      const msg = Buffer.from(dns);
+      if (response) msg[2] = 0x81, msg[3] = 0x80;
+      const u = Buffer.concat([Buffer.from(response ? [0, 53, 0x9c, 0x40, 0, 8 + msg.length, 0, 0] : [0x9c, 0x40, 0, 53, 0, 8 + msg.length, 0, 0]), msg]);
+      const [src, dst] = response ? [[10, 0, 0, 2], [10, 0, 0, client]] : [[10, 0, 0, client], [10, 0, 0, 2]];
+      const i = Buffer.concat([Buffer.from([0x45, 0, 0, 20 + u.length, 0, 0, 0, 0, 64, 17, 0, 0, ...src, ...dst]), u]);
+      return Buffer.concat([Buffer.alloc(12), Buffer.from([8, 0]), i]);
+    };
+    const at = (data: Buffer, usec: number) => {
+      const r = record(data);
+      r.writeUInt32LE(usec, 4);
+      return r;
+    };
+    const s = await collect(Buffer.concat([header, at(frameOf(1, false), 0), at(frameOf(3, false), 100), at(frameOf(1, true), 200), at(frameOf(3, true), 5000)]));
+    expect(s.messages).toBe(4);
+    const m = JSON.parse(readFileSync(join(out, "minutes", "1796684460.json"), "utf8")) as MinuteRecord;
+    expect(m.servers[0]!.datasets.find((d) => d.name === "response_time")!.data).toEqual([{ All: "ALL", ResponseTime: [{ val: "2-5ms", count: 1 }, { val: "<1ms", count: 1 }] }]);
   });
 
   it("refuses a file that is not a capture, naming it and its magic", async () => {
