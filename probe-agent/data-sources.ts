@@ -1,8 +1,10 @@
 // The appliance as a data source: the traffic classifier's reports and the DNS statistics, started when the config
 // asks for them, kept on the appliance's disk, and (when the host lets them) uploaded as records the agent spools
-// and sends like results (protocol/datasources.ts), under the id that says whether they are public. Records of one
-// kind leave at most every UPLOAD_EVERY_S with what closed meanwhile, and their timestamps only grow, at least
-// MIN_SPACING_S apart (the controller's pace for built-ins), across restarts (state_dir/data-sources.json).
+// and sends like results (protocol/datasources.ts), under the id that says whether they are public. A closed minute
+// is spooled at once (one a minute: a crash loses none the journal was given), and so is a classifier report when
+// the last left 5 s ago or more; the sample's C-DNS blocks, which can come every few seconds, leave every
+// UPLOAD_EVERY_S with what was written meanwhile. Record timestamps only grow, at least MIN_SPACING_S apart per kind (the controller's pace for
+// built-ins), across restarts (state_dir/data-sources.json).
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Log } from "./agent.ts";
@@ -15,10 +17,8 @@ import { type DataSourceKind, dataSourceId, type DnsStatsMinute, FIRMWARE_VERSIO
 
 const UPLOAD_EVERY_S = 10;
 const MIN_SPACING_S = 5;
-/** Minutes, intervals or C-DNS blocks in one record at most (the edge's schema allows 10, 60 and 16). */
-const MAX_MINUTES = 10, MAX_INTERVALS = 60, MAX_BLOCKS = 16;
-/** A record's JSON at most, roughly: a minute that would push it past this starts the next record. */
-const MAX_RECORD_CHARS = 256 * 1024;
+/** C-DNS blocks and report intervals in one record at most (the edge's schema allows 16 and 60), and the blocks' base64. */
+const MAX_BLOCKS = 16, MAX_INTERVALS = 60, MAX_RECORD_CHARS = 1024 * 1024;
 
 export class DataSources {
   private readonly config: AgentConfig;
@@ -28,7 +28,7 @@ export class DataSources {
   private monitor: MonitoredInterface | null = null;
   private dns: LiveDnsStats | null = null;
   private stopped = false;
-  private readonly held: { dnsstats: DnsStatsMinute[]; traffic: TrafficInterval[]; cdns: { hour: string; gz: string; pairs: number }[] } = { dnsstats: [], traffic: [], cdns: [] };
+  private readonly held: { cdns: { hour: string; gz: string; pairs: number }[]; traffic: TrafficInterval[] } = { cdns: [], traffic: [] };
   private readonly last: Record<DataSourceKind, number>;
   private readonly statePath: string;
   private timer: NodeJS.Timeout | null = null;
@@ -49,7 +49,12 @@ export class DataSources {
     if (classifier) {
       void import("./classifier.ts").then(({ MonitoredInterface }) => {
         if (this.stopped) return;
-        this.monitor = new MonitoredInterface(classifier, this.config.state_dir, this.log, (r) => { if (classifier.upload) this.held.traffic.push(r); });
+        this.monitor = new MonitoredInterface(classifier, this.config.state_dir, this.log, (r) => {
+          if (!classifier.upload) return;
+          this.held.traffic.push(r);
+          // Reports every few minutes go at once; shorter intervals (down to 1 s) are gathered, one record per 5 s.
+          if (Math.floor(Date.now() / 1000) >= this.last.traffic + MIN_SPACING_S) this.flush();
+        });
         this.monitor.start();
       });
     }
@@ -59,7 +64,7 @@ export class DataSources {
         if (this.stopped) return;
         const { AGENT_VERSION } = await import("./version.ts");
         const live = new LiveDnsStats(dnsstats, this.config.state_dir, `vantage-probe ${AGENT_VERSION}`, this.log,
-          (m) => { if (dnsstats.upload) this.held.dnsstats.push(uploadable(m)); },
+          (m) => { if (dnsstats.upload) this.emit("dnsstats", dnsstats.public, { type: "dnsstats", source: dnsstats.interface ?? "dnstap", minutes: [uploadable(m)] }); },
           (hour, block, pairs) => { if (sampleUpload(dnsstats)) this.held.cdns.push({ hour, pairs, gz: gzipSync(block).toString("base64") }); });
         try {
           await live.start();
@@ -70,7 +75,7 @@ export class DataSources {
         }
       });
     }
-    if (classifier?.upload || dnsstats?.upload || (dnsstats && sampleUpload(dnsstats))) {
+    if ((dnsstats && sampleUpload(dnsstats)) || classifier?.upload) {
       this.timer = setInterval(() => this.flush(), UPLOAD_EVERY_S * 1000);
       this.timer.unref();
     }
@@ -89,31 +94,24 @@ export class DataSources {
     return this.dns?.stats() ?? null;
   }
 
-  /** Spools what closed since the last upload: one record per kind (or a few, when they are large). */
+  /** Spools the C-DNS blocks written and the reports gathered since the last upload (C-DNS: records of one hour's blocks). */
   flush(): void {
-    const now = Math.floor(Date.now() / 1000);
     const dns = this.config.dnsstats, traffic = this.config.classifier;
-    while (this.held.dnsstats.length && dns) {
-      const minutes = takeRecord(this.held.dnsstats, MAX_MINUTES);
-      this.emit("dnsstats", dns.public, now, { type: "dnsstats", source: dns.interface ?? "dnstap", minutes });
+    while (this.held.traffic.length && traffic) {
+      this.emit("traffic", traffic.public, { type: "traffic", source: traffic.interface, intervals: this.held.traffic.splice(0, MAX_INTERVALS) });
     }
     while (this.held.cdns.length && dns) {
-      // A record holds blocks of one hour's file, at most MAX_BLOCKS and ~1 MB of base64.
       const hour = this.held.cdns[0]!.hour;
       let n = 0, chars = 0;
-      while (n < this.held.cdns.length && n < MAX_BLOCKS && this.held.cdns[n]!.hour === hour && (n === 0 || chars + this.held.cdns[n]!.gz.length <= 4 * MAX_RECORD_CHARS)) chars += this.held.cdns[n++]!.gz.length;
+      while (n < this.held.cdns.length && n < MAX_BLOCKS && this.held.cdns[n]!.hour === hour && (n === 0 || chars + this.held.cdns[n]!.gz.length <= MAX_RECORD_CHARS)) chars += this.held.cdns[n++]!.gz.length;
       const blocks = this.held.cdns.splice(0, n).map((b) => ({ pairs: b.pairs, gz: b.gz }));
       const parameters = { sample_rate: dns.sample_rate, query_timeout_ms: 5000, ...(dns.client_addresses ? {} : { client_prefix_v4: 24, client_prefix_v6: 96 }) };
-      this.emit("cdns", dns.sample_public, now, { type: "cdns", source: dns.interface ?? "dnstap", hour, parameters, blocks });
-    }
-    while (this.held.traffic.length && traffic) {
-      const intervals = this.held.traffic.splice(0, MAX_INTERVALS);
-      this.emit("traffic", traffic.public, now, { type: "traffic", source: traffic.interface, intervals });
+      this.emit("cdns", dns.sample_public, { type: "cdns", source: dns.interface ?? "dnstap", hour, parameters, blocks });
     }
   }
 
-  private emit(kind: DataSourceKind, isPublic: boolean, now: number, body: Record<string, unknown>): void {
-    const timestamp = Math.max(now, this.last[kind] + MIN_SPACING_S);
+  private emit(kind: DataSourceKind, isPublic: boolean, body: Record<string, unknown>): void {
+    const timestamp = Math.max(Math.floor(Date.now() / 1000), this.last[kind] + MIN_SPACING_S);
     this.last[kind] = timestamp;
     writeFileSync(this.statePath, JSON.stringify(this.last));
     this.submit({
@@ -131,15 +129,4 @@ function sampleUpload(d: NonNullable<AgentConfig["dnsstats"]>): boolean {
 /** A minute as it is uploaded: full client addresses (the host's `client_addresses` opt-in) stay on the appliance. */
 function uploadable(m: MinuteRecord): DnsStatsMinute {
   return { ...m, servers: m.servers.map((s) => ({ ...s, datasets: s.datasets.filter((d) => d.name !== "client") })) } as DnsStatsMinute;
-}
-
-/** Takes minutes off the front of `held` for one record: at most `max`, and at most MAX_RECORD_CHARS of JSON. */
-function takeRecord(held: DnsStatsMinute[], max: number): DnsStatsMinute[] {
-  let chars = 0, n = 0;
-  while (n < held.length && n < max) {
-    chars += JSON.stringify(held[n]).length;
-    if (n > 0 && chars > MAX_RECORD_CHARS) break;
-    n++;
-  }
-  return held.splice(0, n);
 }

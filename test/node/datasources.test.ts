@@ -2,7 +2,8 @@
 // responses as dnstap to the agent's socket; the agent (its shipped bundle) keeps DNS statistics per minute, is
 // stopped mid-minute and started again, and its records reach the edge exactly once. The agent's minute files must
 // count every query the clients saw answered, the edge's merged answer must equal those files added up, and the
-// edge's C-DNS file of the hour must hold exactly the sampled pairs of the agent's own files.
+// edge's C-DNS file of the hour must hold exactly the sampled pairs of the agent's own files; the classifier's
+// reports reach the edge as the agent wrote them.
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -44,6 +45,8 @@ describe.skipIf(why !== null)("DNS statistics from a Knot server's dnstap, throu
     const probe = await provisionProbe(edge, join(state, "probe"), LOCAL_SITES[0]!, {
       heartbeat_s: 5, builtins: { enabled: false },
       dnsstats: { dnstap_socket: socketPath, upload: true, public: true, sample_rate: 0.1, sample_public: true },
+      // And its classifier on the machine's loopback, where this test talks to the edge: reports every 2 s.
+      classifier: { interface: "lo", interval_s: 2, plugins: ["port"], upload: true, public: true },
     });
     agent = startProbe(probe, { quiet: true });
     await until("the agent's dnstap socket", async () => existsSync(socketPath), 30_000, 100);
@@ -96,6 +99,17 @@ describe.skipIf(why !== null)("DNS statistics from a Knot server's dnstap, throu
     // Every record went once: the generic API lists each (probe, timestamp) once and their minutes add up again.
     const raw = (await (await fetch(`${edge.url}/api/v2/measurements/7001/results/?start=${start}&probe_ids=${probe.id}`)).json()) as { minutes: MinuteRecord[] }[];
     expect(raw.flatMap((r) => r.minutes).flatMap((m) => m.servers).reduce((n, s) => n + s.queries, 0)).toBe(local);
+
+    // The classifier's reports arrived too, each as the agent wrote it in its own reports file.
+    const written = readFileSync(join(probe.stateDir, "classifier", "reports.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { start: number; end: number; apps: { label: string; flows: number }[] });
+    type Traffic = { intervals: number; apps: { label: string; flows: number }[] };
+    const traffic = await until("the edge to hold the traffic reports", async () => {
+      const res = (await (await fetch(`${edge.url}/api/v2/traffic/?start=${Math.floor(written[0]!.start)}&stop=${Math.ceil(written.at(-1)!.end)}&probe=${probe.id}`)).json()) as Traffic;
+      return res.intervals >= written.length ? res : null;
+    }, 60_000, 500);
+    const flows = new Map<string, number>();
+    for (const r of written) for (const a of r.apps) flows.set(a.label, (flows.get(a.label) ?? 0) + a.flows);
+    expect(new Map(traffic.apps.map((a) => [a.label, a.flows]))).toEqual(flows);
 
     // The sample: the edge's C-DNS file of each hour holds exactly the pairs of the agent's own files (both runs),
     // and Python's cbor2 reads it and the RFC's CDDL accepts it.
